@@ -1,0 +1,96 @@
+//! Types shared by the XDP program (`lbxdp-ebpf`, `no_std`) and the agent.
+//!
+//! Everything here is `#[repr(C)]` and plain old data: the kernel side writes it
+//! into BPF maps and userspace reads the same bytes back.
+#![no_std]
+
+/// What the first-stage program counts, one slot each in the `PROTO_STATS`
+/// per-CPU array. A packet is counted once at L3 and, when it has one we parse,
+/// once at L4.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Ipv4 = 0,
+    Ipv6 = 1,
+    Arp = 2,
+    /// Any other EtherType.
+    OtherL3 = 3,
+    Tcp = 4,
+    Udp = 5,
+    Icmp = 6,
+    Icmpv6 = 7,
+    /// An IP packet whose L4 we don't parse (or behind too many IPv6 extension headers).
+    OtherL4 = 8,
+    /// A header was cut short: the packet ends before the header it announces.
+    Malformed = 9,
+}
+
+impl Proto {
+    pub const COUNT: u32 = 10;
+    pub const ALL: [Proto; Self::COUNT as usize] = [
+        Proto::Ipv4,
+        Proto::Ipv6,
+        Proto::Arp,
+        Proto::OtherL3,
+        Proto::Tcp,
+        Proto::Udp,
+        Proto::Icmp,
+        Proto::Icmpv6,
+        Proto::OtherL4,
+        Proto::Malformed,
+    ];
+
+    /// The name used in logs and in the agent's JSON counters.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Proto::Ipv4 => "ipv4",
+            Proto::Ipv6 => "ipv6",
+            Proto::Arp => "arp",
+            Proto::OtherL3 => "other_l3",
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::Icmpv6 => "icmpv6",
+            Proto::OtherL4 => "other_l4",
+            Proto::Malformed => "malformed",
+        }
+    }
+}
+
+/// One slot of `PROTO_STATS`: packets and bytes (frame length) seen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProtoStats {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Name of the per-CPU array map of [`ProtoStats`], indexed by [`Proto`].
+pub const PROTO_STATS_MAP: &str = "PROTO_STATS";
+/// Name of the XDP program in the object.
+pub const XDP_PROGRAM: &str = "lbxdp";
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: ProtoStats is #[repr(C)], made only of u64s, has no padding and
+    // every bit pattern is valid, which is what aya::Pod requires.
+    unsafe impl aya::Pod for super::ProtoStats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proto_indices_are_dense_and_match_all() {
+        for (i, p) in Proto::ALL.iter().enumerate() {
+            assert_eq!(*p as u32, i as u32, "{} out of place", p.name());
+        }
+    }
+
+    #[test]
+    fn proto_stats_layout_is_two_u64() {
+        assert_eq!(core::mem::size_of::<ProtoStats>(), 16);
+        assert_eq!(core::mem::align_of::<ProtoStats>(), 8);
+    }
+}

@@ -1,0 +1,3 @@
+#[derive(clap::Args, Default)]
+pub struct RunArgs {}
+pub fn run(_: &RunArgs) -> anyhow::Result<()> { anyhow::bail!("todo") }

@@ -1,0 +1,43 @@
+//! `cargo xtask setup | build | run | test | bench`: everything a new machine needs
+//! to build, demo and test lbxdp, with nothing installed by hand.
+mod build;
+mod demo;
+mod setup;
+mod tests;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, demo and test lbxdp")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make this machine ready: apt packages, Debian's Rust with std sources, bpf-linker.
+    Setup,
+    /// Build the eBPF object and the agent (release) that embeds it.
+    Build(build::BuildArgs),
+    /// The demo: a namespace testbed with 3 nginx backends and the agent in front
+    /// (or, with -f and --iface, the agent on a real interface).
+    Run(demo::RunArgs),
+    /// Unit tests, then the integration tests in network namespaces (needs root).
+    Test(tests::TestArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd.unwrap_or(Cmd::Run(demo::RunArgs::default())) {
+        Cmd::Setup => setup::setup().map(|_| ()),
+        Cmd::Build(args) => build::build(&args).map(|_| ()),
+        Cmd::Run(args) => demo::run(&args),
+        Cmd::Test(args) => tests::test(&args),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,3 @@
+#[derive(clap::Args, Default)]
+pub struct TestArgs {}
+pub fn test(_: &TestArgs) -> anyhow::Result<()> { anyhow::bail!("todo") }
