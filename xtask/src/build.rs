@@ -1,8 +1,5 @@
 //! Builds the eBPF object with Debian's cargo, then the agent that embeds it.
-use std::{
-    path::PathBuf,
-    process::Command,
-};
+use std::{path::PathBuf, process::Command};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -27,7 +24,9 @@ pub fn ebpf_object() -> PathBuf {
 
 /// The agent binary of a profile.
 pub fn agent_binary(debug: bool) -> PathBuf {
-    util::target_dir().join(if debug { "debug" } else { "release" }).join("lbxdp-agent")
+    util::target_dir()
+        .join(if debug { "debug" } else { "release" })
+        .join("lbxdp-agent")
 }
 
 pub fn build_ebpf(tc: &Toolchain) -> anyhow::Result<PathBuf> {
@@ -47,12 +46,21 @@ pub fn build_ebpf(tc: &Toolchain) -> anyhow::Result<PathBuf> {
         .env("RUSTC_BOOTSTRAP", "1")
         // debuginfo feeds bpf-linker's BTF, which the loader and bpftool use.
         .env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf");
-    for var in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "RUSTC_WRAPPER", "RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+    ] {
         cmd.env_remove(var);
     }
     let took = util::run(&mut cmd)?;
     let obj = ebpf_object();
-    let size = std::fs::metadata(&obj).with_context(|| format!("no eBPF object at {}", obj.display()))?.len();
+    let size = std::fs::metadata(&obj)
+        .with_context(|| format!("no eBPF object at {}", obj.display()))?
+        .len();
     println!("    {} ({size} bytes) [took {took:.1?}]", obj.display());
     Ok(obj)
 }
@@ -60,9 +68,13 @@ pub fn build_ebpf(tc: &Toolchain) -> anyhow::Result<PathBuf> {
 pub fn build(args: &BuildArgs) -> anyhow::Result<PathBuf> {
     let tc = setup::setup()?;
     let obj = build_ebpf(&tc)?;
-    step(&format!("build: lbxdp-agent ({})", if args.debug { "debug" } else { "release" }));
+    step(&format!(
+        "build: lbxdp-agent ({})",
+        if args.debug { "debug" } else { "release" }
+    ));
     let mut cmd = util::cargo();
-    cmd.args(["build", "--locked", "-p", "lbxdp-agent"]).env("LBXDP_EBPF_OBJECT", &obj);
+    cmd.args(["build", "--locked", "-p", "lbxdp-agent"])
+        .env("LBXDP_EBPF_OBJECT", &obj);
     if !args.debug {
         cmd.arg("--release");
     }

@@ -19,8 +19,9 @@ pub const BPF_LINKER_VERSION: &str = "0.10.4";
 
 /// Debian's Rust with std sources: builds the eBPF crate.
 const TOOLCHAIN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src"];
-/// What the demo and the integration tests run: real nginx backends, real clients.
-const TESTBED_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nginx", "curl", "util-linux"];
+/// What the demo and the integration tests run: real nginx backends, real clients,
+/// and HAProxy itself, the reference for the config parser.
+const TESTBED_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nginx", "curl", "util-linux", "haproxy"];
 
 /// What the eBPF build needs, once `setup` has made sure it is there.
 pub struct Toolchain {
@@ -70,12 +71,17 @@ pub fn setup() -> anyhow::Result<Toolchain> {
     link_libllvm(&root)?;
 
     println!("    setup done in {:.1?}", start.elapsed());
-    Ok(Toolchain { cargo: PathBuf::from("/usr/bin/cargo"), bin_dir })
+    Ok(Toolchain {
+        cargo: PathBuf::from("/usr/bin/cargo"),
+        bin_dir,
+    })
 }
 
 fn installed_version(bin: &Path) -> Option<String> {
     let out = Command::new(bin).arg("--version").output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Installs whichever of `packages` is missing, in one apt transaction.
@@ -86,7 +92,10 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
         return Ok(());
     }
     if !util::is_root() {
-        bail!("these Debian packages are missing and installing them needs root: {}", missing.join(" "));
+        bail!(
+            "these Debian packages are missing and installing them needs root: {}",
+            missing.join(" ")
+        );
     }
     println!("    installing {}", missing.join(" "));
     // Debian's nginx package starts a system nginx on the host's port 80 when it is
@@ -95,7 +104,9 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     let _policy = PolicyRcd::install()?;
     let apt = |args: &[&str]| {
         let mut cmd = Command::new("apt-get");
-        cmd.args(["-o", "DPkg::Lock::Timeout=600", "-q"]).args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd.args(["-o", "DPkg::Lock::Timeout=600", "-q"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
         cmd
     };
     let took = util::run(&mut apt(&["update"]))?;
@@ -123,13 +134,20 @@ fn missing_packages(packages: &[&str]) -> anyhow::Result<Vec<String>> {
         .filter_map(|l| l.split_whitespace().next())
         .map(|p| p.split(':').next().unwrap_or(p))
         .collect();
-    Ok(packages.iter().filter(|p| !installed.contains(p)).map(|p| p.to_string()).collect())
+    Ok(packages
+        .iter()
+        .filter(|p| !installed.contains(p))
+        .map(|p| p.to_string())
+        .collect())
 }
 
 /// bpf-linker 0.10 dlopens a `libLLVM*` found in `<PATH dir>/../lib`: give it the
 /// exact one that Debian's rustc links, so both agree on the LLVM version.
 fn link_libllvm(root: &Path) -> anyhow::Result<()> {
-    let out = Command::new("ldd").arg("/usr/bin/rustc").output().context("running ldd /usr/bin/rustc")?;
+    let out = Command::new("ldd")
+        .arg("/usr/bin/rustc")
+        .output()
+        .context("running ldd /usr/bin/rustc")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let lib = text
         .lines()
@@ -162,7 +180,10 @@ impl PolicyRcd {
         if path.exists() {
             return Ok(Self(None));
         }
-        std::fs::write(&path, "#!/bin/sh\n# lbxdp xtask: no services during apt-get install\nexit 101\n")?;
+        std::fs::write(
+            &path,
+            "#!/bin/sh\n# lbxdp xtask: no services during apt-get install\nexit 101\n",
+        )?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         Ok(Self(Some(path)))
     }

@@ -14,7 +14,9 @@ pub fn root() -> PathBuf {
 
 /// Where cargo puts things; honours CARGO_TARGET_DIR like cargo does.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// The cargo that runs xtask (rustup's), for the userspace crates.

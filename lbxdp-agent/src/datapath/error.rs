@@ -18,7 +18,11 @@ pub enum DatapathError {
     #[error("this kernel cannot load lbxdp's BPF object ({0}): lbxdp needs Linux >= 5.15 with BTF")]
     Unsupported(String),
     #[error("cannot attach XDP to {iface} in {mode} mode: {reason}")]
-    Attach { iface: String, mode: &'static str, reason: String },
+    Attach {
+        iface: String,
+        mode: &'static str,
+        reason: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -95,6 +99,9 @@ mod tests {
     #[test]
     fn einval_means_the_kernel_lacks_something() {
         let e = Outer(io::Error::from_raw_os_error(libc::EINVAL));
-        assert!(matches!(DatapathError::classify(&e, false), DatapathError::Unsupported(_)));
+        assert!(matches!(
+            DatapathError::classify(&e, false),
+            DatapathError::Unsupported(_)
+        ));
     }
 }

@@ -60,11 +60,15 @@ impl Datapath {
     /// keeps the program's debug-level aya-log statements; without it the
     /// verifier prunes them, so they cost nothing per packet.
     pub fn attach(iface: &str, mode: XdpModeArg, kernel_debug: bool) -> Result<Self, DatapathError> {
-        let ifindex = nix::net::if_::if_nametoindex(iface)
-            .map_err(|_| DatapathError::NoSuchInterface(iface.to_string()))?;
+        let ifindex =
+            nix::net::if_::if_nametoindex(iface).map_err(|_| DatapathError::NoSuchInterface(iface.to_string()))?;
         raise_memlock();
 
-        let level = if kernel_debug { aya_log::Level::Debug } else { aya_log::Level::Info } as u8;
+        let level = if kernel_debug {
+            aya_log::Level::Debug
+        } else {
+            aya_log::Level::Info
+        } as u8;
         let mut ebpf = EbpfLoader::new()
             .override_global(aya_log::LEVEL, &level, false)
             .load(OBJECT)
@@ -86,14 +90,23 @@ impl Datapath {
         for &m in tries {
             match program.attach_to_if_index(ifindex, m.flags()) {
                 Ok(link) => {
-                    return Ok(Self { ebpf, link: Some(link), iface: iface.to_string(), mode: m });
+                    return Ok(Self {
+                        ebpf,
+                        link: Some(link),
+                        iface: iface.to_string(),
+                        mode: m,
+                    });
                 }
                 Err(e) => {
                     let reason = chain(&e);
                     if tries.len() > 1 {
                         warn!("{iface}: {} mode refused ({reason}); trying the next mode", m.as_str());
                     }
-                    last = Some(DatapathError::Attach { iface: iface.to_string(), mode: m.as_str(), reason });
+                    last = Some(DatapathError::Attach {
+                        iface: iface.to_string(),
+                        mode: m.as_str(),
+                        reason,
+                    });
                 }
             }
         }
@@ -129,7 +142,10 @@ impl Datapath {
         let array: PerCpuArray<_, ProtoStats> =
             PerCpuArray::try_from(map).map_err(|e| DatapathError::Other(chain(&e)))?;
         ProtoCounters::read(|idx| {
-            array.get(&idx, 0).map(|v| v.iter().copied().collect::<Vec<_>>()).map_err(|e| DatapathError::Other(chain(&e)))
+            array
+                .get(&idx, 0)
+                .map(|v| v.iter().copied().collect::<Vec<_>>())
+                .map_err(|e| DatapathError::Other(chain(&e)))
         })
     }
 

@@ -19,10 +19,12 @@ impl ProtoCounters {
     pub fn read<E>(mut per_cpu: impl FnMut(u32) -> Result<Vec<ProtoStats>, E>) -> Result<Self, E> {
         let mut out = BTreeMap::new();
         for proto in Proto::ALL {
-            let sum = per_cpu(proto as u32)?.iter().fold(Counter::default(), |acc, s| Counter {
-                packets: acc.packets + s.packets,
-                bytes: acc.bytes + s.bytes,
-            });
+            let sum = per_cpu(proto as u32)?
+                .iter()
+                .fold(Counter::default(), |acc, s| Counter {
+                    packets: acc.packets + s.packets,
+                    bytes: acc.bytes + s.bytes,
+                });
             out.insert(proto.name(), sum);
         }
         Ok(Self(out))
@@ -34,9 +36,17 @@ impl ProtoCounters {
 
     /// One line for the log: the protocols that saw packets.
     pub fn summary(&self) -> String {
-        let seen: Vec<String> =
-            self.0.iter().filter(|(_, c)| c.packets > 0).map(|(n, c)| format!("{n}={}", c.packets)).collect();
-        if seen.is_empty() { "no packets yet".into() } else { seen.join(" ") }
+        let seen: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, c)| c.packets > 0)
+            .map(|(n, c)| format!("{n}={}", c.packets))
+            .collect();
+        if seen.is_empty() {
+            "no packets yet".into()
+        } else {
+            seen.join(" ")
+        }
     }
 }
 
@@ -47,11 +57,23 @@ mod tests {
     #[test]
     fn sums_every_cpu_and_names_every_protocol() {
         let c = ProtoCounters::read(|idx| {
-            Ok::<_, ()>(vec![ProtoStats { packets: idx as u64, bytes: 10 }, ProtoStats { packets: 1, bytes: 5 }])
+            Ok::<_, ()>(vec![
+                ProtoStats {
+                    packets: idx as u64,
+                    bytes: 10,
+                },
+                ProtoStats { packets: 1, bytes: 5 },
+            ])
         })
         .unwrap();
         assert_eq!(c.0.len(), Proto::COUNT as usize);
-        assert_eq!(c.get(Proto::Tcp), Counter { packets: Proto::Tcp as u64 + 1, bytes: 15 });
+        assert_eq!(
+            c.get(Proto::Tcp),
+            Counter {
+                packets: Proto::Tcp as u64 + 1,
+                bytes: 15
+            }
+        );
         assert_eq!(c.get(Proto::Ipv4), Counter { packets: 1, bytes: 15 });
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["tcp"]["packets"], Proto::Tcp as u64 + 1);
@@ -60,7 +82,10 @@ mod tests {
     #[test]
     fn summary_lists_only_what_was_seen() {
         let c = ProtoCounters::read(|idx| {
-            Ok::<_, ()>(vec![ProtoStats { packets: u64::from(idx == Proto::Icmp as u32) * 3, bytes: 0 }])
+            Ok::<_, ()>(vec![ProtoStats {
+                packets: u64::from(idx == Proto::Icmp as u32) * 3,
+                bytes: 0,
+            }])
         })
         .unwrap();
         assert_eq!(c.summary(), "icmp=3");

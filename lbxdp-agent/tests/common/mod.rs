@@ -1,0 +1,123 @@
+//! Helpers shared by the agent's integration tests.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    process::{Child, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use lbxdp_testbed::Testbed;
+
+pub fn agent_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lbxdp-agent")
+}
+
+/// True (and a loud message) when the test can't run here. CI runs as root.
+pub fn skip_without_root(test: &str) -> bool {
+    match lbxdp_testbed::require_root() {
+        Ok(()) => false,
+        Err(why) => {
+            eprintln!("\n!!! SKIPPED {test}: {why}. Integration tests need root (network namespaces, XDP). !!!\n");
+            true
+        }
+    }
+}
+
+/// The agent running in the LB's namespace; killed by pid if the test fails first.
+pub struct Agent {
+    child: Option<Child>,
+    stderr: mpsc::Receiver<String>,
+    stderr_log: Vec<String>,
+}
+
+impl Agent {
+    pub fn start(tb: &Testbed, args: &[&str]) -> Self {
+        let mut child = tb
+            .command(&tb.lb, agent_bin())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting lbxdp-agent");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child: Some(child),
+            stderr: rx,
+            stderr_log: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a stderr line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "agent never logged {needle:?}; stderr so far:\n{}",
+                    self.stderr_log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The XDP mode from the agent's "attached ... in MODE mode" line.
+    pub fn attached_mode(&mut self) -> String {
+        let line = self.wait_for("attached lbxdp to", Duration::from_secs(15));
+        line.split(" in ")
+            .last()
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// SIGTERM, wait (bounded) and return the JSON report from stdout.
+    pub fn stop(mut self) -> serde_json::Value {
+        let mut child = self.child.take().expect("agent running");
+        let (status, killed) =
+            lbxdp_testbed::terminate(&mut child, Duration::from_secs(10)).expect("stopping the agent");
+        assert!(!killed, "agent did not exit within 10 s of SIGTERM");
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .expect("piped stdout")
+            .read_to_string(&mut out)
+            .expect("reading stdout");
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            self.stderr_log.push(line);
+        }
+        assert!(
+            status.success(),
+            "agent exited with {status}; stderr:\n{}",
+            self.stderr_log.join("\n")
+        );
+        let last = out.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("agent's report {last:?} is not JSON: {e}"))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
