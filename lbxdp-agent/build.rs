@@ -9,9 +9,9 @@ fn main() {
     let obj = match std::env::var_os("LBXDP_EBPF_OBJECT") {
         Some(p) => PathBuf::from(p),
         None => {
-            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target")
-            });
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
             target.join("ebpf/bpfel-unknown-none/release/lbxdp-ebpf")
         }
     };

@@ -15,7 +15,11 @@ use tokio::{
 use tracing::{info, warn};
 
 #[derive(Parser, Debug)]
-#[command(name = "lbxdp-agent", version, about = "An XDP layer-4 load balancer driven by haproxy.cfg")]
+#[command(
+    name = "lbxdp-agent",
+    version,
+    about = "An XDP layer-4 load balancer driven by haproxy.cfg"
+)]
 struct Cli {
     /// Configuration file (haproxy.cfg syntax); may be given more than once.
     #[arg(short = 'f', value_name = "FILE")]
@@ -60,9 +64,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // The parser arrives with the haproxy.cfg issue; until then the file must
         // at least exist and be readable, so a typo in -f fails now, not later.
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        info!("{}: {} lines read (not yet interpreted: balancing arrives in a later release)", path.display(), text.lines().count());
+        info!(
+            "{}: {} lines read (not yet interpreted: balancing arrives in a later release)",
+            path.display(),
+            text.lines().count()
+        );
     }
-    let iface = cli.iface.as_deref().context("--iface IFACE is required: the interface to attach XDP to")?;
+    let iface = cli
+        .iface
+        .as_deref()
+        .context("--iface IFACE is required: the interface to attach XDP to")?;
 
     let mut dp = Datapath::attach(iface, cli.xdp_mode, cli.verbose)?;
     info!("attached lbxdp to {iface} in {} mode", dp.mode().as_str());
@@ -112,7 +123,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 
     let counters = dp.counters()?;
-    let report = FinalReport { iface, mode: dp.mode().as_str(), counters };
+    let report = FinalReport {
+        iface,
+        mode: dp.mode().as_str(),
+        counters,
+    };
     println!("{}", serde_json::to_string(&report)?);
     if let Some(t) = log_task {
         t.abort();
