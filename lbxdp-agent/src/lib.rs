@@ -1,3 +1,7 @@
 //! The lbxdp agent: loads the XDP balancer, programs it, and reports on it.
+pub mod balancer;
+pub mod config;
+pub mod config_files;
 pub mod datapath;
 pub mod logging;
+pub mod maglev;

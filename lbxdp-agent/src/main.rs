@@ -1,16 +1,14 @@
-//! `lbxdp-agent`: runs the lbxdp XDP program on an interface.
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+//! `lbxdp-agent`: balances the frontends of an haproxy.cfg with XDP.
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::Parser;
 use lbxdp_agent::{
-    datapath::{Datapath, XdpModeArg},
+    balancer,
+    config::{Config, Severity},
+    config_files,
+    datapath::{NatMode, XdpModeArg},
     logging,
-};
-use serde::Serialize;
-use tokio::{
-    io::{Interest, unix::AsyncFd},
-    signal::unix::{SignalKind, signal},
 };
 use tracing::{info, warn};
 
@@ -21,34 +19,49 @@ use tracing::{info, warn};
     about = "An XDP layer-4 load balancer driven by haproxy.cfg"
 )]
 struct Cli {
-    /// Configuration file (haproxy.cfg syntax); may be given more than once.
+    /// Configuration file or directory of *.cfg files (haproxy.cfg syntax); may be given more than once.
     #[arg(short = 'f', value_name = "FILE")]
     config: Vec<PathBuf>,
-    /// Interface to attach the XDP program to.
+    /// Check mode, as `haproxy -c`: parse the configuration, print its diagnostics, exit 0 if valid, else 1.
+    #[arg(short = 'c')]
+    check: bool,
+    /// Interface to attach the XDP program to; repeat it for a two-arm LB
+    /// (clients on one interface, servers on another).
     #[arg(short = 'i', long, value_name = "IFACE")]
-    iface: Option<String>,
+    iface: Vec<String>,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t)]
     xdp_mode: XdpModeArg,
-    /// Log the counters this often, in seconds (0: only at exit).
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
-    stats_interval: u64,
+    /// How traffic reaches the servers: full NAT (servers need no change) or
+    /// destination NAT (servers see client addresses and route replies via the LB).
+    #[arg(long, value_enum, default_value_t)]
+    nat: NatMode,
+    /// Maglev table size per backend (a prime).
+    #[arg(long, default_value_t = lbxdp_agent::maglev::DEFAULT_TABLE_SIZE, value_name = "N")]
+    maglev_size: u32,
+    /// Flows the connection table remembers (least recently used ones go first).
+    #[arg(long, default_value_t = lbxdp_common::DEFAULT_MAX_FLOWS, value_name = "N")]
+    max_flows: u32,
+    /// Log the counters this often, in seconds (default: 5 with -v, else only
+    /// on SIGUSR1 and at exit).
+    #[arg(long, value_name = "SECS")]
+    stats_interval: Option<u64>,
+    /// Attach a program that passes everything, and nothing else: for the far
+    /// end of a veth, where native XDP_TX delivers only if that end runs XDP.
+    #[arg(long)]
+    xdp_pass: bool,
     /// Debug logging, including the XDP program's own debug records.
     #[arg(short = 'v', long)]
     verbose: bool,
 }
 
-/// Printed on stdout as one JSON line when the agent stops.
-#[derive(Serialize)]
-struct FinalReport<'a> {
-    iface: &'a str,
-    mode: &'static str,
-    counters: lbxdp_agent::datapath::ProtoCounters,
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.check {
+        // No logging set-up, root or interface: this is only the parser.
+        return check(&cli.config);
+    }
     logging::init(cli.verbose);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,79 +72,96 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    for path in &cli.config {
-        // The parser arrives with the haproxy.cfg issue; until then the file must
-        // at least exist and be readable, so a typo in -f fails now, not later.
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        info!(
-            "{}: {} lines read (not yet interpreted: balancing arrives in a later release)",
-            path.display(),
-            text.lines().count()
-        );
+/// `-c`: diagnostics on stderr in HAProxy's format, the verdict on stdout.
+fn check(paths: &[PathBuf]) -> ExitCode {
+    if paths.is_empty() {
+        eprintln!("[ALERT] no configuration file: use -f FILE");
+        return ExitCode::FAILURE;
     }
-    let iface = cli
-        .iface
-        .as_deref()
-        .context("--iface IFACE is required: the interface to attach XDP to")?;
-
-    let mut dp = Datapath::attach(iface, cli.xdp_mode, cli.verbose)?;
-    info!("attached lbxdp to {iface} in {} mode", dp.mode().as_str());
-
-    let logger = match dp.logger() {
-        // SAFETY: the logger owns its ring buffer's fd, which stays open and the
-        // same until the logger drops, and the logger drops only with the AsyncFd.
-        // aya-log's EbpfLogger is meant to be polled this way.
-        Some(l) => Some(
-            unsafe { AsyncFd::register_with_interest(l, Interest::READABLE) }
-                .map_err(|e| anyhow::anyhow!("polling the eBPF log buffer: {e}"))?,
-        ),
-        None => None,
-    };
-    let log_task = logger.map(|mut fd| {
-        tokio::spawn(async move {
-            loop {
-                match fd.readable_mut().await {
-                    Ok(mut guard) => {
-                        guard.get_inner_mut().flush();
-                        guard.clear_ready();
-                    }
-                    Err(e) => {
-                        warn!("eBPF log buffer: {e}");
-                        break;
-                    }
-                }
+    match config_files::load(paths) {
+        Ok(loaded) => {
+            for d in &loaded.diags {
+                eprintln!("{d}");
             }
-        })
-    });
-
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let period = Duration::from_secs(cli.stats_interval.max(1));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tokio::select! {
-            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
-            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = ticker.tick(), if cli.stats_interval > 0 => {
-                match dp.counters() {
-                    Ok(c) => info!("counters: {}", c.summary()),
-                    Err(e) => warn!("reading counters: {e}"),
-                }
+            if loaded.config.is_some() {
+                println!("Configuration file is valid");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("[ALERT] Fatal errors found in configuration.");
+                ExitCode::FAILURE
             }
         }
+        Err(e) => {
+            eprintln!("[ALERT] {e}");
+            ExitCode::FAILURE
+        }
     }
+}
 
-    let counters = dp.counters()?;
-    let report = FinalReport {
-        iface,
-        mode: dp.mode().as_str(),
-        counters,
-    };
-    println!("{}", serde_json::to_string(&report)?);
-    if let Some(t) = log_task {
-        t.abort();
+/// Loads -f for the running agent; alerts stop it, warnings are logged.
+fn load_config(paths: &[PathBuf]) -> anyhow::Result<Option<Config>> {
+    if paths.is_empty() {
+        return Ok(None);
     }
-    dp.detach()?;
+    let loaded = config_files::load(paths)?;
+    for d in &loaded.diags {
+        match d.severity {
+            Severity::Warning => warn!("{d}"),
+            Severity::Alert => eprintln!("{d}"),
+        }
+    }
+    let config = loaded
+        .config
+        .context("the configuration has errors (see the [ALERT] lines)")?;
+    for fe in &config.frontends {
+        let binds: Vec<String> = fe
+            .binds
+            .iter()
+            .map(|b| {
+                let ip = b.addr.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "*".into());
+                let (lo, hi) = (b.addr.ports.start(), b.addr.ports.end());
+                if lo == hi {
+                    format!("{ip}:{lo}")
+                } else {
+                    format!("{ip}:{lo}-{hi}")
+                }
+            })
+            .collect();
+        let backend = fe.backend.as_deref().unwrap_or("(none)");
+        let servers = fe
+            .backend
+            .as_deref()
+            .and_then(|b| config.backend(b))
+            .map_or(0, |b| b.servers.len());
+        info!(
+            "frontend {}: {} -> backend {backend} ({servers} servers)",
+            fe.name,
+            binds.join(", ")
+        );
+    }
+    info!(
+        "configuration: {} frontends, {} backends",
+        config.frontends.len(),
+        config.backends.len()
+    );
+    Ok(Some(config))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.xdp_pass {
+        return balancer::run_pass(&cli.iface, cli.xdp_mode).await;
+    }
+    let config = load_config(&cli.config)?;
+    let opts = balancer::Options {
+        ifaces: cli.iface.clone(),
+        xdp_mode: cli.xdp_mode,
+        nat: cli.nat,
+        table_size: cli.maglev_size,
+        flows: cli.max_flows,
+        kernel_debug: cli.verbose,
+        stats_interval: cli.stats_interval.unwrap_or(if cli.verbose { 5 } else { 0 }),
+    };
+    let report = balancer::run(config.as_ref(), &opts).await?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

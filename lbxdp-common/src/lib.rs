@@ -4,6 +4,9 @@
 //! into BPF maps and userspace reads the same bytes back.
 #![no_std]
 
+mod lb;
+pub use lb::*;
+
 /// What the first-stage program counts, one slot each in the `PROTO_STATS`
 /// per-CPU array. A packet is counted once at L3 and, when it has one we parse,
 /// once at L4.
@@ -75,6 +78,20 @@ mod user {
     // SAFETY: ProtoStats is #[repr(C)], made only of u64s, has no padding and
     // every bit pattern is valid, which is what aya::Pod requires.
     unsafe impl aya::Pod for super::ProtoStats {}
+
+    // SAFETY (all below): #[repr(C)] structs of integers and byte arrays with
+    // explicit padding fields, so no implicit padding, and every bit pattern
+    // is a valid value.
+    unsafe impl aya::Pod for super::FrontendKey {}
+    unsafe impl aya::Pod for super::Frontend {}
+    unsafe impl aya::Pod for super::BackendMeta {}
+    unsafe impl aya::Pod for super::Server {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::Flow {}
+    unsafe impl aya::Pod for super::Reply {}
+    unsafe impl aya::Pod for super::Settings {}
+    unsafe impl aya::Pod for super::ServerStats {}
+    unsafe impl aya::Pod for super::FrontendStats {}
 }
 
 #[cfg(test)]
@@ -86,6 +103,26 @@ mod tests {
         for (i, p) in Proto::ALL.iter().enumerate() {
             assert_eq!(*p as u32, i as u32, "{} out of place", p.name());
         }
+    }
+
+    #[test]
+    fn map_types_have_no_implicit_padding() {
+        use core::mem::size_of;
+        assert_eq!(size_of::<FrontendKey>(), 16 + 2 + 1 + 1);
+        assert_eq!(size_of::<Frontend>(), 12);
+        assert_eq!(size_of::<Server>(), 16 + 16 + 2 + 1 + 1);
+        assert_eq!(size_of::<FlowKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
+        assert_eq!(size_of::<Flow>(), 4 + 4 + 2 + 2 + 4 + 8);
+        assert_eq!(size_of::<Reply>(), 16 + 16 + 2 + 2 + 4 + 4 + 2 + 2 + 8);
+        assert_eq!(size_of::<Settings>(), 4 + 4 + 8 * 3);
+        assert_eq!(size_of::<FrontendStats>(), 8 * 8);
+    }
+
+    #[test]
+    fn maglev_slots_of_copies_do_not_overlap() {
+        assert_eq!(maglev_slot(0, 0, 7, 6), 6);
+        assert_eq!(maglev_slot(0, 1, 7, 0), 7);
+        assert_eq!(maglev_slot(1, 0, 7, 8), 15);
     }
 
     #[test]

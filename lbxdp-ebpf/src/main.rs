@@ -1,61 +1,123 @@
-//! The lbxdp XDP program.
+//! The lbxdp XDP program: a layer-4 balancer.
 //!
-//! First stage: parse Ethernet, IPv4 and IPv6 (with its extension headers) with
-//! bounds checks the verifier can follow, count packets and bytes per protocol
-//! in a per-CPU array, and pass everything on. The balancer builds on this parser.
+//! A TCP or UDP packet to a frontend (VIP, port) is pinned to a server by the
+//! flow table, or by the backend's Maglev table for a new flow; it is then
+//! rewritten (full NAT by default, DNAT per frontend) and sent on with
+//! bpf_fib_lookup and XDP_TX or the devmap. A server's reply is found in the
+//! reply table and rewritten back to come from the VIP. Everything else goes
+//! to the stack untouched, so the LB host stays reachable.
 #![no_std]
 #![no_main]
 
+mod csum;
+mod fib;
+mod nat;
+mod parse;
+
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{BPF_ANY, BPF_NOEXIST, xdp_action},
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::PerCpuArray,
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
-use aya_log_ebpf::debug;
-use lbxdp_common::{Proto, ProtoStats};
-use network_types::{
-    eth::EthHdr,
-    ip::{Ipv4Hdr, Ipv6Hdr},
+use aya_log_ebpf::{debug, warn};
+use lbxdp_common::{
+    BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
+    FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, NO_SERVER, PROTO_TCP, PROTO_UDP, Proto,
+    ProtoStats, Reply, SERVER_UP, Server, ServerStats, Settings, maglev_slot,
+};
+
+use crate::{
+    fib::Verdict,
+    nat::Rewrite,
+    parse::{Packet, Parsed, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
 #[map(name = "PROTO_STATS")]
 static PROTO_STATS: PerCpuArray<ProtoStats> = PerCpuArray::with_max_entries(Proto::COUNT, 0);
+#[map(name = "FRONTENDS")]
+static FRONTENDS: HashMap<FrontendKey, Frontend> = HashMap::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
+#[map(name = "BACKENDS")]
+static BACKENDS: Array<BackendMeta> = Array::with_max_entries(DEFAULT_MAX_BACKENDS, 0);
+/// Resized by the agent to backends x 2 x table size.
+#[map(name = "MAGLEV")]
+static MAGLEV: Array<u32> = Array::with_max_entries(2 * 65537, 0);
+#[map(name = "SERVERS")]
+static SERVERS: Array<Server> = Array::with_max_entries(DEFAULT_MAX_SERVERS, 0);
+#[map(name = "FLOWS")]
+static FLOWS: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+#[map(name = "REPLIES")]
+static REPLIES: LruHashMap<FlowKey, Reply> = LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+#[map(name = "SETTINGS")]
+static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+#[map(name = "SERVER_STATS")]
+static SERVER_STATS: PerCpuArray<ServerStats> = PerCpuArray::with_max_entries(DEFAULT_MAX_SERVERS, 0);
+#[map(name = "FRONTEND_STATS")]
+static FRONTEND_STATS: PerCpuArray<FrontendStats> = PerCpuArray::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
+#[map(name = "TX_PORTS")]
+pub(crate) static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(64, 0);
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_ARP: u16 = 0x0806;
+/// Source ports tried for a new full-NAT flow: the client's own, then these many more.
+const PORT_TRIES: u32 = 8;
+/// Ports picked when the client's is taken: above the well-known ones.
+const PORT_FIRST: u32 = 1024;
+/// How long a closed flow's (LB address, port) stays reserved for it: the
+/// server holds TIME_WAIT that long (Linux: 60 s), and a new connection from
+/// another client on that port would stall there.
+const TIME_WAIT_NS: u64 = 60_000_000_000;
 
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_ICMPV6: u8 = 58;
-const IPPROTO_DSTOPTS: u8 = 60;
+/// Per-CPU working memory: the verifier allows 512 bytes of stack for the
+/// whole call chain, and keys and values of 40-60 bytes add up fast.
+#[repr(C)]
+pub struct Scratch {
+    pub p: Packet,
+    pub key: FlowKey,
+    pub rkey: FlowKey,
+    pub reply: Reply,
+    pub rw: Rewrite,
+}
 
-/// How many IPv6 extension headers we walk before giving up; the loop is
-/// unrolled, so this bounds the verifier's work too.
-const MAX_IPV6_EXT: usize = 4;
+#[map(name = "SCRATCH")]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[xdp]
 pub fn lbxdp(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let (l3, l4) = classify(&ctx);
-    count(l3, len);
-    if let Some(l4) = l4 {
-        count(l4, len);
+    let Some(s) = SCRATCH.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's slot of a per-CPU array, used by this program run
+    // only (XDP runs with preemption off and does not nest).
+    let s = unsafe { &mut *s };
+    match parse::parse(&ctx, &mut s.p) {
+        Parsed::Other(l3, l4) => {
+            count(l3, len);
+            if let Some(l4) = l4 {
+                count(l4, len);
+            }
+            xdp_action::XDP_PASS
+        }
+        Parsed::Balanceable => {
+            count(if s.p.family == lbxdp_common::FAMILY_V4 { Proto::Ipv4 } else { Proto::Ipv6 }, len);
+            count(if s.p.proto == PROTO_TCP { Proto::Tcp } else { Proto::Udp }, len);
+            balance(&ctx, s, len)
+        }
     }
-    debug!(&ctx, "len {} {} {}", len, l3.name(), l4.map_or("-", |p| p.name()));
+}
+
+/// The far end of a veth runs this: native XDP_TX and redirects into a veth
+/// deliver only when its peer has an XDP program.
+#[xdp]
+pub fn lbxdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
 #[inline(always)]
 fn count(proto: Proto, len: u64) {
     if let Some(s) = PROTO_STATS.get_ptr_mut(proto as u32) {
-        // SAFETY: the pointer is this CPU's slot of a per-CPU array; XDP runs
-        // with preemption off, so nothing else writes it while we do.
+        // SAFETY: this CPU's slot of a per-CPU array; XDP runs with
+        // preemption off, so nothing else writes it meanwhile.
         unsafe {
             (*s).packets += 1;
             (*s).bytes += len;
@@ -63,90 +125,336 @@ fn count(proto: Proto, len: u64) {
     }
 }
 
-/// A pointer to a `T` at `offset` in the packet, or `None` if the packet is too short.
 #[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + offset + core::mem::size_of::<T>() > end {
-        return None;
+fn balance(ctx: &XdpContext, s: &mut Scratch, len: u64) -> u32 {
+    let fkey = FrontendKey { addr: s.p.dst, port: s.p.dport, proto: s.p.proto, family: s.p.family };
+    // SAFETY: a map value we only read; the agent replaces frontends whole.
+    if let Some(fe) = unsafe { FRONTENDS.get(&fkey) } {
+        return to_server(ctx, s, fe, len);
     }
-    Some((start + offset) as *const T)
-}
-
-/// The L3 and, where there is one we parse, the L4 protocol of the packet.
-#[inline(always)]
-fn classify(ctx: &XdpContext) -> (Proto, Option<Proto>) {
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return (Proto::Malformed, None);
-    };
-    // SAFETY: ptr_at checked that the whole header lies inside the packet.
-    let ether_type = u16::from_be(unsafe { (*eth).ether_type });
-    match ether_type {
-        ETH_P_IP => (Proto::Ipv4, Some(ipv4_l4(ctx, EthHdr::LEN))),
-        ETH_P_IPV6 => (Proto::Ipv6, Some(ipv6_l4(ctx, EthHdr::LEN))),
-        ETH_P_ARP => (Proto::Arp, None),
-        _ => (Proto::OtherL3, None),
+    set_flow_key(&mut s.rkey, &s.p);
+    if let Some(r) = REPLIES.get_ptr_mut(&s.rkey) {
+        return to_client(ctx, s, r, len);
     }
+    xdp_action::XDP_PASS
 }
 
 #[inline(always)]
-fn ipv4_l4(ctx: &XdpContext, off: usize) -> Proto {
-    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, off) else {
-        return Proto::Malformed;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let (vihl, proto) = unsafe { ((*ip).vihl, (*ip).proto) };
-    let ihl = usize::from(vihl & 0x0f) * 4;
-    if ihl < Ipv4Hdr::LEN || ctx.data() + off + ihl > ctx.data_end() {
-        return Proto::Malformed;
-    }
-    l4_proto(proto)
+fn set_flow_key(k: &mut FlowKey, p: &Packet) {
+    k.src = p.src;
+    k.dst = p.dst;
+    k.sport = p.sport;
+    k.dport = p.dport;
+    k.proto = p.proto;
+    k.family = p.family;
+    k.pad = [0; 2];
 }
 
 #[inline(always)]
-fn ipv6_l4(ctx: &XdpContext, off: usize) -> Proto {
-    let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, off) else {
-        return Proto::Malformed;
+fn frontend_stats(id: u32) -> Option<&'static mut FrontendStats> {
+    // SAFETY: this CPU's slot of a per-CPU array (see `count`).
+    FRONTEND_STATS.get_ptr_mut(id).map(|s| unsafe { &mut *s })
+}
+
+#[inline(always)]
+fn server_stats(id: u32) -> Option<&'static mut ServerStats> {
+    // SAFETY: as above.
+    SERVER_STATS.get_ptr_mut(id).map(|s| unsafe { &mut *s })
+}
+
+// Not inlined: each of these gets its own stack frame, which keeps the
+// chain of frames under the verifier's 512 bytes.
+
+/// Client to server.
+#[inline(never)]
+fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 {
+    let Some(fs) = frontend_stats(fe.id) else {
+        return xdp_action::XDP_PASS;
     };
-    // SAFETY: bounds checked by ptr_at.
-    let mut next = unsafe { (*ip).next_hdr };
-    let mut off = off + Ipv6Hdr::LEN;
-    for _ in 0..MAX_IPV6_EXT {
-        match next {
-            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
-                // Next header, then the length in 8-octet units not counting the first 8.
-                let Some(ext) = ptr_at::<[u8; 2]>(ctx, off) else {
-                    return Proto::Malformed;
-                };
-                // SAFETY: bounds checked by ptr_at.
-                let [nh, len] = unsafe { *ext };
-                next = nh;
-                off += (usize::from(len) + 1) * 8;
+    fs.packets += 1;
+    fs.bytes += len;
+    let Some(settings) = SETTINGS.get(0) else {
+        fs.passed += 1;
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    set_flow_key(&mut s.key, &s.p);
+    let tcp = s.p.proto == PROTO_TCP;
+    let closing = tcp && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+    let syn = tcp && s.p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+
+    let mut pinned = None;
+    if let Some(f) = FLOWS.get_ptr_mut(&s.key) {
+        // SAFETY: a value of our LRU map; racing writers only touch the same
+        // plain fields, and a torn `seen_ns` is harmless.
+        let f = unsafe { &mut *f };
+        let reopened = syn && f.flags & FLOW_CLOSING != 0;
+        if !reopened && !expired(f.flags, f.seen_ns, now, s.p.proto, settings) && server_up(f.server) {
+            f.seen_ns = now;
+            if closing {
+                f.flags |= FLOW_CLOSING;
             }
-            IPPROTO_FRAGMENT => {
-                let Some(ext) = ptr_at::<[u8; 2]>(ctx, off) else {
-                    return Proto::Malformed;
-                };
-                // SAFETY: bounds checked by ptr_at.
-                next = unsafe { (*ext)[0] };
-                off += 8;
-            }
-            _ => return l4_proto(next),
+            pinned = Some((f.server, f.nat_port));
         }
     }
-    Proto::OtherL4
+    let (server_id, nat_port) = match pinned {
+        Some(x) => x,
+        None => match unpack(new_flow(s, fe, now)) {
+            Ok(x) => {
+                fs.new_flows += 1;
+                if let Some(ss) = server_stats(x.0) {
+                    ss.new_flows += 1;
+                }
+                x
+            }
+            Err(reason) => {
+                match reason {
+                    NewFlowError::NoServer => fs.drop_no_server += 1,
+                    NewFlowError::NoPort => fs.drop_no_port += 1,
+                    NewFlowError::TableFull => fs.drop_table_full += 1,
+                }
+                return xdp_action::XDP_DROP;
+            }
+        },
+    };
+    let Some(server) = SERVERS.get(server_id) else {
+        fs.drop_no_server += 1;
+        return xdp_action::XDP_DROP;
+    };
+    s.rw.src = if fe.flags & FRONTEND_DNAT != 0 { s.p.src } else { server.snat };
+    s.rw.sport = nat_port;
+    s.rw.dst = server.addr;
+    s.rw.dport = server.port;
+    if !nat::rewrite(ctx, &mut s.p, &s.rw) {
+        return xdp_action::XDP_ABORTED;
+    }
+    if let Some(ss) = server_stats(server_id) {
+        ss.packets_in += 1;
+        ss.bytes_in += len;
+    }
+    send(ctx, &s.p, fs)
+}
+
+/// Server to client: the reply entry says who the client was.
+#[inline(never)]
+fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 {
+    // SAFETY: a value of our LRU map (see `to_server`).
+    let r = unsafe { &mut *r };
+    let Some(fs) = frontend_stats(r.frontend) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: a helper without arguments.
+    r.seen_ns = unsafe { bpf_ktime_get_ns() };
+    if s.p.proto == PROTO_TCP && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+        r.flags |= FLOW_CLOSING;
+        s.key.src = r.client;
+        s.key.dst = r.vip;
+        s.key.sport = r.client_port;
+        s.key.dport = r.vip_port;
+        s.key.proto = s.p.proto;
+        s.key.family = s.p.family;
+        s.key.pad = [0; 2];
+        if let Some(f) = FLOWS.get_ptr_mut(&s.key) {
+            // SAFETY: as above.
+            unsafe { (*f).flags |= FLOW_CLOSING };
+        }
+    }
+    if let Some(ss) = server_stats(r.server) {
+        ss.packets_out += 1;
+        ss.bytes_out += len;
+    }
+    s.rw.src = r.vip;
+    s.rw.sport = r.vip_port;
+    s.rw.dst = r.client;
+    s.rw.dport = r.client_port;
+    if !nat::rewrite(ctx, &mut s.p, &s.rw) {
+        return xdp_action::XDP_ABORTED;
+    }
+    send(ctx, &s.p, fs)
 }
 
 #[inline(always)]
-fn l4_proto(proto: u8) -> Proto {
-    match proto {
-        IPPROTO_TCP => Proto::Tcp,
-        IPPROTO_UDP => Proto::Udp,
-        IPPROTO_ICMP => Proto::Icmp,
-        IPPROTO_ICMPV6 => Proto::Icmpv6,
-        _ => Proto::OtherL4,
+fn send(ctx: &XdpContext, p: &Packet, fs: &mut FrontendStats) -> u32 {
+    match fib::forward(ctx, p) {
+        Verdict::Action(a) => a,
+        Verdict::NoNeighbour => {
+            fs.drop_no_neigh += 1;
+            warn!(ctx, "no neighbour entry for the next hop yet: dropped");
+            xdp_action::XDP_DROP
+        }
+        Verdict::Pass => {
+            fs.passed += 1;
+            debug!(ctx, "no route for a balanced packet: passed to the stack");
+            xdp_action::XDP_PASS
+        }
     }
+}
+
+enum NewFlowError {
+    NoServer,
+    NoPort,
+    TableFull,
+}
+
+#[inline(always)]
+fn expired(flags: u16, seen_ns: u64, now: u64, proto: u8, s: &Settings) -> bool {
+    let idle = now.saturating_sub(seen_ns);
+    if flags & FLOW_CLOSING != 0 {
+        return idle > s.closing_timeout_ns;
+    }
+    idle > if proto == PROTO_UDP { s.udp_timeout_ns } else { s.tcp_timeout_ns }
+}
+
+#[inline(always)]
+fn server_up(id: u32) -> bool {
+    SERVERS.get(id).is_some_and(|s| s.flags & SERVER_UP != 0)
+}
+
+/// Picks the server from the Maglev table and a source port towards it, and
+/// records both directions of the flow. Packed into one register (see
+/// `pack`): a BPF function returns in r0 only.
+#[inline(never)]
+fn new_flow(s: &mut Scratch, fe: &Frontend, now: u64) -> u64 {
+    pack(pick(s, fe, now))
+}
+
+const ERR_BIT: u64 = 1 << 63;
+
+#[inline(always)]
+fn pack(r: Result<(u32, u16), NewFlowError>) -> u64 {
+    match r {
+        Ok((server, port)) => (u64::from(server) << 16) | u64::from(port),
+        Err(NewFlowError::NoServer) => ERR_BIT,
+        Err(NewFlowError::NoPort) => ERR_BIT | 1,
+        Err(NewFlowError::TableFull) => ERR_BIT | 2,
+    }
+}
+
+#[inline(always)]
+fn unpack(v: u64) -> Result<(u32, u16), NewFlowError> {
+    if v & ERR_BIT == 0 {
+        return Ok(((v >> 16) as u32, v as u16));
+    }
+    Err(match v & 3 {
+        0 => NewFlowError::NoServer,
+        1 => NewFlowError::NoPort,
+        _ => NewFlowError::TableFull,
+    })
+}
+
+#[inline(always)]
+fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowError> {
+    let settings = SETTINGS.get(0).ok_or(NewFlowError::NoServer)?;
+    let closing = s.p.proto == PROTO_TCP && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+    let hash = flow_hash(&s.key);
+    let meta = BACKENDS.get(fe.backend).ok_or(NewFlowError::NoServer)?;
+    if meta.ready == 0 || settings.table_size == 0 {
+        return Err(NewFlowError::NoServer);
+    }
+    let slot = maglev_slot(fe.backend, meta.active & 1, settings.table_size, hash);
+    let server_id = *MAGLEV.get(slot).ok_or(NewFlowError::NoServer)?;
+    if server_id == NO_SERVER {
+        return Err(NewFlowError::NoServer);
+    }
+    let server = SERVERS.get(server_id).ok_or(NewFlowError::NoServer)?;
+    if server.flags & SERVER_UP == 0 {
+        return Err(NewFlowError::NoServer);
+    }
+    s.reply.client = s.p.src;
+    s.reply.vip = s.p.dst;
+    s.reply.client_port = s.p.sport;
+    s.reply.vip_port = s.p.dport;
+    s.reply.server = server_id;
+    s.reply.frontend = fe.id;
+    s.reply.flags = if closing { FLOW_CLOSING } else { 0 };
+    s.reply.pad = 0;
+    s.reply.seen_ns = now;
+    s.rkey.src = server.addr;
+    s.rkey.dst = server.snat;
+    s.rkey.sport = server.port;
+    s.rkey.dport = s.p.sport;
+    s.rkey.proto = s.p.proto;
+    s.rkey.family = s.p.family;
+    s.rkey.pad = [0; 2];
+    let nat_port = if fe.flags & FRONTEND_DNAT != 0 {
+        // The server replies to the client itself, through us as its gateway.
+        s.rkey.dst = s.p.src;
+        REPLIES.insert(&s.rkey, &s.reply, BPF_ANY as u64).map_err(|_| NewFlowError::TableFull)?;
+        s.p.sport
+    } else {
+        claim_port(s, hash, now, settings)?
+    };
+    let flow = Flow { server: server_id, frontend: fe.id, nat_port, flags: s.reply.flags, pad: 0, seen_ns: now };
+    FLOWS.insert(&s.key, &flow, BPF_ANY as u64).map_err(|_| NewFlowError::TableFull)?;
+    Ok((server_id, nat_port))
+}
+
+/// Full NAT's source port: the client's own if (LB address, port, server) is
+/// free, as Linux's nf_nat does, else one of a few hashed others. A port is
+/// free when no flow holds it, when its holder is this very client flow
+/// again (the client's sequence numbers keep the server's TIME_WAIT happy),
+/// or when its holder has been gone longer than the server's TIME_WAIT.
+#[inline(always)]
+fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Result<u16, NewFlowError> {
+    for i in 0..=PORT_TRIES {
+        if i > 0 {
+            let h = hash.rotate_left(i * 5) ^ i.wrapping_mul(0x9e37_79b9);
+            let port = PORT_FIRST + h % (65536 - PORT_FIRST);
+            s.rkey.dport = (port as u16).to_be();
+        }
+        match REPLIES.get_ptr_mut(&s.rkey) {
+            None => {
+                if REPLIES.insert(&s.rkey, &s.reply, BPF_NOEXIST as u64).is_ok() {
+                    return Ok(s.rkey.dport);
+                }
+            }
+            Some(old) => {
+                // SAFETY: a value of our LRU map (see `to_server`).
+                let old = unsafe { &mut *old };
+                let same = old.client == s.reply.client
+                    && old.client_port == s.reply.client_port
+                    && old.vip == s.reply.vip
+                    && old.vip_port == s.reply.vip_port;
+                let idle = now.saturating_sub(old.seen_ns);
+                let gone = if old.flags & FLOW_CLOSING != 0 {
+                    idle > TIME_WAIT_NS
+                } else {
+                    expired(old.flags, old.seen_ns, now, s.rkey.proto, settings) && idle > TIME_WAIT_NS
+                };
+                if same || gone {
+                    *old = s.reply;
+                    return Ok(s.rkey.dport);
+                }
+            }
+        }
+    }
+    Err(NewFlowError::NoPort)
+}
+
+/// A 32-bit hash of the 5-tuple (murmur3's mixing). It only has to spread
+/// flows over the table; it never leaves this machine.
+#[inline(always)]
+fn flow_hash(k: &FlowKey) -> u32 {
+    let mut h: u32 = 0x5bd1_e995 ^ u32::from(k.proto);
+    let mut mix = |w: u32| {
+        let mut x = w.wrapping_mul(0xcc9e_2d51);
+        x = x.rotate_left(15).wrapping_mul(0x1b87_3593);
+        h ^= x;
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    };
+    let mut i = 0;
+    while i < 16 {
+        mix(u32::from_ne_bytes([k.src[i], k.src[i + 1], k.src[i + 2], k.src[i + 3]]));
+        mix(u32::from_ne_bytes([k.dst[i], k.dst[i + 1], k.dst[i + 2], k.dst[i + 3]]));
+        i += 4;
+    }
+    mix(u32::from(k.sport) << 16 | u32::from(k.dport));
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 #[cfg(not(test))]

@@ -232,6 +232,26 @@ impl Testbed {
                 }
             })
             .with_context(|| format!("wiring {}", h.name))?;
+            // A veth hands locally made packets over with the TCP/UDP checksum
+            // only half done (CHECKSUM_PARTIAL), to be finished "by the NIC".
+            // An XDP program in native mode rewrites and bounces the raw frame,
+            // which then arrives with a bad checksum. Real NICs deliver complete
+            // checksums, so make the hosts send them. This is an ethtool
+            // setting, which rtnetlink can't change: hence the ethtool command.
+            for iface in &h.ifaces {
+                let out = NsCommand::new(ns.shared_file(), ns.name(), "ethtool")
+                    .args(["-K", &iface.name, "tx", "off"])
+                    .output_timeout(Duration::from_secs(10))
+                    .context("running ethtool (`cargo xtask setup` installs it)")?;
+                if !out.status.success() {
+                    bail!(
+                        "ethtool -K {} tx off in {}: {}",
+                        iface.name,
+                        h.name,
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
             links::with_netlink(switch, |nl| async move {
                 for (port, seg) in &ports {
                     links::attach_to_bridge(&nl, port, &format!("br{seg}")).await?;
@@ -322,6 +342,59 @@ impl Testbed {
     /// Keeps `child` with the testbed, so it is killed when the testbed drops.
     pub fn adopt(&mut self, child: Child) {
         self.children.push(child);
+    }
+
+    /// The bridge ports (in the switch namespace) that face `host`'s interfaces.
+    /// Native XDP_TX or a redirect out of a veth delivers only when the other
+    /// end runs an XDP program too, so tests attach a pass program there.
+    pub fn peer_ports(&self, host: &Host) -> Vec<String> {
+        host.ifaces
+            .iter()
+            .map(|i| format!("v{}-{}", i.v4.octets()[2], host.name))
+            .collect()
+    }
+
+    /// A command in the switch namespace (where the bridges and peer ports are).
+    pub fn switch_command(&self, program: &str) -> NsCommand {
+        let sw = &self.namespaces[0];
+        NsCommand::new(sw.shared_file(), sw.name(), program)
+    }
+
+    /// Runs `lbxdp-agent --xdp-pass` (at `agent`) on the switch ports that face
+    /// `host`, and waits (bounded) until it is attached. The testbed ends it on drop.
+    pub fn attach_peer_pass(&mut self, agent: &Path, host: &Host) -> anyhow::Result<()> {
+        let ports = self.peer_ports(host);
+        let mut cmd = self.switch_command(&agent.to_string_lossy());
+        cmd.arg("--xdp-pass").arg("--xdp-mode").arg("native");
+        for p in &ports {
+            cmd.arg("-i").arg(p);
+        }
+        let log = std::fs::File::create(self.dir().join("xdp-pass.log"))?;
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if ports.iter().all(|p| self.switch_xdp_attached(p).unwrap_or(false)) {
+                self.children.push(child);
+                return Ok(());
+            }
+            let exited = child.try_wait()?;
+            if exited.is_some() || std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(self.dir().join("xdp-pass.log")).unwrap_or_default();
+                bail!("the pass program did not attach to {ports:?}: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether an XDP program is attached to a port in the switch namespace.
+    pub fn switch_xdp_attached(&self, port: &str) -> anyhow::Result<bool> {
+        let port = port.to_string();
+        links::with_netlink(
+            &self.namespaces[0],
+            |h| async move { links::xdp_attached(&h, &port).await },
+        )
     }
 
     /// Whether an XDP program is attached to `iface` in `host`'s namespace.

@@ -21,7 +21,17 @@ pub const BPF_LINKER_VERSION: &str = "0.10.4";
 const TOOLCHAIN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src"];
 /// What the demo and the integration tests run: real nginx backends, real clients,
 /// and HAProxy itself, the reference for the config parser.
-const TESTBED_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nginx", "curl", "util-linux", "haproxy"];
+const TESTBED_PACKAGES: &[&str] = &[
+    "iproute2",
+    "iputils-ping",
+    "nginx",
+    "curl",
+    "util-linux",
+    "haproxy",
+    "ethtool",
+    "wrk",
+    "socat",
+];
 
 /// What the eBPF build needs, once `setup` has made sure it is there.
 pub struct Toolchain {

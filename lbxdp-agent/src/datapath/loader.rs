@@ -3,7 +3,10 @@ use aya::{
     maps::PerCpuArray,
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
-use lbxdp_common::{PROTO_STATS_MAP, ProtoStats, XDP_PROGRAM};
+use lbxdp_common::{
+    BACKENDS_MAP, DEFAULT_MAX_FLOWS, FLOWS_MAP, MAGLEV_MAP, PROTO_STATS_MAP, ProtoStats, REPLIES_MAP, SERVER_STATS_MAP,
+    SERVERS_MAP, XDP_PROGRAM,
+};
 use tracing::{debug, info, warn};
 
 use super::{DatapathError, ProtoCounters, error::chain};
@@ -46,41 +49,99 @@ impl AttachMode {
     }
 }
 
-/// The loaded program, attached to one interface. Dropping it detaches the
-/// program and frees its maps: we pin nothing, so nothing outlives the agent.
+/// Map sizes that depend on the config, set when the object is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub backends: u32,
+    pub servers: u32,
+    pub table_size: u32,
+    pub flows: u32,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Self {
+            backends: 1,
+            servers: 1,
+            table_size: crate::maglev::DEFAULT_TABLE_SIZE,
+            flows: DEFAULT_MAX_FLOWS,
+        }
+    }
+}
+
+/// The loaded program, attached to one or more interfaces. Dropping it
+/// detaches the program and frees its maps: we pin nothing, so nothing
+/// outlives the agent.
 pub struct Datapath {
-    ebpf: Ebpf,
-    link: Option<XdpLinkId>,
-    iface: String,
-    mode: AttachMode,
+    pub(super) ebpf: Ebpf,
+    links: Vec<(String, XdpLinkId, AttachMode)>,
+    pub(super) sizes: Sizes,
+    /// `lbxdp`, or `lbxdp_pass` for the far end of a veth.
+    prog: &'static str,
 }
 
 impl Datapath {
-    /// Loads the embedded object and attaches it to `iface`. `kernel_debug`
+    /// Loads the embedded object and attaches it to `iface`, with the default sizes.
+    pub fn attach(iface: &str, mode: XdpModeArg, kernel_debug: bool) -> Result<Self, DatapathError> {
+        let mut dp = Self::load(Sizes::default(), kernel_debug, XDP_PROGRAM)?;
+        dp.attach_to(iface, mode)?;
+        Ok(dp)
+    }
+
+    /// Loads the embedded object with maps sized for a config. `kernel_debug`
     /// keeps the program's debug-level aya-log statements; without it the
     /// verifier prunes them, so they cost nothing per packet.
-    pub fn attach(iface: &str, mode: XdpModeArg, kernel_debug: bool) -> Result<Self, DatapathError> {
-        let ifindex =
-            nix::net::if_::if_nametoindex(iface).map_err(|_| DatapathError::NoSuchInterface(iface.to_string()))?;
+    pub fn load(sizes: Sizes, kernel_debug: bool, program: &'static str) -> Result<Self, DatapathError> {
         raise_memlock();
-
         let level = if kernel_debug {
             aya_log::Level::Debug
         } else {
             aya_log::Level::Info
         } as u8;
+        let maglev_slots = sizes
+            .backends
+            .max(1)
+            .checked_mul(2)
+            .and_then(|n| n.checked_mul(sizes.table_size))
+            .ok_or_else(|| DatapathError::Other("Maglev tables too large: lower --maglev-size".into()))?;
         let mut ebpf = EbpfLoader::new()
             .override_global(aya_log::LEVEL, &level, false)
+            .map_max_entries(MAGLEV_MAP, maglev_slots)
+            .map_max_entries(BACKENDS_MAP, sizes.backends.max(1))
+            .map_max_entries(SERVERS_MAP, sizes.servers.max(1))
+            .map_max_entries(SERVER_STATS_MAP, sizes.servers.max(1))
+            .map_max_entries(FLOWS_MAP, sizes.flows.max(1024))
+            .map_max_entries(REPLIES_MAP, sizes.flows.max(1024))
             .load(OBJECT)
             .map_err(|e| DatapathError::classify(&e, false))?;
-
-        let program: &mut Xdp = ebpf
-            .program_mut(XDP_PROGRAM)
-            .ok_or_else(|| DatapathError::Other(format!("the object has no program {XDP_PROGRAM}")))?
+        let prog: &mut Xdp = ebpf
+            .program_mut(program)
+            .ok_or_else(|| DatapathError::Other(format!("the object has no program {program}")))?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| DatapathError::Other(chain(&e)))?;
-        program.load().map_err(|e| DatapathError::classify(&e, true))?;
+        prog.load().map_err(|e| DatapathError::classify(&e, true))?;
+        Ok(Self {
+            ebpf,
+            links: Vec::new(),
+            sizes,
+            prog: program,
+        })
+    }
 
+    fn program(&mut self) -> Result<&mut Xdp, DatapathError> {
+        let name = self.prog;
+        self.ebpf
+            .program_mut(name)
+            .ok_or_else(|| DatapathError::Other(format!("the object has no program {name}")))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| DatapathError::Other(chain(&e)))
+    }
+
+    /// Attaches the loaded program to one more interface, in native mode
+    /// when allowed and possible, else generic.
+    pub fn attach_to(&mut self, iface: &str, mode: XdpModeArg) -> Result<AttachMode, DatapathError> {
+        let ifindex =
+            nix::net::if_::if_nametoindex(iface).map_err(|_| DatapathError::NoSuchInterface(iface.to_string()))?;
         let tries: &[AttachMode] = match mode {
             XdpModeArg::Auto => &[AttachMode::Native, AttachMode::Generic],
             XdpModeArg::Native => &[AttachMode::Native],
@@ -88,14 +149,10 @@ impl Datapath {
         };
         let mut last = None;
         for &m in tries {
-            match program.attach_to_if_index(ifindex, m.flags()) {
+            match self.program()?.attach_to_if_index(ifindex, m.flags()) {
                 Ok(link) => {
-                    return Ok(Self {
-                        ebpf,
-                        link: Some(link),
-                        iface: iface.to_string(),
-                        mode: m,
-                    });
+                    self.links.push((iface.to_string(), link, m));
+                    return Ok(m);
                 }
                 Err(e) => {
                     let reason = chain(&e);
@@ -113,12 +170,18 @@ impl Datapath {
         Err(last.unwrap_or_else(|| DatapathError::Other("no XDP mode to try".into())))
     }
 
+    /// The mode of the first interface (all get the same unless a driver refused).
     pub fn mode(&self) -> AttachMode {
-        self.mode
+        self.links.first().map_or(AttachMode::Generic, |l| l.2)
     }
 
-    pub fn iface(&self) -> &str {
-        &self.iface
+    /// The interfaces, comma-separated.
+    pub fn iface(&self) -> String {
+        self.links.iter().map(|l| l.0.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn attachments(&self) -> impl Iterator<Item = (&str, AttachMode)> {
+        self.links.iter().map(|l| (l.0.as_str(), l.2))
     }
 
     /// The program's aya-log records, to be polled by the caller.
@@ -151,15 +214,11 @@ impl Datapath {
 
     /// Detaches now, reporting failure (Drop would detach too, silently).
     pub fn detach(mut self) -> Result<(), DatapathError> {
-        if let Some(link) = self.link.take() {
-            let program: &mut Xdp = self
-                .ebpf
-                .program_mut(XDP_PROGRAM)
-                .ok_or_else(|| DatapathError::Other(format!("the object has no program {XDP_PROGRAM}")))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| DatapathError::Other(chain(&e)))?;
-            program.detach(link).map_err(|e| DatapathError::Other(chain(&e)))?;
-            info!("detached from {}", self.iface);
+        for (iface, link, _) in std::mem::take(&mut self.links) {
+            self.program()?
+                .detach(link)
+                .map_err(|e| DatapathError::Other(chain(&e)))?;
+            info!("detached from {iface}");
         }
         Ok(())
     }

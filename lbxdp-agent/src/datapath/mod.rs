@@ -1,8 +1,12 @@
 //! The XDP datapath: loading the program, attaching it, reading its maps.
 mod error;
 mod loader;
+mod maps;
+pub mod net;
+pub mod plan;
 mod stats;
 
 pub use error::DatapathError;
-pub use loader::{AttachMode, Datapath, XdpModeArg};
+pub use loader::{AttachMode, Datapath, Sizes, XdpModeArg};
+pub use maps::{NatMode, addr_bytes, to_server_ids};
 pub use stats::{Counter, ProtoCounters};

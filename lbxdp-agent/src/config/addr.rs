@@ -1,0 +1,268 @@
+//! Listening and server addresses as HAProxy's `str2sa_range()` reads them:
+//! the port follows the *last* colon unless the address is in brackets, so
+//! `fd00::1:80` is fd00::1 port 80; `*` and an empty address mean "any".
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::model::{BindAddr, PortSpec};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    #[error("missing port specification in '{0}'")]
+    MissingPort(String),
+    #[error("invalid port '{0}'")]
+    BadPort(String),
+    #[error("invalid port range '{0}-{1}'")]
+    BadRange(u32, u32),
+    #[error("port range not permitted here in '{0}'")]
+    RangeNotAllowed(String),
+    #[error("port offset not permitted here in '{0}'")]
+    OffsetNotAllowed(String),
+    #[error("invalid character '{0}' in port number '{1}' in '{2}'")]
+    BadPortChar(char, String, String),
+    #[error("invalid address: '{0}' in '{1}'")]
+    BadAddress(String, String),
+    #[error(
+        "'{0}' is not an IP address: lbxdp does not resolve host names in the configuration, \
+         write the server's IP address instead"
+    )]
+    HostName(String),
+    #[error("unsupported address family in '{0}'")]
+    Family(String),
+}
+
+/// One listening socket family, as the prefix or the address says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+/// A bind address that lbxdp can't balance: a UNIX socket, an inherited fd...
+/// HAProxy accepts them, so lbxdp parses them and says it ignores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Inet(BindAddr),
+    Other(String),
+}
+
+/// HAProxy's `atoi()`: leading digits, the rest ignored (HAProxy accepts `80x`).
+fn atoi(s: &str) -> (u32, bool) {
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    let clean = digits.len() == s.len();
+    (
+        digits
+            .parse::<u64>()
+            .map(|v| v.min(u64::from(u32::MAX)) as u32)
+            .unwrap_or(0),
+        clean,
+    )
+}
+
+fn strip_prefix(text: &str) -> Result<(Family, &str), Option<String>> {
+    let Some((pfx, rest)) = text.split_once('@') else {
+        if text.starts_with('/') {
+            return Err(Some(text.to_string()));
+        }
+        return Ok((Family::Any, text));
+    };
+    match pfx {
+        "ipv4" | "tcp4" => Ok((Family::V4, rest)),
+        "ipv6" | "tcp6" => Ok((Family::V6, rest)),
+        "tcp" => Ok((Family::Any, rest)),
+        "unix" | "abns" | "fd" | "sockpair" => Err(Some(text.to_string())),
+        _ => Err(None),
+    }
+}
+
+/// Splits `host:port` with HAProxy's rule; the host keeps no brackets.
+fn split_port(s: &str) -> (&str, Option<&str>) {
+    if let Some((host, after)) = s.strip_prefix('[').and_then(|inner| inner.split_once(']')) {
+        return (host, after.strip_prefix(':'));
+    }
+    match s.rfind(':') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    }
+}
+
+fn parse_ip(host: &str, family: Family, whole: &str) -> Result<Option<IpAddr>, AddrError> {
+    if host.is_empty() || host == "*" {
+        return Ok(match family {
+            Family::V6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            Family::V4 => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            Family::Any => None,
+        });
+    }
+    let ip = match family {
+        Family::V4 => host.parse::<Ipv4Addr>().map(IpAddr::V4).ok(),
+        Family::V6 => host.parse::<Ipv6Addr>().map(IpAddr::V6).ok(),
+        Family::Any => host.parse::<IpAddr>().ok(),
+    };
+    ip.map(Some)
+        .ok_or_else(|| AddrError::BadAddress(host.to_string(), whole.to_string()))
+}
+
+/// Parses one `bind` word: comma-separated `[addr]:port[-port]` entries.
+/// Returns the listeners and notes for lenient forms (`:80x`) HAProxy accepts.
+pub fn parse_bind(text: &str) -> Result<(Vec<Listen>, Vec<String>), AddrError> {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for item in text.split(',') {
+        let (family, rest) = match strip_prefix(item) {
+            Ok(x) => x,
+            Err(Some(other)) => {
+                out.push(Listen::Other(other));
+                continue;
+            }
+            Err(None) => return Err(AddrError::Family(item.to_string())),
+        };
+        let (host, port) = split_port(rest);
+        let Some(port) = port.filter(|p| !p.is_empty()) else {
+            return Err(AddrError::MissingPort(item.to_string()));
+        };
+        if !port.starts_with(|c: char| c.is_ascii_digit()) {
+            if port.starts_with(['+', '-']) {
+                return Err(AddrError::OffsetNotAllowed(item.to_string()));
+            }
+            let c = port.chars().next().unwrap_or('?');
+            return Err(AddrError::BadPortChar(c, port.to_string(), item.to_string()));
+        }
+        let (lo_s, hi_s) = port.split_once('-').unwrap_or((port, port));
+        let (lo, lo_clean) = atoi(lo_s);
+        let (hi, hi_clean) = atoi(hi_s);
+        if !(1..=65535).contains(&lo) {
+            return Err(AddrError::BadPort(lo_s.to_string()));
+        }
+        if !(1..=65535).contains(&hi) {
+            return Err(AddrError::BadPort(hi_s.to_string()));
+        }
+        if lo > hi {
+            return Err(AddrError::BadRange(lo, hi));
+        }
+        if !lo_clean || !hi_clean {
+            notes.push(format!(
+                "port '{port}' read as {lo}{}",
+                if lo == hi { String::new() } else { format!("-{hi}") }
+            ));
+        }
+        let ip = parse_ip(host, family, item)?;
+        out.push(Listen::Inet(BindAddr {
+            ip,
+            ports: (lo as u16)..=(hi as u16),
+        }));
+    }
+    Ok((out, notes))
+}
+
+/// Parses a server address: `addr[:port]`, `addr:+N`, `addr:-N`, `addr:`.
+pub fn parse_server(text: &str) -> Result<(IpAddr, PortSpec, Vec<String>), AddrError> {
+    let (family, rest) = match strip_prefix(text) {
+        Ok(x) => x,
+        Err(_) => return Err(AddrError::Family(text.to_string())),
+    };
+    let (host, port) = split_port(rest);
+    let mut notes = Vec::new();
+    let spec = match port.unwrap_or("") {
+        "" => PortSpec::Offset(0),
+        p if p.starts_with(|c: char| c.is_ascii_digit()) => {
+            if p.contains('-') {
+                return Err(AddrError::RangeNotAllowed(text.to_string()));
+            }
+            let (v, clean) = atoi(p);
+            if v > 65535 {
+                return Err(AddrError::BadPort(p.to_string()));
+            }
+            if !clean {
+                notes.push(format!("port '{p}' read as {v}"));
+            }
+            // HAProxy: port 0 means "the port the client connected to", like none.
+            if v == 0 {
+                PortSpec::Offset(0)
+            } else {
+                PortSpec::Fixed(v as u16)
+            }
+        }
+        p if p.starts_with(['+', '-']) => {
+            let (v, _) = atoi(&p[1..]);
+            let v = v.min(65535) as i32;
+            PortSpec::Offset(if p.starts_with('-') { -v } else { v })
+        }
+        p => {
+            let c = p.chars().next().unwrap_or('?');
+            return Err(AddrError::BadPortChar(c, p.to_string(), text.to_string()));
+        }
+    };
+    if host.is_empty() || host == "*" {
+        return Err(AddrError::BadAddress(host.to_string(), text.to_string()));
+    }
+    match parse_ip(host, family, text) {
+        Ok(Some(ip)) => Ok((ip, spec, notes)),
+        _ => Err(AddrError::HostName(host.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind1(s: &str) -> BindAddr {
+        match parse_bind(s).unwrap().0.remove(0) {
+            Listen::Inet(b) => b,
+            Listen::Other(o) => panic!("not inet: {o}"),
+        }
+    }
+
+    #[test]
+    fn bind_forms() {
+        assert_eq!(
+            bind1("0.0.0.0:80"),
+            BindAddr {
+                ip: Some("0.0.0.0".parse().unwrap()),
+                ports: 80..=80
+            }
+        );
+        assert_eq!(bind1("*:80").ip, None);
+        assert_eq!(bind1(":80").ip, None);
+        assert_eq!(bind1("[::]:443").ip, Some("::".parse().unwrap()));
+        assert_eq!(bind1(":::443").ip, Some("::".parse().unwrap()));
+        assert_eq!(bind1("fd00:198:18::1:8080").ip, Some("fd00:198:18::1".parse().unwrap()));
+        assert_eq!(bind1("198.18.0.1:8000-8010").ports, 8000..=8010);
+        assert_eq!(bind1("ipv6@:80").ip, Some("::".parse().unwrap()));
+        let (all, _) = parse_bind("198.18.0.1:80,198.18.0.2:81").unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(matches!(parse_bind("/run/x.sock").unwrap().0[0], Listen::Other(_)));
+        assert_eq!(parse_bind(":80x").unwrap().1.len(), 1);
+    }
+
+    #[test]
+    fn bind_errors() {
+        assert_eq!(parse_bind("127.0.0.1"), Err(AddrError::MissingPort("127.0.0.1".into())));
+        assert_eq!(parse_bind(":0"), Err(AddrError::BadPort("0".into())));
+        assert_eq!(parse_bind(":70000"), Err(AddrError::BadPort("70000".into())));
+        assert_eq!(parse_bind(":90-80"), Err(AddrError::BadRange(90, 80)));
+        assert!(matches!(parse_bind("198.18.0.300:80"), Err(AddrError::BadAddress(..))));
+        assert!(matches!(parse_bind(":http"), Err(AddrError::BadPortChar('h', ..))));
+    }
+
+    #[test]
+    fn server_forms() {
+        let (ip, p, _) = parse_server("198.18.0.101:80").unwrap();
+        assert_eq!((ip, p), ("198.18.0.101".parse().unwrap(), PortSpec::Fixed(80)));
+        assert_eq!(parse_server("198.18.0.101").unwrap().1, PortSpec::Offset(0));
+        assert_eq!(parse_server("198.18.0.101:+10").unwrap().1, PortSpec::Offset(10));
+        assert_eq!(parse_server("198.18.0.101:-1").unwrap().1, PortSpec::Offset(-1));
+        assert_eq!(
+            parse_server("[fd00:198:18::1]:80").unwrap().0,
+            "fd00:198:18::1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(parse_server("fd00:198:18::1:80").unwrap().1, PortSpec::Fixed(80));
+        assert!(matches!(parse_server("fd00:198:18::1"), Err(AddrError::HostName(_))));
+        assert!(matches!(parse_server("web.example:80"), Err(AddrError::HostName(_))));
+        assert!(matches!(parse_server("198.18.0.1:70000"), Err(AddrError::BadPort(_))));
+        assert!(matches!(
+            parse_server("198.18.0.1:80-90"),
+            Err(AddrError::RangeNotAllowed(_))
+        ));
+    }
+}

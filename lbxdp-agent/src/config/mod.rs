@@ -1,0 +1,58 @@
+//! haproxy.cfg, read as HAProxy 2.6 reads it, into the model lbxdp runs.
+//!
+//! Pure: text in, [`Config`] and diagnostics out. Reading files and the
+//! environment is the caller's job (see `config_files`), so everything here
+//! is tested without touching the machine.
+mod addr;
+mod cond;
+pub mod diag;
+mod keywords;
+pub mod lex;
+pub mod model;
+mod parse;
+mod resolve;
+pub mod time;
+
+pub use diag::{Diag, Origin, Severity};
+pub use model::*;
+
+/// One configuration file: the name diagnostics show, and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub name: &'a str,
+    pub data: &'a [u8],
+}
+
+/// Parses the files in order, as `haproxy -f a -f b` does. Ok carries the
+/// warnings; Err carries every diagnostic, at least one of them an alert.
+pub fn parse_sources(
+    sources: &[Source<'_>],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Vec<Diag>), Vec<Diag>> {
+    let mut parser = parse::Parser::new(env);
+    for src in sources {
+        parser.feed(src);
+    }
+    let mut diags = parser.diags;
+    let fallback = Origin::new(sources.first().map_or("(no file)", |s| s.name), 1);
+    let config = resolve::resolve(parser.out, &mut diags, &fallback);
+    if diags.has_alerts() {
+        Err(diags.list)
+    } else {
+        Ok((config, diags.list))
+    }
+}
+
+/// One text, no environment: for tests and callers that have a string.
+pub fn parse_str(name: &str, text: &str) -> Result<(Config, Vec<Diag>), Vec<Diag>> {
+    parse_sources(
+        &[Source {
+            name,
+            data: text.as_bytes(),
+        }],
+        &|_| None,
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,318 @@
+//! The whole pipeline on small texts: what the model holds, and which
+//! diagnostics come out where.
+use std::time::Duration;
+
+use super::*;
+
+const SEED: &str = include_str!("../../tests/configs/valid/seed.cfg");
+
+fn ok(text: &str) -> (Config, Vec<Diag>) {
+    match parse_str("t.cfg", text) {
+        Ok(x) => x,
+        Err(d) => panic!("unexpected alerts: {d:#?}"),
+    }
+}
+
+fn alerts(text: &str) -> Vec<Diag> {
+    match parse_str("t.cfg", text) {
+        Ok((_, d)) => panic!("expected an alert, got only: {d:#?}"),
+        Err(d) => d.into_iter().filter(Diag::is_alert).collect(),
+    }
+}
+
+const TIMEOUTS: &str = "defaults\n timeout client 1s\n timeout connect 1s\n timeout server 1s\n";
+
+#[test]
+fn seed_resolves_completely() {
+    let (c, warnings) = ok(SEED);
+    assert!(warnings.iter().all(|d| !d.is_alert()));
+    assert_eq!(c.global.maxconn, Some(4096));
+    assert!(c.global.daemon);
+    assert_eq!(c.global.logs[0].facility, "local2");
+    assert_eq!(c.global.stats_sockets[0].address, "/var/lib/haproxy/stats");
+    assert_eq!(c.frontends.len(), 1);
+    let fe = &c.frontends[0];
+    assert_eq!(fe.name, "nginx");
+    assert_eq!(fe.binds[0].addr.ip, Some("0.0.0.0".parse().unwrap()));
+    assert_eq!(fe.binds[0].addr.ports, 80..=80);
+    assert_eq!(fe.backend.as_deref(), Some("nginx-servers"));
+    assert_eq!(fe.maxconn, Some(2048));
+    assert_eq!(fe.timeout_client, Some(Duration::from_secs(60)));
+    assert_eq!(fe.logs.len(), 1, "log global brings the global log target");
+    let be = c.backend("nginx-servers").unwrap();
+    assert_eq!(be.balance, Balance::RoundRobin);
+    assert_eq!(be.retries, 3);
+    assert!(be.redispatch);
+    assert_eq!(be.timeouts.connect, Some(Duration::from_secs(10)));
+    assert_eq!(be.timeouts.queue, Some(Duration::from_secs(60)));
+    assert_eq!(be.servers.len(), 3);
+    let s = &be.servers[2];
+    assert_eq!(s.addr, "198.18.0.103".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(s.port, PortSpec::Fixed(80));
+    assert_eq!(s.weight, 1);
+    let chk = s.check.as_ref().unwrap();
+    assert_eq!((chk.inter, chk.rise, chk.fall), (Duration::from_secs(10), 2, 2));
+    assert_eq!(chk.fastinter, Duration::from_secs(10));
+    assert_eq!(be.health_check, HealthCheck::Connect);
+}
+
+#[test]
+fn defaults_flow_and_proxies_override() {
+    let text = format!(
+        "{TIMEOUTS} balance leastconn\n default-server inter 3s fall 5\n\
+         listen app\n bind :8000-8002,[::]:9000 interface eth0\n timeout server 5s\n\
+         server a 198.18.0.1 check rise 4\n server b 198.18.0.2:+1 weight 0 backup\n"
+    );
+    let (c, _) = ok(&text);
+    let be = c.backend("app").unwrap();
+    assert_eq!(be.balance, Balance::LeastConn);
+    assert_eq!(be.timeouts.server, Some(Duration::from_secs(5)));
+    assert_eq!(be.timeouts.connect, Some(Duration::from_secs(1)));
+    let a = be.servers[0].check.as_ref().unwrap();
+    assert_eq!((a.inter, a.rise, a.fall), (Duration::from_secs(3), 4, 5));
+    assert_eq!(be.servers[0].port, PortSpec::Offset(0));
+    assert_eq!(be.servers[1].port, PortSpec::Offset(1));
+    assert!(be.servers[1].backup && be.servers[1].check.is_none());
+    let fe = &c.frontends[0];
+    assert_eq!(
+        fe.backend.as_deref(),
+        Some("app"),
+        "a listen section is its own backend"
+    );
+    assert_eq!(fe.binds.len(), 2);
+    assert_eq!(fe.binds[0].addr.ports, 8000..=8002);
+    assert_eq!(fe.binds[0].interface.as_deref(), Some("eth0"));
+}
+
+#[test]
+fn named_defaults_and_from() {
+    let text = format!(
+        "defaults base\n mode tcp\n timeout client 2s\n timeout connect 2s\n timeout server 2s\n\
+         defaults other from base\n balance source\n\
+         frontend f from base\n bind :80\n use_backend b\n default_backend c\n\
+         backend b\n server s 198.18.0.1:80\nbackend c\n{}",
+        ""
+    );
+    let (c, _) = ok(&text);
+    assert_eq!(
+        c.frontends[0].backend.as_deref(),
+        Some("b"),
+        "unconditional use_backend wins"
+    );
+    assert_eq!(
+        c.backend("b").unwrap().balance,
+        Balance::Source,
+        "the last defaults applies"
+    );
+    let alerts = alerts("frontend f from nope\n bind :80\n");
+    assert!(
+        alerts[0].message.contains("defaults section 'nope' not found"),
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn mode_http_is_balanced_as_tcp_with_a_warning() {
+    let (c, w) = ok(&format!(
+        "{TIMEOUTS}frontend f\n mode http\n bind :80\n default_backend b\nbackend b\n"
+    ));
+    assert_eq!(c.frontends[0].mode, Mode::Http);
+    assert!(
+        w.iter().any(|d| d.message.contains("layer 4") && d.origin.line == 6),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn http_directives_warn_and_unknown_ones_alert() {
+    let (_, w) = ok(&format!(
+        "{TIMEOUTS}frontend f\n bind :80\n http-request deny\n option httplog\n acl a src 1.2.3.4\n default_backend b\nbackend b\n"
+    ));
+    assert!(
+        w.iter()
+            .filter(|d| d.message.contains("not applied at layer 4"))
+            .count()
+            >= 3,
+        "{w:?}"
+    );
+    let a = alerts(&format!("{TIMEOUTS}frontend f\n bind :80\n frobnicate 3\n"));
+    assert_eq!(a[0].origin.line, 7);
+    assert!(a[0].message.contains("unknown keyword 'frobnicate'"));
+}
+
+#[test]
+fn validation_errors_carry_file_and_line() {
+    let base = format!("{TIMEOUTS}frontend f\n bind :80\n default_backend b\nbackend b\n");
+    let cases = [
+        (
+            format!("{TIMEOUTS}frontend f\n bind :80\n default_backend nope\n"),
+            7,
+            "unable to find required default_backend",
+        ),
+        (
+            format!("{TIMEOUTS}frontend f\n bind :80\n use_backend nope\n"),
+            7,
+            "use_backend",
+        ),
+        (format!("{base}backend b\n"), 9, "same name"),
+        (
+            format!("{base} server s 198.18.0.1:80\n server s 198.18.0.2:80\n"),
+            10,
+            "another server named 's'",
+        ),
+        (format!("{base} server s 198.18.0.1:70000\n"), 9, "invalid port"),
+        (format!("{base} server s 198.18.0.999:80\n"), 9, "not an IP address"),
+        (
+            format!("{base} server s 198.18.0.1:80 weight 257\n"),
+            9,
+            "not within 0 and 256",
+        ),
+        (
+            format!("{base} server s 198.18.0.1:80 rise 0\n"),
+            9,
+            "'rise' has to be > 0",
+        ),
+        (
+            format!("{base} server s 198.18.0.1:80 fall 0\n"),
+            9,
+            "'fall' has to be > 0",
+        ),
+        (format!("{base} timeout check 10x\n"), 9, "unexpected character 'x'"),
+        (
+            format!("{TIMEOUTS}frontend f\n bind :80\n server s 198.18.0.1:80\n"),
+            7,
+            "no backend capability",
+        ),
+        (
+            format!("{TIMEOUTS}frontend f\n bind \"unterminated\n"),
+            6,
+            "unmatched quote",
+        ),
+        (
+            format!("{TIMEOUTS}backend b\n server s 198.18.0.1:80\n"),
+            5,
+            "no listener",
+        ),
+    ];
+    for (text, line, needle) in cases {
+        let a = alerts(&text);
+        assert!(
+            a.iter()
+                .any(|d| d.origin.line == line && d.message.contains(needle) && d.origin.file == "t.cfg"),
+            "wanted '{needle}' at line {line} in:\n{text}\ngot {a:#?}"
+        );
+    }
+}
+
+#[test]
+fn haproxy_warnings_are_warnings() {
+    let (_, w) = ok("frontend f\n bind :80\n default_backend b\nbackend b\n server s 198.18.0.1:80\n");
+    assert_eq!(
+        w.iter().filter(|d| d.message.contains("missing timeouts")).count(),
+        2,
+        "{w:?}"
+    );
+    let (_, w) = ok(&format!("{TIMEOUTS}frontend f\n bind :80\nfrontend g\n"));
+    assert!(w.iter().any(|d| d.message.contains("no 'bind'")));
+}
+
+#[test]
+fn several_sources_share_defaults_but_not_sections() {
+    let a = Source {
+        name: "a.cfg",
+        data: TIMEOUTS.as_bytes(),
+    };
+    let b = Source {
+        name: "b.cfg",
+        data: b"frontend f\n bind :80\n",
+    };
+    let (c, _) = parse_sources(&[a, b], &|_| None).unwrap();
+    assert_eq!(c.frontends[0].timeout_client, Some(Duration::from_secs(1)));
+    let c2 = Source {
+        name: "c.cfg",
+        data: b" server s 198.18.0.1:80\n",
+    };
+    let d = parse_sources(&[a, b, c2], &|_| None).unwrap_err();
+    assert!(
+        d.iter()
+            .any(|d| d.origin.file == "c.cfg" && d.message.contains("out of section")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn environment_comes_from_the_caller() {
+    let text = format!("{TIMEOUTS}frontend f\n bind \"${{ADDR}}:${{PORT-81}}\"\n");
+    let env = |n: &str| (n == "ADDR").then(|| "198.18.0.7".to_string());
+    let (c, _) = parse_sources(
+        &[Source {
+            name: "t",
+            data: text.as_bytes(),
+        }],
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.frontends[0].binds[0].addr.ip, Some("198.18.0.7".parse().unwrap()));
+    assert_eq!(c.frontends[0].binds[0].addr.ports, 81..=81);
+}
+
+#[test]
+fn checks_are_parsed() {
+    let text = format!(
+        "{TIMEOUTS}listen l\n bind :80\n option tcp-check\n tcp-check connect port 6379\n \
+         tcp-check send PING\\r\\n\n tcp-check send-binary 50494e47\n tcp-check expect string +PONG\n \
+         server s 198.18.0.1:6379 check\n\
+         listen h\n bind :81\n option httpchk GET /health\n http-check expect status 200\n server s 198.18.0.1:80 check\n"
+    );
+    let (c, _) = ok(&text);
+    let HealthCheck::TcpCheck(steps) = &c.backend("l").unwrap().health_check else {
+        panic!("tcp-check")
+    };
+    assert_eq!(steps.len(), 4);
+    assert_eq!(steps[1], TcpCheckStep::Send(b"PING\r\n".to_vec()));
+    assert_eq!(steps[2], TcpCheckStep::Send(b"PING".to_vec()));
+    match &c.backend("h").unwrap().health_check {
+        HealthCheck::Http {
+            method,
+            uri,
+            expect_status,
+            ..
+        } => {
+            assert_eq!(
+                (method.as_str(), uri.as_str(), expect_status.as_deref()),
+                ("GET", "/health", Some("200"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn conditional_blocks() {
+    let text =
+        format!("{TIMEOUTS}.if version_atleast(2.4)\nfrontend f\n bind :80\n.else\nfrontend g\n bind :81\n.endif\n");
+    let (c, _) = ok(&text);
+    assert_eq!(c.frontends.len(), 1);
+    assert_eq!(c.frontends[0].name, "f");
+}
+
+#[test]
+fn missing_final_newline_and_nul_are_errors() {
+    assert!(!alerts(&format!("{TIMEOUTS}frontend f\n bind :80")).is_empty());
+    assert!(!alerts(&format!("{TIMEOUTS}frontend f\n bind :80\0\n")).is_empty());
+}
+
+#[test]
+fn garbage_never_panics() {
+    let inputs: Vec<Vec<u8>> = vec![
+        (0..=255u8).cycle().take(70_000).collect(),
+        "listen x\n".repeat(10_000).into_bytes(),
+        vec![b'"'; 1 << 20],
+        [b"frontend f\n bind :80 ".as_slice(), &vec![b'a'; 1 << 20], b"\n"].concat(),
+        vec![0xff, 0xfe, b'\n', 0xc3, b'\n'],
+        ".if 1\n".repeat(200).into_bytes(),
+    ];
+    for data in inputs {
+        let _ = parse_sources(&[Source { name: "g", data: &data }], &|_| None);
+    }
+}

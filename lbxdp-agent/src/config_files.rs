@@ -1,0 +1,156 @@
+//! The I/O side of the configuration: `-f` paths (files, or directories of
+//! `*.cfg` read in name order, as HAProxy's `-f` does), the process
+//! environment for `${VAR}`, and the checks HAProxy makes against the machine
+//! (users, groups, certificate files). The parsing itself is in `config`.
+use std::{
+    fs,
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use crate::config::{self, Config, Diag, EnvRefKind, Origin, Source};
+
+/// A bigger file is not a configuration; reading stops there, with an error.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}: larger than {MAX_FILE_BYTES} bytes, not a configuration file")]
+    TooLarge(PathBuf),
+    #[error("{0}: no *.cfg file in this directory")]
+    EmptyDir(PathBuf),
+}
+
+/// The files `-f` names, in the order HAProxy reads them.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = fs::metadata(p).map_err(|source| LoadError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let entries = fs::read_dir(p).map_err(|source| LoadError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|f| f.extension().is_some_and(|x| x == "cfg") && f.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(LoadError::EmptyDir(p.clone()));
+        }
+        out.extend(files);
+    }
+    Ok(out)
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(io)?;
+    let mut data = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut data).map_err(io)?;
+    if data.len() as u64 > MAX_FILE_BYTES {
+        return Err(LoadError::TooLarge(path.to_path_buf()));
+    }
+    Ok(data)
+}
+
+/// What loading gave: the model when there is no alert, and every diagnostic.
+pub struct Loaded {
+    pub config: Option<Config>,
+    pub diags: Vec<Diag>,
+}
+
+/// Reads, parses and checks `paths` against this machine.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let files = expand_paths(paths)?;
+    let mut datas = Vec::with_capacity(files.len());
+    for f in &files {
+        datas.push((f.display().to_string(), read_capped(f)?));
+    }
+    let sources: Vec<Source<'_>> = datas.iter().map(|(n, d)| Source { name: n, data: d }).collect();
+    let env = |name: &str| std::env::var(name).ok();
+    let (config, mut diags) = match config::parse_sources(&sources, &env) {
+        Ok((c, d)) => (Some(c), d),
+        Err(d) => (None, d),
+    };
+    if let Some(c) = &config {
+        diags.extend(check_environment(c));
+    }
+    let config = config.filter(|_| !diags.iter().any(Diag::is_alert));
+    Ok(Loaded { config, diags })
+}
+
+/// HAProxy looks users, groups and certificate files up while it parses, so
+/// `haproxy -c` fails when they're missing; lbxdp checks them here.
+pub fn check_environment(config: &Config) -> Vec<Diag> {
+    let mut out = Vec::new();
+    for r in &config.global.env_refs {
+        let problem = match r.kind {
+            EnvRefKind::User => match nix::unistd::User::from_name(&r.value) {
+                Ok(Some(_)) => None,
+                _ => Some(format!(
+                    "cannot find user id for '{}': no such user on this machine",
+                    r.value
+                )),
+            },
+            EnvRefKind::Group => match nix::unistd::Group::from_name(&r.value) {
+                Ok(Some(_)) => None,
+                _ => Some(format!(
+                    "cannot find group id for '{}': no such group on this machine",
+                    r.value
+                )),
+            },
+            EnvRefKind::File => (!Path::new(&r.value).exists())
+                .then(|| format!("file '{}' does not exist (HAProxy loads it at start)", r.value)),
+        };
+        if let Some(msg) = problem {
+            out.push(Diag::alert(&r.origin, msg));
+        }
+    }
+    out
+}
+
+/// For messages about the load itself (not about a line).
+pub fn origin_of(path: &Path) -> Origin {
+    Origin::new(&path.display().to_string(), 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_expand_to_sorted_cfg_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.cfg", "a.cfg", "notes.txt"] {
+            fs::write(dir.path().join(name), "global\n").unwrap();
+        }
+        let files = expand_paths(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.cfg", "b.cfg"]);
+    }
+
+    #[test]
+    fn missing_file_is_an_error_not_a_panic() {
+        assert!(matches!(
+            load(&[PathBuf::from("/nonexistent/lbxdp.cfg")]),
+            Err(LoadError::Io { .. })
+        ));
+    }
+}

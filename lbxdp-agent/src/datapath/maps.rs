@@ -1,0 +1,183 @@
+//! Writing the balancer's maps from a plan, and reading its counters back.
+use std::net::IpAddr;
+
+use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray};
+use lbxdp_common::{
+    BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend,
+    FrontendKey, FrontendStats, MAGLEV_MAP, NO_SERVER, PROTO_TCP, PROTO_UDP, SERVER_STATS_MAP, SERVER_UP, SERVERS_MAP,
+    SETTINGS_MAP, Server, ServerStats, Settings, TX_PORTS_MAP,
+};
+
+use super::{Datapath, DatapathError, error::chain, plan::PlanServer};
+
+fn other(e: impl std::error::Error + 'static) -> DatapathError {
+    DatapathError::Other(chain(&e))
+}
+
+fn missing(name: &str) -> DatapathError {
+    DatapathError::Other(format!("the object has no map {name}"))
+}
+
+/// 16 bytes in network order, IPv4 in the first 4, and our family tag.
+pub fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
+    let mut out = [0u8; 16];
+    match ip {
+        IpAddr::V4(a) => {
+            out[..4].copy_from_slice(&a.octets());
+            (out, FAMILY_V4)
+        }
+        IpAddr::V6(a) => (a.octets(), FAMILY_V6),
+    }
+}
+
+/// How the VIP's traffic reaches the servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum NatMode {
+    /// Full NAT: the servers see the LB's address and need no change (HAProxy's way).
+    #[default]
+    Full,
+    /// Destination NAT only: the servers see the client's address and must
+    /// route their replies through the LB.
+    Dnat,
+}
+
+impl Datapath {
+    fn array<V: aya::Pod>(&mut self, name: &str) -> Result<Array<&mut MapData, V>, DatapathError> {
+        Array::try_from(self.ebpf.map_mut(name).ok_or_else(|| missing(name))?).map_err(other)
+    }
+
+    pub fn set_settings(&mut self, s: &Settings) -> Result<(), DatapathError> {
+        let mut settings = *s;
+        settings.table_size = self.sizes.table_size;
+        self.array::<Settings>(SETTINGS_MAP)?.set(0, settings, 0).map_err(other)
+    }
+
+    /// Writes one server; `snat` is the LB's address towards it.
+    pub fn set_server(&mut self, s: &PlanServer, snat: IpAddr, up: bool) -> Result<(), DatapathError> {
+        let (addr, family) = addr_bytes(s.addr);
+        let (snat, _) = addr_bytes(snat);
+        let value = Server {
+            addr,
+            snat,
+            port: s.port.to_be(),
+            family,
+            flags: if up { SERVER_UP } else { 0 },
+        };
+        self.array::<Server>(SERVERS_MAP)?.set(s.id, value, 0).map_err(other)
+    }
+
+    /// A frontend takes both TCP and UDP on its (VIP, port): `mode tcp` in
+    /// HAProxy is TCP only, but a layer-4 balancer is asked for UDP too.
+    pub fn add_frontend(
+        &mut self,
+        vip: IpAddr,
+        port: u16,
+        id: u32,
+        backend: u32,
+        nat: NatMode,
+    ) -> Result<(), DatapathError> {
+        let (addr, family) = addr_bytes(vip);
+        let flags = if nat == NatMode::Dnat { FRONTEND_DNAT } else { 0 };
+        let mut map: HashMap<&mut MapData, FrontendKey, Frontend> =
+            HashMap::try_from(self.ebpf.map_mut(FRONTENDS_MAP).ok_or_else(|| missing(FRONTENDS_MAP))?)
+                .map_err(other)?;
+        for proto in [PROTO_TCP, PROTO_UDP] {
+            let key = FrontendKey {
+                addr,
+                port: port.to_be(),
+                proto,
+                family,
+            };
+            map.insert(key, Frontend { id, backend, flags }, 0).map_err(other)?;
+        }
+        Ok(())
+    }
+
+    /// Installs a backend's Maglev table (slot -> server id, or NO_SERVER):
+    /// fills the copy that packets don't read, then flips to it in one update.
+    pub fn set_table(&mut self, backend: u32, table: &[u32]) -> Result<(), DatapathError> {
+        let size = self.sizes.table_size;
+        if table.len() != size as usize {
+            return Err(DatapathError::Other(format!(
+                "a Maglev table of {} slots, expected {size}",
+                table.len()
+            )));
+        }
+        let meta = self
+            .array::<BackendMeta>(BACKENDS_MAP)?
+            .get(&backend, 0)
+            .map_err(other)?;
+        let next = if meta.ready == 0 { 0 } else { 1 - (meta.active & 1) };
+        let mut maglev = self.array::<u32>(MAGLEV_MAP)?;
+        let base = (backend * 2 + next) * size;
+        for (i, &server) in table.iter().enumerate() {
+            maglev.set(base + i as u32, server, 0).map_err(other)?;
+        }
+        self.array::<BackendMeta>(BACKENDS_MAP)?
+            .set(backend, BackendMeta { active: next, ready: 1 }, 0)
+            .map_err(other)
+    }
+
+    /// Lets the program redirect to `ifindex` (two-arm: in on one interface, out on another).
+    pub fn add_tx_port(&mut self, ifindex: u32) -> Result<(), DatapathError> {
+        let mut map: DevMapHash<&mut MapData> =
+            DevMapHash::try_from(self.ebpf.map_mut(TX_PORTS_MAP).ok_or_else(|| missing(TX_PORTS_MAP))?)
+                .map_err(other)?;
+        map.insert(ifindex, ifindex, None, 0).map_err(other)
+    }
+
+    /// Per-server counters summed over CPUs, indexed by server id.
+    pub fn server_stats(&self, count: u32) -> Result<Vec<ServerStats>, DatapathError> {
+        let map = self
+            .ebpf
+            .map(SERVER_STATS_MAP)
+            .ok_or_else(|| missing(SERVER_STATS_MAP))?;
+        let arr: PerCpuArray<_, ServerStats> = PerCpuArray::try_from(map).map_err(other)?;
+        (0..count)
+            .map(|i| {
+                let v = arr.get(&i, 0).map_err(other)?;
+                Ok(v.iter().fold(ServerStats::default(), |mut a, s| {
+                    a.packets_in += s.packets_in;
+                    a.bytes_in += s.bytes_in;
+                    a.packets_out += s.packets_out;
+                    a.bytes_out += s.bytes_out;
+                    a.new_flows += s.new_flows;
+                    a
+                }))
+            })
+            .collect()
+    }
+
+    /// Per-frontend counters summed over CPUs, indexed by frontend id.
+    pub fn frontend_stats(&self, count: u32) -> Result<Vec<FrontendStats>, DatapathError> {
+        let map = self
+            .ebpf
+            .map(FRONTEND_STATS_MAP)
+            .ok_or_else(|| missing(FRONTEND_STATS_MAP))?;
+        let arr: PerCpuArray<_, FrontendStats> = PerCpuArray::try_from(map).map_err(other)?;
+        (0..count)
+            .map(|i| {
+                let v = arr.get(&i, 0).map_err(other)?;
+                Ok(v.iter().fold(FrontendStats::default(), |mut a, s| {
+                    a.packets += s.packets;
+                    a.bytes += s.bytes;
+                    a.new_flows += s.new_flows;
+                    a.drop_no_server += s.drop_no_server;
+                    a.drop_no_port += s.drop_no_port;
+                    a.drop_table_full += s.drop_table_full;
+                    a.drop_no_neigh += s.drop_no_neigh;
+                    a.passed += s.passed;
+                    a
+                }))
+            })
+            .collect()
+    }
+}
+
+/// Turns a Maglev table of member indices into one of server ids.
+pub fn to_server_ids(table: &[u32], servers: &[PlanServer]) -> Vec<u32> {
+    table
+        .iter()
+        .map(|&i| servers.get(i as usize).map_or(NO_SERVER, |s| s.id))
+        .collect()
+}

@@ -1,0 +1,307 @@
+//! What the datapath will hold, worked out from the resolved config: pure,
+//! so the mapping from haproxy.cfg to frontends, backends and servers is
+//! tested without a kernel.
+use std::net::IpAddr;
+
+use crate::{
+    config::{Config, PortSpec},
+    maglev::Member,
+};
+
+/// Bind ports per frontend that we expand into XDP frontends; a wider range
+/// would fill the frontend map with one entry per port.
+pub const MAX_PORTS_PER_BIND: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub frontends: Vec<PlanFrontend>,
+    pub backends: Vec<PlanBackend>,
+    /// Things the datapath does differently from HAProxy, to log once.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanFrontend {
+    pub name: String,
+    /// Index into `FRONTEND_STATS`.
+    pub id: u32,
+    /// (VIP, port) pairs, wildcards already expanded to the LB's addresses.
+    pub vips: Vec<(IpAddr, u16)>,
+    /// Index into `Plan::backends`.
+    pub backend: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanBackend {
+    pub name: String,
+    pub servers: Vec<PlanServer>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanServer {
+    /// Index into `SERVERS` (unique over all backends).
+    pub id: u32,
+    pub name: String,
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    pub backup: bool,
+    pub disabled: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PlanError {
+    #[error("{origin}: frontend {frontend} has no backend to send connections to")]
+    NoBackend { frontend: String, origin: String },
+    #[error("{origin}: frontend {frontend}: port range {first}-{last} is wider than {MAX_PORTS_PER_BIND} ports")]
+    RangeTooWide {
+        frontend: String,
+        origin: String,
+        first: u16,
+        last: u16,
+    },
+    #[error(
+        "{origin}: server {backend}/{server} has no fixed port, and its backend serves ports {ports:?}: \
+         lbxdp needs one port per server"
+    )]
+    AmbiguousPort {
+        backend: String,
+        server: String,
+        origin: String,
+        ports: Vec<u16>,
+    },
+    #[error("{origin}: server {backend}/{server}: port {port} + offset is out of range")]
+    PortOutOfRange {
+        backend: String,
+        server: String,
+        origin: String,
+        port: u16,
+    },
+    #[error("no frontend to balance: the config has none, or all are disabled")]
+    Empty,
+}
+
+/// `local` lists the LB's own addresses, for `*:PORT` and `[::]:PORT` binds.
+pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
+    let mut notes = Vec::new();
+    let mut backends: Vec<PlanBackend> = Vec::new();
+    let mut backend_names: Vec<&str> = Vec::new();
+    let mut frontends = Vec::new();
+    let mut next_server = 0u32;
+
+    for fe in config.frontends.iter().filter(|f| !f.disabled) {
+        let origin = fe.origin.to_string();
+        let Some(be_name) = fe.backend.as_deref() else {
+            return Err(PlanError::NoBackend {
+                frontend: fe.name.clone(),
+                origin,
+            });
+        };
+        let Some(be) = config.backend(be_name) else {
+            return Err(PlanError::NoBackend {
+                frontend: fe.name.clone(),
+                origin,
+            });
+        };
+        let mut vips = Vec::new();
+        for bind in &fe.binds {
+            let (first, last) = (*bind.addr.ports.start(), *bind.addr.ports.end());
+            if usize::from(last - first) >= MAX_PORTS_PER_BIND {
+                return Err(PlanError::RangeTooWide {
+                    frontend: fe.name.clone(),
+                    origin,
+                    first,
+                    last,
+                });
+            }
+            let addrs: Vec<IpAddr> = match bind.addr.ip {
+                Some(ip) if ip.is_unspecified() => {
+                    local.iter().copied().filter(|l| l.is_ipv4() == ip.is_ipv4()).collect()
+                }
+                Some(ip) => vec![ip],
+                None => local.iter().copied().filter(IpAddr::is_ipv4).collect(),
+            };
+            for ip in addrs {
+                for port in first..=last {
+                    if !vips.contains(&(ip, port)) {
+                        vips.push((ip, port));
+                    }
+                }
+            }
+        }
+        let backend = match backend_names.iter().position(|n| *n == be.name) {
+            Some(i) => i,
+            None => {
+                let ports: Vec<u16> = {
+                    let mut p: Vec<u16> = vips.iter().map(|v| v.1).collect();
+                    p.sort_unstable();
+                    p.dedup();
+                    p
+                };
+                let mut servers = Vec::new();
+                for s in &be.servers {
+                    let origin = s.origin.to_string();
+                    let port = match s.port {
+                        PortSpec::Fixed(p) => p,
+                        PortSpec::Offset(off) => {
+                            let [p] = ports[..] else {
+                                return Err(PlanError::AmbiguousPort {
+                                    backend: be.name.clone(),
+                                    server: s.name.clone(),
+                                    origin,
+                                    ports,
+                                });
+                            };
+                            u16::try_from(i32::from(p) + off)
+                                .ok()
+                                .filter(|p| *p != 0)
+                                .ok_or_else(|| PlanError::PortOutOfRange {
+                                    backend: be.name.clone(),
+                                    server: s.name.clone(),
+                                    origin: origin.clone(),
+                                    port: p,
+                                })?
+                        }
+                    };
+                    servers.push(PlanServer {
+                        id: next_server,
+                        name: s.name.clone(),
+                        addr: s.addr,
+                        port,
+                        weight: u32::from(s.weight),
+                        backup: s.backup,
+                        disabled: s.disabled,
+                    });
+                    next_server += 1;
+                }
+                if !matches!(
+                    be.balance,
+                    crate::config::Balance::Source | crate::config::Balance::RoundRobin
+                ) {
+                    notes.push(format!(
+                        "backend {}: balance {:?} is done as a weighted consistent hash per connection (Maglev)",
+                        be.name, be.balance
+                    ));
+                }
+                backend_names.push(&be.name);
+                backends.push(PlanBackend {
+                    name: be.name.clone(),
+                    servers,
+                });
+                backends.len() - 1
+            }
+        };
+        frontends.push(PlanFrontend {
+            name: fe.name.clone(),
+            id: frontends.len() as u32,
+            vips,
+            backend: backend as u32,
+        });
+    }
+    if frontends.is_empty() {
+        return Err(PlanError::Empty);
+    }
+    Ok(Plan {
+        frontends,
+        backends,
+        notes,
+    })
+}
+
+/// The Maglev members of a backend, given which servers are up: the active
+/// servers with their weights; HAProxy's backups only when no active server
+/// can take traffic (then the first backup, as without `option allbackups`).
+pub fn members<'a>(backend: &'a PlanBackend, up: &dyn Fn(&PlanServer) -> bool) -> Vec<Member<'a>> {
+    let usable = |s: &&PlanServer| !s.disabled && up(s) && s.weight > 0;
+    let active: Vec<&PlanServer> = backend.servers.iter().filter(|s| !s.backup).filter(usable).collect();
+    let chosen: Vec<&PlanServer> = if active.is_empty() {
+        backend
+            .servers
+            .iter()
+            .filter(|s| s.backup)
+            .filter(usable)
+            .take(1)
+            .collect()
+    } else {
+        active
+    };
+    backend
+        .servers
+        .iter()
+        .map(|s| Member {
+            id: &s.name,
+            weight: if chosen.iter().any(|c| c.id == s.id) {
+                s.weight
+            } else {
+                0
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    fn cfg(text: &str) -> Config {
+        match parse_str("t.cfg", text) {
+            Ok((c, _)) => c,
+            Err(d) => panic!("config rejected: {d:?}"),
+        }
+    }
+
+    const SEED: &str = "defaults\n mode tcp\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n\
+        frontend web\n bind 198.18.0.2:80\n default_backend be\n\
+        backend be\n server web1 198.18.0.101:80 check weight 1\n server web2 198.18.0.102:8080 weight 3\n \
+        server web3 198.18.0.103 backup\n";
+
+    #[test]
+    fn seed_like_config_gives_one_frontend_and_its_servers() {
+        let p = plan(&cfg(SEED), &[]).expect("plan");
+        assert_eq!(p.frontends.len(), 1);
+        assert_eq!(p.frontends[0].vips, vec![("198.18.0.2".parse().unwrap(), 80)]);
+        let be = &p.backends[0];
+        assert_eq!(
+            be.servers.iter().map(|s| (s.id, s.port, s.weight)).collect::<Vec<_>>(),
+            [(0, 80, 1), (1, 8080, 3), (2, 80, 1)]
+        );
+        assert!(be.servers[2].backup);
+    }
+
+    #[test]
+    fn wildcard_binds_take_the_lbs_addresses_of_their_family() {
+        let text = SEED
+            .replace("bind 198.18.0.2:80", "bind *:80\n bind [::]:81")
+            .replace(".103 ", ".103:80 ");
+        let local: Vec<IpAddr> = vec!["198.18.0.2".parse().unwrap(), "fd00:198:18::2".parse().unwrap()];
+        let p = plan(&cfg(&text), &local).expect("plan");
+        assert_eq!(p.frontends[0].vips, vec![(local[0], 80), (local[1], 81)]);
+    }
+
+    #[test]
+    fn backups_only_when_no_active_server_is_up() {
+        let p = plan(&cfg(SEED), &[]).expect("plan");
+        let be = &p.backends[0];
+        let w = |up: &dyn Fn(&PlanServer) -> bool| members(be, up).iter().map(|m| m.weight).collect::<Vec<_>>();
+        assert_eq!(w(&|_| true), [1, 3, 0]);
+        assert_eq!(w(&|s| s.name != "web1"), [0, 3, 0]);
+        assert_eq!(w(&|s| s.backup), [0, 0, 1]);
+        assert_eq!(w(&|_| false), [0, 0, 0]);
+    }
+
+    #[test]
+    fn a_port_range_is_expanded_and_a_huge_one_refused() {
+        let seed = SEED.replace(".103 ", ".103:80 ");
+        let p = plan(&cfg(&seed.replace(":80\n default", ":80-82\n default")), &[]).expect("plan");
+        assert_eq!(
+            p.frontends[0].vips.iter().map(|v| v.1).collect::<Vec<_>>(),
+            [80, 81, 82]
+        );
+        let err = plan(&cfg(&seed.replace(":80\n default", ":1-60000\n default")), &[]);
+        assert!(matches!(err, Err(PlanError::RangeTooWide { .. })), "{err:?}");
+        // A server without a port follows the client's port: fine for one port, not for three.
+        let err = plan(&cfg(&SEED.replace(":80\n default", ":80-82\n default")), &[]);
+        assert!(matches!(err, Err(PlanError::AmbiguousPort { .. })), "{err:?}");
+    }
+}

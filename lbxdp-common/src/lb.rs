@@ -1,0 +1,185 @@
+//! The balancer's maps: frontends, Maglev tables, servers, flows and counters.
+//!
+//! Addresses are 16 bytes in network order; an IPv4 address fills the first 4
+//! and leaves the rest zero, with `family` telling which. Ports are in network
+//! order too, as they sit in the packet, so the program never swaps bytes.
+
+/// `family` values (ours, not AF_*: they only tag our own keys).
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// Key of `FRONTENDS`: what a client connects to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FrontendKey {
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+
+/// Value of `FRONTENDS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Frontend {
+    /// Index into `FRONTEND_STATS`.
+    pub id: u32,
+    /// Index into `BACKENDS`; its Maglev tables are in `MAGLEV`.
+    pub backend: u32,
+    /// `FRONTEND_*` flags.
+    pub flags: u32,
+}
+
+/// Rewrite only the destination (the servers see the client's address and
+/// must route replies back through the LB). Without it: full NAT.
+pub const FRONTEND_DNAT: u32 = 1;
+
+/// Value of `BACKENDS`: which of the two Maglev tables is live. The agent
+/// fills the other one, then flips `active` in one map update, so a packet
+/// never sees a half-written table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendMeta {
+    pub active: u32,
+    /// 0 while the backend has no table yet.
+    pub ready: u32,
+}
+
+/// Slot `(backend * 2 + copy) * table_size + hash % table_size` of `MAGLEV`
+/// holds a server index, or `NO_SERVER`.
+pub const fn maglev_slot(backend: u32, copy: u32, table_size: u32, hash: u32) -> u32 {
+    (backend * 2 + copy) * table_size + hash % table_size
+}
+
+pub const NO_SERVER: u32 = u32::MAX;
+
+/// Value of `SERVERS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Server {
+    pub addr: [u8; 16],
+    /// The LB's own address towards this server: the source of full NAT.
+    pub snat: [u8; 16],
+    pub port: u16,
+    pub family: u8,
+    /// `SERVER_*` flags.
+    pub flags: u8,
+}
+
+/// The server takes traffic. Without it, flows that were on it are rehashed.
+pub const SERVER_UP: u8 = 1;
+
+/// Key of `FLOWS` (client to VIP) and `REPLIES` (server to LB).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub pad: [u8; 2],
+}
+
+/// Value of `FLOWS`: the server a client flow is pinned to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub server: u32,
+    pub frontend: u32,
+    /// The source port towards the server.
+    pub nat_port: u16,
+    /// `FLOW_*` flags.
+    pub flags: u16,
+    pub pad: u32,
+    /// bpf_ktime_get_ns() of the last packet.
+    pub seen_ns: u64,
+}
+
+/// A FIN or RST went by: the entry expires after `Settings::closing_timeout_ns`.
+pub const FLOW_CLOSING: u16 = 1;
+
+/// Value of `REPLIES`: how to turn a server's reply back into the VIP's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub client: [u8; 16],
+    pub vip: [u8; 16],
+    pub client_port: u16,
+    pub vip_port: u16,
+    pub server: u32,
+    pub frontend: u32,
+    pub flags: u16,
+    pub pad: u16,
+    pub seen_ns: u64,
+}
+
+/// Slot 0 of `SETTINGS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Maglev table size M (a prime); `MAGLEV` holds 2 x M slots per backend.
+    pub table_size: u32,
+    pub pad: u32,
+    /// Idle TCP flows are forgotten after this (the LRU may evict sooner).
+    pub tcp_timeout_ns: u64,
+    /// After a FIN or RST.
+    pub closing_timeout_ns: u64,
+    pub udp_timeout_ns: u64,
+}
+
+/// Per server, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Client to server.
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    /// Server to client.
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub new_flows: u64,
+}
+
+/// Per frontend, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrontendStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub new_flows: u64,
+    /// The backend has no server (all down, or weight 0).
+    pub drop_no_server: u64,
+    /// No free source port towards the server.
+    pub drop_no_port: u64,
+    /// The flow table refused an insert.
+    pub drop_table_full: u64,
+    /// The next hop's MAC is not known yet (the agent keeps servers' neighbours resolved).
+    pub drop_no_neigh: u64,
+    /// Not forwardable: no route, fragments, IP options we don't rewrite, bad headers.
+    pub passed: u64,
+}
+
+pub const FRONTENDS_MAP: &str = "FRONTENDS";
+pub const BACKENDS_MAP: &str = "BACKENDS";
+pub const MAGLEV_MAP: &str = "MAGLEV";
+pub const SERVERS_MAP: &str = "SERVERS";
+pub const FLOWS_MAP: &str = "FLOWS";
+pub const REPLIES_MAP: &str = "REPLIES";
+pub const SETTINGS_MAP: &str = "SETTINGS";
+pub const SERVER_STATS_MAP: &str = "SERVER_STATS";
+pub const FRONTEND_STATS_MAP: &str = "FRONTEND_STATS";
+pub const TX_PORTS_MAP: &str = "TX_PORTS";
+/// The program for the far end of a veth: native XDP_TX into a veth delivers
+/// only when the peer runs an XDP program too.
+pub const XDP_PASS_PROGRAM: &str = "lbxdp_pass";
+
+/// Sizes the object declares; the agent resizes per config at load time.
+pub const DEFAULT_MAX_FRONTENDS: u32 = 1024;
+pub const DEFAULT_MAX_BACKENDS: u32 = 256;
+pub const DEFAULT_MAX_SERVERS: u32 = 4096;
+pub const DEFAULT_MAX_FLOWS: u32 = 1 << 20;
