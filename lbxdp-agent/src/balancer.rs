@@ -1,6 +1,6 @@
 //! The XDP balancer's life: plan the maps from the config, load and attach
 //! the program, program the maps, report counters, and undo it all on exit.
-use std::{net::IpAddr, time::Duration};
+use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use anyhow::{Context as _, bail};
 use lbxdp_common::{FrontendStats, ServerStats, Settings, XDP_PASS_PROGRAM, XDP_PROGRAM};
@@ -24,6 +24,8 @@ use crate::{
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The -f paths, read again on SIGHUP.
+    pub config_paths: Vec<std::path::PathBuf>,
     pub ifaces: Vec<String>,
     pub xdp_mode: XdpModeArg,
     pub nat: NatMode,
@@ -69,7 +71,40 @@ pub struct ServerReport {
     pub new_flows: u64,
 }
 
-/// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it balances.
+/// Slots reserved in the maps beyond twice the first config's needs.
+const MIN_BACKEND_SLOTS: u32 = 16;
+const MIN_SERVER_SLOTS: u32 = 256;
+
+/// Ids that stay with their names across reloads: a pinned flow names its
+/// server by id, and the counters are kept by id.
+#[derive(Default)]
+struct Ids {
+    backends: HashMap<String, u32>,
+    servers: HashMap<(String, String), u32>,
+    frontends: HashMap<String, u32>,
+}
+
+fn id_for<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K, limit: u32, what: &str) -> anyhow::Result<u32> {
+    let next = map.len() as u32;
+    if let Some(id) = map.get(&key) {
+        return Ok(*id);
+    }
+    if next >= limit {
+        bail!("more than {limit} {what} since start: restart lbxdp-agent to resize its maps");
+    }
+    map.insert(key, next);
+    Ok(next)
+}
+
+/// What the datapath holds now.
+struct Live {
+    plan: Plan,
+    ids: Ids,
+    vips: Vec<(IpAddr, u16)>,
+}
+
+/// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it
+/// balances, and SIGHUP reloads the config (a bad one leaves the old running).
 pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<FinalReport> {
     if opts.ifaces.is_empty() {
         bail!("--iface IFACE is required: the interface(s) to attach XDP to");
@@ -88,19 +123,16 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         Some(c) => Some(plan::plan(c, &local_ips)?),
         None => None,
     };
+    // Room to grow on reload: map sizes are fixed once the object is loaded.
     let sizes = match &plan {
         Some(p) => Sizes {
-            backends: p.backends.len() as u32,
-            servers: p.backends.iter().map(|b| b.servers.len() as u32).sum(),
+            backends: (2 * p.backends.len() as u32).max(MIN_BACKEND_SLOTS),
+            servers: (2 * p.backends.iter().map(|b| b.servers.len() as u32).sum::<u32>()).max(MIN_SERVER_SLOTS),
             table_size: opts.table_size,
             flows: opts.flows,
         },
         None => Sizes::default(),
     };
-    if let Some(p) = &plan {
-        let biggest = p.backends.iter().map(|b| b.servers.len()).max().unwrap_or(0);
-        maglev::check_size(opts.table_size, biggest).context("--maglev-size")?;
-    }
 
     let mut dp = Datapath::load(sizes, opts.kernel_debug, XDP_PROGRAM)?;
     for ((net, ifindex), iface) in nets.iter().zip(&opts.ifaces) {
@@ -111,40 +143,76 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             net.enable_forwarding()?;
         }
     }
+    let mut host = Host { nets, local };
     let result = async {
-        if let Some(p) = &plan {
-            program(&mut dp, p, &mut nets, &local, opts).await?;
+        let mut live = None;
+        if let Some(p) = plan {
+            let secs = Duration::from_secs;
+            dp.set_settings(&Settings {
+                table_size: opts.table_size,
+                pad: 0,
+                tcp_timeout_ns: secs(3600).as_nanos() as u64,
+                closing_timeout_ns: secs(10).as_nanos() as u64,
+                udp_timeout_ns: secs(30).as_nanos() as u64,
+            })?;
+            let mut l = Live {
+                plan: p.clone(),
+                ids: Ids::default(),
+                vips: Vec::new(),
+            };
+            apply(&mut dp, p, &mut host, &mut l, opts).await?;
+            live = Some(l);
         }
-        serve(&mut dp, plan.as_ref(), opts).await
+        serve(&mut dp, &mut live, &mut host, opts).await
     }
     .await;
-    for (net, _) in &mut nets {
+    for (net, _) in &mut host.nets {
         net.cleanup().await;
     }
     dp.detach()?;
     result
 }
 
-/// Fills the maps from the plan, all servers up (health checks come later).
-async fn program(
-    dp: &mut Datapath,
-    p: &Plan,
-    nets: &mut [(HostNet, u32)],
-    local: &[(usize, IfAddr)],
-    opts: &Options,
-) -> anyhow::Result<()> {
+/// The LB host's interfaces and their addresses.
+struct Host {
+    nets: Vec<(HostNet, u32)>,
+    local: Vec<(usize, IfAddr)>,
+}
+
+/// Makes the datapath hold `p` (all servers up: health checks come later).
+/// Servers gone from the config are marked down, so their flows rehash;
+/// each backend's new table goes in with one flip.
+async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live, opts: &Options) -> anyhow::Result<()> {
+    let (max_backends, max_servers) = (dp.sizes().backends, dp.sizes().servers);
+    let mut ids = std::mem::take(&mut live.ids);
+    let assigned = (|| -> anyhow::Result<()> {
+        for be in &mut p.backends {
+            be.id = id_for(&mut ids.backends, be.name.clone(), max_backends, "backends")?;
+            for s in &mut be.servers {
+                s.id = id_for(
+                    &mut ids.servers,
+                    (be.name.clone(), s.name.clone()),
+                    max_servers,
+                    "servers",
+                )?;
+            }
+        }
+        for fe in &mut p.frontends {
+            fe.id = id_for(
+                &mut ids.frontends,
+                fe.name.clone(),
+                lbxdp_common::DEFAULT_MAX_FRONTENDS,
+                "frontends",
+            )?;
+        }
+        Ok(())
+    })();
+    live.ids = ids;
+    assigned?;
     for note in &p.notes {
         info!("{note}");
     }
-    let secs = Duration::from_secs;
-    dp.set_settings(&Settings {
-        table_size: opts.table_size,
-        pad: 0,
-        tcp_timeout_ns: secs(3600).as_nanos() as u64,
-        closing_timeout_ns: secs(10).as_nanos() as u64,
-        udp_timeout_ns: secs(30).as_nanos() as u64,
-    })?;
-    let addrs: Vec<IfAddr> = local.iter().map(|(_, a)| *a).collect();
+    let addrs: Vec<IfAddr> = host.local.iter().map(|(_, a)| *a).collect();
     for be in &p.backends {
         for s in &be.servers {
             let snat = match opts.nat {
@@ -158,49 +226,93 @@ async fn program(
             };
             dp.set_server(s, snat, !s.disabled)?;
             // The neighbour lives on the interface whose subnet holds the server.
-            if let Some((i, _)) = local.iter().find(|(_, a)| in_subnet(s.addr, a))
-                && let Some((net, _)) = nets.get_mut(*i)
+            if let Some((i, _)) = host.local.iter().find(|(_, a)| in_subnet(s.addr, a))
+                && let Some((net, _)) = host.nets.get_mut(*i)
             {
                 net.manage_neighbour(s.addr).await?;
             }
         }
+    }
+    for old_be in &live.plan.backends {
+        for old in &old_be.servers {
+            let kept = p
+                .backends
+                .iter()
+                .any(|b| b.name == old_be.name && b.servers.iter().any(|s| s.name == old.name));
+            if !kept {
+                dp.set_server(old, old.addr, false)?;
+                info!(
+                    "server {}/{} removed: its flows move to the others",
+                    old_be.name, old.name
+                );
+            }
+        }
+    }
+    for be in &p.backends {
         let members = plan::members(be, &|_| true);
         let table = maglev::build(&members, opts.table_size)?;
-        let ids = to_server_ids(&table, &be.servers);
-        let backend = p.backends.iter().position(|b| b.name == be.name).unwrap_or_default() as u32;
-        dp.set_table(backend, &ids)?;
+        dp.set_table(be.id, &to_server_ids(&table, &be.servers))?;
     }
+    let mut vips = Vec::new();
     for fe in &p.frontends {
+        let be = &p.backends[fe.backend as usize];
         for &(vip, port) in &fe.vips {
-            dp.add_frontend(vip, port, fe.id, fe.backend, opts.nat)?;
-            if let Some((net, _)) = nets.first_mut() {
+            dp.add_frontend(vip, port, fe.id, be.id, opts.nat)?;
+            vips.push((vip, port));
+            if let Some((net, _)) = host.nets.first_mut() {
                 net.ensure_vip(vip, &addrs).await?;
             }
         }
-        let be = &p.backends[fe.backend as usize];
-        let vips: Vec<String> = fe.vips.iter().map(|(ip, port)| sockaddr(*ip, *port)).collect();
+        let shown: Vec<String> = fe.vips.iter().map(|(ip, port)| sockaddr(*ip, *port)).collect();
         let servers: Vec<String> = be
             .servers
             .iter()
             .map(|s| format!("{}={} w{}", s.name, sockaddr(s.addr, s.port), s.weight))
             .collect();
+        let nat = match opts.nat {
+            NatMode::Full => "full",
+            NatMode::Dnat => "destination",
+        };
         info!(
-            "frontend {}: {} -> backend {} [{}], {} NAT, Maglev M={}",
+            "frontend {}: {} -> backend {} [{}], {nat} NAT, Maglev M={}",
             fe.name,
-            vips.join(" "),
+            shown.join(" "),
             be.name,
             servers.join(", "),
-            match opts.nat {
-                NatMode::Full => "full",
-                NatMode::Dnat => "destination",
-            },
             opts.table_size
         );
     }
-    for (net, _) in nets.iter() {
+    for old in &live.vips {
+        if !vips.contains(old) {
+            dp.remove_frontend(old.0, old.1)?;
+        }
+    }
+    for (net, _) in host.nets.iter() {
         net.wait_neighbours(Duration::from_secs(2)).await;
     }
+    info!(
+        "balancing {} frontend(s) over {} backend(s)",
+        p.frontends.len(),
+        p.backends.len()
+    );
+    live.vips = vips;
+    live.plan = p;
     Ok(())
+}
+
+/// SIGHUP: the config again, from the same files. Any error leaves the
+/// running config as it was.
+async fn reload(dp: &mut Datapath, live: &mut Live, host: &mut Host, opts: &Options) -> anyhow::Result<()> {
+    let loaded = crate::config_files::load(&opts.config_paths)?;
+    for d in &loaded.diags {
+        warn!("{d}");
+    }
+    let config = loaded
+        .config
+        .context("the new configuration has errors (see the [ALERT] lines)")?;
+    let local_ips: Vec<IpAddr> = host.local.iter().map(|(_, a)| a.addr).collect();
+    let p = plan::plan(&config, &local_ips)?;
+    apply(dp, p, host, live, opts).await
 }
 
 fn sockaddr(ip: IpAddr, port: u16) -> String {
@@ -208,25 +320,38 @@ fn sockaddr(ip: IpAddr, port: u16) -> String {
 }
 
 /// Waits for a signal, logging counters on SIGUSR1 (and every interval).
-async fn serve(dp: &mut Datapath, plan: Option<&Plan>, opts: &Options) -> anyhow::Result<FinalReport> {
+async fn serve(
+    dp: &mut Datapath,
+    live: &mut Option<Live>,
+    host: &mut Host,
+    opts: &Options,
+) -> anyhow::Result<FinalReport> {
     let log_task = spawn_logger(dp)?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let period = Duration::from_secs(opts.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = sigusr1.recv() => log_stats(dp, plan),
-            _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, plan),
+            _ = sigusr1.recv() => log_stats(dp, live.as_ref().map(|l| &l.plan)),
+            _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, live.as_ref().map(|l| &l.plan)),
+            _ = sighup.recv() => match live.as_mut() {
+                Some(l) => match reload(dp, l, host, opts).await {
+                    Ok(()) => info!("SIGHUP: configuration reloaded"),
+                    Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
+                },
+                None => warn!("SIGHUP: no configuration to reload (started without -f)"),
+            },
         }
     }
     if let Some(t) = log_task {
         t.abort();
     }
-    report(dp, plan)
+    report(dp, live.as_ref().map(|l| &l.plan))
 }
 
 fn log_stats(dp: &Datapath, plan: Option<&Plan>) {
@@ -268,8 +393,10 @@ fn report(dp: &Datapath, plan: Option<&Plan>) -> anyhow::Result<FinalReport> {
     let counters = dp.counters()?;
     let (mut frontends, mut servers) = (Vec::new(), Vec::new());
     if let Some(p) = plan {
-        let fstats = dp.frontend_stats(p.frontends.len() as u32)?;
-        for (fe, s) in p.frontends.iter().zip(fstats) {
+        let count = p.frontends.iter().map(|f| f.id + 1).max().unwrap_or(0);
+        let fstats = dp.frontend_stats(count)?;
+        for fe in &p.frontends {
+            let s = fstats.get(fe.id as usize).copied().unwrap_or_default();
             let FrontendStats {
                 packets,
                 bytes,
@@ -292,8 +419,14 @@ fn report(dp: &Datapath, plan: Option<&Plan>) -> anyhow::Result<FinalReport> {
                 passed,
             });
         }
-        let total = p.backends.iter().map(|b| b.servers.len() as u32).sum();
-        let sstats = dp.server_stats(total)?;
+        let count = p
+            .backends
+            .iter()
+            .flat_map(|b| &b.servers)
+            .map(|s| s.id + 1)
+            .max()
+            .unwrap_or(0);
+        let sstats = dp.server_stats(count)?;
         for be in &p.backends {
             for s in &be.servers {
                 let ServerStats {

@@ -153,6 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = load_config(&cli.config)?;
     let opts = balancer::Options {
+        config_paths: cli.config.clone(),
         ifaces: cli.iface.clone(),
         xdp_mode: cli.xdp_mode,
         nat: cli.nat,

@@ -218,7 +218,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
             }
         },
     };
-    let Some(server) = SERVERS.get(server_id) else {
+    let Some(server) = SERVERS.get(server_id).filter(|sv| sv.family == s.p.family) else {
         fs.drop_no_server += 1;
         return xdp_action::XDP_DROP;
     };
@@ -358,7 +358,9 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
         return Err(NewFlowError::NoServer);
     }
     let server = SERVERS.get(server_id).ok_or(NewFlowError::NoServer)?;
-    if server.flags & SERVER_UP == 0 {
+    // A backend may mix IPv4 and IPv6 servers, and the table doesn't know the
+    // packet's family: rewriting across families would garble the packet.
+    if server.flags & SERVER_UP == 0 || server.family != s.p.family {
         return Err(NewFlowError::NoServer);
     }
     s.reply.client = s.p.src;

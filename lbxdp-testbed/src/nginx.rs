@@ -1,5 +1,5 @@
 //! Debian's nginx as a backend: one per namespace, answering with a fixed body
-//! (its host's name), configured in the testbed's temp dir.
+//! (its host's name; `/ip` answers with the client address it saw), configured in the testbed's temp dir.
 use std::{
     net::{SocketAddr, TcpStream},
     path::Path,
@@ -21,7 +21,8 @@ pub fn config(dir: &Path, tag: &str, body: &str, port: u16) -> String {
          \x20 fastcgi_temp_path {d}/nginx-{tag}-fastcgi;\n  uwsgi_temp_path {d}/nginx-{tag}-uwsgi;\n\
          \x20 scgi_temp_path {d}/nginx-{tag}-scgi;\n\
          \x20 server {{\n    listen {port} reuseport;\n    listen [::]:{port} reuseport;\n\
-         \x20   default_type text/plain;\n    location / {{ return 200 \"{body}\\n\"; }}\n  }}\n}}\n"
+         \x20   default_type text/plain;\n    location / {{ return 200 \"{body}\\n\"; }}\n\
+         \x20   location /ip {{ return 200 \"$remote_addr\\n\"; }}\n  }}\n}}\n"
     )
 }
 

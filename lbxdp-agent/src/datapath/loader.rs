@@ -128,6 +128,11 @@ impl Datapath {
         })
     }
 
+    /// The map sizes it was loaded with.
+    pub fn sizes(&self) -> Sizes {
+        self.sizes
+    }
+
     fn program(&mut self) -> Result<&mut Xdp, DatapathError> {
         let name = self.prog;
         self.ebpf

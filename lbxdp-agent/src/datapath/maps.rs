@@ -93,6 +93,23 @@ impl Datapath {
         Ok(())
     }
 
+    pub fn remove_frontend(&mut self, vip: IpAddr, port: u16) -> Result<(), DatapathError> {
+        let (addr, family) = addr_bytes(vip);
+        let mut map: HashMap<&mut MapData, FrontendKey, Frontend> =
+            HashMap::try_from(self.ebpf.map_mut(FRONTENDS_MAP).ok_or_else(|| missing(FRONTENDS_MAP))?)
+                .map_err(other)?;
+        for proto in [PROTO_TCP, PROTO_UDP] {
+            // Already gone is fine: the goal is that it is not there.
+            let _ = map.remove(&FrontendKey {
+                addr,
+                port: port.to_be(),
+                proto,
+                family,
+            });
+        }
+        Ok(())
+    }
+
     /// Installs a backend's Maglev table (slot -> server id, or NO_SERVER):
     /// fills the copy that packets don't read, then flips to it in one update.
     pub fn set_table(&mut self, backend: u32, table: &[u32]) -> Result<(), DatapathError> {

@@ -33,6 +33,8 @@ pub struct PlanFrontend {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanBackend {
+    /// Index into `BACKENDS` (the balancer keeps it stable across reloads).
+    pub id: u32,
     pub name: String,
     pub servers: Vec<PlanServer>,
 }
@@ -185,6 +187,7 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
                 }
                 backend_names.push(&be.name);
                 backends.push(PlanBackend {
+                    id: backends.len() as u32,
                     name: be.name.clone(),
                     servers,
                 });

@@ -77,6 +77,13 @@ impl Agent {
         }
     }
 
+    /// Sends a signal (SIGHUP to reload, SIGUSR1 for the counters).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("agent running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).expect("signalling the agent");
+    }
+
     /// The XDP mode from the agent's "attached ... in MODE mode" line.
     pub fn attached_mode(&mut self) -> String {
         let line = self.wait_for("attached lbxdp to", Duration::from_secs(15));
