@@ -5,6 +5,7 @@ mod maps;
 pub mod net;
 pub mod plan;
 mod stats;
+mod test_run;
 
 pub use error::DatapathError;
 pub use loader::{AttachMode, Datapath, Sizes, XdpModeArg};

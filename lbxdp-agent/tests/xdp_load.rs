@@ -1,0 +1,168 @@
+//! Sustained load through full NAT: 60 s of short connections at full rate
+//! must not sag, also right after HAProxy itself left TIME_WAITs on the
+//! servers (the state an HAProxy user switching to lbxdp starts from).
+//! Rates are compared within the run (no absolute speed is asserted).
+mod common;
+
+use std::{path::Path, time::Duration};
+
+use common::{Agent, agent_bin, skip_without_root};
+use lbxdp_testbed::{Layout, Testbed, Topology};
+
+const CHUNKS: usize = 6;
+const CHUNK_SECS: u64 = 10;
+
+fn config(tb: &Testbed) -> String {
+    let mut s = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
+        tb.lb.v4()
+    );
+    for b in &tb.backends {
+        s.push_str(&format!("    server {} {}:80 weight 1\n", b.name, b.v4()));
+    }
+    s
+}
+
+struct Chunk {
+    rate: f64,
+    timeouts: u64,
+    connect_errors: u64,
+}
+
+/// One bounded wrk run of new connections (`Connection: close`) to the VIP.
+fn wrk(tb: &Testbed, secs: u64) -> Chunk {
+    let out = tb
+        .command(&tb.client, "wrk")
+        .args([
+            "-t2",
+            "-c32",
+            &format!("-d{secs}s"),
+            "--timeout",
+            "2s",
+            "-H",
+            "Connection: close",
+        ])
+        .arg(format!("http://{}/", tb.lb.v4()))
+        .output_timeout(Duration::from_secs(secs + 30))
+        .expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |line: &str, key: &str| -> u64 {
+        line.split(key)
+            .nth(1)
+            .and_then(|r| r.trim().split([',', ' ']).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"));
+    let errors = text.lines().find(|l| l.contains("Socket errors")).unwrap_or_default();
+    Chunk {
+        rate,
+        timeouts: field(errors, "timeout"),
+        connect_errors: field(errors, "connect"),
+    }
+}
+
+/// The client as load generators are set up: every port, and reuse of its
+/// own TIME_WAIT ports (it closes first half the time). Without this the
+/// client runs out of ports after a few seconds whatever the balancer does.
+fn load_generator(tb: &Testbed) {
+    tb.in_netns(&tb.client, || {
+        std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "1024 65535")?;
+        std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "1")?;
+        Ok(())
+    })
+    .expect("client sysctls");
+}
+
+fn sustained(tb: &Testbed, label: &str) {
+    let chunks: Vec<Chunk> = (0..CHUNKS).map(|_| wrk(tb, CHUNK_SECS)).collect();
+    let rates: Vec<String> = chunks.iter().map(|c| format!("{:.0}", c.rate)).collect();
+    eprintln!("{label}: new connections/s per {CHUNK_SECS} s: {}", rates.join(" "));
+    let first = chunks[0].rate;
+    assert!(first > 100.0, "{label}: hardly any traffic got through ({first:.0}/s)");
+    for (i, c) in chunks.iter().enumerate() {
+        assert!(
+            c.rate >= 0.8 * first,
+            "{label}: chunk {i} ran at {:.0}/s, below 80% of {first:.0}/s",
+            c.rate
+        );
+        assert_eq!(c.timeouts, 0, "{label}: chunk {i} had connect/read timeouts");
+        assert_eq!(c.connect_errors, 0, "{label}: chunk {i} had connect errors");
+    }
+}
+
+#[test]
+fn sustained_short_connections_through_full_nat() {
+    if skip_without_root("sustained_short_connections_through_full_nat") {
+        return;
+    }
+    let mut tb = Testbed::build(&Topology {
+        layout: Layout::OneArm,
+        backends: 3,
+        nginx: true,
+    })
+    .expect("testbed");
+    let cfg = tb.dir().join("haproxy.cfg");
+    std::fs::write(&cfg, config(&tb)).expect("haproxy.cfg");
+    tb.attach_peer_pass(Path::new(agent_bin()), &tb.lb.clone())
+        .expect("pass program");
+    load_generator(&tb);
+
+    // HAProxy first, as the user ran it before switching: its connections to
+    // the servers leave TIME_WAITs there, on the LB's address and ports.
+    let mut haproxy = tb
+        .command(&tb.lb, "haproxy")
+        .args(["-db", "-f", &cfg.to_string_lossy()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy");
+    std::thread::sleep(Duration::from_millis(500));
+    let before = wrk(&tb, CHUNK_SECS);
+    eprintln!("haproxy: {:.0} new connections/s", before.rate);
+    lbxdp_testbed::terminate(&mut haproxy, Duration::from_secs(5)).expect("stopping haproxy");
+    let tw = tb
+        .command(&tb.backends[0], "ss")
+        .args(["-tan", "state", "time-wait"])
+        .output_timeout(Duration::from_secs(5));
+    let tw = tw
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count().saturating_sub(1))
+        .unwrap_or(0);
+    eprintln!("TIME_WAITs left on web1 by haproxy: {tw}");
+    assert!(
+        tw > 1000,
+        "HAProxy left too few TIME_WAITs ({tw}) for this test to mean anything"
+    );
+
+    let cfg_s = cfg.to_string_lossy().into_owned();
+    let mut agent = Agent::start(
+        &tb,
+        &[
+            "-f",
+            &cfg_s,
+            "-i",
+            "eth0",
+            "--xdp-mode",
+            "native",
+            "--stats-interval",
+            "0",
+        ],
+    );
+    agent.wait_for("balancing", Duration::from_secs(30));
+    sustained(&tb, "lbxdp after haproxy");
+    sustained(&tb, "lbxdp after lbxdp");
+    let report = agent.stop();
+    let fe = &report["frontends"][0];
+    eprintln!("frontend counters: {fe}");
+    assert_eq!(fe["drop_no_port"].as_u64(), Some(0), "{fe}");
+}
