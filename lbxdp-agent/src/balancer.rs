@@ -79,7 +79,7 @@ const MIN_SERVER_SLOTS: u32 = 256;
 /// server by id, and the counters are kept by id.
 #[derive(Default)]
 struct Ids {
-    backends: HashMap<String, u32>,
+    backends: HashMap<(String, usize), u32>,
     servers: HashMap<(String, String), u32>,
     frontends: HashMap<String, u32>,
 }
@@ -126,7 +126,8 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
     // Room to grow on reload: map sizes are fixed once the object is loaded.
     let sizes = match &plan {
         Some(p) => Sizes {
-            backends: (2 * p.backends.len() as u32).max(MIN_BACKEND_SLOTS),
+            // Two tables (IPv4, IPv6) per backend, twice over for reloads.
+            backends: (4 * p.backends.len() as u32).max(MIN_BACKEND_SLOTS),
             servers: (2 * p.backends.iter().map(|b| b.servers.len() as u32).sum::<u32>()).max(MIN_SERVER_SLOTS),
             table_size: opts.table_size,
             flows: opts.flows,
@@ -187,7 +188,14 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
     let mut ids = std::mem::take(&mut live.ids);
     let assigned = (|| -> anyhow::Result<()> {
         for be in &mut p.backends {
-            be.id = id_for(&mut ids.backends, be.name.clone(), max_backends, "backends")?;
+            for fam in 0..2 {
+                be.ids[fam] = id_for(
+                    &mut ids.backends,
+                    (be.name.clone(), fam),
+                    max_backends,
+                    "backend tables",
+                )?;
+            }
             for s in &mut be.servers {
                 s.id = id_for(
                     &mut ids.servers,
@@ -249,15 +257,17 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
         }
     }
     for be in &p.backends {
-        let members = plan::members(be, &|_| true);
-        let table = maglev::build(&members, opts.table_size)?;
-        dp.set_table(be.id, &to_server_ids(&table, &be.servers))?;
+        for (fam, id) in be.ids.iter().enumerate() {
+            let members = plan::members(be, &|s| plan::family_index(s.addr) == fam);
+            let table = maglev::build(&members, opts.table_size)?;
+            dp.set_table(*id, &to_server_ids(&table, &be.servers))?;
+        }
     }
     let mut vips = Vec::new();
     for fe in &p.frontends {
         let be = &p.backends[fe.backend as usize];
         for &(vip, port) in &fe.vips {
-            dp.add_frontend(vip, port, fe.id, be.id, opts.nat)?;
+            dp.add_frontend(vip, port, fe.id, be.ids[plan::family_index(vip)], opts.nat)?;
             vips.push((vip, port));
             if let Some((net, _)) = host.nets.first_mut() {
                 net.ensure_vip(vip, &addrs).await?;

@@ -160,7 +160,9 @@ pub struct FrontendStats {
     pub drop_table_full: u64,
     /// The next hop's MAC is not known yet (the agent keeps servers' neighbours resolved).
     pub drop_no_neigh: u64,
-    /// Not forwardable: no route, fragments, IP options we don't rewrite, bad headers.
+    /// Rewritten, but the FIB found no route (or the devmap refused the
+    /// interface): handed to the stack. Fragments and malformed packets never
+    /// reach a frontend; the per-protocol counters count those.
     pub passed: u64,
 }
 

@@ -94,7 +94,7 @@ fn ipv4(ctx: &XdpContext, off: usize, out: &mut Packet) -> Parsed {
         return Parsed::Other(Proto::Ipv4, Some(Proto::Malformed));
     }
     // Any fragment, first or not: ports are missing or can't be trusted to
-    // match the rest, so the stack reassembles (and we count it as passed).
+    // match the rest, so the stack reassembles (counted as other_l4).
     if u16::from_be_bytes(frags) & 0x3fff != 0 {
         return Parsed::Other(Proto::Ipv4, Some(Proto::OtherL4));
     }

@@ -33,8 +33,10 @@ pub struct PlanFrontend {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanBackend {
-    /// Index into `BACKENDS` (the balancer keeps it stable across reloads).
-    pub id: u32,
+    /// Indices into `BACKENDS` of its IPv4 and its IPv6 table (the balancer
+    /// keeps them stable across reloads). XDP doesn't translate between
+    /// families, so a VIP uses the table of its own family.
+    pub ids: [u32; 2],
     pub name: String,
     pub servers: Vec<PlanServer>,
 }
@@ -79,6 +81,16 @@ pub enum PlanError {
         origin: String,
         port: u16,
     },
+    #[error(
+        "{origin}: frontend {frontend} listens on {vip}, but backend {backend} has no server of that address \
+         family: lbxdp does not translate between IPv4 and IPv6"
+    )]
+    NoServerOfFamily {
+        frontend: String,
+        backend: String,
+        vip: IpAddr,
+        origin: String,
+    },
     #[error("no frontend to balance: the config has none, or all are disabled")]
     Empty,
 }
@@ -106,6 +118,7 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
             });
         };
         let mut vips = Vec::new();
+        let mut explicit = Vec::new();
         for bind in &fe.binds {
             let (first, last) = (*bind.addr.ports.start(), *bind.addr.ports.end());
             if usize::from(last - first) >= MAX_PORTS_PER_BIND {
@@ -115,6 +128,9 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
                     first,
                     last,
                 });
+            }
+            if let Some(ip) = bind.addr.ip.filter(|ip| !ip.is_unspecified()) {
+                explicit.push(ip);
             }
             let addrs: Vec<IpAddr> = match bind.addr.ip {
                 Some(ip) if ip.is_unspecified() => {
@@ -187,13 +203,26 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
                 }
                 backend_names.push(&be.name);
                 backends.push(PlanBackend {
-                    id: backends.len() as u32,
+                    ids: [2 * backends.len() as u32, 2 * backends.len() as u32 + 1],
                     name: be.name.clone(),
                     servers,
                 });
                 backends.len() - 1
             }
         };
+        let servers = &backends[backend].servers;
+        let family_served = |ip: &IpAddr| servers.iter().any(|s| s.addr.is_ipv4() == ip.is_ipv4());
+        // A wildcard bind covers the families the backend can serve; a named
+        // address of another family is a mistake worth stopping for.
+        vips.retain(|(ip, _)| family_served(ip) || explicit.contains(ip));
+        if let Some(&(vip, _)) = vips.iter().find(|(ip, _)| !family_served(ip)) {
+            return Err(PlanError::NoServerOfFamily {
+                frontend: fe.name.clone(),
+                backend: be.name.clone(),
+                vip,
+                origin: fe.origin.to_string(),
+            });
+        }
         frontends.push(PlanFrontend {
             name: fe.name.clone(),
             id: frontends.len() as u32,
@@ -209,6 +238,11 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
         backends,
         notes,
     })
+}
+
+/// 0 for IPv4, 1 for IPv6: the index into `PlanBackend::ids`.
+pub fn family_index(ip: IpAddr) -> usize {
+    usize::from(ip.is_ipv6())
 }
 
 /// The Maglev members of a backend, given which servers are up: the active
@@ -278,8 +312,22 @@ mod tests {
             .replace("bind 198.18.0.2:80", "bind *:80\n bind [::]:81")
             .replace(".103 ", ".103:80 ");
         let local: Vec<IpAddr> = vec!["198.18.0.2".parse().unwrap(), "fd00:198:18::2".parse().unwrap()];
+        // IPv4 servers only: the IPv6 wildcard has nothing to send to.
+        let p = plan(&cfg(&text), &local).expect("plan");
+        assert_eq!(p.frontends[0].vips, vec![(local[0], 80)]);
+        let text = text.replace("server web3 198.18.0.103:80", "server web3 [fd00:198:18::103]:80");
         let p = plan(&cfg(&text), &local).expect("plan");
         assert_eq!(p.frontends[0].vips, vec![(local[0], 80), (local[1], 81)]);
+    }
+
+    #[test]
+    fn a_vip_needs_a_server_of_its_family() {
+        let text = SEED.replace("bind 198.18.0.2:80", "bind 198.18.0.2:80\n bind [fd00:198:18::2]:80");
+        let err = plan(&cfg(&text), &[]);
+        assert!(matches!(err, Err(PlanError::NoServerOfFamily { .. })), "{err:?}");
+        let mixed = text.replace("server web3 198.18.0.103 backup", "server web3 [fd00:198:18::103]:80");
+        let p = plan(&cfg(&mixed), &[]).expect("a mixed backend serves both families");
+        assert_eq!(p.backends[0].ids, [0, 1]);
     }
 
     #[test]
