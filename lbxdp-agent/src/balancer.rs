@@ -106,9 +106,22 @@ struct Live {
 /// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it
 /// balances, and SIGHUP reloads the config (a bad one leaves the old running).
 pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<FinalReport> {
-    if opts.ifaces.is_empty() {
+    let ifaces = if !opts.ifaces.is_empty() {
+        opts.ifaces.clone()
+    } else if let Some(c) = config {
+        let binds: Vec<_> = c
+            .frontends
+            .iter()
+            .flat_map(|f| &f.binds)
+            .map(|b| (b.addr.ip, b.interface.clone()))
+            .collect();
+        let found = crate::datapath::net::interfaces_for(&binds).await?;
+        info!("serving on {} (from the bind lines; -i overrides)", found.join(", "));
+        found
+    } else {
         bail!("--iface IFACE is required: the interface(s) to attach XDP to");
-    }
+    };
+    let opts = &Options { ifaces, ..opts.clone() };
     let mut nets = Vec::new();
     let mut local: Vec<(usize, IfAddr)> = Vec::new();
     for (i, iface) in opts.ifaces.iter().enumerate() {
@@ -136,9 +149,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
     };
 
     let mut dp = Datapath::load(sizes, opts.kernel_debug, XDP_PROGRAM)?;
-    for ((net, ifindex), iface) in nets.iter().zip(&opts.ifaces) {
-        let mode = dp.attach_to(iface, opts.xdp_mode)?;
-        info!("attached lbxdp to {iface} in {} mode", mode.as_str());
+    for (net, ifindex) in &nets {
         dp.add_tx_port(*ifindex)?;
         if plan.is_some() {
             net.enable_forwarding()?;
@@ -146,6 +157,9 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
     }
     let mut host = Host { nets, local };
     let result = async {
+        // The maps are filled before the program sees a packet: attached
+        // first, it would hand the VIP's first connections to the stack,
+        // which resets them.
         let mut live = None;
         if let Some(p) = plan {
             let secs = Duration::from_secs;
@@ -163,6 +177,17 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             };
             apply(&mut dp, p, &mut host, &mut l, opts).await?;
             live = Some(l);
+        }
+        for iface in &opts.ifaces {
+            let mode = dp.attach_to(iface, opts.xdp_mode)?;
+            info!("attached lbxdp to {iface} in {} mode", mode.as_str());
+        }
+        if let Some(l) = &live {
+            info!(
+                "balancing {} frontend(s) over {} backend(s)",
+                l.plan.frontends.len(),
+                l.plan.backends.len()
+            );
         }
         serve(&mut dp, &mut live, &mut host, opts).await
     }
@@ -351,7 +376,11 @@ async fn serve(
             _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, live.as_ref().map(|l| &l.plan)),
             _ = sighup.recv() => match live.as_mut() {
                 Some(l) => match reload(dp, l, host, opts).await {
-                    Ok(()) => info!("SIGHUP: configuration reloaded"),
+                    Ok(()) => info!(
+                        "SIGHUP: configuration reloaded, balancing {} frontend(s) over {} backend(s)",
+                        l.plan.frontends.len(),
+                        l.plan.backends.len()
+                    ),
                     Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
                 },
                 None => warn!("SIGHUP: no configuration to reload (started without -f)"),

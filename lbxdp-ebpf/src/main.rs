@@ -45,10 +45,13 @@ static BACKENDS: Array<BackendMeta> = Array::with_max_entries(DEFAULT_MAX_BACKEN
 static MAGLEV: Array<u32> = Array::with_max_entries(2 * 65537, 0);
 #[map(name = "SERVERS")]
 static SERVERS: Array<Server> = Array::with_max_entries(DEFAULT_MAX_SERVERS, 0);
+/// Per-CPU LRU lists: new flows don't contend on one global list lock,
+/// which is what every short connection pays for otherwise.
+const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
 #[map(name = "FLOWS")]
-static FLOWS: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+static FLOWS: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, BPF_F_NO_COMMON_LRU);
 #[map(name = "REPLIES")]
-static REPLIES: LruHashMap<FlowKey, Reply> = LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+static REPLIES: LruHashMap<FlowKey, Reply> = LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, BPF_F_NO_COMMON_LRU);
 #[map(name = "SETTINGS")]
 static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map(name = "SERVER_STATS")]

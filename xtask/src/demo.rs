@@ -1,17 +1,13 @@
 //! `cargo xtask run`: the demo on an embedded default, or the agent on a real
 //! interface with `cargo xtask run -- -f my.cfg --iface eth1`.
-use std::{
-    fs::File,
-    io::Read as _,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use lbxdp_testbed::{Layout, Testbed, Topology};
 
 use crate::{
+    agent::{self, Agent, AgentRun, curl, haproxy_cfg},
     build::{self, BuildArgs},
     util::{self, step},
 };
@@ -69,26 +65,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     tb.attach_peer_pass(&agent, &tb.lb.clone())?;
 
     step("demo: lbxdp-agent on the lb's eth0");
-    let report_path = tb.dir().join("agent-report.json");
-    let child = tb
-        .command(&tb.lb, &agent.to_string_lossy())
-        .arg("-f")
-        .arg(cfg.to_string_lossy().as_ref())
-        .args(["-i", "eth0"])
-        .stdout(Stdio::from(File::create(&report_path)?))
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut agent = AgentGuard(Some(child));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !tb.xdp_attached(&tb.lb, "eth0")? {
-        if Instant::now() > deadline {
-            bail!("the agent did not attach within 15 s");
-        }
-        if let Some(status) = agent.try_wait()? {
-            bail!("the agent exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut agent = Agent::start(
+        &tb,
+        AgentRun {
+            bin: &agent,
+            cfg: &cfg,
+            args: &[],
+            report: tb.dir().join("agent-report.json"),
+            log: None,
+        },
+    )?;
 
     step("demo: traffic from the client");
     for b in &tb.backends {
@@ -111,97 +97,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     println!("    curl http://{vip}/ x{CURLS} (through XDP) -> {answers:?}");
 
     step("demo: stopping the agent (SIGTERM)");
-    let status = agent.terminate()?;
-    let mut report = String::new();
-    File::open(&report_path)?.read_to_string(&mut report)?;
+    let (status, report) = agent.stop()?;
     println!(
         "    agent exited with {status}; XDP still attached: {}",
         tb.xdp_attached(&tb.lb, "eth0")?
     );
-    let report: serde_json::Value = serde_json::from_str(report.trim()).context("the agent's JSON report")?;
+    let report = agent::parse_report(&report)?;
     println!("    XDP mode: {}", report["mode"]);
     println!("    per-server counters:");
-    println!(
-        "      {:<8} {:>20} {:>8} {:>10} {:>9} {:>10} {:>6}",
-        "server", "address", "pkts in", "bytes in", "pkts out", "bytes out", "flows"
-    );
-    for s in report["servers"].as_array().into_iter().flatten() {
-        println!(
-            "      {:<8} {:>20} {:>8} {:>10} {:>9} {:>10} {:>6}",
-            s["name"].as_str().unwrap_or("?"),
-            s["addr"].as_str().unwrap_or("?"),
-            s["packets_in"],
-            s["bytes_in"],
-            s["packets_out"],
-            s["bytes_out"],
-            s["new_flows"]
-        );
-    }
+    agent::print_servers(&report);
     println!("    frontends: {}", report["frontends"]);
     println!("    per-protocol counters on eth0: {}", report["counters"]);
     step("demo: done; tearing the testbed down");
     Ok(())
 }
 
-fn curl(tb: &Testbed, url: &str) -> anyhow::Result<String> {
-    let out = tb
-        .command(&tb.client, "curl")
-        .args(["-sS", "--max-time", "3", url])
-        .output_timeout(Duration::from_secs(10))?;
-    if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The seed's shape: one TCP frontend on port 80, round robin over checked servers.
-fn haproxy_cfg(tb: &Testbed) -> String {
-    let mut s = format!(
-        "global\n    maxconn 4096\n\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    \
-         timeout server 30s\n\nfrontend web\n    bind {}:80\n    default_backend nginx-servers\n\n\
-         backend nginx-servers\n    balance roundrobin\n",
-        tb.lb.v4()
-    );
-    for b in &tb.backends {
-        s.push_str(&format!(
-            "    server {} {}:80 check inter 2000 fall 2 rise 2 weight 1\n",
-            b.name,
-            b.v4()
-        ));
-    }
-    s
-}
-
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
-}
-
-/// Kills the agent by pid if the demo fails half-way.
-struct AgentGuard(Option<std::process::Child>);
-
-impl AgentGuard {
-    fn try_wait(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
-        match self.0.as_mut() {
-            Some(c) => Ok(c.try_wait()?),
-            None => Ok(None),
-        }
-    }
-
-    fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let mut child = self.0.take().context("agent already stopped")?;
-        let (status, killed) = lbxdp_testbed::terminate(&mut child, Duration::from_secs(10))?;
-        if killed {
-            bail!("the agent ignored SIGTERM for 10 s and was killed");
-        }
-        Ok(status)
-    }
-}
-
-impl Drop for AgentGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }

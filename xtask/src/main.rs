@@ -1,5 +1,7 @@
 //! `cargo xtask setup | build | run | test | bench`: everything a new machine needs
 //! to build, demo and test lbxdp, with nothing installed by hand.
+mod agent;
+mod bench;
 mod build;
 mod demo;
 mod setup;
@@ -26,6 +28,9 @@ enum Cmd {
     Run(demo::RunArgs),
     /// Unit tests, then the integration tests in network namespaces (needs root).
     Test(tests::TestArgs),
+    /// Requests/s through XDP vs straight to one backend (wrk, keep-alive and
+    /// `Connection: close`), side by side in one namespace testbed (needs root).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -35,6 +40,7 @@ fn main() {
         Cmd::Build(args) => build::build(&args).map(|_| ()),
         Cmd::Run(args) => demo::run(&args),
         Cmd::Test(args) => tests::test(&args),
+        Cmd::Bench(args) => bench::bench(&args),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");

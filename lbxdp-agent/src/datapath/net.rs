@@ -219,6 +219,64 @@ impl Drop for HostNet {
     }
 }
 
+/// The interfaces to serve when `-i` isn't given: each bind's `interface`,
+/// else the interface that holds the bind address or whose subnet contains it.
+/// Wildcard binds need `-i`: they could mean any interface.
+pub async fn interfaces_for(binds: &[(Option<IpAddr>, Option<String>)]) -> Result<Vec<String>, NetError> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(nl)?;
+    let conn = tokio::spawn(conn);
+    let mut links = std::collections::HashMap::new();
+    let mut ls = handle.link().get().execute();
+    while let Some(l) = ls.try_next().await.map_err(nl)? {
+        let name = l.attributes.iter().find_map(|a| match a {
+            netlink_packet_route::link::LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        });
+        if let Some(name) = name {
+            links.insert(l.header.index, name);
+        }
+    }
+    let mut addrs = Vec::new();
+    let mut s = handle.address().get().execute();
+    while let Some(msg) = s.try_next().await.map_err(nl)? {
+        for attr in &msg.attributes {
+            if let AddressAttribute::Address(addr) = attr {
+                addrs.push((
+                    msg.header.index,
+                    IfAddr {
+                        addr: *addr,
+                        prefix: msg.header.prefix_len,
+                    },
+                ));
+            }
+        }
+    }
+    conn.abort();
+    let mut out: Vec<String> = Vec::new();
+    for (ip, iface) in binds {
+        let name = match (ip.filter(|ip| !ip.is_unspecified()), iface) {
+            (_, Some(name)) => Some(name.clone()),
+            (Some(ip), None) => addrs
+                .iter()
+                .find(|(_, a)| a.addr == ip)
+                .or_else(|| addrs.iter().find(|(_, a)| !a.addr.is_loopback() && in_subnet(ip, a)))
+                .and_then(|(idx, _)| links.get(idx).cloned()),
+            (None, None) => None,
+        };
+        match name {
+            Some(n) if !out.contains(&n) => out.push(n),
+            Some(_) => {}
+            None => {
+                return Err(NetError::Netlink(format!(
+                    "no interface for bind {}: give -i IFACE (or `interface` on the bind line)",
+                    ip.map_or("*".to_string(), |ip| ip.to_string())
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The source address of full NAT towards `server`: an address of the LB in
 /// the server's subnet, else the first of its family.
 pub fn snat_for(server: IpAddr, local: &[IfAddr]) -> Option<IpAddr> {
