@@ -88,7 +88,10 @@ fn sustained(tb: &Testbed, label: &str) {
     let chunks: Vec<Chunk> = (0..CHUNKS).map(|_| wrk(tb, CHUNK_SECS)).collect();
     let rates: Vec<String> = chunks.iter().map(|c| format!("{:.0}", c.rate)).collect();
     eprintln!("{label}: new connections/s per {CHUNK_SECS} s: {}", rates.join(" "));
-    let first = chunks[0].rate;
+    // The start is the first 20 s: one 10 s chunk alone is at the mercy of
+    // whatever else the 2 cores were doing. The failure this guards against
+    // is a collapse (TIME_WAIT stalls cut full NAT to a few percent).
+    let first = (chunks[0].rate + chunks[1].rate) / 2.0;
     assert!(first > 100.0, "{label}: hardly any traffic got through ({first:.0}/s)");
     for (i, c) in chunks.iter().enumerate() {
         assert!(
