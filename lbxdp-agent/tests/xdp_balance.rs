@@ -5,8 +5,8 @@ mod common;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use common::{Agent, agent_bin, skip_without_root};
-use lbxdp_testbed::{Host, Layout, Testbed, Topology};
+use common::{Agent, agent_bin};
+use lbxdp_testbed::{Host, Layout, Testbed};
 
 const REQUESTS: usize = 3000;
 const UDP_FLOWS: u16 = 20;
@@ -109,15 +109,9 @@ fn assert_spread(t: &BTreeMap<String, usize>, tb: &Testbed, weights: &[u32]) {
 
 #[test]
 fn weights_spread_3000_requests() {
-    if skip_without_root("weights_spread_3000_requests") {
+    let Some(mut tb) = common::testbed("weights_spread_3000_requests", Layout::OneArm, 3, true) else {
         return;
-    }
-    let mut tb = Testbed::build(&Topology {
-        layout: Layout::OneArm,
-        backends: 3,
-        nginx: true,
-    })
-    .expect("testbed");
+    };
     let vip = format!("{}:80", tb.lb.v4());
     for weights in [[1, 1, 1], [1, 2, 3]] {
         let cfg = haproxy_cfg(std::slice::from_ref(&vip), &servers_v4(&tb, 80, &weights));
@@ -151,15 +145,9 @@ fn weights_spread_3000_requests() {
 
 #[test]
 fn full_nat_hides_the_client_and_ipv6_works() {
-    if skip_without_root("full_nat_hides_the_client_and_ipv6_works") {
+    let Some(mut tb) = common::testbed("full_nat_hides_the_client_and_ipv6_works", Layout::OneArm, 3, true) else {
         return;
-    }
-    let mut tb = Testbed::build(&Topology {
-        layout: Layout::OneArm,
-        backends: 3,
-        nginx: true,
-    })
-    .expect("testbed");
+    };
     let (v4, v6) = (tb.lb.v4(), tb.lb.v6());
     let mut servers = servers_v4(&tb, 80, &[1, 1, 1]);
     let cfg_v4 = haproxy_cfg(&[format!("{v4}:80")], &servers);
@@ -200,15 +188,9 @@ fn full_nat_hides_the_client_and_ipv6_works() {
 
 #[test]
 fn udp_through_the_vip() {
-    if skip_without_root("udp_through_the_vip") {
+    let Some(mut tb) = common::testbed("udp_through_the_vip", Layout::OneArm, 3, false) else {
         return;
-    }
-    let mut tb = Testbed::build(&Topology {
-        layout: Layout::OneArm,
-        backends: 3,
-        nginx: false,
-    })
-    .expect("testbed");
+    };
     for b in tb.backends.clone() {
         // Each datagram gets the server's name back, from the port it went to.
         let child = tb
@@ -268,15 +250,9 @@ fn udp_through_the_vip() {
 
 #[test]
 fn two_arm_dnat_keeps_the_client_address() {
-    if skip_without_root("two_arm_dnat_keeps_the_client_address") {
+    let Some(mut tb) = common::testbed("two_arm_dnat_keeps_the_client_address", Layout::TwoArm, 3, true) else {
         return;
-    }
-    let mut tb = Testbed::build(&Topology {
-        layout: Layout::TwoArm,
-        backends: 3,
-        nginx: true,
-    })
-    .expect("testbed");
+    };
     let vip = tb.lb.v4();
     let cfg = haproxy_cfg(&[format!("{vip}:80")], &servers_v4(&tb, 80, &[1, 1, 1]));
     let agent = start_agent(&mut tb, &cfg, &["--nat", "dnat", "-i", "eth0", "-i", "eth1"]);
@@ -325,15 +301,9 @@ fn by_port(tb: &Testbed, vip: std::net::Ipv4Addr, port: u16, ports: std::ops::Ra
 
 #[test]
 fn reload_adds_a_server_and_keeps_long_flows() {
-    if skip_without_root("reload_adds_a_server_and_keeps_long_flows") {
+    let Some(mut tb) = common::testbed("reload_adds_a_server_and_keeps_long_flows", Layout::OneArm, 4, true) else {
         return;
-    }
-    let mut tb = Testbed::build(&Topology {
-        layout: Layout::OneArm,
-        backends: 4,
-        nginx: true,
-    })
-    .expect("testbed");
+    };
     for b in tb.backends.clone() {
         let child = tb
             .command(&b, "socat")

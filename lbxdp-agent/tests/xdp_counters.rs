@@ -5,23 +5,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Agent, skip_without_root};
-use lbxdp_testbed::{Layout, Testbed, Topology};
+use common::Agent;
+use lbxdp_testbed::Layout;
 
 const PINGS: usize = 5;
 const CURLS: usize = 10;
 const UDP_DATAGRAMS: usize = 5;
 
 fn counters_see_the_traffic(xdp_mode: &str) {
-    if skip_without_root("counters_see_the_traffic") {
+    let Some(mut tb) = common::testbed("counters_see_the_traffic", Layout::OneArm, 1, true) else {
         return;
-    }
-    let mut tb = Testbed::build(&Topology {
-        layout: Layout::OneArm,
-        backends: 1,
-        nginx: true,
-    })
-    .expect("testbed");
+    };
     // A real server on the LB itself, so TCP connections to the LB complete.
     tb.start_nginx(&tb.lb.clone(), "lb", 8080).expect("nginx on the lb");
     let lb4 = tb.lb.v4();
@@ -154,15 +148,9 @@ fn counters_see_the_traffic_generic() {
 
 #[test]
 fn unknown_interface_is_a_clear_error() {
-    if skip_without_root("unknown_interface_is_a_clear_error") {
+    let Some(tb) = common::testbed("unknown_interface_is_a_clear_error", Layout::OneArm, 1, false) else {
         return;
-    }
-    let tb = Testbed::build(&Topology {
-        layout: Layout::OneArm,
-        backends: 1,
-        nginx: false,
-    })
-    .expect("testbed");
+    };
     let out = tb
         .command(&tb.lb, common::agent_bin())
         .args(["-i", "nope0"])
@@ -176,15 +164,9 @@ fn unknown_interface_is_a_clear_error() {
 
 #[test]
 fn without_privilege_the_agent_says_what_to_do() {
-    if skip_without_root("without_privilege_the_agent_says_what_to_do") {
+    let Some(tb) = common::testbed("without_privilege_the_agent_says_what_to_do", Layout::OneArm, 1, false) else {
         return;
-    }
-    let tb = Testbed::build(&Topology {
-        layout: Layout::OneArm,
-        backends: 1,
-        nginx: false,
-    })
-    .expect("testbed");
+    };
     // nobody, with no capabilities: the kernel refuses to create BPF maps.
     let out = tb
         .command(&tb.lb, "setpriv")

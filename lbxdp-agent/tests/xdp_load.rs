@@ -6,8 +6,8 @@ mod common;
 
 use std::{path::Path, time::Duration};
 
-use common::{Agent, agent_bin, skip_without_root};
-use lbxdp_testbed::{Layout, Testbed, Topology};
+use common::{Agent, agent_bin};
+use lbxdp_testbed::{Layout, Testbed};
 
 const CHUNKS: usize = 6;
 const CHUNK_SECS: u64 = 10;
@@ -106,15 +106,9 @@ fn sustained(tb: &Testbed, label: &str) {
 
 #[test]
 fn sustained_short_connections_through_full_nat() {
-    if skip_without_root("sustained_short_connections_through_full_nat") {
+    let Some(mut tb) = common::testbed("sustained_short_connections_through_full_nat", Layout::OneArm, 3, true) else {
         return;
-    }
-    let mut tb = Testbed::build(&Topology {
-        layout: Layout::OneArm,
-        backends: 3,
-        nginx: true,
-    })
-    .expect("testbed");
+    };
     let cfg = tb.dir().join("haproxy.cfg");
     std::fs::write(&cfg, config(&tb)).expect("haproxy.cfg");
     tb.attach_peer_pass(Path::new(agent_bin()), &tb.lb.clone())

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lbxdp_testbed::Testbed;
+use lbxdp_testbed::{Layout, Testbed, Topology};
 
 pub fn agent_bin() -> &'static str {
     env!("CARGO_BIN_EXE_lbxdp-agent")
@@ -23,6 +23,21 @@ pub fn skip_without_root(test: &str) -> bool {
             true
         }
     }
+}
+
+/// The testbed for `test`, or None (after a loud message) without root.
+pub fn testbed(test: &str, layout: Layout, backends: usize, nginx: bool) -> Option<Testbed> {
+    if skip_without_root(test) {
+        return None;
+    }
+    Some(
+        Testbed::build(&Topology {
+            layout,
+            backends,
+            nginx,
+        })
+        .expect("testbed"),
+    )
 }
 
 /// The agent running in the LB's namespace; killed by pid if the test fails first.
