@@ -49,14 +49,8 @@ pub struct FinalReport {
 #[derive(Serialize)]
 pub struct FrontendReport {
     pub name: String,
-    pub packets: u64,
-    pub bytes: u64,
-    pub new_flows: u64,
-    pub drop_no_server: u64,
-    pub drop_no_port: u64,
-    pub drop_table_full: u64,
-    pub drop_no_neigh: u64,
-    pub passed: u64,
+    #[serde(flatten)]
+    pub stats: FrontendStats,
 }
 
 #[derive(Serialize)]
@@ -64,11 +58,8 @@ pub struct ServerReport {
     pub backend: String,
     pub name: String,
     pub addr: String,
-    pub packets_in: u64,
-    pub bytes_in: u64,
-    pub packets_out: u64,
-    pub bytes_out: u64,
-    pub new_flows: u64,
+    #[serde(flatten)]
+    pub stats: ServerStats,
 }
 
 /// Slots reserved in the maps beyond twice the first config's needs.
@@ -401,27 +392,23 @@ fn log_stats(dp: &Datapath, plan: Option<&Plan>) {
     let Some(p) = plan else { return };
     match report(dp, Some(p)) {
         Ok(r) => {
-            for f in &r.frontends {
+            for fe in &r.frontends {
+                let f = &fe.stats;
                 info!(
                     "frontend {}: {} pkts {} bytes {} flows; dropped: no server {}, no port {}, no neighbour {}",
-                    f.name, f.packets, f.bytes, f.new_flows, f.drop_no_server, f.drop_no_port, f.drop_no_neigh
+                    fe.name, f.packets, f.bytes, f.new_flows, f.drop_no_server, f.drop_no_port, f.drop_no_neigh
                 );
             }
-            info!(
-                "{:<24} {:>22} {:>10} {:>12} {:>10} {:>12} {:>8}",
-                "server", "address", "pkts in", "bytes in", "pkts out", "bytes out", "flows"
-            );
+            let row = |name: &str, addr: &str, cells: [String; 5]| {
+                let [a, b, c, d, e] = cells;
+                info!("{name:<24} {addr:>22} {a:>10} {b:>12} {c:>10} {d:>12} {e:>8}");
+            };
+            let heads = ["pkts in", "bytes in", "pkts out", "bytes out", "flows"].map(String::from);
+            row("server", "address", heads);
             for s in &r.servers {
-                info!(
-                    "{:<24} {:>22} {:>10} {:>12} {:>10} {:>12} {:>8}",
-                    format!("{}/{}", s.backend, s.name),
-                    s.addr,
-                    s.packets_in,
-                    s.bytes_in,
-                    s.packets_out,
-                    s.bytes_out,
-                    s.new_flows
-                );
+                let t = &s.stats;
+                let cells = [t.packets_in, t.bytes_in, t.packets_out, t.bytes_out, t.new_flows].map(|n| n.to_string());
+                row(&format!("{}/{}", s.backend, s.name), &s.addr, cells);
             }
         }
         Err(e) => warn!("reading counters: {e}"),
@@ -435,28 +422,8 @@ fn report(dp: &Datapath, plan: Option<&Plan>) -> anyhow::Result<FinalReport> {
         let count = p.frontends.iter().map(|f| f.id + 1).max().unwrap_or(0);
         let fstats = dp.frontend_stats(count)?;
         for fe in &p.frontends {
-            let s = fstats.get(fe.id as usize).copied().unwrap_or_default();
-            let FrontendStats {
-                packets,
-                bytes,
-                new_flows,
-                drop_no_server,
-                drop_no_port,
-                drop_table_full,
-                drop_no_neigh,
-                passed,
-            } = s;
-            frontends.push(FrontendReport {
-                name: fe.name.clone(),
-                packets,
-                bytes,
-                new_flows,
-                drop_no_server,
-                drop_no_port,
-                drop_table_full,
-                drop_no_neigh,
-                passed,
-            });
+            let stats = fstats.get(fe.id as usize).copied().unwrap_or_default();
+            frontends.push(FrontendReport { name: fe.name.clone(), stats });
         }
         let count = p
             .backends
@@ -468,22 +435,11 @@ fn report(dp: &Datapath, plan: Option<&Plan>) -> anyhow::Result<FinalReport> {
         let sstats = dp.server_stats(count)?;
         for be in &p.backends {
             for s in &be.servers {
-                let ServerStats {
-                    packets_in,
-                    bytes_in,
-                    packets_out,
-                    bytes_out,
-                    new_flows,
-                } = sstats.get(s.id as usize).copied().unwrap_or_default();
                 servers.push(ServerReport {
                     backend: be.name.clone(),
                     name: s.name.clone(),
                     addr: sockaddr(s.addr, s.port),
-                    packets_in,
-                    bytes_in,
-                    packets_out,
-                    bytes_out,
-                    new_flows,
+                    stats: sstats.get(s.id as usize).copied().unwrap_or_default(),
                 });
             }
         }

@@ -135,6 +135,7 @@ pub struct Settings {
 /// Per server, per CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize))]
 pub struct ServerStats {
     /// Client to server.
     pub packets_in: u64,
@@ -148,6 +149,7 @@ pub struct ServerStats {
 /// Per frontend, per CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize))]
 pub struct FrontendStats {
     pub packets: u64,
     pub bytes: u64,
