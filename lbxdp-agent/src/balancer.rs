@@ -19,6 +19,7 @@ use crate::{
         plan::{self, Plan},
         to_server_ids,
     },
+    health::{Monitor, ServerId, ServerState, Snapshot, effective_weights},
     maglev,
 };
 
@@ -62,6 +63,9 @@ pub struct ServerReport {
     pub stats: ServerStats,
 }
 
+/// How long health changes may gather before the maps are rewritten.
+const HEALTH_COALESCE: Duration = Duration::from_millis(10);
+
 /// Slots reserved in the maps beyond twice the first config's needs.
 const MIN_BACKEND_SLOTS: u32 = 16;
 const MIN_SERVER_SLOTS: u32 = 256;
@@ -90,8 +94,17 @@ fn id_for<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K, limit: u32
 /// What the datapath holds now.
 struct Live {
     plan: Plan,
+    config: Config,
     ids: Ids,
     vips: Vec<(IpAddr, u16)>,
+    /// The health checks; the datapath follows their snapshot.
+    monitor: Monitor,
+    /// Per server id: the full-NAT source towards it, and whether the
+    /// datapath has it up (its flows stay) or down (its flows rehash).
+    snat: HashMap<u32, IpAddr>,
+    up: HashMap<u32, bool>,
+    /// Per backend: the weights its tables were last built with.
+    weights: HashMap<String, Vec<u32>>,
 }
 
 /// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it
@@ -161,10 +174,19 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                 closing_timeout_ns: secs(10).as_nanos() as u64,
                 udp_timeout_ns: secs(30).as_nanos() as u64,
             })?;
+            let Some(c) = config else {
+                bail!("a plan without a config");
+            };
+            let (monitor, _) = Monitor::start(c);
             let mut l = Live {
                 plan: p.clone(),
+                config: c.clone(),
                 ids: Ids::default(),
                 vips: Vec::new(),
+                monitor,
+                snat: HashMap::new(),
+                up: HashMap::new(),
+                weights: HashMap::new(),
             };
             apply(&mut dp, p, &mut host, &mut l, opts).await?;
             live = Some(l);
@@ -196,7 +218,7 @@ struct Host {
     local: Vec<(usize, IfAddr)>,
 }
 
-/// Makes the datapath hold `p` (all servers up: health checks come later).
+/// Makes the datapath hold `p`, its servers as the health checks see them.
 /// Servers gone from the config are marked down, so their flows rehash;
 /// each backend's new table goes in with one flip.
 async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live, opts: &Options) -> anyhow::Result<()> {
@@ -248,7 +270,7 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
                 })?,
                 NatMode::Dnat => s.addr,
             };
-            dp.set_server(s, snat, !s.disabled)?;
+            live.snat.insert(s.id, snat);
             // The neighbour lives on the interface whose subnet holds the server.
             if let Some((i, _)) = host.local.iter().find(|(_, a)| in_subnet(s.addr, a))
                 && let Some((net, _)) = host.nets.get_mut(*i)
@@ -272,13 +294,22 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
             }
         }
     }
-    for be in &p.backends {
-        for (fam, id) in be.ids.iter().enumerate() {
-            let members = plan::members(be, &|s| plan::family_index(s.addr) == fam);
-            let table = maglev::build(&members, opts.table_size)?;
-            dp.set_table(*id, &to_server_ids(&table, &be.servers))?;
-        }
-    }
+    // Servers and tables follow the health snapshot (new servers start as
+    // HAProxy starts them); every backend's tables are rebuilt once here.
+    live.weights.clear();
+    live.up
+        .retain(|id, _| p.backends.iter().any(|b| b.servers.iter().any(|s| s.id == *id)));
+    let snapshot = live.monitor.snapshot();
+    sync_health(
+        dp,
+        &p,
+        &live.config,
+        &snapshot,
+        &live.snat,
+        &mut live.up,
+        &mut live.weights,
+        opts,
+    )?;
     let mut vips = Vec::new();
     for fe in &p.frontends {
         let be = &p.backends[fe.backend as usize];
@@ -338,7 +369,76 @@ async fn reload(dp: &mut Datapath, live: &mut Live, host: &mut Host, opts: &Opti
         .context("the new configuration has errors (see the [ALERT] lines)")?;
     let local_ips: Vec<IpAddr> = host.local.iter().map(|(_, a)| a.addr).collect();
     let p = plan::plan(&config, &local_ips)?;
+    live.monitor.reload(&config);
+    live.config = config;
     apply(dp, p, host, live, opts).await
+}
+
+/// The datapath's view of a server: up keeps its flows where they are,
+/// down makes them rehash on their next packet (for TCP the client then
+/// gets a reset from the new server, as with HAProxy's `on-marked-down
+/// shutdown-sessions`; a kernel datapath can't keep a flow on a dead server).
+fn datapath_up(state: Option<&ServerState>, server: &crate::config::Server) -> bool {
+    state.map_or(!server.disabled, ServerState::is_up)
+}
+
+/// Brings servers' up/down flags and the backends' tables in line with a
+/// health snapshot; a backend's tables are rebuilt only when its weights
+/// changed, and each rebuild fills the idle copy and flips.
+#[allow(clippy::too_many_arguments)]
+fn sync_health(
+    dp: &mut Datapath,
+    p: &Plan,
+    config: &Config,
+    snapshot: &Snapshot,
+    snat: &HashMap<u32, IpAddr>,
+    up: &mut HashMap<u32, bool>,
+    weights: &mut HashMap<String, Vec<u32>>,
+    opts: &Options,
+) -> anyhow::Result<()> {
+    for be in &p.backends {
+        let Some(cfg) = config.backend(&be.name) else { continue };
+        let w = effective_weights(cfg, snapshot);
+        // `on-marked-up shutdown-backup-sessions`: once such a server is
+        // back, the backups' flows move too, not only new ones.
+        let recall_backups = cfg.servers.iter().zip(&w).any(|(s, w)| {
+            *w > 0 && !s.backup && s.on_marked_up == Some(crate::config::OnMarkedUp::ShutdownBackupSessions)
+        });
+        for (s, c) in be.servers.iter().zip(&cfg.servers) {
+            let state = snapshot.get(&ServerId::new(&be.name, &s.name));
+            let is_up = datapath_up(state, c) && !(c.backup && recall_backups);
+            if up.get(&s.id) != Some(&is_up) {
+                let src = snat.get(&s.id).copied().unwrap_or(s.addr);
+                dp.set_server(s, src, is_up)?;
+                up.insert(s.id, is_up);
+            }
+        }
+        if weights.get(&be.name) == Some(&w) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        for (fam, id) in be.ids.iter().enumerate() {
+            let members: Vec<maglev::Member<'_>> = be
+                .servers
+                .iter()
+                .zip(&w)
+                .map(|(s, w)| maglev::Member {
+                    id: &s.name,
+                    weight: if plan::family_index(s.addr) == fam { *w } else { 0 },
+                })
+                .collect();
+            let table = maglev::build(&members, opts.table_size)?;
+            dp.set_table(*id, &to_server_ids(&table, &be.servers))?;
+        }
+        info!(
+            "backend {}: tables rebuilt for weights {:?} in {:.1} ms",
+            be.name,
+            w,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        weights.insert(be.name.clone(), w);
+    }
+    Ok(())
 }
 
 fn sockaddr(ip: IpAddr, port: u16) -> String {
@@ -359,8 +459,26 @@ async fn serve(
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let period = Duration::from_secs(opts.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut health = live.as_ref().map(|l| l.monitor.subscribe());
     loop {
+        let changed = async {
+            match health.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            true = changed => {
+                // Changes that land together become one rewrite.
+                tokio::time::sleep(HEALTH_COALESCE).await;
+                if let (Some(l), Some(rx)) = (live.as_mut(), health.as_mut()) {
+                    let snapshot = rx.borrow_and_update().clone();
+                    let Live { plan, config, snat, up, weights, .. } = l;
+                    if let Err(e) = sync_health(dp, plan, config, &snapshot, snat, up, weights, opts) {
+                        warn!("applying health changes to the datapath: {e:#}");
+                    }
+                }
+            }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigusr1.recv() => log_stats(dp, live.as_ref().map(|l| &l.plan)),
@@ -423,7 +541,10 @@ fn report(dp: &Datapath, plan: Option<&Plan>) -> anyhow::Result<FinalReport> {
         let fstats = dp.frontend_stats(count)?;
         for fe in &p.frontends {
             let stats = fstats.get(fe.id as usize).copied().unwrap_or_default();
-            frontends.push(FrontendReport { name: fe.name.clone(), stats });
+            frontends.push(FrontendReport {
+                name: fe.name.clone(),
+                stats,
+            });
         }
         let count = p
             .backends

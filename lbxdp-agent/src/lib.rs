@@ -3,5 +3,6 @@ pub mod balancer;
 pub mod config;
 pub mod config_files;
 pub mod datapath;
+pub mod health;
 pub mod logging;
 pub mod maglev;

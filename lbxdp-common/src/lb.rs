@@ -48,10 +48,29 @@ pub struct BackendMeta {
     pub ready: u32,
 }
 
-/// Slot `(backend * 2 + copy) * table_size + hash % table_size` of `MAGLEV`
-/// holds a server index, or `NO_SERVER`.
-pub const fn maglev_slot(backend: u32, copy: u32, table_size: u32, hash: u32) -> u32 {
-    (backend * 2 + copy) * table_size + hash % table_size
+/// Slots per `MAGLEV` entry. A table goes into the map in chunks of this
+/// many slots, so writing one takes tens of syscalls, not tens of thousands.
+pub const MAGLEV_CHUNK: u32 = 1024;
+
+/// A value of `MAGLEV`: `MAGLEV_CHUNK` slots, each a server index or `NO_SERVER`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaglevChunk(pub [u32; MAGLEV_CHUNK as usize]);
+
+/// Entries of `MAGLEV` per table copy.
+pub const fn maglev_chunks(table_size: u32) -> u32 {
+    table_size.div_ceil(MAGLEV_CHUNK)
+}
+
+/// Where slot `hash % table_size` of a backend's table copy lives: the
+/// `MAGLEV` entry, and the index in its chunk. Copies are laid out
+/// `(backend * 2 + copy) * chunks` entries apart.
+pub const fn maglev_slot(backend: u32, copy: u32, table_size: u32, hash: u32) -> (u32, u32) {
+    let slot = hash % table_size;
+    (
+        (backend * 2 + copy) * maglev_chunks(table_size) + slot / MAGLEV_CHUNK,
+        slot % MAGLEV_CHUNK,
+    )
 }
 
 pub const NO_SERVER: u32 = u32::MAX;

@@ -92,6 +92,7 @@ mod user {
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::ServerStats {}
     unsafe impl aya::Pod for super::FrontendStats {}
+    unsafe impl aya::Pod for super::MaglevChunk {}
 }
 
 #[cfg(test)]
@@ -120,9 +121,14 @@ mod tests {
 
     #[test]
     fn maglev_slots_of_copies_do_not_overlap() {
-        assert_eq!(maglev_slot(0, 0, 7, 6), 6);
-        assert_eq!(maglev_slot(0, 1, 7, 0), 7);
-        assert_eq!(maglev_slot(1, 0, 7, 8), 15);
+        // 7 slots fit one chunk: one entry per copy.
+        assert_eq!(maglev_slot(0, 0, 7, 6), (0, 6));
+        assert_eq!(maglev_slot(0, 1, 7, 0), (1, 0));
+        assert_eq!(maglev_slot(1, 0, 7, 8), (2, 1));
+        // 65537 slots take 65 chunks, the last one holding a single slot.
+        assert_eq!(maglev_chunks(65537), 65);
+        assert_eq!(maglev_slot(0, 1, 65537, 65536), (65 + 64, 0));
+        assert_eq!(maglev_slot(2, 0, 65537, 1025), (4 * 65 + 1, 1));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use aya_ebpf::{
 use aya_log_ebpf::{debug, warn};
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
-    FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, NO_SERVER, PROTO_TCP, PROTO_UDP, Proto,
-    ProtoStats, Reply, SERVER_UP, Server, ServerStats, Settings, maglev_slot,
+    FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER,
+    PROTO_TCP, PROTO_UDP, Proto, ProtoStats, Reply, SERVER_UP, Server, ServerStats, Settings, maglev_slot,
 };
 
 use crate::{
@@ -40,9 +40,9 @@ static PROTO_STATS: PerCpuArray<ProtoStats> = PerCpuArray::with_max_entries(Prot
 static FRONTENDS: HashMap<FrontendKey, Frontend> = HashMap::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
 #[map(name = "BACKENDS")]
 static BACKENDS: Array<BackendMeta> = Array::with_max_entries(DEFAULT_MAX_BACKENDS, 0);
-/// Resized by the agent to backends x 2 x table size.
+/// Resized by the agent to backends x 2 copies x chunks per table.
 #[map(name = "MAGLEV")]
-static MAGLEV: Array<u32> = Array::with_max_entries(2 * 65537, 0);
+static MAGLEV: Array<MaglevChunk> = Array::with_max_entries(2 * 65, 0);
 #[map(name = "SERVERS")]
 static SERVERS: Array<Server> = Array::with_max_entries(DEFAULT_MAX_SERVERS, 0);
 /// Per-CPU LRU lists: new flows don't contend on one global list lock,
@@ -102,7 +102,14 @@ pub fn lbxdp(ctx: XdpContext) -> u32 {
             xdp_action::XDP_PASS
         }
         Parsed::Balanceable => {
-            count(if s.p.family == lbxdp_common::FAMILY_V4 { Proto::Ipv4 } else { Proto::Ipv6 }, len);
+            count(
+                if s.p.family == lbxdp_common::FAMILY_V4 {
+                    Proto::Ipv4
+                } else {
+                    Proto::Ipv6
+                },
+                len,
+            );
             count(if s.p.proto == PROTO_TCP { Proto::Tcp } else { Proto::Udp }, len);
             balance(&ctx, s, len)
         }
@@ -130,7 +137,12 @@ fn count(proto: Proto, len: u64) {
 
 #[inline(always)]
 fn balance(ctx: &XdpContext, s: &mut Scratch, len: u64) -> u32 {
-    let fkey = FrontendKey { addr: s.p.dst, port: s.p.dport, proto: s.p.proto, family: s.p.family };
+    let fkey = FrontendKey {
+        addr: s.p.dst,
+        port: s.p.dport,
+        proto: s.p.proto,
+        family: s.p.family,
+    };
     // SAFETY: a map value we only read; the agent replaces frontends whole.
     if let Some(fe) = unsafe { FRONTENDS.get(&fkey) } {
         return to_server(ctx, s, fe, len);
@@ -225,7 +237,11 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
         fs.drop_no_server += 1;
         return xdp_action::XDP_DROP;
     };
-    s.rw.src = if fe.flags & FRONTEND_DNAT != 0 { s.p.src } else { server.snat };
+    s.rw.src = if fe.flags & FRONTEND_DNAT != 0 {
+        s.p.src
+    } else {
+        server.snat
+    };
     s.rw.sport = nat_port;
     s.rw.dst = server.addr;
     s.rw.dport = server.port;
@@ -306,7 +322,11 @@ fn expired(flags: u16, seen_ns: u64, now: u64, proto: u8, s: &Settings) -> bool 
     if flags & FLOW_CLOSING != 0 {
         return idle > s.closing_timeout_ns;
     }
-    idle > if proto == PROTO_UDP { s.udp_timeout_ns } else { s.tcp_timeout_ns }
+    idle > if proto == PROTO_UDP {
+        s.udp_timeout_ns
+    } else {
+        s.tcp_timeout_ns
+    }
 }
 
 #[inline(always)]
@@ -355,8 +375,9 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     if meta.ready == 0 || settings.table_size == 0 {
         return Err(NewFlowError::NoServer);
     }
-    let slot = maglev_slot(fe.backend, meta.active & 1, settings.table_size, hash);
-    let server_id = *MAGLEV.get(slot).ok_or(NewFlowError::NoServer)?;
+    let (entry, index) = maglev_slot(fe.backend, meta.active & 1, settings.table_size, hash);
+    let chunk = MAGLEV.get(entry).ok_or(NewFlowError::NoServer)?;
+    let server_id = chunk.0[(index & (MAGLEV_CHUNK - 1)) as usize];
     if server_id == NO_SERVER {
         return Err(NewFlowError::NoServer);
     }
@@ -385,13 +406,24 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     let nat_port = if fe.flags & FRONTEND_DNAT != 0 {
         // The server replies to the client itself, through us as its gateway.
         s.rkey.dst = s.p.src;
-        REPLIES.insert(&s.rkey, &s.reply, BPF_ANY as u64).map_err(|_| NewFlowError::TableFull)?;
+        REPLIES
+            .insert(&s.rkey, &s.reply, BPF_ANY as u64)
+            .map_err(|_| NewFlowError::TableFull)?;
         s.p.sport
     } else {
         claim_port(s, hash, now, settings)?
     };
-    let flow = Flow { server: server_id, frontend: fe.id, nat_port, flags: s.reply.flags, pad: 0, seen_ns: now };
-    FLOWS.insert(&s.key, &flow, BPF_ANY as u64).map_err(|_| NewFlowError::TableFull)?;
+    let flow = Flow {
+        server: server_id,
+        frontend: fe.id,
+        nat_port,
+        flags: s.reply.flags,
+        pad: 0,
+        seen_ns: now,
+    };
+    FLOWS
+        .insert(&s.key, &flow, BPF_ANY as u64)
+        .map_err(|_| NewFlowError::TableFull)?;
     Ok((server_id, nat_port))
 }
 

@@ -98,6 +98,8 @@ pub struct Testbed {
     namespaces: Vec<Netns>,
     by_name: HashMap<String, usize>,
     children: Vec<Child>,
+    /// nginx processes by (host, port), so a test can stop one and start it again.
+    nginx: std::sync::Mutex<HashMap<(String, u16), Child>>,
     dir: tempfile::TempDir,
 }
 
@@ -134,10 +136,12 @@ impl Testbed {
             namespaces: Vec::new(),
             by_name: HashMap::new(),
             children: Vec::new(),
+            nginx: std::sync::Mutex::new(HashMap::new()),
             dir,
         };
         // From here on, Drop removes whatever was made if a step fails.
         tb.wire(topo)?;
+        tb.warm_up()?;
         if topo.nginx {
             for b in tb.backends.clone() {
                 tb.start_nginx(&b, &b.name, 80)?;
@@ -262,6 +266,44 @@ impl Testbed {
         Ok(())
     }
 
+    /// Every host pings every other host on its segments once, all at once.
+    /// A fresh host's first ARP exchange on the bridge takes a 1 s retry
+    /// (seen on this kernel; cause not found), which would otherwise land in
+    /// the first request of a test.
+    fn warm_up(&self) -> anyhow::Result<()> {
+        let hosts: Vec<&Host> = [&self.client, &self.lb].into_iter().chain(&self.backends).collect();
+        let mut pings = Vec::new();
+        for from in &hosts {
+            for to in &hosts {
+                for (a, b) in from.ifaces.iter().flat_map(|a| to.ifaces.iter().map(move |b| (a, b))) {
+                    if from.name == to.name || a.v4.octets()[2] != b.v4.octets()[2] {
+                        continue;
+                    }
+                    let child = self
+                        .command(from, "ping")
+                        .args(["-q", "-c", "1", "-W", "3", &b.v4.to_string()])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()?;
+                    pings.push(child);
+                }
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for mut p in pings {
+            while p.try_wait()?.is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = p.kill();
+                    let _ = p.wait();
+                    bail!("warm-up pings did not finish within 10 s");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(())
+    }
+
     /// This testbed's namespace-name prefix (`lbxt-PID-SEQ`).
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -307,7 +349,7 @@ impl Testbed {
 
     /// Starts nginx in `host`'s namespace on `port` (IPv4 and IPv6), answering
     /// every request with `body` and a newline; returns once it accepts.
-    pub fn start_nginx(&mut self, host: &Host, body: &str, port: u16) -> anyhow::Result<()> {
+    pub fn start_nginx(&self, host: &Host, body: &str, port: u16) -> anyhow::Result<()> {
         nginx::check_body(body)?;
         let tag = format!("{}-{port}", host.name);
         let conf = self.dir().join(format!("nginx-{tag}.conf"));
@@ -335,7 +377,23 @@ impl Testbed {
             let startup = std::fs::read_to_string(&err_log).unwrap_or_default();
             return Err(e).with_context(|| format!("nginx on {} did not come up:\n{startup}{log}", host.name));
         }
-        self.children.push(child);
+        self.nginx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((host.name.clone(), port), child);
+        Ok(())
+    }
+
+    /// Stops the nginx that `start_nginx` started on `host` and `port` (SIGTERM,
+    /// bounded wait): the backend goes away as a crashed or stopped server would.
+    pub fn stop_nginx(&self, host: &Host, port: u16) -> anyhow::Result<()> {
+        let child = self
+            .nginx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(host.name.clone(), port));
+        let mut child = child.with_context(|| format!("no nginx on {}:{port}", host.name))?;
+        terminate(&mut child, Duration::from_secs(5))?;
         Ok(())
     }
 
@@ -429,7 +487,8 @@ fn routes_for(h: &Host, layout: Layout) -> Vec<(IpAddr, u8, IpAddr)> {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        for mut c in self.children.drain(..) {
+        let nginx = std::mem::take(&mut *self.nginx.lock().unwrap_or_else(|e| e.into_inner()));
+        for mut c in self.children.drain(..).chain(nginx.into_values()) {
             let _ = c.kill();
             let _ = c.wait();
         }

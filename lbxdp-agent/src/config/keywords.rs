@@ -145,7 +145,6 @@ pub const GLOBAL_OTHER: &[&str] = &[
     "server-state-base",
     "server-state-file",
     "log-tag",
-    "spread-checks",
     "max-spread-checks",
     "cpu-map",
     "setenv",
@@ -291,7 +290,6 @@ pub const PROXY_REMOVED: &[(&str, &str)] = &[
 /// `option` names HAProxy accepts that lbxdp doesn't apply; true for HTTP-only ones.
 pub const OPTIONS_OTHER: &[(&str, bool)] = &[
     ("abortonclose", false),
-    ("allbackups", false),
     ("checkcache", true),
     ("clitcpka", false),
     ("contstats", false),
@@ -394,8 +392,6 @@ pub const SERVER_OTHER: &[(&str, usize)] = &[
     ("npn", 1),
     ("observe", 1),
     ("on-error", 1),
-    ("on-marked-down", 1),
-    ("on-marked-up", 1),
     ("pool-low-conn", 1),
     ("pool-max-conn", 1),
     ("pool-purge-delay", 1),

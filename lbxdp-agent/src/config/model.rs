@@ -34,6 +34,9 @@ pub struct Global {
     pub nbthread: Option<u32>,
     pub node: Option<String>,
     pub description: Option<String>,
+    /// `spread-checks`: each check interval is moved by up to this percent
+    /// (0..=50) either way, so checks drift apart; None or 0 keeps them exact.
+    pub spread_checks: Option<u32>,
     /// Things HAProxy checks against the machine at start (users, groups,
     /// certificate files); the I/O layer checks them, not this pure module.
     pub env_refs: Vec<EnvRef>,
@@ -189,6 +192,20 @@ pub enum ProxyProtocol {
     V2,
 }
 
+/// `on-marked-down shutdown-sessions`: a server marked DOWN by its checks
+/// has its established connections closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMarkedDown {
+    ShutdownSessions,
+}
+
+/// `on-marked-up shutdown-backup-sessions`: a server marked UP closes the
+/// backup servers' connections, so traffic moves back at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMarkedUp {
+    ShutdownBackupSessions,
+}
+
 /// The server's port. HAProxy's `addr` alone or `addr:+N` / `addr:-N` map
 /// the port the client connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +225,8 @@ pub struct Server {
     pub disabled: bool,
     pub maxconn: Option<u32>,
     pub send_proxy: Option<ProxyProtocol>,
+    pub on_marked_down: Option<OnMarkedDown>,
+    pub on_marked_up: Option<OnMarkedUp>,
     pub origin: Origin,
 }
 
@@ -234,6 +253,9 @@ pub struct Backend {
     /// HAProxy's default is 3.
     pub retries: u32,
     pub redispatch: bool,
+    /// `option allbackups`: with no active server up, every backup takes
+    /// traffic, not only the first one.
+    pub allbackups: bool,
     pub log_health_checks: bool,
     pub tcpka: bool,
     pub logs: Vec<LogTarget>,

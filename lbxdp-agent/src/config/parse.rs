@@ -13,8 +13,8 @@ use super::{
     keywords::{self as kw, invalid_name_char},
     lex::{self, LexError, Vars},
     model::{
-        Balance, Bind, EnvRef, EnvRefKind, ExpectKind, Global, HashType, HealthCheck, LogTarget, Mode, PortSpec,
-        ProxyProtocol, StatsSocket, TcpCheckStep,
+        Balance, Bind, EnvRef, EnvRefKind, ExpectKind, Global, HashType, HealthCheck, LogTarget, Mode, OnMarkedDown,
+        OnMarkedUp, PortSpec, ProxyProtocol, StatsSocket, TcpCheckStep,
     },
     time,
 };
@@ -65,6 +65,8 @@ pub struct ServerOpts {
     pub disabled: bool,
     pub maxconn: Option<u32>,
     pub send_proxy: Option<ProxyProtocol>,
+    pub on_marked_down: Option<OnMarkedDown>,
+    pub on_marked_up: Option<OnMarkedUp>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +114,7 @@ pub struct Draft {
     pub fullconn: Option<u32>,
     pub retries: Option<u32>,
     pub redispatch: bool,
+    pub allbackups: bool,
     pub tcplog: bool,
     pub dontlognull: bool,
     pub tcpka: bool,
@@ -145,6 +148,7 @@ impl Draft {
             fullconn: None,
             retries: None,
             redispatch: false,
+            allbackups: false,
             tcplog: false,
             dontlognull: false,
             tcpka: false,
@@ -174,6 +178,7 @@ impl Draft {
         p.fullconn = d.fullconn;
         p.retries = d.retries;
         p.redispatch = d.redispatch;
+        p.allbackups = d.allbackups;
         p.tcplog = d.tcplog;
         p.dontlognull = d.dontlognull;
         p.tcpka = d.tcpka;
@@ -779,6 +784,29 @@ impl<'e> Parser<'e> {
                 }
             }
             "stats" => self.global_stats(w, at),
+            "spread-checks" => {
+                if self.too_many(w, 1, at) {
+                    return;
+                }
+                if self.out.global.spread_checks.is_some_and(|v| v != 0) {
+                    // HAProxy says it as an alert but starts anyway: the first value stays.
+                    self.diags
+                        .warn(at, "spread-checks already specified; the first value stays");
+                    return;
+                }
+                if a1.is_empty() {
+                    self.diags
+                        .alert(at, "'spread-checks' expects an integer argument (0..50).");
+                    return;
+                }
+                let (v, _) = atol(&a1);
+                if !(0..=50).contains(&v) {
+                    self.diags
+                        .alert(at, "'spread-checks' needs a positive value in range 0..50.");
+                    return;
+                }
+                self.out.global.spread_checks = Some(v as u32);
+            }
             "nbproc" => self.diags.alert(
                 at,
                 "nbproc is not supported any more since HAProxy 2.5; threads are used automatically",
@@ -1354,7 +1382,7 @@ impl<'e> Parser<'e> {
         }
         let on = modifier == Modifier::Std;
         let (fe, be) = match name {
-            "redispatch" | "log-health-checks" | "httpchk" | "tcp-check" => (false, true),
+            "redispatch" | "allbackups" | "log-health-checks" | "httpchk" | "tcp-check" => (false, true),
             "tcplog" | "dontlognull" => (true, false),
             "tcpka" => (true, true),
             _ => (false, false),
@@ -1378,12 +1406,13 @@ impl<'e> Parser<'e> {
                     p.redispatch = on;
                 }
             }
-            "tcplog" | "dontlognull" | "tcpka" | "log-health-checks" => {
+            "tcplog" | "dontlognull" | "tcpka" | "log-health-checks" | "allbackups" => {
                 if self.too_many_opt(w, 0, at) {
                     return;
                 }
                 match name {
                     "tcplog" => p.tcplog = on,
+                    "allbackups" => p.allbackups = on,
                     "dontlognull" => p.dontlognull = on,
                     "tcpka" => p.tcpka = on,
                     _ => p.log_health_checks = on,
@@ -1882,6 +1911,25 @@ impl<'e> Parser<'e> {
                             .warn(at, format!("'{who}': 'port {v}' read as {n}, as HAProxy does"));
                     }
                     opts.port = Some(n as u16);
+                }
+                "on-marked-down" | "on-marked-up" => {
+                    takes = 1;
+                    // HAProxy knows one action for each.
+                    let want = if key == "on-marked-down" {
+                        "shutdown-sessions"
+                    } else {
+                        "shutdown-backup-sessions"
+                    };
+                    if v != want {
+                        self.diags
+                            .alert(at, format!("'{who}': '{key}' expects '{want}' but got '{v}'"));
+                        return;
+                    }
+                    if key == "on-marked-down" {
+                        opts.on_marked_down = Some(OnMarkedDown::ShutdownSessions);
+                    } else {
+                        opts.on_marked_up = Some(OnMarkedUp::ShutdownBackupSessions);
+                    }
                 }
                 "addr" => {
                     takes = 1;

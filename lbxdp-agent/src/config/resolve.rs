@@ -188,6 +188,8 @@ fn backend(p: &Draft, global: &Global) -> Backend {
                 disabled: o.disabled,
                 maxconn: o.maxconn,
                 send_proxy: o.send_proxy,
+                on_marked_down: o.on_marked_down,
+                on_marked_up: o.on_marked_up,
                 origin: s.origin.clone(),
             }
         })
@@ -211,6 +213,7 @@ fn backend(p: &Draft, global: &Global) -> Backend {
         fullconn: p.fullconn,
         retries: p.retries.unwrap_or(DEFAULT_RETRIES),
         redispatch: p.redispatch,
+        allbackups: p.allbackups,
         log_health_checks: p.log_health_checks,
         tcpka: p.tcpka,
         logs: logs(&p.logs, global),

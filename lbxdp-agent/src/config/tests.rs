@@ -316,3 +316,31 @@ fn garbage_never_panics() {
         let _ = parse_sources(&[Source { name: "g", data: &data }], &|_| None);
     }
 }
+
+#[test]
+fn allbackups_on_marked_and_spread_checks() {
+    let text = format!(
+        "global\n spread-checks 5\n{TIMEOUTS} option allbackups\nlisten a\n bind :80\n \
+         server s 198.18.0.1:80 check on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions\n \
+         server b 198.18.0.2:80 check backup\nlisten n\n bind :81\n no option allbackups\n \
+         server s 198.18.0.1:80\n"
+    );
+    let (c, warnings) = ok(&text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(c.global.spread_checks, Some(5));
+    let a = c.backend("a").unwrap();
+    assert!(a.allbackups, "inherited from defaults");
+    assert_eq!(a.servers[0].on_marked_down, Some(OnMarkedDown::ShutdownSessions));
+    assert_eq!(a.servers[0].on_marked_up, Some(OnMarkedUp::ShutdownBackupSessions));
+    assert_eq!(a.servers[1].on_marked_down, None);
+    assert!(!c.backend("n").unwrap().allbackups);
+
+    let bad = alerts(&format!(
+        "{TIMEOUTS}listen a\n bind :80\n server s 198.18.0.1:80 on-marked-down kill\n"
+    ));
+    assert!(
+        bad[0].message.contains("expects 'shutdown-sessions' but got 'kill'"),
+        "{bad:#?}"
+    );
+    assert!(!alerts(&format!("global\n spread-checks 51\n{TIMEOUTS}listen a\n bind :80\n")).is_empty());
+}

@@ -98,15 +98,15 @@ impl Datapath {
         } else {
             aya_log::Level::Info
         } as u8;
-        let maglev_slots = sizes
+        let maglev_entries = sizes
             .backends
             .max(1)
             .checked_mul(2)
-            .and_then(|n| n.checked_mul(sizes.table_size))
+            .and_then(|n| n.checked_mul(lbxdp_common::maglev_chunks(sizes.table_size)))
             .ok_or_else(|| DatapathError::Other("Maglev tables too large: lower --maglev-size".into()))?;
         let mut ebpf = EbpfLoader::new()
             .override_global(aya_log::LEVEL, &level, false)
-            .map_max_entries(MAGLEV_MAP, maglev_slots)
+            .map_max_entries(MAGLEV_MAP, maglev_entries)
             .map_max_entries(BACKENDS_MAP, sizes.backends.max(1))
             .map_max_entries(SERVERS_MAP, sizes.servers.max(1))
             .map_max_entries(SERVER_STATS_MAP, sizes.servers.max(1))

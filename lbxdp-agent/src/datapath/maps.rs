@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray};
 use lbxdp_common::{
     BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend,
-    FrontendKey, FrontendStats, MAGLEV_MAP, NO_SERVER, PROTO_TCP, PROTO_UDP, SERVER_STATS_MAP, SERVER_UP, SERVERS_MAP,
-    SETTINGS_MAP, Server, ServerStats, Settings, TX_PORTS_MAP,
+    FrontendKey, FrontendStats, MAGLEV_CHUNK, MAGLEV_MAP, MaglevChunk, NO_SERVER, PROTO_TCP, PROTO_UDP,
+    SERVER_STATS_MAP, SERVER_UP, SERVERS_MAP, SETTINGS_MAP, Server, ServerStats, Settings, TX_PORTS_MAP,
 };
 
 use super::{Datapath, DatapathError, error::chain, plan::PlanServer};
@@ -125,10 +125,12 @@ impl Datapath {
             .get(&backend, 0)
             .map_err(other)?;
         let next = if meta.ready == 0 { 0 } else { 1 - (meta.active & 1) };
-        let mut maglev = self.array::<u32>(MAGLEV_MAP)?;
-        let base = (backend * 2 + next) * size;
-        for (i, &server) in table.iter().enumerate() {
-            maglev.set(base + i as u32, server, 0).map_err(other)?;
+        let mut maglev = self.array::<MaglevChunk>(MAGLEV_MAP)?;
+        let (base, _) = lbxdp_common::maglev_slot(backend, next, size, 0);
+        for (i, slots) in table.chunks(MAGLEV_CHUNK as usize).enumerate() {
+            let mut chunk = MaglevChunk([NO_SERVER; MAGLEV_CHUNK as usize]);
+            chunk.0[..slots.len()].copy_from_slice(slots);
+            maglev.set(base + i as u32, chunk, 0).map_err(other)?;
         }
         self.array::<BackendMeta>(BACKENDS_MAP)?
             .set(backend, BackendMeta { active: next, ready: 1 }, 0)

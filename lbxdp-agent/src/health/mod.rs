@@ -1,0 +1,414 @@
+//! Health checks, as HAProxy 2.6 runs them: one task per server with
+//! `check`, HAProxy's rise/fall counter, its intervals and its log lines.
+//!
+//! The state lives in one [`Snapshot`] published on a tokio watch channel.
+//! Subscribers (the XDP map writer, the userspace proxy) read the latest
+//! snapshot whenever it changes; changes that land together coalesce, as a
+//! watch channel keeps only the newest value. Nothing here touches the
+//! datapath.
+//!
+//! Rules, with their HAProxy references:
+//! - A checked server starts UP with its counter at `rise` (src/server.c:
+//!   "up, but will fall down at first failure"), so the first failed check
+//!   takes it DOWN and the first passed one makes it fully UP. Until then it
+//!   shows "UP 1/<fall>". Leaving maintenance starts it the same way.
+//! - A server without `check` is UP and never checked; a `disabled` one is
+//!   MAINT, and its checks wait until it leaves maintenance.
+//! - Intervals are HAProxy's `srv_getinter()`: `inter` when fully UP,
+//!   `downinter` when fully DOWN, `fastinter` in between (see [`state`]).
+//!   The next check is scheduled when the last one ends, moved by
+//!   `spread-checks` percent at random; the first checks are staggered over
+//!   the smallest interval as HAProxy's `start_checks()` does.
+//! - Timeouts follow `timeout check` (see [`check`]).
+pub mod check;
+pub mod state;
+mod task;
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    fmt,
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::future::BoxFuture;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::config::{Backend, CheckSettings, Config, HealthCheck, PortSpec};
+pub use check::{CheckResult, CheckSpec, CheckStatus, Layer};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerId {
+    pub backend: String,
+    pub server: String,
+}
+
+impl ServerId {
+    pub fn new(backend: &str, server: &str) -> Self {
+        Self {
+            backend: backend.to_string(),
+            server: server.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.backend, self.server)
+    }
+}
+
+/// A server's state as HAProxy's stats page names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Up,
+    Down,
+    /// Still UP; `remaining` more failed checks of `fall` take it DOWN ("UP 2/3").
+    GoingDown {
+        remaining: u32,
+        fall: u32,
+    },
+    /// Still DOWN; `passed` of the `rise` checks needed have passed ("DOWN 1/2").
+    GoingUp {
+        passed: u32,
+        rise: u32,
+    },
+    /// `disabled` in the config or put in maintenance at runtime.
+    Maint,
+    /// UP (or going down) with weight 0: no new traffic.
+    Drain,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Up => f.write_str("UP"),
+            Self::Down => f.write_str("DOWN"),
+            Self::GoingDown { remaining, fall } => write!(f, "UP {remaining}/{fall}"),
+            Self::GoingUp { passed, rise } => write!(f, "DOWN {passed}/{rise}"),
+            Self::Maint => f.write_str("MAINT"),
+            Self::Drain => f.write_str("DRAIN"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerState {
+    pub status: Status,
+    /// The configured weight.
+    pub weight: u32,
+    pub backup: bool,
+    /// The last check's outcome, e.g. `Layer4 connection problem, info:
+    /// "Connection refused"`; None before the first check or when unchecked.
+    pub last_reason: Option<String>,
+    pub checked: bool,
+    /// How many times checks marked it DOWN, and UP. They only grow, so a
+    /// subscriber that missed a coalesced DOWN-then-UP still sees it happened
+    /// (`on-marked-down shutdown-sessions` needs that).
+    pub marked_down: u64,
+    pub marked_up: u64,
+}
+
+impl ServerState {
+    /// Up or going down, with a weight: HAProxy's `srv_is_usable()`.
+    pub fn takes_traffic(&self) -> bool {
+        matches!(self.status, Status::Up | Status::GoingDown { .. }) && self.weight > 0
+    }
+
+    /// Up as far as the checks go, whatever the weight.
+    pub fn is_up(&self) -> bool {
+        matches!(self.status, Status::Up | Status::GoingDown { .. } | Status::Drain)
+    }
+}
+
+pub type Snapshot = Arc<BTreeMap<ServerId, ServerState>>;
+
+/// The state of a server the snapshot doesn't hold (yet): as it starts.
+fn initial_state(server: &crate::config::Server, backend_disabled: bool) -> ServerState {
+    let weight = u32::from(server.weight);
+    let status = if server.disabled || backend_disabled {
+        Status::Maint
+    } else {
+        match &server.check {
+            Some(c) => task::status_of(&state::Health::starting(c.rise, c.fall), weight),
+            None => task::with_weight(Status::Up, weight),
+        }
+    };
+    ServerState {
+        status,
+        weight,
+        backup: server.backup,
+        last_reason: None,
+        checked: server.check.is_some(),
+        marked_down: 0,
+        marked_up: 0,
+    }
+}
+
+/// The weight each of `backend`'s servers (in config order) should get now.
+/// Active servers that take traffic keep their weight; when there is none,
+/// the first backup that takes traffic does (all of them with `option
+/// allbackups`); everything else gets 0. All zeros: no server available.
+pub fn effective_weights(backend: &Backend, snapshot: &BTreeMap<ServerId, ServerState>) -> Vec<u32> {
+    let states: Vec<ServerState> = backend
+        .servers
+        .iter()
+        .map(|s| {
+            snapshot
+                .get(&ServerId::new(&backend.name, &s.name))
+                .cloned()
+                .unwrap_or_else(|| initial_state(s, backend.disabled))
+        })
+        .collect();
+    let usable = |st: &ServerState, backup: bool| st.backup == backup && st.takes_traffic();
+    let mut out: Vec<u32> = states
+        .iter()
+        .map(|st| if usable(st, false) { st.weight } else { 0 })
+        .collect();
+    if out.iter().all(|w| *w == 0) {
+        let mut first = true;
+        for (w, st) in out.iter_mut().zip(&states) {
+            if usable(st, true) && (first || backend.allbackups) {
+                *w = st.weight;
+                first = false;
+            }
+        }
+    }
+    out
+}
+
+/// Runs one check; the task calls it each time. Tests give scripted ones.
+pub(crate) type Probe = Arc<dyn Fn() -> BoxFuture<'static, CheckResult> + Send + Sync>;
+type ProbeFactory = Arc<dyn Fn(CheckSpec) -> Probe + Send + Sync>;
+
+fn real_probe(spec: CheckSpec) -> Probe {
+    let spec = Arc::new(spec);
+    Arc::new(move || {
+        let spec = spec.clone();
+        Box::pin(async move { check::run(&spec).await })
+    })
+}
+
+/// What makes a running check task still right after a reload.
+#[derive(Debug, Clone, PartialEq)]
+struct Fingerprint {
+    addr: IpAddr,
+    port: PortSpec,
+    check: Option<CheckSettings>,
+    kind: HealthCheck,
+    timeout_connect: Option<Duration>,
+    timeout_check: Option<Duration>,
+    log_health_checks: bool,
+    disabled: bool,
+}
+
+/// A checked server's task: its handle, its maintenance switch, its life flag.
+struct Job {
+    handle: JoinHandle<()>,
+    admin: watch::Sender<bool>,
+    alive: Arc<AtomicBool>,
+}
+
+impl Job {
+    fn stop(self) {
+        // First the flag, so a task mid-update on another thread writes nothing.
+        self.alive.store(false, Ordering::SeqCst);
+        self.handle.abort();
+    }
+}
+
+struct Running {
+    fingerprint: Fingerprint,
+    /// Only for checked servers.
+    task: Option<Job>,
+}
+
+/// The health checks of one configuration. Dropping it stops them.
+pub struct Monitor {
+    tx: Arc<watch::Sender<Snapshot>>,
+    servers: HashMap<ServerId, Running>,
+    probes: ProbeFactory,
+}
+
+impl Monitor {
+    /// Starts a task per checked server; must run inside a tokio runtime.
+    /// The receiver already holds the initial snapshot.
+    pub fn start(config: &Config) -> (Monitor, watch::Receiver<Snapshot>) {
+        Self::start_with(config, Arc::new(real_probe))
+    }
+
+    fn start_with(config: &Config, probes: ProbeFactory) -> (Monitor, watch::Receiver<Snapshot>) {
+        let (tx, rx) = watch::channel(Snapshot::default());
+        let mut m = Monitor {
+            tx: Arc::new(tx),
+            servers: HashMap::new(),
+            probes,
+        };
+        m.reload(config);
+        (m, rx)
+    }
+
+    /// Another subscriber to the snapshots.
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.tx.subscribe()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.tx.borrow().clone()
+    }
+
+    /// Applies a new configuration: servers whose address, port and check
+    /// settings are unchanged keep their state and their task (weight and
+    /// backup flag are updated in place); the others start afresh, and
+    /// servers gone from the config are dropped. One snapshot change.
+    pub fn reload(&mut self, config: &Config) {
+        let spread = config.global.spread_checks.unwrap_or(0);
+        let mut keep: HashMap<ServerId, Running> = HashMap::new();
+        let mut fresh: Vec<(ServerId, ServerState, Option<task::ServerTask>)> = Vec::new();
+        for be in &config.backends {
+            for s in &be.servers {
+                let id = ServerId::new(&be.name, &s.name);
+                let fingerprint = Fingerprint {
+                    addr: s.addr,
+                    port: s.port,
+                    check: s.check.clone(),
+                    kind: be.health_check.clone(),
+                    timeout_connect: be.timeouts.connect,
+                    timeout_check: be.timeouts.check,
+                    log_health_checks: be.log_health_checks,
+                    disabled: s.disabled || be.disabled,
+                };
+                if let Some(r) = self.servers.remove(&id).filter(|r| r.fingerprint == fingerprint) {
+                    keep.insert(id.clone(), r);
+                    continue;
+                }
+                let initial = initial_state(s, be.disabled);
+                let job = match (CheckSpec::for_server(be, s), &s.check) {
+                    (Some(spec), Some(settings)) => Some(task::ServerTask {
+                        id: id.clone(),
+                        settings: settings.clone(),
+                        log_health_checks: be.log_health_checks,
+                        spread,
+                        first_delay: Duration::ZERO,
+                        maint: fingerprint.disabled,
+                        probe: (self.probes)(spec),
+                        alive: Arc::new(AtomicBool::new(true)),
+                    }),
+                    _ => None,
+                };
+                keep.insert(
+                    id.clone(),
+                    Running {
+                        fingerprint,
+                        task: None,
+                    },
+                );
+                fresh.push((id, initial, job));
+            }
+        }
+        // What is left was removed or changed: stop those tasks.
+        for (_, r) in self.servers.drain() {
+            if let Some(job) = r.task {
+                job.stop();
+            }
+        }
+
+        // One publication: the weights and backup flags of kept servers,
+        // the fresh states, and nothing of removed servers.
+        let restarted: HashSet<&ServerId> = fresh.iter().map(|f| &f.0).collect();
+        self.tx.send_modify(|snap| {
+            let mut map: BTreeMap<ServerId, ServerState> = BTreeMap::new();
+            for be in &config.backends {
+                for s in &be.servers {
+                    let id = ServerId::new(&be.name, &s.name);
+                    if let Some(mut st) = snap.get(&id).cloned().filter(|_| !restarted.contains(&id)) {
+                        st.weight = u32::from(s.weight);
+                        st.backup = s.backup;
+                        st.status = task::with_weight(st.status, st.weight);
+                        map.insert(id, st);
+                    }
+                }
+            }
+            for (id, st, _) in &fresh {
+                map.insert(id.clone(), st.clone());
+            }
+            *snap = Arc::new(map);
+        });
+
+        let mut jobs: Vec<(ServerId, task::ServerTask)> = fresh
+            .into_iter()
+            .filter_map(|(id, _, job)| job.map(|j| (id, j)))
+            .collect();
+        stagger(&mut jobs, spread);
+        for (id, job) in jobs {
+            let (admin, admin_rx) = watch::channel(job.maint);
+            let alive = job.alive.clone();
+            let handle = tokio::spawn(task::run(job, self.tx.clone(), admin_rx));
+            if let Some(r) = keep.get_mut(&id) {
+                r.task = Some(Job { handle, admin, alive });
+            }
+        }
+        self.servers = keep;
+    }
+
+    /// Puts a server into maintenance or takes it out, as HAProxy's `set
+    /// server be/s state maint|ready`: checks pause in MAINT, and on leaving
+    /// it a checked server restarts UP with a check at once. False if unknown.
+    pub fn set_maint(&self, id: &ServerId, maint: bool) -> bool {
+        let Some(r) = self.servers.get(id) else {
+            return false;
+        };
+        match &r.task {
+            // Only a real change wakes the task (a wake-up restarts its wait).
+            Some(job) => {
+                job.admin.send_if_modified(|v| std::mem::replace(v, maint) != maint);
+            }
+            None => task::set_unchecked_maint(&self.tx, id, maint),
+        }
+        true
+    }
+
+    /// Stops every check task; the last snapshot stays readable.
+    pub fn stop(&mut self) {
+        for r in self.servers.values_mut() {
+            if let Some(job) = r.task.take() {
+                job.stop();
+            }
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// HAProxy's `start_checks()`: the n-th of N new checks first runs after
+/// `max(mininter, its interval) * n / N`, mininter being the smallest
+/// interval of at least 1s, so checks don't fire in lockstep.
+fn stagger(jobs: &mut [(ServerId, task::ServerTask)], spread: u32) {
+    let first_interval = |t: &task::ServerTask| {
+        let s = &t.settings;
+        state::Health::starting(s.rise, s.fall).interval(s.inter, s.fastinter, s.downinter)
+    };
+    let min = jobs
+        .iter()
+        .map(|(_, t)| first_interval(t))
+        .filter(|i| *i >= Duration::from_secs(1))
+        .min()
+        .unwrap_or(Duration::ZERO);
+    let n = u32::try_from(jobs.len()).unwrap_or(u32::MAX).max(1);
+    for (pos, (id, t)) in jobs.iter_mut().enumerate() {
+        let own = min.max(first_interval(t));
+        let own = state::spread(own, spread, task::random(id));
+        t.first_delay = own * u32::try_from(pos).unwrap_or(u32::MAX) / n;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+//! Health checks driving the XDP datapath: real nginx backends stopped and
+//! started, real curl load, the agent's HAProxy-style transition lines.
+//! Needs root; skips loudly without it.
+mod common;
+
+use std::{
+    path::Path,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use common::{Agent, agent_bin};
+use lbxdp_testbed::{Host, Layout, Testbed};
+
+const INTER_MS: u64 = 200;
+
+fn start(tb: &mut Testbed, cfg: &str) -> Agent {
+    let path = tb.dir().join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("haproxy.cfg");
+    tb.attach_peer_pass(Path::new(agent_bin()), &tb.lb.clone())
+        .expect("pass program");
+    let path = path.to_string_lossy().into_owned();
+    let mut agent = Agent::start(
+        tb,
+        &[
+            "-f",
+            &path,
+            "-i",
+            "eth0",
+            "--xdp-mode",
+            "native",
+            "--stats-interval",
+            "0",
+        ],
+    );
+    agent.wait_for("balancing", Duration::from_secs(30));
+    agent
+}
+
+fn defaults() -> String {
+    "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    \
+     timeout check 500ms\n\n"
+        .to_string()
+}
+
+fn pool(name: &str, servers: &[(&Host, u16, &str)]) -> String {
+    let mut s = format!("backend {name}\n");
+    for (h, port, opts) in servers {
+        s.push_str(&format!("    server {} {}:{port} {opts}\n", h.name, h.v4()));
+    }
+    s
+}
+
+fn frontend(name: &str, vip: &Host, port: u16, backend: &str) -> String {
+    format!(
+        "frontend {name}\n    bind {}:{port}\n    default_backend {backend}\n\n",
+        vip.v4()
+    )
+}
+
+/// One request on a new connection; the answering server's name, or None.
+fn ask(tb: &Testbed, url: &str) -> Option<String> {
+    let out = tb
+        .command(&tb.client, "curl")
+        .args(["-s", "--max-time", "3", "-H", "Connection: close", url])
+        .output_timeout(Duration::from_secs(5))
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Requests, one after another, until `stop` is set (bounded to 60 s).
+fn load(tb: &Testbed, url: &str, stop: &AtomicBool) -> Vec<(Instant, Option<String>)> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        out.push((Instant::now(), ask(tb, url)));
+    }
+    out
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} did not happen within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_stopped_server_leaves_and_comes_back() {
+    let Some(mut tb) = common::testbed("a_stopped_server_leaves_and_comes_back", Layout::OneArm, 3, true) else {
+        return;
+    };
+    let opts = format!("check inter {INTER_MS} fall 2 rise 2 weight 1");
+    let servers: Vec<(&Host, u16, &str)> = tb.backends.iter().map(|b| (b, 80, opts.as_str())).collect();
+    let cfg = defaults() + &frontend("web", &tb.lb, 80, "pool") + &pool("pool", &servers);
+    let mut agent = start(&mut tb, &cfg);
+    let web2 = tb.backends[1].clone();
+    let url = format!("http://{}/", tb.lb.v4());
+    let stop = AtomicBool::new(false);
+
+    let (killed, marked_down, restarted, marked_up, answers) = std::thread::scope(|s| {
+        let client = s.spawn(|| load(&tb, &url, &stop));
+        std::thread::sleep(Duration::from_secs(1));
+        let killed = Instant::now();
+        tb.stop_nginx(&web2, 80).expect("stopping web2's nginx");
+        let line = agent.wait_for("Server pool/web2 is DOWN", Duration::from_secs(10));
+        let marked_down = Instant::now();
+        eprintln!("{line}");
+        std::thread::sleep(Duration::from_secs(2));
+        let restarted = Instant::now();
+        tb.start_nginx(&web2, "web2", 80).expect("starting web2's nginx again");
+        let line = agent.wait_for("Server pool/web2 is UP", Duration::from_secs(10));
+        let marked_up = Instant::now();
+        eprintln!("{line}");
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        let answers = client.join().expect("load thread");
+        (killed, marked_down, restarted, marked_up, answers)
+    });
+
+    let detect = marked_down - killed;
+    let recover = marked_up - restarted;
+    eprintln!(
+        "detection {detect:?} (fall 2 x inter {INTER_MS} ms), recovery {recover:?} (rise 2 x inter {INTER_MS} ms)"
+    );
+    let inter = Duration::from_millis(INTER_MS);
+    // The first failing check comes within one inter of the stop, the second
+    // one inter later; a refused connect takes no time. Slack for the 2 cores.
+    assert!(
+        detect >= inter * 9 / 10 && detect <= 2 * inter + Duration::from_millis(500) + Duration::from_millis(300),
+        "{detect:?}"
+    );
+    assert!(
+        recover <= 2 * inter + Duration::from_millis(500) + Duration::from_millis(300),
+        "{recover:?}"
+    );
+
+    let count = |from: Instant, to: Instant, who: Option<&str>| {
+        answers
+            .iter()
+            .filter(|(t, a)| *t >= from && *t < to && a.as_deref() == who)
+            .count()
+    };
+    let start = answers.first().map(|a| a.0).unwrap_or(killed);
+    let end = Instant::now();
+    let failed_before = count(start, killed, None);
+    let failed_window = count(killed, marked_down + Duration::from_millis(50), None);
+    let failed_after = count(marked_down + Duration::from_millis(50), end, None);
+    let web2_while_down = count(marked_down + Duration::from_millis(50), restarted, Some("web2"));
+    let web2_after = count(marked_up + Duration::from_millis(50), end, Some("web2"));
+    eprintln!(
+        "{} requests: {failed_before} failed before the stop, {failed_window} in the detection window, \
+         {failed_after} after; web2 answered {web2_while_down} while down, {web2_after} after coming back",
+        answers.len()
+    );
+    let fails: Vec<Duration> = answers.iter().filter(|a| a.1.is_none()).map(|a| a.0 - start).collect();
+    eprintln!(
+        "failures at {fails:?} after the start; the stop at {:?}",
+        killed - start
+    );
+    let report = agent.stop();
+    assert_eq!(failed_before, 0, "requests failed before anything happened: {report}");
+    assert_eq!(failed_after, 0, "requests to web1/web3 failed once web2 was out");
+    assert_eq!(web2_while_down, 0, "web2 got requests while DOWN");
+    assert!(web2_after > 0, "web2 took no share after coming back");
+    assert_eq!(report["frontends"][0]["drop_no_server"].as_u64(), Some(0), "{report}");
+}
+
+#[test]
+fn checks_see_wrong_answers_and_silence() {
+    let Some(mut tb) = common::testbed("checks_see_wrong_answers_and_silence", Layout::OneArm, 3, true) else {
+        return;
+    };
+    let (web1, web2, web3) = (tb.backends[0].clone(), tb.backends[1].clone(), tb.backends[2].clone());
+    // web2 answers HTTP 500 and a wrong banner; web3 accepts and never answers.
+    // The replies are scripts: socat's address syntax mangles quotes and escapes.
+    let script = |name: &str, body: &str| {
+        let path = tb.dir().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
+        path.to_string_lossy().into_owned()
+    };
+    let http500 = script("http500.sh", "printf 'HTTP/1.0 500 Oops\\r\\n\\r\\n'; sleep 1");
+    let ok = script("ok.sh", "printf '+OK ready\\r\\n'; sleep 1");
+    let err = script("err.sh", "printf -- '-ERR go away\\r\\n'; sleep 1");
+    let silent = script("silent.sh", "sleep 30");
+    let fake = |host: &Host, port: u16, script: &str| {
+        tb.command(host, "socat")
+            .args([
+                format!("TCP-LISTEN:{port},fork,reuseaddr"),
+                format!("SYSTEM:sh {script}"),
+            ])
+            .spawn()
+            .expect("socat")
+    };
+    let children = vec![
+        fake(&web2, 8500, &http500),
+        fake(&web1, 8600, &ok),
+        fake(&web2, 8600, &err),
+        fake(&web3, 8500, &silent),
+        fake(&web3, 8600, &silent),
+    ];
+    for c in children {
+        tb.adopt(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let chk = format!("check inter {INTER_MS} fall 2 rise 2");
+    let http = format!("{chk} port 8500");
+    let banner = format!("{chk} port 8600");
+    let web1_http = format!("{chk} port 80");
+    let cfg = defaults()
+        + &frontend("web", &tb.lb, 80, "httpchk")
+        + &frontend("banner", &tb.lb, 81, "tcpchk")
+        + "backend httpchk
+    option httpchk GET /
+    http-check expect status 200
+" + &pool(
+        "httpchk",
+        &[(&web1, 80, &web1_http), (&web2, 80, &http), (&web3, 80, &http)],
+    )
+    .replacen(
+        "backend httpchk
+",
+        "",
+        1,
+    ) + "
+backend tcpchk
+    option tcp-check
+    tcp-check connect
+    tcp-check expect string +OK
+" + &pool(
+        "tcpchk",
+        &[(&web1, 80, &banner), (&web2, 80, &banner), (&web3, 80, &banner)],
+    )
+    .replacen(
+        "backend tcpchk
+",
+        "",
+        1,
+    );
+    let mut agent = start(&mut tb, &cfg);
+    for (backend, server, why) in [
+        ("httpchk", "web2", "Layer7 wrong status"),
+        ("httpchk", "web3", "timeout"),
+        ("tcpchk", "web2", ""),
+        ("tcpchk", "web3", "timeout"),
+    ] {
+        let line = agent.wait_for(&format!("Server {backend}/{server} is DOWN"), Duration::from_secs(10));
+        eprintln!("{line}");
+        assert!(line.contains(why), "{line}");
+    }
+    let url = format!("http://{}/", tb.lb.v4());
+    wait_until("web1 alone answering", Duration::from_secs(5), || {
+        ask(&tb, &url).as_deref() == Some("web1")
+    });
+    for _ in 0..20 {
+        assert_eq!(
+            ask(&tb, &url).as_deref(),
+            Some("web1"),
+            "only web1 passes its HTTP check"
+        );
+    }
+    agent.stop();
+}
+
+#[test]
+fn backups_take_over_and_hand_back() {
+    let Some(mut tb) = common::testbed("backups_take_over_and_hand_back", Layout::OneArm, 3, true) else {
+        return;
+    };
+    let chk = format!("check inter {INTER_MS} fall 2 rise 2");
+    let backup = format!("{chk} backup");
+    let (web1, web2, web3) = (tb.backends[0].clone(), tb.backends[1].clone(), tb.backends[2].clone());
+    let cfg = defaults()
+        + &frontend("web", &tb.lb, 80, "pool")
+        + &pool("pool", &[(&web1, 80, &chk), (&web2, 80, &chk), (&web3, 80, &backup)]);
+    let mut agent = start(&mut tb, &cfg);
+    let url = format!("http://{}/", tb.lb.v4());
+    for _ in 0..20 {
+        assert_ne!(
+            ask(&tb, &url).as_deref(),
+            Some("web3"),
+            "the backup takes traffic while actives are up"
+        );
+    }
+    tb.stop_nginx(&web1, 80).expect("stop web1");
+    tb.stop_nginx(&web2, 80).expect("stop web2");
+    agent.wait_for("Server pool/web1 is DOWN", Duration::from_secs(10));
+    agent.wait_for("Server pool/web2 is DOWN", Duration::from_secs(10));
+    wait_until("the backup answering", Duration::from_secs(5), || {
+        ask(&tb, &url).as_deref() == Some("web3")
+    });
+    for _ in 0..10 {
+        assert_eq!(
+            ask(&tb, &url).as_deref(),
+            Some("web3"),
+            "all actives down: the backup serves"
+        );
+    }
+    tb.start_nginx(&web1, "web1", 80).expect("start web1");
+    agent.wait_for("Server pool/web1 is UP", Duration::from_secs(10));
+    wait_until("web1 answering again", Duration::from_secs(5), || {
+        ask(&tb, &url).as_deref() == Some("web1")
+    });
+    for _ in 0..10 {
+        assert_eq!(
+            ask(&tb, &url).as_deref(),
+            Some("web1"),
+            "an active is back: the backup steps aside"
+        );
+    }
+    agent.stop();
+}
+
+#[test]
+fn a_long_flow_survives_another_servers_fall_and_rise() {
+    let Some(mut tb) = common::testbed(
+        "a_long_flow_survives_another_servers_fall_and_rise",
+        Layout::OneArm,
+        3,
+        true,
+    ) else {
+        return;
+    };
+    for b in tb.backends.clone() {
+        let child = tb
+            .command(&b, "socat")
+            .args(["TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"])
+            .spawn()
+            .expect("socat");
+        tb.adopt(child);
+    }
+    let opts = format!("check inter {INTER_MS} fall 2 rise 2");
+    let servers: Vec<(&Host, u16, &str)> = tb.backends.iter().map(|b| (b, 80, opts.as_str())).collect();
+    let echo: Vec<(&Host, u16, &str)> = tb.backends.iter().map(|b| (b, 7000, "weight 1")).collect();
+    let cfg = defaults()
+        + &frontend("web", &tb.lb, 80, "pool")
+        + &frontend("echo", &tb.lb, 7000, "echo")
+        + &pool("pool", &servers)
+        + "
+" + &pool("echo", &echo);
+    let mut agent = start(&mut tb, &cfg);
+    let vip = tb.lb.v4();
+    let mut long = tb
+        .command(&tb.client, "bash")
+        .args([
+            "-c",
+            &format!("for i in $(seq 60); do echo line $i; sleep 0.1; done | socat -t 3 - TCP:{vip}:7000"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("long flow");
+    std::thread::sleep(Duration::from_millis(500));
+    // The HTTP pool's web2 falls and rises; the echo flow lives on whichever
+    // echo server it hashed to, and its table doesn't change.
+    let web2 = tb.backends[1].clone();
+    tb.stop_nginx(&web2, 80).expect("stop web2");
+    agent.wait_for("Server pool/web2 is DOWN", Duration::from_secs(10));
+    tb.start_nginx(&web2, "web2", 80).expect("start web2");
+    agent.wait_for("Server pool/web2 is UP", Duration::from_secs(10));
+    let mut status = None;
+    wait_until("the long flow's end", Duration::from_secs(30), || {
+        status = long.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let mut echoed = String::new();
+    std::io::Read::read_to_string(&mut long.stdout.take().expect("stdout"), &mut echoed).expect("echo");
+    assert!(status.is_some_and(|s| s.success()), "the long flow broke");
+    assert_eq!(echoed.lines().count(), 60, "{echoed}");
+    agent.stop();
+}
