@@ -87,8 +87,16 @@ fn ipv4(ctx: &XdpContext, off: usize, out: &mut Packet) -> Parsed {
         return Parsed::Other(Proto::Ipv4, Some(Proto::Malformed));
     };
     // SAFETY: bounds checked by ptr_at.
-    let (vihl, proto, frags, tot_len, src, dst) =
-        unsafe { ((*ip).vihl, (*ip).proto, (*ip).frags, (*ip).tot_len, (*ip).src_addr, (*ip).dst_addr) };
+    let (vihl, proto, frags, tot_len, src, dst) = unsafe {
+        (
+            (*ip).vihl,
+            (*ip).proto,
+            (*ip).frags,
+            (*ip).tot_len,
+            (*ip).src_addr,
+            (*ip).dst_addr,
+        )
+    };
     let ihl = usize::from(vihl & 0x0f) * 4;
     if vihl >> 4 != 4 || ihl < Ipv4Hdr::LEN || ctx.data() + off + ihl > ctx.data_end() {
         return Parsed::Other(Proto::Ipv4, Some(Proto::Malformed));
@@ -155,7 +163,11 @@ fn ipv6(ctx: &XdpContext, off: usize, out: &mut Packet) -> Parsed {
 
 #[inline(always)]
 fn l4(ctx: &XdpContext, proto: u8, l4_off: usize, out: &mut Packet) -> Parsed {
-    let l3 = if out.family == FAMILY_V4 { Proto::Ipv4 } else { Proto::Ipv6 };
+    let l3 = if out.family == FAMILY_V4 {
+        Proto::Ipv4
+    } else {
+        Proto::Ipv6
+    };
     let (sport, dport, tcp_flags) = match proto {
         PROTO_TCP => {
             // Ports, then the flags byte at offset 13 of a 20-byte header.
@@ -164,7 +176,11 @@ fn l4(ctx: &XdpContext, proto: u8, l4_off: usize, out: &mut Packet) -> Parsed {
             };
             // SAFETY: bounds checked by ptr_at.
             let h = unsafe { &*h };
-            (u16::from_ne_bytes([h[0], h[1]]), u16::from_ne_bytes([h[2], h[3]]), h[13])
+            (
+                u16::from_ne_bytes([h[0], h[1]]),
+                u16::from_ne_bytes([h[2], h[3]]),
+                h[13],
+            )
         }
         PROTO_UDP => {
             let Some(h) = ptr_at::<[u8; 8]>(ctx, l4_off) else {
