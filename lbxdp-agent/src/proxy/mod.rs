@@ -1,0 +1,613 @@
+//! The userspace TCP proxy: the same haproxy.cfg served without XDP, as an
+//! HAProxy `mode tcp` replacement (same balancing, limits, queues, retries,
+//! PROXY protocol, tcplog).
+//!
+//! Use: build a multi-thread tokio runtime with [`worker_threads`] threads,
+//! then inside it [`start`] the proxy with the config and a
+//! [`ServerAvailability`] (health). Every `bind` gets one SO_REUSEPORT
+//! listening socket per worker thread, so the kernel spreads new connections
+//! over as many accept loops as there are threads.
+pub mod backend;
+pub mod proxy_protocol;
+pub mod pump;
+pub mod queue;
+pub mod select;
+mod session;
+pub mod stats;
+pub mod tcplog;
+
+use std::{
+    collections::HashMap,
+    ffi::OsString,
+    io,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures::future::BoxFuture;
+use nix::sys::socket::{setsockopt, sockopt};
+use thiserror::Error;
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    sync::{Notify, Semaphore, watch},
+    task::JoinHandle,
+};
+use tracing::{info, warn};
+
+pub use backend::BackendRt;
+pub use pump::Engine;
+pub use stats::{BackendStats, FrontendStats, ProxyStats, ServerStats};
+
+use crate::config::{Config, Frontend};
+use stats::{FrontendCounters, Gauge};
+
+/// What the proxy needs to know about server health. The health checker's
+/// snapshot is adapted to this; [`SharedAvailability`] is a ready-made
+/// implementation to push states into.
+pub trait ServerAvailability: Send + Sync {
+    /// The server may take new connections (up, not in maintenance).
+    fn usable(&self, backend: &str, server: &str) -> bool;
+    /// Its current weight, if it differs from the config's (None: the config's).
+    fn weight(&self, backend: &str, server: &str) -> Option<u32>;
+    /// Resolves at the next change. The default polls twice a second; an
+    /// implementation with a change signal should override it, so queued
+    /// sessions and `on-marked-down` react at once.
+    fn changed(&self) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(Duration::from_millis(500)))
+    }
+}
+
+/// Availability held in a map and pushed from outside: `set` a server's
+/// state and the proxy reacts at once. `from_config` starts with every server
+/// up except those `disabled` in the config; servers not in the map are up.
+pub struct SharedAvailability {
+    map: RwLock<HashMap<(String, String), (bool, u32)>>,
+    tx: watch::Sender<u64>,
+}
+
+impl SharedAvailability {
+    pub fn from_config(config: &Config) -> Arc<SharedAvailability> {
+        let mut map = HashMap::new();
+        for b in &config.backends {
+            for s in &b.servers {
+                map.insert((b.name.clone(), s.name.clone()), (!s.disabled, u32::from(s.weight)));
+            }
+        }
+        Arc::new(SharedAvailability {
+            map: RwLock::new(map),
+            tx: watch::channel(0).0,
+        })
+    }
+
+    /// Sets one server's state; unknown servers are added (for a later reload).
+    pub fn set(&self, backend: &str, server: &str, usable: bool, weight: u32) {
+        if let Ok(mut m) = self.map.write() {
+            m.insert((backend.to_string(), server.to_string()), (usable, weight));
+        }
+        self.tx.send_modify(|v| *v += 1);
+    }
+}
+
+impl ServerAvailability for SharedAvailability {
+    fn usable(&self, backend: &str, server: &str) -> bool {
+        self.map
+            .read()
+            .ok()
+            .and_then(|m| m.get(&(backend.to_string(), server.to_string())).map(|v| v.0))
+            // A server it was never told about (added by a reload) is up, as
+            // HAProxy starts servers; `disabled` ones the backend itself skips.
+            .unwrap_or(true)
+    }
+
+    fn weight(&self, backend: &str, server: &str) -> Option<u32> {
+        self.map
+            .read()
+            .ok()
+            .and_then(|m| m.get(&(backend.to_string(), server.to_string())).map(|v| v.1))
+    }
+
+    fn changed(&self) -> BoxFuture<'static, ()> {
+        let mut rx = self.tx.subscribe();
+        rx.mark_unchanged();
+        Box::pin(async move {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ProxyError {
+    #[error("frontend '{frontend}': cannot listen on {addr}: {source}")]
+    Bind {
+        frontend: String,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    #[error("frontend '{frontend}': cannot bind to interface '{interface}' (needs CAP_NET_RAW): {source}")]
+    Interface {
+        frontend: String,
+        interface: String,
+        source: nix::Error,
+    },
+}
+
+/// The tokio worker threads for the config: `nbthread`, else every core.
+pub fn worker_threads(config: &Config) -> usize {
+    config
+        .global
+        .nbthread
+        .map(|n| n.max(1) as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Tuning that is not in haproxy.cfg.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyOptions {
+    /// Listening sockets per bind address (SO_REUSEPORT); normally the runtime's threads.
+    pub listeners_per_bind: usize,
+    pub engine: Engine,
+    /// Buffer / pipe size per direction.
+    pub chunk: usize,
+}
+
+impl ProxyOptions {
+    pub fn from_config(config: &Config) -> ProxyOptions {
+        ProxyOptions {
+            listeners_per_bind: worker_threads(config),
+            engine: Engine::default(),
+            chunk: pump::DEFAULT_CHUNK,
+        }
+    }
+}
+
+/// HAProxy without `maxconn`: derived from the fd limit, two fds per
+/// session and a few kept back for listeners, logs and checks.
+fn default_global_maxconn() -> u32 {
+    use nix::sys::resource::{Resource, getrlimit};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(s, _)| s);
+    let usable = soft.saturating_sub(64) / 2;
+    u32::try_from(usable).unwrap_or(u32::MAX).clamp(1, 1 << 24)
+}
+
+/// State shared by every frontend and kept across reloads.
+pub(crate) struct GlobalRt {
+    pub(crate) actconn: Gauge,
+    pub(crate) cum_conns: AtomicU64,
+    /// Notified when a session ends: an accept loop backing off after EMFILE
+    /// tries again as soon as an fd may be free.
+    pub(crate) session_ended: Notify,
+    /// true: every session closes (shutdown).
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) engine: Engine,
+    pub(crate) chunk: usize,
+}
+
+pub(crate) struct FrontendRt {
+    pub(crate) name: String,
+    pub(crate) backend: Option<Arc<BackendRt>>,
+    /// The frontend's maxconn (defaults to the global one).
+    maxconn: Arc<Semaphore>,
+    /// The process-wide maxconn, shared by every frontend.
+    global_maxconn: Arc<Semaphore>,
+    pub(crate) timeout_client: Option<Duration>,
+    pub(crate) timeout_client_fin: Option<Duration>,
+    pub(crate) tcplog: bool,
+    pub(crate) dontlognull: bool,
+    pub(crate) tcpka: bool,
+    pub(crate) logger: Option<Arc<tcplog::Logger>>,
+    pub(crate) counters: FrontendCounters,
+}
+
+/// One listening address of a frontend, with its per-thread sockets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ListenKey {
+    addr: SocketAddr,
+    interface: Option<String>,
+}
+
+/// One configuration's worth of running frontends and backends.
+struct Generation {
+    frontends: Vec<Arc<FrontendRt>>,
+    backends: Vec<Arc<BackendRt>>,
+    accept: Vec<(ListenKey, Arc<FrontendRt>, JoinHandle<TcpListener>)>,
+    stop: watch::Sender<bool>,
+    monitor: JoinHandle<()>,
+    addrs: Vec<(String, SocketAddr)>,
+}
+
+pub struct Proxy {
+    global: Arc<GlobalRt>,
+    avail: Arc<dyn ServerAvailability>,
+    options: ProxyOptions,
+    gen_: Generation,
+    /// Backends of earlier generations whose sessions may still run: their
+    /// counters stay visible until they are idle.
+    retired: Vec<Arc<BackendRt>>,
+}
+
+/// Starts the proxy for `config` with the default options (one listening
+/// socket per bind per [`worker_threads`]). Must run inside a tokio runtime
+/// (multi-thread for more than one core). Binds every listener before
+/// returning, so an error (address in use, no permission) comes back here.
+pub async fn start(config: &Config, avail: Arc<dyn ServerAvailability>) -> Result<Proxy, ProxyError> {
+    start_with(config, avail, ProxyOptions::from_config(config)).await
+}
+
+pub async fn start_with(
+    config: &Config,
+    avail: Arc<dyn ServerAvailability>,
+    options: ProxyOptions,
+) -> Result<Proxy, ProxyError> {
+    let global = Arc::new(GlobalRt {
+        actconn: Gauge::default(),
+        cum_conns: AtomicU64::new(0),
+        session_ended: Notify::new(),
+        shutdown: watch::channel(false).0,
+        engine: options.engine,
+        chunk: options.chunk,
+    });
+    let gen_ = build(config, &avail, &global, &options, &mut HashMap::new())?;
+    Ok(Proxy {
+        global,
+        avail,
+        options,
+        gen_,
+        retired: Vec::new(),
+    })
+}
+
+fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id())
+}
+
+fn build(
+    config: &Config,
+    avail: &Arc<dyn ServerAvailability>,
+    global: &Arc<GlobalRt>,
+    options: &ProxyOptions,
+    reuse: &mut HashMap<ListenKey, Vec<TcpListener>>,
+) -> Result<Generation, ProxyError> {
+    let per_bind = options.listeners_per_bind.max(1);
+    let backends: Vec<Arc<BackendRt>> = config
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Arc::new(BackendRt::new(b, avail.clone(), seed().wrapping_add(i as u64))))
+        .collect();
+    let by_name: HashMap<&str, &Arc<BackendRt>> = backends.iter().map(|b| (b.name.as_str(), b)).collect();
+    let gmax = config
+        .global
+        .maxconn
+        .filter(|m| *m > 0)
+        .unwrap_or_else(default_global_maxconn);
+    let global_maxconn = Arc::new(Semaphore::new(gmax as usize));
+    let mut frontends = Vec::new();
+    // First every new socket, so that a bind error leaves `reuse` untouched
+    // and nothing running.
+    let mut plan: Vec<(ListenKey, Option<Vec<TcpListener>>, Arc<FrontendRt>)> = Vec::new();
+    for f in config.frontends.iter().filter(|f| !f.disabled) {
+        let logger = (f.tcplog && !f.logs.is_empty()).then(|| Arc::new(tcplog::Logger::new(&f.logs)));
+        let fe = Arc::new(FrontendRt {
+            name: f.name.clone(),
+            backend: f.backend.as_deref().and_then(|n| by_name.get(n).map(|b| (*b).clone())),
+            maxconn: Arc::new(Semaphore::new(f.maxconn.filter(|m| *m > 0).unwrap_or(gmax) as usize)),
+            global_maxconn: global_maxconn.clone(),
+            timeout_client: f.timeout_client,
+            timeout_client_fin: f.timeout_client_fin,
+            tcplog: f.tcplog,
+            dontlognull: f.dontlognull,
+            tcpka: f.tcpka,
+            logger,
+            counters: FrontendCounters::default(),
+        });
+        for key in listen_keys(f) {
+            let kept = reuse.get(&key).is_some_and(|s| s.len() == per_bind) && key.addr.port() != 0;
+            let fresh = if kept {
+                None
+            } else {
+                Some(bind(&f.name, &key, per_bind, f.maxconn.unwrap_or(gmax))?)
+            };
+            plan.push((key, fresh, fe.clone()));
+        }
+        frontends.push(fe);
+    }
+    let (stop, _) = watch::channel(false);
+    let mut accept = Vec::new();
+    let mut addrs = Vec::new();
+    for (key, fresh, fe) in plan {
+        let socks = fresh.or_else(|| reuse.remove(&key)).unwrap_or_default();
+        for l in socks {
+            // Keyed by the address actually bound (port 0 resolved), which is
+            // what a reload's config will name.
+            let mut key = key.clone();
+            if let Ok(a) = l.local_addr() {
+                addrs.push((fe.name.clone(), a));
+                key.addr = a;
+            }
+            let h = tokio::spawn(accept_loop(l, fe.clone(), global.clone(), stop.subscribe()));
+            accept.push((key, fe.clone(), h));
+        }
+    }
+    for b in &backends {
+        b.refresh();
+    }
+    let monitor = tokio::spawn(monitor(avail.clone(), backends.clone(), stop.subscribe()));
+    info!(frontends = frontends.len(), listeners = accept.len(), "proxy started");
+    Ok(Generation {
+        frontends,
+        backends,
+        accept,
+        stop,
+        monitor,
+        addrs,
+    })
+}
+
+/// Every (address, port) of a frontend's binds; no address is HAProxy's `*`.
+fn listen_keys(f: &Frontend) -> Vec<ListenKey> {
+    let mut out = Vec::new();
+    for b in &f.binds {
+        let ip = b.addr.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        for port in b.addr.ports.clone() {
+            let key = ListenKey {
+                addr: SocketAddr::new(ip, port),
+                interface: b.interface.clone(),
+            };
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+    }
+    out
+}
+
+/// `n` SO_REUSEPORT sockets on one address. Port 0 (tests) binds the first
+/// on an ephemeral port and the others on the same one.
+fn bind(frontend: &str, key: &ListenKey, n: usize, maxconn: u32) -> Result<Vec<TcpListener>, ProxyError> {
+    let mut addr = key.addr;
+    let mut out = Vec::with_capacity(n);
+    let err = |addr, source| ProxyError::Bind {
+        frontend: frontend.to_string(),
+        addr,
+        source,
+    };
+    for _ in 0..n {
+        let sock = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(|e| err(addr, e))?;
+        sock.set_reuseaddr(true).map_err(|e| err(addr, e))?;
+        sock.set_reuseport(true).map_err(|e| err(addr, e))?;
+        if let Some(dev) = &key.interface {
+            setsockopt(&sock, sockopt::BindToDevice, &OsString::from(dev)).map_err(|source| ProxyError::Interface {
+                frontend: frontend.to_string(),
+                interface: dev.clone(),
+                source,
+            })?;
+        }
+        sock.bind(addr).map_err(|e| err(addr, e))?;
+        // The kernel caps the backlog at somaxconn; HAProxy's default backlog
+        // is the frontend's maxconn.
+        let l = sock.listen(maxconn.clamp(128, 65_535)).map_err(|e| err(addr, e))?;
+        if addr.port() == 0 {
+            addr = l.local_addr().map_err(|e| err(addr, e))?;
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// accept() failures that mean "out of fds or memory": retrying at once
+/// would spin, so the loop waits for a session to end (or 100 ms).
+fn is_resource_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    fe: Arc<FrontendRt>,
+    g: Arc<GlobalRt>,
+    mut stop: watch::Receiver<bool>,
+) -> TcpListener {
+    let mut last_warn: Option<tokio::time::Instant> = None;
+    loop {
+        if *stop.borrow_and_update() {
+            break;
+        }
+        // Over a maxconn we stop calling accept(): new clients wait in the
+        // kernel's backlog, as with HAProxy's paused listeners.
+        let permits = tokio::select! {
+            p = async {
+                let fp = fe.maxconn.clone().acquire_owned().await;
+                let gp = fe.global_maxconn.clone().acquire_owned().await;
+                (fp, gp)
+            } => p,
+            _ = stop.changed() => break,
+        };
+        let (Ok(fp), Ok(gp)) = permits else {
+            break;
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(session::run(stream, peer, fe.clone(), g.clone(), (fp, gp)));
+            }
+            Err(e) => {
+                fe.counters.accept_errors.fetch_add(1, Relaxed);
+                let now = tokio::time::Instant::now();
+                if last_warn.is_none_or(|t| now.duration_since(t) > Duration::from_secs(5)) {
+                    warn!(frontend = %fe.name, "accept failed: {e}");
+                    last_warn = Some(now);
+                }
+                let pause = if is_resource_error(&e) {
+                    Duration::from_millis(100)
+                } else {
+                    // ECONNABORTED and the like are the client's; anything
+                    // unknown gets a short pause so it cannot spin either.
+                    Duration::from_millis(5)
+                };
+                tokio::select! {
+                    _ = g.session_ended.notified() => {},
+                    _ = tokio::time::sleep(pause) => {},
+                    _ = stop.changed() => break,
+                }
+            }
+        }
+    }
+    listener
+}
+
+/// Follows server availability: queued sessions move, `on-marked-down` kills.
+async fn monitor(avail: Arc<dyn ServerAvailability>, backends: Vec<Arc<BackendRt>>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = avail.changed() => {},
+            _ = stop.changed() => return,
+        }
+        for b in &backends {
+            b.refresh();
+        }
+    }
+}
+
+impl Proxy {
+    /// Counters of every frontend, backend and server, now.
+    pub fn stats(&self) -> ProxyStats {
+        let mut backends: Vec<BackendStats> = self.gen_.backends.iter().map(|b| b.stats()).collect();
+        // A backend of an older generation is shown while it still has sessions.
+        for r in &self.retired {
+            if r.beconn.get() > 0 {
+                let mut s = r.stats();
+                s.name = format!("{} (old)", s.name);
+                backends.push(s);
+            }
+        }
+        ProxyStats {
+            actconn: self.global.actconn.get(),
+            cum_conns: self.global.cum_conns.load(Relaxed),
+            frontends: self
+                .gen_
+                .frontends
+                .iter()
+                .map(|f| {
+                    let c = &f.counters;
+                    FrontendStats {
+                        name: f.name.clone(),
+                        scur: c.scur.get(),
+                        smax: c.scur.max(),
+                        stot: c.stot.load(Relaxed),
+                        bin: c.bin.load(Relaxed),
+                        bout: c.bout.load(Relaxed),
+                        denied: c.denied.load(Relaxed),
+                        accept_errors: c.accept_errors.load(Relaxed),
+                    }
+                })
+                .collect(),
+            backends,
+        }
+    }
+
+    /// The addresses listened on, by frontend (one entry per socket).
+    pub fn listen_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.gen_.addrs.clone()
+    }
+
+    /// Re-reads server availability now (the agent may call this on a health
+    /// change instead of relying on [`ServerAvailability::changed`]).
+    pub fn refresh_availability(&self) {
+        for b in &self.gen_.backends {
+            b.refresh();
+        }
+    }
+
+    /// Applies a new config: listening sockets whose address (and interface)
+    /// stay are handed over without closing, others are closed or bound;
+    /// running sessions continue on the old backends until they end. On a
+    /// bind error the old config stays in force.
+    pub async fn reload(&mut self, config: &Config) -> Result<(), ProxyError> {
+        let _ = self.gen_.stop.send(true);
+        let mut reuse: HashMap<ListenKey, Vec<TcpListener>> = HashMap::new();
+        let mut owners: Vec<(ListenKey, Arc<FrontendRt>)> = Vec::new();
+        for (key, fe, h) in self.gen_.accept.drain(..) {
+            if let Ok(l) = h.await {
+                reuse.entry(key.clone()).or_default().push(l);
+                owners.push((key, fe));
+            }
+        }
+        match build(config, &self.avail, &self.global, &self.options, &mut reuse) {
+            Ok(gen_) => {
+                let old = std::mem::replace(&mut self.gen_, gen_);
+                old.monitor.abort();
+                self.retired.retain(|b| b.beconn.get() > 0);
+                self.retired.extend(old.backends);
+                // Listeners nobody kept are closed here, when `reuse` drops.
+                info!(
+                    closed_listeners = reuse.values().map(Vec::len).sum::<usize>(),
+                    "proxy reloaded"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                // `build` touched nothing: resume the old listeners as they were.
+                warn!("reload failed, keeping the previous configuration: {e}");
+                let stop = watch::channel(false).0;
+                for (key, fe) in owners {
+                    if let Some(l) = reuse.get_mut(&key).and_then(Vec::pop) {
+                        let h = tokio::spawn(accept_loop(l, fe.clone(), self.global.clone(), stop.subscribe()));
+                        self.gen_.accept.push((key, fe, h));
+                    }
+                }
+                self.gen_.stop = stop;
+                Err(e)
+            }
+        }
+    }
+
+    /// Hard stop (HAProxy's SIGTERM): stops listening, closes every session
+    /// at once (their log lines say "K"), returns when they are gone (at
+    /// most 5 s).
+    pub async fn shutdown(self) {
+        self.drain(Duration::ZERO).await;
+    }
+
+    /// Soft stop (HAProxy's SIGUSR1 with `hard-stop-after`): stops listening,
+    /// lets sessions finish for up to `grace`, then closes the rest.
+    pub async fn drain(mut self, grace: Duration) {
+        let _ = self.gen_.stop.send(true);
+        for (_, _, h) in std::mem::take(&mut self.gen_.accept) {
+            // The listeners close as each accept loop returns them.
+            let _ = h.await;
+        }
+        self.wait_idle(grace).await;
+        self.gen_.monitor.abort();
+        let _ = self.global.shutdown.send(true);
+        self.wait_idle(Duration::from_secs(5)).await;
+    }
+
+    async fn wait_idle(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.global.actconn.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = self.global.session_ended.notified() => {},
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {},
+            }
+        }
+    }
+}
