@@ -13,7 +13,7 @@ const CURLS: usize = 10;
 const UDP_DATAGRAMS: usize = 5;
 
 fn counters_see_the_traffic(xdp_mode: &str) {
-    let Some(mut tb) = common::testbed("counters_see_the_traffic", Layout::OneArm, 1, true) else {
+    let Some(tb) = common::testbed("counters_see_the_traffic", Layout::OneArm, 1, true) else {
         return;
     };
     // A real server on the LB itself, so TCP connections to the LB complete.
