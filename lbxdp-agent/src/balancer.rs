@@ -347,11 +347,6 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
     for (net, _) in host.nets.iter() {
         net.wait_neighbours(Duration::from_secs(2)).await;
     }
-    info!(
-        "balancing {} frontend(s) over {} backend(s)",
-        p.frontends.len(),
-        p.backends.len()
-    );
     live.vips = vips;
     live.plan = p;
     Ok(())

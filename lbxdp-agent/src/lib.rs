@@ -7,3 +7,4 @@ pub mod health;
 pub mod logging;
 pub mod maglev;
 pub mod proxy;
+pub mod proxy_mode;

@@ -8,7 +8,7 @@ use lbxdp_agent::{
     config::{Config, Severity},
     config_files,
     datapath::{NatMode, XdpModeArg},
-    logging,
+    logging, proxy_mode,
 };
 use tracing::{info, warn};
 
@@ -22,6 +22,10 @@ struct Cli {
     /// Configuration file or directory of *.cfg files (haproxy.cfg syntax); may be given more than once.
     #[arg(short = 'f', value_name = "FILE")]
     config: Vec<PathBuf>,
+    /// auto: XDP, or the userspace proxy when XDP can't run here; xdp: XDP or
+    /// fail; proxy: the userspace proxy.
+    #[arg(long, value_enum, default_value_t)]
+    mode: Mode,
     /// Check mode, as `haproxy -c`: parse the configuration, print its diagnostics, exit 0 if valid, else 1.
     #[arg(short = 'c')]
     check: bool,
@@ -55,21 +59,43 @@ struct Cli {
     verbose: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    #[default]
+    Auto,
+    Xdp,
+    Proxy,
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.check {
         // No logging set-up, root or interface: this is only the parser.
         return check(&cli.config);
     }
     logging::init(cli.verbose);
-    match run(cli).await {
+    match start(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lbxdp-agent: error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The config is read before the runtime exists: `nbthread` sizes it.
+fn start(cli: Cli) -> anyhow::Result<()> {
+    let config = if cli.xdp_pass { None } else { load_config(&cli.config)? };
+    let threads = config.as_ref().map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        lbxdp_agent::proxy::worker_threads,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(run(cli, config))
 }
 
 /// `-c`: diagnostics on stderr in HAProxy's format, the verdict on stdout.
@@ -147,11 +173,16 @@ fn load_config(paths: &[PathBuf]) -> anyhow::Result<Option<Config>> {
     Ok(Some(config))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     if cli.xdp_pass {
         return balancer::run_pass(&cli.iface, cli.xdp_mode).await;
     }
-    let config = load_config(&cli.config)?;
+    if cli.mode == Mode::Proxy {
+        let config = config.context("--mode proxy needs a configuration (-f)")?;
+        let report = proxy_mode::run(config, &cli.config).await?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
     let opts = balancer::Options {
         config_paths: cli.config.clone(),
         ifaces: cli.iface.clone(),
@@ -162,7 +193,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         kernel_debug: cli.verbose,
         stats_interval: cli.stats_interval.unwrap_or(if cli.verbose { 5 } else { 0 }),
     };
-    let report = balancer::run(config.as_ref(), &opts).await?;
-    println!("{}", serde_json::to_string(&report)?);
+    match balancer::run(config.as_ref(), &opts).await {
+        Ok(report) => println!("{}", serde_json::to_string(&report)?),
+        Err(e) if cli.mode == Mode::Auto && config.is_some() && proxy_mode::xdp_unavailable(&e) => {
+            warn!("XDP is unavailable here ({e:#}); falling back to the userspace proxy");
+            let config = config.context("no configuration")?;
+            let report = proxy_mode::run(config, &cli.config).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Err(e) => return Err(e),
+    }
     Ok(())
 }

@@ -49,8 +49,13 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(tb: &Testbed, args: &[&str]) -> Self {
+        Self::start_program(tb, agent_bin(), args)
+    }
+
+    /// The agent through a wrapper (e.g. `setpriv ... lbxdp-agent ...`).
+    pub fn start_program(tb: &Testbed, program: &str, args: &[&str]) -> Self {
         let mut child = tb
-            .command(&tb.lb, agent_bin())
+            .command(&tb.lb, program)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -90,6 +95,33 @@ impl Agent {
                 ),
             }
         }
+    }
+
+    /// Waits (bounded) until every needle showed up in some stderr line, in any order.
+    pub fn wait_for_all(&mut self, needles: &[&str], within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut missing: Vec<&str> = needles.to_vec();
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    missing.retain(|n| !line.contains(n));
+                    self.stderr_log.push(line);
+                }
+                Err(_) => panic!(
+                    "agent never logged {missing:?}; stderr so far:\n{}",
+                    self.stderr_log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Everything the agent logged so far, for failure messages.
+    pub fn log(&mut self) -> String {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.stderr_log.push(line);
+        }
+        self.stderr_log.join("\n")
     }
 
     /// Sends a signal (SIGHUP to reload, SIGUSR1 for the counters).

@@ -1,0 +1,108 @@
+//! Serving a config with the userspace proxy: the health checks feed it the
+//! same way they feed the XDP maps, SIGHUP reloads, SIGUSR1 logs the stats,
+//! SIGTERM prints them as JSON and stops.
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+
+use crate::{
+    config::Config,
+    health::{Monitor, Snapshot},
+    proxy::{self, ProxyStats, SharedAvailability},
+};
+
+/// Printed on stdout as one JSON line when the agent stops.
+#[derive(Serialize)]
+pub struct ProxyReport {
+    pub mode: &'static str,
+    pub proxy: ProxyStats,
+}
+
+/// Pushes each health snapshot into the proxy's availability map.
+fn push(avail: &SharedAvailability, snapshot: &Snapshot) {
+    for (id, state) in snapshot.iter() {
+        avail.set(&id.backend, &id.server, state.takes_traffic(), state.weight);
+    }
+}
+
+pub async fn run(config: Config, paths: &[PathBuf]) -> anyhow::Result<ProxyReport> {
+    raise_nofile();
+    let (mut monitor, mut health) = Monitor::start(&config);
+    let avail = SharedAvailability::from_config(&config);
+    push(&avail, &health.borrow_and_update());
+    let mut p = proxy::start(&config, avail.clone())
+        .await
+        .context("starting the proxy")?;
+    for (frontend, addr) in p.listen_addrs() {
+        info!("proxy: frontend {frontend} listening on {addr}");
+    }
+    info!(
+        "balancing {} frontend(s) with the userspace proxy",
+        config.frontends.len()
+    );
+
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sigusr1.recv() => match serde_json::to_string(&p.stats()) {
+                Ok(s) => info!("stats: {s}"),
+                Err(e) => warn!("stats: {e}"),
+            },
+            Ok(()) = health.changed() => push(&avail, &health.borrow_and_update()),
+            _ = sighup.recv() => match reload(&mut p, &mut monitor, paths).await {
+                Ok(()) => info!("SIGHUP: configuration reloaded"),
+                Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
+            },
+        }
+    }
+    let report = ProxyReport {
+        mode: "proxy",
+        proxy: p.stats(),
+    };
+    p.shutdown().await;
+    monitor.stop();
+    Ok(report)
+}
+
+async fn reload(p: &mut proxy::Proxy, monitor: &mut Monitor, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let loaded = crate::config_files::load(paths)?;
+    for d in &loaded.diags {
+        warn!("{d}");
+    }
+    let config = loaded
+        .config
+        .context("the new configuration has errors (see the [ALERT] lines)")?;
+    p.reload(&config).await?;
+    monitor.reload(&config);
+    Ok(())
+}
+
+/// Whether an XDP failure should make `--mode auto` fall back to the proxy:
+/// the kernel or the interface said no, or there is no interface to serve.
+pub fn xdp_unavailable(e: &anyhow::Error) -> bool {
+    use crate::datapath::{DatapathError, net::NetError};
+    e.chain().any(|c| {
+        c.downcast_ref::<DatapathError>()
+            .is_some_and(|d| !matches!(d, DatapathError::NoSuchInterface(_)))
+            || c.downcast_ref::<NetError>().is_some()
+    })
+}
+
+/// Every session holds two sockets: allow as many as the hard limit does.
+fn raise_nofile() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        warn!("raising the open-file limit from {soft} to {hard}: {e}");
+    }
+}
