@@ -1,6 +1,10 @@
 //! `cargo xtask run`: the demo on an embedded default, or the agent on a real
 //! interface with `cargo xtask run -- -f my.cfg --iface eth1`.
-use std::{process::Command, time::Duration};
+use std::{
+    collections::BTreeMap,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -89,12 +93,30 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         "    ping -c {PINGS} {vip} -> {}",
         if out.status.success() { "ok" } else { "failed" }
     );
-    let mut answers: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
-    for _ in 0..CURLS {
-        let who = curl(&tb, &format!("http://{vip}/")).unwrap_or_else(|e| format!("error: {e}"));
-        *answers.entry(who.trim().to_string()).or_default() += 1;
-    }
-    println!("    curl http://{vip}/ x{CURLS} (through XDP) -> {answers:?}");
+    println!(
+        "    curl http://{vip}/ x{CURLS} (through XDP) -> {:?}",
+        spread(&tb, CURLS)
+    );
+
+    let web2 = tb.backends[1].clone();
+    step("demo: web2's nginx stops; its health checks fail and it leaves the Maglev table");
+    let stopped = Instant::now();
+    tb.stop_nginx(&web2, 80)?;
+    let seen = wait_for_spread(&tb, |a| {
+        !a.contains_key("web2") && !a.keys().any(|k| k.starts_with("error"))
+    })?;
+    println!(
+        "    {:.1} s after the stop: curl x{SAMPLE} -> {seen:?}",
+        stopped.elapsed().as_secs_f64()
+    );
+    step("demo: web2's nginx starts again; two passing checks bring it back");
+    let started = Instant::now();
+    tb.start_nginx(&web2, "web2", 80)?;
+    let seen = wait_for_spread(&tb, |a| a.contains_key("web2"))?;
+    println!(
+        "    {:.1} s after the start: curl x{SAMPLE} -> {seen:?}",
+        started.elapsed().as_secs_f64()
+    );
 
     step("demo: stopping the agent (SIGTERM)");
     let (status, report) = agent.stop()?;
@@ -110,6 +132,36 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     println!("    per-protocol counters on eth0: {}", report["counters"]);
     step("demo: done; tearing the testbed down");
     Ok(())
+}
+
+/// Requests per sample while waiting for the health checks.
+const SAMPLE: u32 = 12;
+
+/// `n` requests to the VIP on new connections, tallied by answer.
+fn spread(tb: &Testbed, n: u32) -> BTreeMap<String, u32> {
+    let mut answers = BTreeMap::new();
+    for _ in 0..n {
+        let who = curl(tb, &format!("http://{}/", tb.lb.v4())).unwrap_or_else(|e| format!("error: {e}"));
+        *answers.entry(who.trim().to_string()).or_default() += 1;
+    }
+    answers
+}
+
+/// Samples until `done` holds (bounded: the seed's checks need up to 2 x 2 s).
+fn wait_for_spread(
+    tb: &Testbed,
+    done: impl Fn(&BTreeMap<String, u32>) -> bool,
+) -> anyhow::Result<BTreeMap<String, u32>> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = spread(tb, SAMPLE);
+        if done(&a) {
+            return Ok(a);
+        }
+        if Instant::now() > deadline {
+            bail!("the health checks did not act within 20 s: last sample {a:?}");
+        }
+    }
 }
 
 fn indent(s: &str) -> String {
