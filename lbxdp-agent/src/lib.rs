@@ -8,3 +8,4 @@ pub mod logging;
 pub mod maglev;
 pub mod proxy;
 pub mod proxy_mode;
+pub mod syslog;

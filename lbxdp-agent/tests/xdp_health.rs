@@ -300,7 +300,15 @@ fn backups_take_over_and_hand_back() {
     let chk = format!("check inter {INTER_MS} fall 2 rise 2");
     let backup = format!("{chk} backup");
     let (web1, web2, web3) = (tb.backends[0].clone(), tb.backends[1].clone(), tb.backends[2].clone());
-    let cfg = defaults()
+    // Transitions also go to syslog: a UDP listener in the LB's namespace.
+    let syslog = tb
+        .in_netns(&tb.lb, || Ok(std::net::UdpSocket::bind("127.0.0.1:5514")?))
+        .expect("syslog listener");
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let cfg = "global\n    log 127.0.0.1:5514 local2\n\n".to_string()
+        + &defaults().replace("    mode tcp\n", "    mode tcp\n    log global\n")
         + &frontend("web", &tb.lb, 80, "pool")
         + &pool("pool", &[(&web1, 80, &chk), (&web2, 80, &chk), (&web3, 80, &backup)]);
     let mut agent = start(&mut tb, &cfg);

@@ -292,6 +292,7 @@ impl Monitor {
                         id: id.clone(),
                         settings: settings.clone(),
                         log_health_checks: be.log_health_checks,
+                        syslog: Arc::new(crate::syslog::Logger::new(&be.logs)),
                         spread,
                         first_delay: Duration::ZERO,
                         maint: fingerprint.disabled,

@@ -11,6 +11,8 @@ use std::{
 
 use tokio::sync::watch;
 
+use crate::syslog::{Logger, SEVERITY_ALERT, SEVERITY_EMERG, SEVERITY_NOTICE};
+
 use super::{
     CheckResult, Probe, ServerId, ServerState, Snapshot, Status,
     state::{self, Health, Phase, Transition},
@@ -21,6 +23,8 @@ pub(crate) struct ServerTask {
     pub id: ServerId,
     pub settings: CheckSettings,
     pub log_health_checks: bool,
+    /// The backend's `log` targets.
+    pub syslog: Arc<Logger>,
     /// `spread-checks` percent.
     pub spread: u32,
     pub first_delay: Duration,
@@ -131,9 +135,13 @@ fn prefix(st: &ServerState) -> &'static str {
     if st.backup { "Backup " } else { "" }
 }
 
-fn no_server_left(id: &ServerId, before: Counts, after: Counts) {
+fn no_server_left(id: &ServerId, before: Counts, after: Counts, syslog: Option<&Logger>) {
     if before.any() && !after.any() {
-        tracing::error!("backend {} has no server available!", id.backend);
+        let line = format!("backend {} has no server available!", id.backend);
+        tracing::error!("{line}");
+        if let Some(l) = syslog {
+            l.send(SEVERITY_EMERG, &line);
+        }
     }
 }
 
@@ -161,7 +169,7 @@ fn log_maint(id: &ServerId, st: &ServerState, maint: bool, before: Counts, after
             prefix(st),
             after.tail(true)
         );
-        no_server_left(id, before, after);
+        no_server_left(id, before, after, None);
     } else {
         let state = if st.is_up() { "UP" } else { "DOWN" };
         let ready = if st.weight == 0 { "DRAIN" } else { "READY" };
@@ -294,12 +302,17 @@ fn log_check(
         res.details()
     };
     match transition {
+        // Transitions also go to the backend's `log` targets, at HAProxy's levels.
         Some(Transition::WentDown) => {
-            tracing::warn!("{}Server {id} is DOWN{details}{}", prefix(st), after.tail(true));
-            no_server_left(id, before, after);
+            let line = format!("{}Server {id} is DOWN{details}{}", prefix(st), after.tail(true));
+            tracing::warn!("{line}");
+            t.syslog.send(SEVERITY_ALERT, &line);
+            no_server_left(id, before, after, Some(&t.syslog));
         }
         Some(Transition::WentUp) => {
-            tracing::info!("{}Server {id} is UP{details}{}", prefix(st), after.tail(false));
+            let line = format!("{}Server {id} is UP{details}{}", prefix(st), after.tail(false));
+            tracing::info!("{line}");
+            t.syslog.send(SEVERITY_NOTICE, &line);
         }
         None => {}
     }

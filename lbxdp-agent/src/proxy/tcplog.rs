@@ -1,24 +1,15 @@
 //! `option tcplog`: HAProxy's TCP log line, one per session, sent to the
-//! `log` targets as RFC 3164 syslog over UDP (or a unix socket, or stdout).
+//! `log` targets through [`crate::syslog`].
 //!
-//! The line formatting is pure and tested field by field; [`Logger`] does the
-//! sending and never blocks a session: a full socket drops the line, as
-//! syslog over UDP would anyway.
+//! The line formatting is pure and tested field by field.
 use std::{
     fmt::Write as _,
     net::{IpAddr, SocketAddr},
-    os::unix::net::UnixDatagram,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
-use tracing::warn;
-
-use crate::config::LogTarget;
-
-/// The program name in the syslog header.
-pub const LOG_TAG: &str = "lbxdp";
-/// Session logs are sent at `info`, as HAProxy's traffic logs are.
-pub const SEVERITY_INFO: u8 = 6;
+pub use crate::syslog::{LOG_TAG, Logger, SEVERITY_INFO, facility_code, level_code, rfc3164, rfc3164_timestamp};
+use crate::syslog::{MONTHS, civil};
 
 /// Everything one tcplog line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,199 +75,15 @@ pub fn format_tcplog(r: &LogRecord) -> String {
     s
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// A civil UTC date from a time: (year, month 1..=12, day, h, m, s, ms).
-/// Howard Hinnant's days-from-civil inverse; no time-zone database needed.
-fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = d.as_secs() as i64;
-    let ms = d.subsec_millis();
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, sod / 3600, sod / 60 % 60, sod % 60, ms)
-}
-
-/// `06/Feb/2009:12:12:51.443`. UTC: HAProxy writes local time; a process
-/// without a time-zone database writes UTC, and says so nowhere, so the
-/// agent should run with TZ=UTC for the two to agree.
 pub fn accept_date(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s, ms) = civil(t);
     format!("{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}", MONTHS[(mo - 1) as usize])
 }
-
-/// RFC 3164's timestamp: `Feb  6 12:12:56` (day padded with a space).
-pub fn rfc3164_timestamp(t: SystemTime) -> String {
-    let (_, mo, d, h, mi, s, _) = civil(t);
-    format!("{} {d:>2} {h:02}:{mi:02}:{s:02}", MONTHS[(mo - 1) as usize])
-}
-
-/// syslog facility names to codes (RFC 5424 table, HAProxy's names).
-pub fn facility_code(name: &str) -> Option<u8> {
-    const NAMES: [&str; 24] = [
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2", "ftp", "ntp",
-        "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-    ];
-    NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|p| p as u8)
-}
-
-pub fn level_code(name: &str) -> Option<u8> {
-    const NAMES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
-    NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|p| p as u8)
-}
-
-/// `<PRI>Mmm dd hh:mm:ss tag[pid]: msg` — RFC 3164 without the hostname,
-/// which is what HAProxy sends unless `log-send-hostname` is set.
-pub fn rfc3164(facility: u8, severity: u8, at: SystemTime, tag: &str, pid: u32, msg: &str) -> String {
-    format!(
-        "<{}>{} {tag}[{pid}]: {msg}",
-        u32::from(facility) * 8 + u32::from(severity),
-        rfc3164_timestamp(at)
-    )
-}
-
-enum Sink {
-    Udp(std::net::UdpSocket),
-    Unix(UnixDatagram, String),
-    Stdout,
-    Stderr,
-}
-
-struct Target {
-    sink: Sink,
-    facility: u8,
-    /// Messages less important than this are not sent (`log ... <level>`).
-    max_level: u8,
-    /// Messages more important than this are sent at this level (`<minlevel>`).
-    min_level: u8,
-}
-
-/// Where the session lines of one frontend go.
-#[derive(Default)]
-pub struct Logger {
-    targets: Vec<Target>,
-}
-
-/// Parses HAProxy's log address forms: `ip`, `ip:port`, `udp@`, `udp4@`,
-/// `udp6@`, `ipv4@`, `ipv6@` prefixes, a `/path` (unix datagram), `stdout`,
-/// `stderr`. The default UDP port is 514.
-fn sink(address: &str) -> Result<Sink, String> {
-    match address {
-        "stdout" | "fd@1" => return Ok(Sink::Stdout),
-        "stderr" | "fd@2" => return Ok(Sink::Stderr),
-        _ => {}
-    }
-    if address.starts_with('/') || address.starts_with("unix@") {
-        let path = address.trim_start_matches("unix@").to_string();
-        let sock = UnixDatagram::unbound().map_err(|e| e.to_string())?;
-        sock.set_nonblocking(true).map_err(|e| e.to_string())?;
-        return Ok(Sink::Unix(sock, path));
-    }
-    let bare = ["udp@", "udp4@", "udp6@", "ipv4@", "ipv6@"]
-        .iter()
-        .find_map(|p| address.strip_prefix(p))
-        .unwrap_or(address);
-    if bare.contains('@') {
-        return Err(format!(
-            "log address '{address}': only UDP, unix datagram and stdout/stderr are supported"
-        ));
-    }
-    let to: SocketAddr = if let Ok(sa) = bare.parse::<SocketAddr>() {
-        sa
-    } else if let Ok(ip) = bare.parse::<IpAddr>() {
-        SocketAddr::new(ip, 514)
-    } else if let Some((ip, port)) = bare.rsplit_once(':') {
-        // HAProxy writes IPv6 with a port as `::1:514`, no brackets.
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|_| format!("log address '{address}' is not an IP address"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("log address '{address}' has a bad port"))?;
-        SocketAddr::new(ip, port)
-    } else {
-        return Err(format!("log address '{address}' is not an IP address"));
-    };
-    let local: SocketAddr = if to.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let sock = std::net::UdpSocket::bind(local).map_err(|e| e.to_string())?;
-    sock.connect(to).map_err(|e| e.to_string())?;
-    sock.set_nonblocking(true).map_err(|e| e.to_string())?;
-    Ok(Sink::Udp(sock))
-}
-
-impl Logger {
-    /// Opens the targets; one that cannot be used is warned about and skipped,
-    /// so a bad log line never stops the proxy.
-    pub fn new(targets: &[LogTarget]) -> Logger {
-        let mut out = Vec::new();
-        for t in targets {
-            let Some(facility) = facility_code(&t.facility) else {
-                warn!(facility = %t.facility, "log target with an unknown facility, skipped");
-                continue;
-            };
-            let max_level = t.level.as_deref().and_then(level_code).unwrap_or(7);
-            let min_level = t.min_level.as_deref().and_then(level_code).unwrap_or(0);
-            match sink(&t.address) {
-                Ok(sink) => out.push(Target {
-                    sink,
-                    facility,
-                    max_level,
-                    min_level,
-                }),
-                Err(e) => warn!(address = %t.address, "log target skipped: {e}"),
-            }
-        }
-        Logger { targets: out }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.targets.is_empty()
-    }
-
-    /// Sends one message at `severity` to every target that wants it.
-    pub fn send(&self, severity: u8, msg: &str) {
-        let now = SystemTime::now();
-        let pid = std::process::id();
-        for t in &self.targets {
-            if severity > t.max_level {
-                continue;
-            }
-            let sev = severity.max(t.min_level);
-            let line = rfc3164(t.facility, sev, now, LOG_TAG, pid, msg);
-            // Non-blocking sends: a slow or absent syslog loses lines, it does
-            // not stall sessions. The error is not worth a log line per line.
-            match &t.sink {
-                Sink::Udp(s) => {
-                    let _ = s.send(line.as_bytes());
-                }
-                Sink::Unix(s, path) => {
-                    let _ = s.send_to(line.as_bytes(), path);
-                }
-                Sink::Stdout => println!("{msg}"),
-                Sink::Stderr => eprintln!("{msg}"),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn at(secs: u64, ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms)
@@ -351,15 +158,5 @@ mod tests {
             rfc3164(f, SEVERITY_INFO, at(1_233_922_371, 0), "lbxdp", 42, "hello"),
             "<134>Feb  6 12:12:51 lbxdp[42]: hello"
         );
-    }
-
-    #[test]
-    fn log_addresses() {
-        assert!(matches!(sink("127.0.0.1"), Ok(Sink::Udp(s)) if s.peer_addr().unwrap().port() == 514));
-        assert!(matches!(sink("udp@127.0.0.1:5140"), Ok(Sink::Udp(s)) if s.peer_addr().unwrap().port() == 5140));
-        assert!(matches!(sink("stdout"), Ok(Sink::Stdout)));
-        assert!(matches!(sink("/dev/log"), Ok(Sink::Unix(..))));
-        assert!(sink("ring@buf").is_err());
-        assert!(sink("nonsense").is_err());
     }
 }
