@@ -45,10 +45,6 @@ pub(crate) fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
     (year, month, day, sod / 3600, sod / 60 % 60, sod % 60, ms)
 }
 
-/// `06/Feb/2009:12:12:51.443`. UTC: HAProxy writes local time; a process
-/// without a time-zone database writes UTC, and says so nowhere, so the
-/// agent should run with TZ=UTC for the two to agree.
-
 /// RFC 3164's timestamp: `Feb  6 12:12:56` (day padded with a space).
 pub fn rfc3164_timestamp(t: SystemTime) -> String {
     let (_, mo, d, h, mi, s, _) = civil(t);

@@ -75,6 +75,9 @@ pub fn format_tcplog(r: &LogRecord) -> String {
     s
 }
 
+/// `06/Feb/2009:12:12:51.443`. UTC: HAProxy writes local time; a process
+/// without a time-zone database writes UTC, and says so nowhere, so the
+/// agent should run with TZ=UTC for the two to agree.
 pub fn accept_date(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s, ms) = civil(t);
     format!("{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}", MONTHS[(mo - 1) as usize])
