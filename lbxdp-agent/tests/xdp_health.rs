@@ -352,13 +352,18 @@ fn backups_take_over_and_hand_back() {
 }
 
 #[test]
-fn a_long_flow_survives_another_servers_fall_and_rise() {
-    let Some(mut tb) = common::testbed(
-        "a_long_flow_survives_another_servers_fall_and_rise",
-        Layout::OneArm,
-        3,
-        true,
-    ) else {
+fn a_long_flow_survives_another_servers_fall_and_rise_xdp() {
+    a_long_flow_survives_another_servers_fall_and_rise("xdp");
+}
+
+#[test]
+fn a_long_flow_survives_another_servers_fall_and_rise_proxy() {
+    a_long_flow_survives_another_servers_fall_and_rise("proxy");
+}
+
+fn a_long_flow_survives_another_servers_fall_and_rise(mode: &str) {
+    let name = format!("a_long_flow_survives_another_servers_fall_and_rise_{mode}");
+    let Some(mut tb) = common::testbed(&name, Layout::OneArm, 3, true) else {
         return;
     };
     for b in tb.backends.clone() {
@@ -378,7 +383,7 @@ fn a_long_flow_survives_another_servers_fall_and_rise() {
         + &pool("pool", &servers)
         + "
 " + &pool("echo", &echo);
-    let mut agent = start(&mut tb, &cfg);
+    let mut agent = start_in(&mut tb, &cfg, mode);
     let vip = tb.lb.v4();
     let mut long = tb
         .command(&tb.client, "bash")
