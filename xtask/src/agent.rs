@@ -34,6 +34,32 @@ pub fn haproxy_cfg(tb: &Testbed) -> String {
     s
 }
 
+/// [`haproxy_cfg`] plus a second TCP frontend on the VIP's `port` whose backend
+/// is web1 alone on the same port (an iperf3 server there), without health
+/// checks: a check's bare connect would disturb iperf3's control protocol.
+pub fn haproxy_cfg_with_iperf(tb: &Testbed, port: u16) -> String {
+    let web1 = tb.backends.first().map(|b| (b.name.as_str(), b.v4()));
+    let mut s = haproxy_cfg(tb);
+    s.push_str(&format!(
+        "\nfrontend iperf\n    bind {}:{port}\n    default_backend iperf-server\n\nbackend iperf-server\n",
+        tb.lb.v4()
+    ));
+    if let Some((name, addr)) = web1 {
+        s.push_str(&format!("    server {name} {addr}:{port}\n"));
+    }
+    s
+}
+
+/// When [`Agent::start_until`] considers the agent started.
+#[derive(Clone, Copy, Debug)]
+pub enum Ready<'a> {
+    /// An XDP program is attached to the LB's eth0 (XDP modes).
+    XdpAttached,
+    /// Its log (which must go to a file) has a line containing this text,
+    /// e.g. "with the userspace proxy" for `--mode proxy`.
+    LogLine(&'a str),
+}
+
 /// What to start: `bin -f cfg -i eth0 args...` in the LB's namespace.
 pub struct AgentRun<'a> {
     pub bin: &'a Path,
@@ -56,6 +82,14 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent and returns once XDP is attached to the LB's eth0 (bounded).
     pub fn start(tb: &Testbed, run: AgentRun<'_>) -> anyhow::Result<Self> {
+        Self::start_until(tb, run, Ready::XdpAttached)
+    }
+
+    /// Starts the agent and returns once it is `ready` (bounded).
+    pub fn start_until(tb: &Testbed, run: AgentRun<'_>, ready: Ready<'_>) -> anyhow::Result<Self> {
+        if matches!(ready, Ready::LogLine(_)) && run.log.is_none() {
+            bail!("waiting for a log line needs the agent's log in a file");
+        }
         let stderr = match &run.log {
             Some(path) => Stdio::from(File::create(path).with_context(|| format!("creating {}", path.display()))?),
             None => Stdio::inherit(),
@@ -75,10 +109,14 @@ impl Agent {
             log: run.log,
         };
         let deadline = Instant::now() + ATTACH_WITHIN;
-        while !tb.xdp_attached(&tb.lb, "eth0")? {
+        while !agent.is_ready(tb, ready)? {
             if Instant::now() > deadline {
+                let what = match ready {
+                    Ready::XdpAttached => "attach".to_string(),
+                    Ready::LogLine(line) => format!("log {line:?}"),
+                };
                 bail!(
-                    "the agent did not attach within {} s{}",
+                    "the agent did not {what} within {} s{}",
                     ATTACH_WITHIN.as_secs(),
                     agent.log_tail()
                 );
@@ -89,6 +127,25 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(agent)
+    }
+
+    fn is_ready(&self, tb: &Testbed, ready: Ready<'_>) -> anyhow::Result<bool> {
+        match ready {
+            Ready::XdpAttached => tb.xdp_attached(&tb.lb, "eth0"),
+            Ready::LogLine(line) => Ok(self
+                .log
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .is_some_and(|text| text.contains(line))),
+        }
+    }
+
+    /// Fails (with the end of its log) if the agent has exited.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        match self.try_wait()? {
+            Some(status) => bail!("the agent exited: {status}{}", self.log_tail()),
+            None => Ok(()),
+        }
     }
 
     fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {

@@ -28,8 +28,10 @@ enum Cmd {
     Run(demo::RunArgs),
     /// Unit tests, then the integration tests in network namespaces (needs root).
     Test(tests::TestArgs),
-    /// Requests/s through XDP vs straight to one backend (wrk, keep-alive and
-    /// `Connection: close`), side by side in one namespace testbed (needs root).
+    /// Side by side in one namespace testbed (needs root): requests/s (wrk,
+    /// keep-alive and `Connection: close`) and single-stream throughput (iperf3)
+    /// straight to a backend, through XDP, the userspace proxy and HAProxy;
+    /// and the Maglev table rebuild time.
     Bench(bench::BenchArgs),
 }
 

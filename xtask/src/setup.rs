@@ -31,6 +31,7 @@ const TESTBED_PACKAGES: &[&str] = &[
     "ethtool",
     "wrk",
     "socat",
+    "iperf3",
 ];
 
 /// What the eBPF build needs, once `setup` has made sure it is there.
