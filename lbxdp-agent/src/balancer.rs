@@ -166,14 +166,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         // which resets them.
         let mut live = None;
         if let Some(p) = plan {
-            let secs = Duration::from_secs;
-            dp.set_settings(&Settings {
-                table_size: opts.table_size,
-                pad: 0,
-                tcp_timeout_ns: secs(3600).as_nanos() as u64,
-                closing_timeout_ns: secs(10).as_nanos() as u64,
-                udp_timeout_ns: secs(30).as_nanos() as u64,
-            })?;
+            dp.set_settings(&Settings::with_default_timeouts(opts.table_size))?;
             let Some(c) = config else {
                 bail!("a plan without a config");
             };
@@ -448,10 +441,7 @@ async fn serve(
     opts: &Options,
 ) -> anyhow::Result<FinalReport> {
     let log_task = spawn_logger(dp)?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut sig = crate::signals::Signals::install()?;
     let period = Duration::from_secs(opts.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let mut health = live.as_ref().map(|l| l.monitor.subscribe());
@@ -474,11 +464,11 @@ async fn serve(
                     }
                 }
             }
-            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
-            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = sigusr1.recv() => log_stats(dp, live.as_ref().map(|l| &l.plan)),
+            _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sig.usr1.recv() => log_stats(dp, live.as_ref().map(|l| &l.plan)),
             _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, live.as_ref().map(|l| &l.plan)),
-            _ = sighup.recv() => match live.as_mut() {
+            _ = sig.hangup.recv() => match live.as_mut() {
                 Some(l) => match reload(dp, l, host, opts).await {
                     Ok(()) => info!(
                         "SIGHUP: configuration reloaded, balancing {} frontend(s) over {} backend(s)",

@@ -8,4 +8,5 @@ pub mod logging;
 pub mod maglev;
 pub mod proxy;
 pub mod proxy_mode;
+pub mod signals;
 pub mod syslog;

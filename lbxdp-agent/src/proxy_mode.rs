@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use serde::Serialize;
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 use crate::{
@@ -44,20 +43,17 @@ pub async fn run(config: Config, paths: &[PathBuf]) -> anyhow::Result<ProxyRepor
         config.frontends.len()
     );
 
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut sig = crate::signals::Signals::install()?;
     loop {
         tokio::select! {
-            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
-            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = sigusr1.recv() => match serde_json::to_string(&p.stats()) {
+            _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sig.usr1.recv() => match serde_json::to_string(&p.stats()) {
                 Ok(s) => info!("stats: {s}"),
                 Err(e) => warn!("stats: {e}"),
             },
             Ok(()) = health.changed() => push(&avail, &health.borrow_and_update()),
-            _ = sighup.recv() => match reload(&mut p, &mut monitor, paths).await {
+            _ = sig.hangup.recv() => match reload(&mut p, &mut monitor, paths).await {
                 Ok(()) => info!("SIGHUP: configuration reloaded"),
                 Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
             },

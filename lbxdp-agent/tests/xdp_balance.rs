@@ -320,14 +320,7 @@ fn reload_adds_a_server_and_keeps_long_flows() {
     let Some(mut tb) = common::testbed("reload_adds_a_server_and_keeps_long_flows", Layout::OneArm, 4, true) else {
         return;
     };
-    for b in tb.backends.clone() {
-        let child = tb
-            .command(&b, "socat")
-            .args(["TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"])
-            .spawn()
-            .expect("socat");
-        tb.adopt(child);
-    }
+    common::start_echo_servers(&mut tb, 7000);
     let vip = tb.lb.v4();
     let hosts = tb.backends.clone();
     let servers = move |port: u16, weights: &[u32]| -> Vec<(String, String, u32)> {

@@ -75,6 +75,17 @@ fn ask(tb: &Testbed, url: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Waits (bounded) until `who` answers, then checks that `n` requests in a
+/// row all go to it.
+fn settles_on(tb: &Testbed, url: &str, who: &str, n: usize, why: &str) {
+    wait_until(&format!("{who} answering"), Duration::from_secs(5), || {
+        ask(tb, url).as_deref() == Some(who)
+    });
+    for _ in 0..n {
+        assert_eq!(ask(tb, url).as_deref(), Some(who), "{why}");
+    }
+}
+
 /// Requests, one after another, until `stop` is set (bounded to 60 s).
 fn load(tb: &Testbed, url: &str, stop: &AtomicBool) -> Vec<(Instant, Option<String>)> {
     let mut out = Vec::new();
@@ -282,16 +293,7 @@ backend tcpchk
         assert!(line.contains(why), "{line}");
     }
     let url = format!("http://{}/", tb.lb.v4());
-    wait_until("web1 alone answering", Duration::from_secs(5), || {
-        ask(&tb, &url).as_deref() == Some("web1")
-    });
-    for _ in 0..20 {
-        assert_eq!(
-            ask(&tb, &url).as_deref(),
-            Some("web1"),
-            "only web1 passes its HTTP check"
-        );
-    }
+    settles_on(&tb, &url, "web1", 20, "only web1 passes its HTTP check");
     agent.stop();
 }
 
@@ -329,28 +331,10 @@ fn backups_take_over_and_hand_back() {
         &["Server pool/web1 is DOWN", "Server pool/web2 is DOWN"],
         Duration::from_secs(10),
     );
-    wait_until("the backup answering", Duration::from_secs(5), || {
-        ask(&tb, &url).as_deref() == Some("web3")
-    });
-    for _ in 0..10 {
-        assert_eq!(
-            ask(&tb, &url).as_deref(),
-            Some("web3"),
-            "all actives down: the backup serves"
-        );
-    }
+    settles_on(&tb, &url, "web3", 10, "all actives down: the backup serves");
     tb.start_nginx(&web1, "web1", 80).expect("start web1");
     agent.wait_for("Server pool/web1 is UP", Duration::from_secs(10));
-    wait_until("web1 answering again", Duration::from_secs(5), || {
-        ask(&tb, &url).as_deref() == Some("web1")
-    });
-    for _ in 0..10 {
-        assert_eq!(
-            ask(&tb, &url).as_deref(),
-            Some("web1"),
-            "an active is back: the backup steps aside"
-        );
-    }
+    settles_on(&tb, &url, "web1", 10, "an active is back: the backup steps aside");
     agent.stop();
 }
 
@@ -369,14 +353,7 @@ fn a_long_flow_survives_another_servers_fall_and_rise(mode: &str) {
     let Some(mut tb) = common::testbed(&name, Layout::OneArm, 3, true) else {
         return;
     };
-    for b in tb.backends.clone() {
-        let child = tb
-            .command(&b, "socat")
-            .args(["TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"])
-            .spawn()
-            .expect("socat");
-        tb.adopt(child);
-    }
+    common::start_echo_servers(&mut tb, 7000);
     let opts = format!("check inter {INTER_MS} fall 2 rise 2");
     let servers: Vec<(&Host, u16, &str)> = tb.backends.iter().map(|b| (b, 80, opts.as_str())).collect();
     let echo: Vec<(&Host, u16, &str)> = tb.backends.iter().map(|b| (b, 7000, "weight 1")).collect();

@@ -142,14 +142,8 @@ fn balancer() -> Datapath {
         flows: 1024,
     };
     let mut dp = Datapath::load(sizes, false, XDP_PROGRAM).expect("loading the XDP program (verifier)");
-    dp.set_settings(&Settings {
-        table_size: TABLE,
-        pad: 0,
-        tcp_timeout_ns: 3_600_000_000_000,
-        closing_timeout_ns: 10_000_000_000,
-        udp_timeout_ns: 30_000_000_000,
-    })
-    .expect("settings");
+    dp.set_settings(&Settings::with_default_timeouts(TABLE))
+        .expect("settings");
     for (backend, servers, snat) in [
         (0, v4_servers(), IpAddr::V4(SNAT4)),
         (1, v6_servers(), IpAddr::V6(SNAT6)),
@@ -1408,14 +1402,8 @@ fn mixed_family_backend_never_garbles_a_packet() {
             flows: 1024,
         };
         let mut dp = Datapath::load(sizes, false, XDP_PROGRAM).expect("loading the XDP program");
-        dp.set_settings(&Settings {
-            table_size: TABLE,
-            pad: 0,
-            tcp_timeout_ns: 3_600_000_000_000,
-            closing_timeout_ns: 10_000_000_000,
-            udp_timeout_ns: 30_000_000_000,
-        })
-        .expect("settings");
+        dp.set_settings(&Settings::with_default_timeouts(TABLE))
+            .expect("settings");
         let servers = vec![
             server(0, "s4", Ipv4Addr::new(198, 18, 0, 101).into()),
             server(1, "s6", "fd00:198:18::101".parse::<Ipv6Addr>().expect("v6").into()),

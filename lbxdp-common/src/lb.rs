@@ -151,6 +151,21 @@ pub struct Settings {
     pub udp_timeout_ns: u64,
 }
 
+impl Settings {
+    /// The agent's timeouts: an idle TCP flow is kept an hour (the LRU may
+    /// evict it sooner), a closing one 10 s, an idle UDP one 30 s.
+    pub const fn with_default_timeouts(table_size: u32) -> Self {
+        const SEC: u64 = 1_000_000_000;
+        Settings {
+            table_size,
+            pad: 0,
+            tcp_timeout_ns: 3600 * SEC,
+            closing_timeout_ns: 10 * SEC,
+            udp_timeout_ns: 30 * SEC,
+        }
+    }
+}
+
 /// Per server, per CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

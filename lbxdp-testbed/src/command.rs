@@ -9,7 +9,6 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use nix::sched::{CloneFlags, setns};
 
 /// A `std::process::Command` that starts inside a network namespace: it is
 /// spawned from a thread that entered the namespace, and a child inherits the
@@ -75,17 +74,9 @@ impl NsCommand {
 
     pub fn spawn(&mut self) -> anyhow::Result<Child> {
         let show = self.show();
-        let ns = &self.ns;
         let cmd = &mut self.cmd;
-        std::thread::scope(|s| {
-            s.spawn(|| -> anyhow::Result<Child> {
-                setns(ns.as_ref(), CloneFlags::CLONE_NEWNET).context("entering the namespace")?;
-                cmd.spawn().map_err(anyhow::Error::from)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("spawning thread panicked")))
-        })
-        .with_context(|| format!("starting {show}"))
+        crate::netns::run_in(&self.ns, &self.ns_name, || cmd.spawn().map_err(anyhow::Error::from))
+            .with_context(|| format!("starting {show}"))
     }
 
     /// Runs to completion with stdout and stderr captured, and kills the

@@ -76,15 +76,7 @@ impl Netns {
     /// connections, /proc/sys/net files and child processes made there all
     /// belong to the namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                setns(self.file.as_ref(), CloneFlags::CLONE_NEWNET)
-                    .with_context(|| format!("entering {}", self.name))?;
-                f()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("a thread working in {} panicked", self.name)))
-        })
+        run_in(&self.file, &self.name, f)
     }
 
     /// Writes a sysctl as seen from inside this namespace.
@@ -97,6 +89,19 @@ impl Netns {
     pub fn inode(&self) -> anyhow::Result<u64> {
         Ok(self.file.metadata()?.ino())
     }
+}
+
+/// Runs `f` on a scoped thread that entered the namespace open as `ns`
+/// (`name` is for messages); the caller's own thread never moves.
+pub fn run_in<T: Send>(ns: &File, name: &str, f: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            setns(ns, CloneFlags::CLONE_NEWNET).with_context(|| format!("entering {name}"))?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("a thread working in {name} panicked")))
+    })
 }
 
 /// Removes a namespace by name; the kernel frees it (and the veths in it)

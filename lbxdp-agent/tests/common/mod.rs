@@ -40,6 +40,19 @@ pub fn testbed(test: &str, layout: Layout, backends: usize, nginx: bool) -> Opti
     )
 }
 
+/// A TCP echo server (socat) on `port` of every backend, for long-lived
+/// flows; the testbed ends them when it drops.
+pub fn start_echo_servers(tb: &mut Testbed, port: u16) {
+    for b in tb.backends.clone() {
+        let child = tb
+            .command(&b, "socat")
+            .args([format!("TCP-LISTEN:{port},fork,reuseaddr"), "EXEC:cat".to_string()])
+            .spawn()
+            .expect("socat echo server");
+        tb.adopt(child);
+    }
+}
+
 /// The agent running in the LB's namespace; killed by pid if the test fails first.
 pub struct Agent {
     child: Option<Child>,
