@@ -272,21 +272,6 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
             }
         }
     }
-    for old_be in &live.plan.backends {
-        for old in &old_be.servers {
-            let kept = p
-                .backends
-                .iter()
-                .any(|b| b.name == old_be.name && b.servers.iter().any(|s| s.name == old.name));
-            if !kept {
-                dp.set_server(old, old.addr, false)?;
-                info!(
-                    "server {}/{} removed: its flows move to the others",
-                    old_be.name, old.name
-                );
-            }
-        }
-    }
     // Servers and tables follow the health snapshot (new servers start as
     // HAProxy starts them); every backend's tables are rebuilt once here.
     live.weights.clear();
@@ -303,6 +288,22 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
         &mut live.weights,
         opts,
     )?;
+    // Removed servers go down only now that no table sends to them.
+    for old_be in &live.plan.backends {
+        for old in &old_be.servers {
+            let kept = p
+                .backends
+                .iter()
+                .any(|b| b.name == old_be.name && b.servers.iter().any(|s| s.name == old.name));
+            if !kept {
+                dp.set_server(old, old.addr, false)?;
+                info!(
+                    "server {}/{} removed: its flows move to the others",
+                    old_be.name, old.name
+                );
+            }
+        }
+    }
     let mut vips = Vec::new();
     for fe in &p.frontends {
         let be = &p.backends[fe.backend as usize];
@@ -392,16 +393,28 @@ fn sync_health(
         let recall_backups = cfg.servers.iter().zip(&w).any(|(s, w)| {
             *w > 0 && !s.backup && s.on_marked_up == Some(crate::config::OnMarkedUp::ShutdownBackupSessions)
         });
+        // Order matters while packets flow: a server comes up before a table
+        // can send to it, and goes down only once no table does, so no new
+        // flow is dropped for picking a server flagged down.
+        let mut flips = Vec::new();
         for (s, c) in be.servers.iter().zip(&cfg.servers) {
             let state = snapshot.get(&ServerId::new(&be.name, &s.name));
             let is_up = datapath_up(state, c) && !(c.backup && recall_backups);
             if up.get(&s.id) != Some(&is_up) {
-                let src = snat.get(&s.id).copied().unwrap_or(s.addr);
-                dp.set_server(s, src, is_up)?;
-                up.insert(s.id, is_up);
+                flips.push((s, is_up));
             }
         }
+        let mut flag = |dp: &mut Datapath, going_up: bool| -> anyhow::Result<()> {
+            for (s, is_up) in flips.iter().filter(|(_, u)| *u == going_up) {
+                let src = snat.get(&s.id).copied().unwrap_or(s.addr);
+                dp.set_server(s, src, *is_up)?;
+                up.insert(s.id, *is_up);
+            }
+            Ok(())
+        };
+        flag(dp, true)?;
         if weights.get(&be.name) == Some(&w) {
+            flag(dp, false)?;
             continue;
         }
         let started = std::time::Instant::now();
@@ -418,6 +431,7 @@ fn sync_health(
             let table = maglev::build(&members, opts.table_size)?;
             dp.set_table(*id, &to_server_ids(&table, &be.servers))?;
         }
+        flag(dp, false)?;
         info!(
             "backend {}: tables rebuilt for weights {:?} in {:.1} ms",
             be.name,
