@@ -282,7 +282,7 @@ backend tcpchk
         .iter()
         .map(|(b, s, _)| format!("Server {b}/{s} is DOWN"))
         .collect();
-    agent.wait_for_all(
+    agent.wait_for_all_since_start(
         &needles.iter().map(String::as_str).collect::<Vec<_>>(),
         Duration::from_secs(10),
     );

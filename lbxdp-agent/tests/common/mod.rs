@@ -110,10 +110,24 @@ impl Agent {
         }
     }
 
-    /// Waits (bounded) until every needle showed up in some stderr line, in any order.
+    /// Waits (bounded) until every needle showed up in some stderr line logged from now on, in any order.
     pub fn wait_for_all(&mut self, needles: &[&str], within: Duration) {
+        self.wait_for_missing(needles.to_vec(), within);
+    }
+
+    /// Like `wait_for_all`, but lines logged since the start count too: a check can fail before the
+    /// agent says it is balancing, and `start` has read those lines already.
+    pub fn wait_for_all_since_start(&mut self, needles: &[&str], within: Duration) {
+        let missing = needles
+            .iter()
+            .copied()
+            .filter(|n| !self.stderr_log.iter().any(|l| l.contains(n)))
+            .collect();
+        self.wait_for_missing(missing, within);
+    }
+
+    fn wait_for_missing(&mut self, mut missing: Vec<&str>, within: Duration) {
         let deadline = Instant::now() + within;
-        let mut missing: Vec<&str> = needles.to_vec();
         while !missing.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stderr.recv_timeout(left) {
