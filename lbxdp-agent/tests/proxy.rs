@@ -835,11 +835,14 @@ async fn child_fd_exhaustion() {
     let (p, addr) = start(&text).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    // Room for a handful of sessions (4 fds each in this one process).
+    // The clients' sockets exist before the limit drops, so that the proxy,
+    // not the client side of this same process, is the one that runs out.
+    let sockets: Vec<tokio::net::TcpSocket> = (0..40).map(|_| tokio::net::TcpSocket::new_v4().unwrap()).collect();
+    // Room for a handful of sessions (3 fds each: accepted, to the server, the server's).
     setrlimit(Resource::RLIMIT_NOFILE, open_fds() as u64 + 30, hard).unwrap();
     let mut clients = Vec::new();
-    for _ in 0..40 {
-        match TcpStream::connect(addr).await {
+    for s in sockets {
+        match s.connect(addr).await {
             Ok(c) => clients.push(c),
             Err(_) => break,
         }

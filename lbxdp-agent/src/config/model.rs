@@ -170,9 +170,32 @@ pub enum HealthCheck {
         method: String,
         uri: String,
         version: String,
-        /// `http-check expect status`: None accepts 2xx and 3xx, as HAProxy does.
-        expect_status: Option<String>,
+        /// `http-check expect [!] status`: None accepts 2xx and 3xx, as HAProxy does.
+        expect_status: Option<StatusExpect>,
     },
+}
+
+/// `http-check expect [!] status <codes>`, codes as in "200,301,400-499".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusExpect {
+    pub negate: bool,
+    pub codes: String,
+}
+
+impl StatusExpect {
+    pub fn matches(&self, code: u16) -> bool {
+        let listed = self.codes.split(',').any(|part| {
+            let part = part.trim();
+            match part.split_once('-') {
+                Some((a, b)) => match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+                    (Ok(a), Ok(b)) => (a..=b).contains(&code),
+                    _ => false,
+                },
+                None => part.parse::<u16>() == Ok(code),
+            }
+        });
+        listed != self.negate
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

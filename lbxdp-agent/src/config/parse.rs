@@ -14,7 +14,7 @@ use super::{
     lex::{self, LexError, Vars},
     model::{
         Balance, Bind, EnvRef, EnvRefKind, ExpectKind, Global, HashType, HealthCheck, LogTarget, Mode, OnMarkedDown,
-        OnMarkedUp, PortSpec, ProxyProtocol, StatsSocket, TcpCheckStep,
+        OnMarkedUp, PortSpec, ProxyProtocol, StatsSocket, StatusExpect, TcpCheckStep,
     },
     time,
 };
@@ -1690,7 +1690,8 @@ impl<'e> Parser<'e> {
         match arg(w, 1) {
             "expect" => {
                 let mut i = 2;
-                if arg(w, i) == "!" {
+                let negate = arg(w, i) == "!";
+                if negate {
                     i += 1;
                 }
                 let what = arg(w, i);
@@ -1710,14 +1711,18 @@ impl<'e> Parser<'e> {
                     return;
                 }
                 if what == "status" {
+                    let expect = StatusExpect {
+                        negate,
+                        codes: pattern.to_string(),
+                    };
                     if let HealthCheck::Http { expect_status, .. } = &mut p.health {
-                        *expect_status = Some(pattern.to_string());
+                        *expect_status = Some(expect);
                     } else {
                         p.health = HealthCheck::Http {
                             method: "OPTIONS".into(),
                             uri: "/".into(),
                             version: "HTTP/1.0".into(),
-                            expect_status: Some(pattern.to_string()),
+                            expect_status: Some(expect),
                         };
                         self.diags.warn(at, "'http-check expect' without 'option httpchk': HTTP checks are enabled as HAProxy does");
                     }

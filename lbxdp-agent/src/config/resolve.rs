@@ -4,7 +4,10 @@ use std::{collections::HashSet, time::Duration};
 
 use super::{
     diag::{Diags, Origin},
-    model::{Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, LogTarget, Server},
+    model::{
+        Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, PortSpec, Server,
+        TcpCheckStep,
+    },
     parse::{Draft, Kind, LogEntry, Parsed},
 };
 
@@ -90,6 +93,7 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
                 ),
             );
         }
+        check_ports(p, diags);
         if p.kind == Kind::Frontend && p.bind_lines == 0 {
             diags.warn(
                 &p.origin,
@@ -125,6 +129,47 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         global,
         frontends,
         backends,
+    }
+}
+
+/// A checked server needs a port to check, as HAProxy 2.6 requires: its own,
+/// `port`, or one on every `tcp-check connect` (the first rule being one).
+fn check_ports(p: &Draft, diags: &mut Diags) {
+    let connect_ports: Vec<bool> = match &p.health {
+        HealthCheck::Connect => Vec::new(),
+        HealthCheck::TcpCheck(steps) => steps
+            .iter()
+            .filter_map(|s| match s {
+                TcpCheckStep::Connect { port, .. } => Some(port.is_some()),
+                _ => None,
+            })
+            .collect(),
+        HealthCheck::Http { .. } => vec![false],
+    };
+    let first_is_connect_with_port = match &p.health {
+        HealthCheck::TcpCheck(steps) => matches!(steps.first(), Some(TcpCheckStep::Connect { port: Some(_), .. })),
+        _ => false,
+    };
+    for s in p.servers.iter().filter(|s| s.opts.check) {
+        if s.opts.port.is_some() || matches!(s.port, PortSpec::Fixed(_)) {
+            continue;
+        }
+        let what = format!(
+            "{} '{}': server '{}' has neither service port nor check port",
+            p.kind.word(),
+            p.name,
+            s.name
+        );
+        let message = if matches!(p.health, HealthCheck::Connect) {
+            format!("{what}.")
+        } else if !first_is_connect_with_port {
+            format!("{what} nor tcp_check rule 'connect' with port information.")
+        } else if connect_ports.contains(&false) {
+            format!("{what}, and a tcp_check rule 'connect' with no port information.")
+        } else {
+            continue;
+        };
+        diags.alert(&s.origin, message);
     }
 }
 

@@ -61,7 +61,7 @@ fn defaults_flow_and_proxies_override() {
     let text = format!(
         "{TIMEOUTS} balance leastconn\n default-server inter 3s fall 5\n\
          listen app\n bind :8000-8002,[::]:9000 interface eth0\n timeout server 5s\n\
-         server a 198.18.0.1 check rise 4\n server b 198.18.0.2:+1 weight 0 backup\n"
+         server a 198.18.0.1 check rise 4 port 8080\n server b 198.18.0.2:+1 weight 0 backup\n"
     );
     let (c, _) = ok(&text);
     let be = c.backend("app").unwrap();
@@ -70,7 +70,7 @@ fn defaults_flow_and_proxies_override() {
     assert_eq!(be.timeouts.connect, Some(Duration::from_secs(1)));
     let a = be.servers[0].check.as_ref().unwrap();
     assert_eq!((a.inter, a.rise, a.fall), (Duration::from_secs(3), 4, 5));
-    assert_eq!(be.servers[0].port, PortSpec::Offset(0));
+    assert_eq!((be.servers[0].port, a.port), (PortSpec::Offset(0), Some(8080)));
     assert_eq!(be.servers[1].port, PortSpec::Offset(1));
     assert!(be.servers[1].backup && be.servers[1].check.is_none());
     let fe = &c.frontends[0];
@@ -262,7 +262,8 @@ fn checks_are_parsed() {
         "{TIMEOUTS}listen l\n bind :80\n option tcp-check\n tcp-check connect port 6379\n \
          tcp-check send PING\\r\\n\n tcp-check send-binary 50494e47\n tcp-check expect string +PONG\n \
          server s 198.18.0.1:6379 check\n\
-         listen h\n bind :81\n option httpchk GET /health\n http-check expect status 200\n server s 198.18.0.1:80 check\n"
+         listen h\n bind :81\n option httpchk GET /health\n http-check expect status 200\n server s 198.18.0.1:80 check\n\
+         listen n\n bind :82\n option httpchk\n http-check expect ! status 500-599\n server s 198.18.0.1:80 check\n"
     );
     let (c, _) = ok(&text);
     let HealthCheck::TcpCheck(steps) = &c.backend("l").unwrap().health_check else {
@@ -279,10 +280,20 @@ fn checks_are_parsed() {
             ..
         } => {
             assert_eq!(
-                (method.as_str(), uri.as_str(), expect_status.as_deref()),
-                ("GET", "/health", Some("200"))
+                (
+                    method.as_str(),
+                    uri.as_str(),
+                    expect_status.as_ref().map(|e| (e.negate, e.codes.as_str()))
+                ),
+                ("GET", "/health", Some((false, "200")))
             );
         }
+        other => panic!("{other:?}"),
+    }
+    match &c.backend("n").unwrap().health_check {
+        HealthCheck::Http {
+            expect_status: Some(e), ..
+        } => assert_eq!((e.negate, e.codes.as_str()), (true, "500-599")),
         other => panic!("{other:?}"),
     }
 }
@@ -343,4 +354,36 @@ fn allbackups_on_marked_and_spread_checks() {
         "{bad:#?}"
     );
     assert!(!alerts(&format!("global\n spread-checks 51\n{TIMEOUTS}listen a\n bind :80\n")).is_empty());
+}
+
+#[test]
+fn a_checked_server_needs_a_port_to_check() {
+    let be = |lines: &str| format!("{TIMEOUTS}listen l\n bind :80\n{lines}");
+    let first = |lines: &str| {
+        let a = alerts(&be(lines));
+        (a[0].origin.line, a[0].message.clone())
+    };
+    let (line, msg) = first(" server s 198.18.0.1 check\n");
+    assert_eq!(line, 7);
+    assert!(
+        msg.ends_with("server 's' has neither service port nor check port."),
+        "{msg}"
+    );
+    let (_, msg) = first(" option httpchk\n server s 198.18.0.1 check\n");
+    assert!(
+        msg.ends_with("nor tcp_check rule 'connect' with port information."),
+        "{msg}"
+    );
+    let (_, msg) =
+        first(" option tcp-check\n tcp-check connect port 1\n tcp-check connect\n server s 198.18.0.1 check\n");
+    assert!(
+        msg.ends_with("and a tcp_check rule 'connect' with no port information."),
+        "{msg}"
+    );
+    ok(&be(
+        " server s 198.18.0.1 check port 80\n server t 198.18.0.2:80 check\n server u 198.18.0.3\n",
+    ));
+    ok(&be(
+        " option tcp-check\n tcp-check connect port 6379\n server s 198.18.0.1 check\n",
+    ));
 }

@@ -21,7 +21,7 @@ use tokio::{
     time::{Instant, timeout_at},
 };
 
-use crate::config::{Backend, ExpectKind, HealthCheck, PortSpec, Server, TcpCheckStep};
+use crate::config::{Backend, ExpectKind, HealthCheck, PortSpec, Server, StatusExpect, TcpCheckStep};
 
 /// HAProxy's `tune.bufsize`: a response this long is all an expect gets.
 const BUF_MAX: usize = 16384;
@@ -210,7 +210,7 @@ pub async fn run(spec: &CheckSpec) -> CheckResult {
             uri,
             version,
             expect_status,
-        } => http_check(spec, start, method, uri, version, expect_status.as_deref()).await,
+        } => http_check(spec, start, method, uri, version, expect_status.as_ref()).await,
     };
     CheckResult {
         status: v.status,
@@ -499,21 +499,9 @@ async fn tcp_check(spec: &CheckSpec, steps: &[TcpCheckStep], start: Instant) -> 
     }
 }
 
-/// `http-check expect status`: "200", "200-399", "200,301,400-499".
-fn status_matches(pattern: Option<&str>, code: u16) -> bool {
-    let Some(p) = pattern else {
-        return (200..400).contains(&code);
-    };
-    p.split(',').any(|part| {
-        let part = part.trim();
-        match part.split_once('-') {
-            Some((a, b)) => match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
-                (Ok(a), Ok(b)) => (a..=b).contains(&code),
-                _ => false,
-            },
-            None => part.parse::<u16>() == Ok(code),
-        }
-    })
+/// Without `http-check expect status`, HAProxy takes 2xx and 3xx as passing.
+fn status_matches(expect: Option<&StatusExpect>, code: u16) -> bool {
+    expect.map_or((200..400).contains(&code), |e| e.matches(code))
 }
 
 /// The request `option httpchk` sends. The old `HTTP/1.1\r\nHost:\ x` form
@@ -563,7 +551,7 @@ async fn http_check(
     method: &str,
     uri: &str,
     version: &str,
-    expect: Option<&str>,
+    expect: Option<&StatusExpect>,
 ) -> Verdict {
     let Some(port) = spec.port else {
         return verdict(CheckStatus::SockErr, Some(NO_PORT.into()));
@@ -684,7 +672,13 @@ mod tests {
             method: "GET".into(),
             uri: "/health".into(),
             version: "HTTP/1.1\r\nHost: example.com".into(),
-            expect_status: expect.map(str::to_string),
+            expect_status: expect.map(|codes| {
+                let (negate, codes) = codes.strip_prefix('!').map_or((false, codes), |c| (true, c));
+                StatusExpect {
+                    negate,
+                    codes: codes.to_string(),
+                }
+            }),
         }
     }
 
@@ -832,6 +826,11 @@ mod tests {
         let r = run(&spec(http(Some("200")), moved)).await;
         assert_eq!((r.status, r.code), (CheckStatus::L7Sts, 301));
         assert!(run(&spec(http(Some("200,300-399")), moved)).await.ok());
+        assert!(
+            run(&spec(http(Some("!500")), moved)).await.ok(),
+            "! status: anything but 500"
+        );
+        assert!(!run(&spec(http(Some("!300-399")), moved)).await.ok());
 
         let (garbage, _) = server(b"garbage\r\n\r\n", true, false).await;
         let r = run(&spec(http(None), garbage)).await;
@@ -868,8 +867,14 @@ mod tests {
         );
         assert!(status_matches(None, 204) && status_matches(None, 399));
         assert!(!status_matches(None, 404) && !status_matches(None, 199));
-        assert!(status_matches(Some("404"), 404));
-        assert!(!status_matches(Some("2xx"), 200));
+        let codes = |negate, codes: &str| StatusExpect {
+            negate,
+            codes: codes.into(),
+        };
+        assert!(status_matches(Some(&codes(false, "404")), 404));
+        assert!(!status_matches(Some(&codes(false, "2xx")), 200));
+        assert!(!status_matches(Some(&codes(true, "200-299,404")), 404));
+        assert!(status_matches(Some(&codes(true, "200-299,404")), 500));
         assert_eq!(
             status_line(b"HTTP/1.1 503 Service Unavailable\r\n"),
             Some((503, "Service Unavailable".into()))
