@@ -2,11 +2,11 @@
 //! HAProxy `mode tcp` replacement (same balancing, limits, queues, retries,
 //! PROXY protocol, tcplog).
 //!
-//! Use: build a multi-thread tokio runtime with [`worker_threads`] threads,
-//! then inside it [`start`] the proxy with the config and a
-//! [`ServerAvailability`] (health). Every `bind` gets one SO_REUSEPORT
-//! listening socket per worker thread, so the kernel spreads new connections
-//! over as many accept loops as there are threads.
+//! Use: inside a tokio runtime, [`start`] the proxy with the config and a
+//! [`ServerAvailability`] (health). The proxy runs its sessions on threads of
+//! its own, [`worker_threads`] of them (see `workers`). Every `bind` gets one
+//! SO_REUSEPORT listening socket per thread, so the kernel spreads new
+//! connections over as many accept loops as there are threads.
 pub mod backend;
 pub mod proxy_protocol;
 pub mod pump;
@@ -15,6 +15,7 @@ pub mod select;
 mod session;
 pub mod stats;
 pub mod tcplog;
+mod workers;
 
 use std::{
     collections::HashMap,
@@ -36,7 +37,7 @@ use tokio::{
     sync::{Notify, Semaphore, watch},
     task::JoinHandle,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use backend::BackendRt;
 pub use pump::Engine;
@@ -135,9 +136,11 @@ pub enum ProxyError {
         interface: String,
         source: nix::Error,
     },
+    #[error("cannot start the proxy's threads: {0}")]
+    Threads(io::Error),
 }
 
-/// The tokio worker threads for the config: `nbthread`, else every core.
+/// The proxy's threads for the config: `nbthread`, else every core.
 pub fn worker_threads(config: &Config) -> usize {
     config
         .global
@@ -149,7 +152,7 @@ pub fn worker_threads(config: &Config) -> usize {
 /// Tuning that is not in haproxy.cfg.
 #[derive(Debug, Clone, Copy)]
 pub struct ProxyOptions {
-    /// Listening sockets per bind address (SO_REUSEPORT); normally the runtime's threads.
+    /// Threads, and listening sockets per bind address (SO_REUSEPORT), one on each thread.
     pub listeners_per_bind: usize,
     pub engine: Engine,
     /// Buffer / pipe size per direction.
@@ -215,7 +218,7 @@ struct ListenKey {
 struct Generation {
     frontends: Vec<Arc<FrontendRt>>,
     backends: Vec<Arc<BackendRt>>,
-    accept: Vec<(ListenKey, Arc<FrontendRt>, JoinHandle<TcpListener>)>,
+    accept: Vec<(ListenKey, Arc<FrontendRt>, JoinHandle<Option<std::net::TcpListener>>)>,
     stop: watch::Sender<bool>,
     monitor: JoinHandle<()>,
     addrs: Vec<(String, SocketAddr)>,
@@ -223,6 +226,7 @@ struct Generation {
 
 pub struct Proxy {
     global: Arc<GlobalRt>,
+    workers: workers::Workers,
     avail: Arc<dyn ServerAvailability>,
     options: ProxyOptions,
     gen_: Generation,
@@ -252,9 +256,11 @@ pub async fn start_with(
         engine: options.engine,
         chunk: options.chunk,
     });
-    let gen_ = build(config, &avail, &global, &options, &mut HashMap::new())?;
+    let workers = workers::Workers::start(options.listeners_per_bind).map_err(ProxyError::Threads)?;
+    let gen_ = build(config, &avail, &global, &workers, &options, &mut HashMap::new())?;
     Ok(Proxy {
         global,
+        workers,
         avail,
         options,
         gen_,
@@ -273,8 +279,9 @@ fn build(
     config: &Config,
     avail: &Arc<dyn ServerAvailability>,
     global: &Arc<GlobalRt>,
+    workers: &workers::Workers,
     options: &ProxyOptions,
-    reuse: &mut HashMap<ListenKey, Vec<TcpListener>>,
+    reuse: &mut HashMap<ListenKey, Vec<std::net::TcpListener>>,
 ) -> Result<Generation, ProxyError> {
     let per_bind = options.listeners_per_bind.max(1);
     let backends: Vec<Arc<BackendRt>> = config
@@ -293,7 +300,7 @@ fn build(
     let mut frontends = Vec::new();
     // First every new socket, so that a bind error leaves `reuse` untouched
     // and nothing running.
-    let mut plan: Vec<(ListenKey, Option<Vec<TcpListener>>, Arc<FrontendRt>)> = Vec::new();
+    let mut plan: Vec<(ListenKey, Option<Vec<std::net::TcpListener>>, Arc<FrontendRt>)> = Vec::new();
     for f in config.frontends.iter().filter(|f| !f.disabled) {
         let logger = (f.tcplog && !f.logs.is_empty()).then(|| Arc::new(tcplog::Logger::new(&f.logs)));
         let fe = Arc::new(FrontendRt {
@@ -325,7 +332,7 @@ fn build(
     let mut addrs = Vec::new();
     for (key, fresh, fe) in plan {
         let socks = fresh.or_else(|| reuse.remove(&key)).unwrap_or_default();
-        for l in socks {
+        for (i, l) in socks.into_iter().enumerate() {
             // Keyed by the address actually bound (port 0 resolved), which is
             // what a reload's config will name.
             let mut key = key.clone();
@@ -333,7 +340,9 @@ fn build(
                 addrs.push((fe.name.clone(), a));
                 key.addr = a;
             }
-            let h = tokio::spawn(accept_loop(l, fe.clone(), global.clone(), stop.subscribe()));
+            let h = workers
+                .handle(i)
+                .spawn(accept_loop(l, fe.clone(), global.clone(), stop.subscribe()));
             accept.push((key, fe.clone(), h));
         }
     }
@@ -372,7 +381,7 @@ fn listen_keys(f: &Frontend) -> Vec<ListenKey> {
 
 /// `n` SO_REUSEPORT sockets on one address. Port 0 (tests) binds the first
 /// on an ephemeral port and the others on the same one.
-fn bind(frontend: &str, key: &ListenKey, n: usize, maxconn: u32) -> Result<Vec<TcpListener>, ProxyError> {
+fn bind(frontend: &str, key: &ListenKey, n: usize, maxconn: u32) -> Result<Vec<std::net::TcpListener>, ProxyError> {
     let mut addr = key.addr;
     let mut out = Vec::with_capacity(n);
     let err = |addr, source| ProxyError::Bind {
@@ -399,7 +408,12 @@ fn bind(frontend: &str, key: &ListenKey, n: usize, maxconn: u32) -> Result<Vec<T
         sock.bind(addr).map_err(|e| err(addr, e))?;
         // The kernel caps the backlog at somaxconn; HAProxy's default backlog
         // is the frontend's maxconn.
-        let l = sock.listen(maxconn.clamp(128, 65_535)).map_err(|e| err(addr, e))?;
+        // Handed over as a std socket (still non-blocking): each one is
+        // registered with the runtime of the thread that accepts on it.
+        let l = sock
+            .listen(maxconn.clamp(128, 65_535))
+            .and_then(TcpListener::into_std)
+            .map_err(|e| err(addr, e))?;
         if addr.port() == 0 {
             addr = l.local_addr().map_err(|e| err(addr, e))?;
         }
@@ -417,12 +431,21 @@ fn is_resource_error(e: &io::Error) -> bool {
     )
 }
 
+/// Runs on a proxy thread until `stop`; gives the listener back for a reload
+/// (None if it could not be registered with this thread's runtime).
 async fn accept_loop(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     fe: Arc<FrontendRt>,
     g: Arc<GlobalRt>,
     mut stop: watch::Receiver<bool>,
-) -> TcpListener {
+) -> Option<std::net::TcpListener> {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(frontend = %fe.name, "listener lost: {e}");
+            return None;
+        }
+    };
     let mut last_warn: Option<tokio::time::Instant> = None;
     loop {
         if *stop.borrow_and_update() {
@@ -471,7 +494,13 @@ async fn accept_loop(
             }
         }
     }
-    listener
+    match listener.into_std() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            error!(frontend = %fe.name, "listener lost: {e}");
+            None
+        }
+    }
 }
 
 /// Follows server availability: queued sessions move, `on-marked-down` kills.
@@ -543,15 +572,22 @@ impl Proxy {
     /// bind error the old config stays in force.
     pub async fn reload(&mut self, config: &Config) -> Result<(), ProxyError> {
         let _ = self.gen_.stop.send(true);
-        let mut reuse: HashMap<ListenKey, Vec<TcpListener>> = HashMap::new();
+        let mut reuse: HashMap<ListenKey, Vec<std::net::TcpListener>> = HashMap::new();
         let mut owners: Vec<(ListenKey, Arc<FrontendRt>)> = Vec::new();
         for (key, fe, h) in self.gen_.accept.drain(..) {
-            if let Ok(l) = h.await {
+            if let Ok(Some(l)) = h.await {
                 reuse.entry(key.clone()).or_default().push(l);
                 owners.push((key, fe));
             }
         }
-        match build(config, &self.avail, &self.global, &self.options, &mut reuse) {
+        match build(
+            config,
+            &self.avail,
+            &self.global,
+            &self.workers,
+            &self.options,
+            &mut reuse,
+        ) {
             Ok(gen_) => {
                 let old = std::mem::replace(&mut self.gen_, gen_);
                 old.monitor.abort();
@@ -568,9 +604,14 @@ impl Proxy {
                 // `build` touched nothing: resume the old listeners as they were.
                 warn!("reload failed, keeping the previous configuration: {e}");
                 let stop = watch::channel(false).0;
-                for (key, fe) in owners {
+                for (i, (key, fe)) in owners.into_iter().enumerate() {
                     if let Some(l) = reuse.get_mut(&key).and_then(Vec::pop) {
-                        let h = tokio::spawn(accept_loop(l, fe.clone(), self.global.clone(), stop.subscribe()));
+                        let h = self.workers.handle(i).spawn(accept_loop(
+                            l,
+                            fe.clone(),
+                            self.global.clone(),
+                            stop.subscribe(),
+                        ));
                         self.gen_.accept.push((key, fe, h));
                     }
                 }

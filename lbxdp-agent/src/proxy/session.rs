@@ -17,6 +17,8 @@ use tokio::{
 };
 use tracing::debug;
 
+use crate::config::PortSpec;
+
 use super::{
     FrontendRt, GlobalRt,
     backend::{AcquireError, BackendRt, SlotGuard},
@@ -102,7 +104,7 @@ async fn or_shutdown<T>(g: &GlobalRt, f: impl Future<Output = T>) -> Option<T> {
 }
 
 pub(crate) async fn run(
-    client: TcpStream,
+    mut client: TcpStream,
     peer: SocketAddr,
     fe: Arc<FrontendRt>,
     g: Arc<GlobalRt>,
@@ -155,8 +157,8 @@ pub(crate) async fn run(
             be.beconn.inc();
             let beconn = BeConn(be.clone());
             match or_shutdown(&g, establish(&be, &client, peer, &mut rec, t0)).await {
-                Some(Ok((slot, server))) => {
-                    let res = serve(&fe, &g, &be, &slot, &client, &server, &mut rec).await;
+                Some(Ok((slot, mut server))) => {
+                    let res = serve(&fe, &g, &be, &slot, &mut client, &mut server, &mut rec).await;
                     to_server = res;
                     (Some((slot, beconn)), Some(server))
                 }
@@ -207,7 +209,18 @@ async fn establish(
     rec: &mut LogRecord,
     t0: Instant,
 ) -> Result<(SlotGuard, TcpStream), [u8; 2]> {
-    let local = client.local_addr().map_err(|_| *b"CC")?;
+    // getsockname() only when a port offset or a PROXY header needs it.
+    let mut local = None;
+    let mut local_addr = || -> Result<SocketAddr, [u8; 2]> {
+        match local {
+            Some(a) => Ok(a),
+            None => {
+                let a = client.local_addr().map_err(|_| *b"CC")?;
+                local = Some(a);
+                Ok(a)
+            }
+        }
+    };
     let acquire = |exclude| be.acquire(peer.ip(), exclude);
     let map_err = |e: AcquireError| match e {
         AcquireError::NoServer => {
@@ -228,7 +241,11 @@ async fn establish(
     loop {
         let srv = slot.server();
         rec.server = Some(srv.name.clone());
-        let result = match srv.port_for(local.port()) {
+        let dst_port = match srv.port {
+            PortSpec::Fixed(_) => 0,
+            PortSpec::Offset(_) => local_addr()?.port(),
+        };
+        let result = match srv.port_for(dst_port) {
             Some(port) => connect(SocketAddr::new(srv.addr, port), connect_timeout, be.tcpka).await,
             None => Err(ConnectError::Failed),
         };
@@ -236,7 +253,7 @@ async fn establish(
             Ok(mut server) => {
                 rec.tc = ms(tc_start.elapsed());
                 if let Some(v) = srv.send_proxy {
-                    let header = proxy_protocol::header(v, peer, local);
+                    let header = proxy_protocol::header(v, peer, local_addr()?);
                     if server.write_all(&header).await.is_err() {
                         srv.counters.econ.fetch_add(1, Relaxed);
                         return Err(*b"SC");
@@ -283,8 +300,8 @@ async fn serve(
     g: &GlobalRt,
     be: &BackendRt,
     slot: &SlotGuard,
-    client: &TcpStream,
-    server: &TcpStream,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
     rec: &mut LogRecord,
 ) -> u64 {
     let srv = slot.server();
