@@ -66,6 +66,11 @@ struct State {
     queue: Queue,
     /// Usability as last seen by [`BackendRt::refresh`], to spot transitions.
     last_usable: Vec<bool>,
+    /// Each server's (up, live weight) from the `ServerAvailability`, read
+    /// again only when its version moves: a pick reads this, not a map keyed
+    /// by names.
+    avail: Vec<(bool, u32)>,
+    avail_version: Option<u64>,
 }
 
 pub struct BackendRt {
@@ -201,6 +206,8 @@ impl BackendRt {
                 rng: Rng::new(seed),
                 queue: Queue::default(),
                 last_usable: vec![false; n],
+                avail: vec![(false, 0); n],
+                avail_version: None,
             }),
             beconn: Gauge::default(),
             queued_any: Gauge::default(),
@@ -212,32 +219,43 @@ impl BackendRt {
             // A disabled backend has no server to offer.
             rt.servers.iter_mut().for_each(|s| s.config_weight = 0);
         }
-        let usable: Vec<bool> = (0..n).map(|i| rt.usable(i)).collect();
-        if let Ok(st) = rt.state.get_mut() {
-            st.last_usable = usable;
-        }
+        let mut st = rt.lock();
+        st.last_usable = (0..n).map(|i| rt.usable(&st, i)).collect();
+        drop(st);
         rt
     }
 
     /// A poisoned lock only means a panic elsewhere while holding it; the
-    /// counts it protects are still the best we have.
+    /// counts it protects are still the best we have. Whoever holds the state
+    /// sees the servers' availability as of now.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let version = self.avail.version();
+        if version.is_none() || version != st.avail_version {
+            for (i, s) in self.servers.iter().enumerate() {
+                st.avail[i] = (
+                    self.avail.usable(&self.name, &s.name),
+                    self.avail.weight(&self.name, &s.name).unwrap_or(s.config_weight),
+                );
+            }
+            st.avail_version = version;
+        }
+        st
     }
 
     /// The weight the algorithm uses now: live, except for static-rr.
-    fn weight(&self, i: usize) -> u32 {
+    fn weight(&self, st: &State, i: usize) -> u32 {
         let s = &self.servers[i];
         if s.config_weight == 0 || matches!(self.balance, Balance::StaticRr) {
             return s.config_weight;
         }
-        self.avail.weight(&self.name, &s.name).unwrap_or(s.config_weight)
+        st.avail[i].1
     }
 
     /// Up and with a weight: a server at weight 0 is draining, it keeps its
     /// sessions but takes no new ones, and does not hold the backups off.
-    fn usable(&self, i: usize) -> bool {
-        !self.servers[i].disabled && self.avail.usable(&self.name, &self.servers[i].name) && self.weight(i) > 0
+    fn usable(&self, st: &State, i: usize) -> bool {
+        !self.servers[i].disabled && st.avail[i].0 && self.weight(st, i) > 0
     }
 
     fn full(&self, st: &State, i: usize) -> bool {
@@ -250,10 +268,10 @@ impl BackendRt {
     fn pool(&self, st: &State) -> Vec<Candidate> {
         let cand = |i: usize| Candidate {
             idx: i,
-            weight: self.weight(i),
+            weight: self.weight(st, i),
             cur: st.cur[i],
         };
-        let usable: Vec<usize> = (0..self.servers.len()).filter(|&i| self.usable(i)).collect();
+        let usable: Vec<usize> = (0..self.servers.len()).filter(|&i| self.usable(st, i)).collect();
         let active: Vec<Candidate> = usable
             .iter()
             .filter(|&&i| !self.servers[i].backup)
@@ -330,7 +348,7 @@ impl BackendRt {
 
     /// Gives free slots of server `i` to the oldest eligible waiters.
     fn dispatch(&self, st: &mut State, i: usize) {
-        if !self.usable(i) {
+        if !self.usable(st, i) {
             return;
         }
         let any_ok = self.pool(st).iter().any(|c| c.idx == i);
@@ -455,7 +473,7 @@ impl BackendRt {
     /// closes sessions as `on-marked-down` / `on-marked-up` ask.
     pub fn refresh(&self) {
         let mut st = self.lock();
-        let now: Vec<bool> = (0..self.servers.len()).map(|i| self.usable(i)).collect();
+        let now: Vec<bool> = (0..self.servers.len()).map(|i| self.usable(&st, i)).collect();
         let mut active_came_up = false;
         for (i, (&was, &is)) in st.last_usable.clone().iter().zip(&now).enumerate() {
             let s = &self.servers[i];
@@ -500,9 +518,9 @@ impl BackendRt {
                 let c = &s.counters;
                 ServerStats {
                     name: s.name.clone(),
-                    usable: self.usable(i),
+                    usable: self.usable(&st, i),
                     backup: s.backup,
-                    weight: self.weight(i),
+                    weight: self.weight(&st, i),
                     maxconn: s.maxconn,
                     scur: c.scur.get(),
                     smax: c.scur.max(),

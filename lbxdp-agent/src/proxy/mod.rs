@@ -24,7 +24,10 @@ use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{
+            AtomicU64,
+            Ordering::{Acquire, Relaxed, Release},
+        },
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -54,6 +57,11 @@ pub trait ServerAvailability: Send + Sync {
     fn usable(&self, backend: &str, server: &str) -> bool;
     /// Its current weight, if it differs from the config's (None: the config's).
     fn weight(&self, backend: &str, server: &str) -> Option<u32>;
+    /// A number that moves whenever an answer above may have changed, so the
+    /// proxy asks again only then; None (the default) asks at every pick.
+    fn version(&self) -> Option<u64> {
+        None
+    }
     /// Resolves at the next change. The default polls twice a second; an
     /// implementation with a change signal should override it, so queued
     /// sessions and `on-marked-down` react at once.
@@ -67,6 +75,8 @@ pub trait ServerAvailability: Send + Sync {
 /// up except those `disabled` in the config; servers not in the map are up.
 pub struct SharedAvailability {
     map: RwLock<HashMap<(String, String), (bool, u32)>>,
+    /// Bumped after every change to `map`.
+    version: AtomicU64,
     tx: watch::Sender<u64>,
 }
 
@@ -80,6 +90,7 @@ impl SharedAvailability {
         }
         Arc::new(SharedAvailability {
             map: RwLock::new(map),
+            version: AtomicU64::new(0),
             tx: watch::channel(0).0,
         })
     }
@@ -89,6 +100,8 @@ impl SharedAvailability {
         if let Ok(mut m) = self.map.write() {
             m.insert((backend.to_string(), server.to_string()), (usable, weight));
         }
+        // Release: a reader that sees the new version sees the new map too.
+        self.version.fetch_add(1, Release);
         self.tx.send_modify(|v| *v += 1);
     }
 }
@@ -109,6 +122,10 @@ impl ServerAvailability for SharedAvailability {
             .read()
             .ok()
             .and_then(|m| m.get(&(backend.to_string(), server.to_string())).map(|v| v.1))
+    }
+
+    fn version(&self) -> Option<u64> {
+        Some(self.version.load(Acquire))
     }
 
     fn changed(&self) -> BoxFuture<'static, ()> {
