@@ -1209,19 +1209,9 @@ impl<'e> Parser<'e> {
             }
             match kw::BIND_OTHER.iter().find(|(n, _)| *n == k) {
                 Some((_, n)) => {
-                    if *n == 1 && v.is_empty() {
-                        self.diags.alert(at, format!("'bind {a1}': '{k}' expects an argument"));
+                    if !self.parse_past(&format!("bind {a1}"), k, v, *n, kw::BIND_FILES, at) {
                         return;
                     }
-                    if kw::BIND_FILES.contains(&k) {
-                        self.out.global.env_refs.push(EnvRef {
-                            kind: EnvRefKind::File,
-                            value: v.to_string(),
-                            origin: at.clone(),
-                        });
-                    }
-                    self.diags
-                        .warn(at, format!("'bind {a1}': '{k}' is parsed past, not applied by lbxdp"));
                     i += 1 + n;
                 }
                 None => {
@@ -1683,6 +1673,26 @@ impl<'e> Parser<'e> {
         self.tcp_check_rules(p).push(step);
     }
 
+    /// A `bind` or `server` keyword that lbxdp knows but does not apply:
+    /// its argument is checked, a file it names is checked later as HAProxy
+    /// would, and a warning says it is not applied. False: an alert was raised.
+    fn parse_past(&mut self, who: &str, k: &str, v: &str, takes: usize, files: &[&str], at: &Origin) -> bool {
+        if takes == 1 && v.is_empty() {
+            self.diags.alert(at, format!("'{who}': '{k}' expects an argument"));
+            return false;
+        }
+        if files.contains(&k) {
+            self.out.global.env_refs.push(EnvRef {
+                kind: EnvRefKind::File,
+                value: v.to_string(),
+                origin: at.clone(),
+            });
+        }
+        self.diags
+            .warn(at, format!("'{who}': '{k}' is parsed past, not applied by lbxdp"));
+        true
+    }
+
     fn http_check(&mut self, p: &mut Draft, w: &[String], at: &Origin) {
         if self.lacks(p, false, true, "http-check", at) {
             return;
@@ -1950,19 +1960,9 @@ impl<'e> Parser<'e> {
                 other => match kw::SERVER_OTHER.iter().find(|(n, _)| *n == other) {
                     Some((_, n)) => {
                         takes = *n;
-                        if *n == 1 && v.is_empty() {
-                            self.diags.alert(at, format!("'{who}': '{other}' expects an argument"));
+                        if !self.parse_past(&who, other, v, *n, kw::SERVER_FILES, at) {
                             return;
                         }
-                        if kw::SERVER_FILES.contains(&other) {
-                            self.out.global.env_refs.push(EnvRef {
-                                kind: EnvRefKind::File,
-                                value: v.to_string(),
-                                origin: at.clone(),
-                            });
-                        }
-                        self.diags
-                            .warn(at, format!("'{who}': '{other}' is parsed past, not applied by lbxdp"));
                     }
                     None => {
                         self.diags.alert(at, format!("'{who}': unknown keyword '{other}'"));

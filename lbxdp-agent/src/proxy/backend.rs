@@ -390,14 +390,7 @@ impl BackendRt {
                     Pick::Server(i) => {
                         self.take_slot(&mut st, i);
                         drop(st);
-                        self.stot.fetch_add(1, Relaxed);
-                        return Ok((
-                            SlotGuard {
-                                be: self.clone(),
-                                idx: i,
-                            },
-                            queued,
-                        ));
+                        return Ok(self.granted(i, queued));
                     }
                     Pick::Full(target) => {
                         let (id, rx, pos) = st.queue.push(target);
@@ -424,14 +417,7 @@ impl BackendRt {
             match got {
                 Ok(Ok(Grant::Server(i))) => {
                     ticket.done = true;
-                    self.stot.fetch_add(1, Relaxed);
-                    return Ok((
-                        SlotGuard {
-                            be: self.clone(),
-                            idx: i,
-                        },
-                        queued,
-                    ));
+                    return Ok(self.granted(i, queued));
                 }
                 // Repick: the bound server went down. A closed channel cannot
                 // happen while the backend lives; choosing again is safe.
@@ -452,20 +438,25 @@ impl BackendRt {
                     ticket.done = true;
                     if let Ok(Grant::Server(i)) = ticket.rx.try_recv() {
                         drop(st);
-                        self.stot.fetch_add(1, Relaxed);
-                        return Ok((
-                            SlotGuard {
-                                be: self.clone(),
-                                idx: i,
-                            },
-                            queued,
-                        ));
+                        return Ok(self.granted(i, queued));
                     }
                     drop(st);
                     continue;
                 }
             }
         }
+    }
+
+    /// A slot on server `i` is this session's (already counted in `cur`).
+    fn granted(self: &Arc<Self>, i: usize, queued: Queued) -> (SlotGuard, Queued) {
+        self.stot.fetch_add(1, Relaxed);
+        (
+            SlotGuard {
+                be: self.clone(),
+                idx: i,
+            },
+            queued,
+        )
     }
 
     /// Re-reads server availability: wakes waiters that can now be served,
