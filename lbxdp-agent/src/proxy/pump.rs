@@ -21,6 +21,7 @@ use std::{
     os::fd::{AsFd, AsRawFd, OwnedFd},
     pin::pin,
     sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed},
+    task::Poll,
     time::Duration,
 };
 
@@ -211,12 +212,16 @@ type DirResult = Result<(), Side>;
 /// Pumps until the session is over. `on_bytes(to_server, n)` is called as
 /// bytes are written, so live counters move during long sessions; `kill`
 /// resolves with a termination letter to close the session from outside.
+/// `kill_may_fire` says whether `kill` is worth polling again: once polled,
+/// it has registered to be woken, and polling it at every wake of the
+/// session would only take its channels' locks, which every session shares.
 pub async fn pump(
     client: &mut TcpStream,
     server: &mut TcpStream,
     settings: &PumpSettings,
     on_bytes: &(dyn Fn(bool, u64) + Sync),
     kill: impl Future<Output = u8>,
+    kill_may_fire: &(dyn Fn() -> bool + Sync),
 ) -> PumpResult {
     let now = Instant::now();
     let sh = Shared {
@@ -252,12 +257,29 @@ pub async fn pump(
         on_bytes
     ));
     let mut kill = pin!(kill);
+    // One poll arms `kill` (registers its wakers) until it fires.
+    if let Poll::Ready(letter) = std::future::poll_fn(|cx| Poll::Ready(kill.as_mut().poll(cx))).await {
+        return PumpResult {
+            end: End::Killed(letter),
+            to_server: 0,
+            to_client: 0,
+        };
+    }
     let (mut up_done, mut down_done) = (false, false);
     let end = loop {
         if up_done && down_done {
             break End::Normal;
         }
         let deadline = next_deadline(&sh, settings);
+        // Not a select! precondition: that is read once per select!, and a
+        // wake from `kill` must be able to reach it while select! waits.
+        let killed = std::future::poll_fn(|cx| {
+            if kill_may_fire() {
+                kill.as_mut().poll(cx)
+            } else {
+                Poll::Pending
+            }
+        });
         tokio::select! {
             r = &mut up, if !up_done => match r {
                 Ok(()) => up_done = true,
@@ -273,7 +295,7 @@ pub async fn pump(
                     break End::Timeout(side);
                 }
             },
-            letter = &mut kill => break End::Killed(letter),
+            letter = killed => break End::Killed(letter),
         }
     };
     PumpResult {

@@ -327,6 +327,9 @@ async fn serve(
     let mut srv_kill = srv.kill.subscribe();
     srv_kill.mark_unchanged();
     let mut shut = g.shutdown.subscribe();
+    // Lock-free looks at the same channels: has anything been sent since?
+    let (srv_seen, shut_seen) = (srv_kill.clone(), shut.clone());
+    let kill_may_fire = move || srv_seen.has_changed().unwrap_or(true) || shut_seen.has_changed().unwrap_or(true);
     let kill = async move {
         if *shut.borrow_and_update() {
             return b'K';
@@ -342,7 +345,7 @@ async fn serve(
             },
         }
     };
-    let res = pump::pump(client, server, &settings, &on_bytes, kill).await;
+    let res = pump::pump(client, server, &settings, &on_bytes, kill, &kill_may_fire).await;
     rec.bytes_read = res.to_client;
     rec.termination = match res.end {
         End::Normal => *b"--",
