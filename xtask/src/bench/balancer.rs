@@ -1,0 +1,161 @@
+//! The balancer of one run: started fresh before it (the agent or HAProxy),
+//! asked to answer, and stopped after it for its report.
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use lbxdp_testbed::Testbed;
+use serde_json::{Value, json};
+
+use super::route::Route;
+use crate::agent::{self, Agent, AgentRun, Ready};
+
+/// How long a balancer has to answer its first request.
+pub(super) const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// How long haproxy may take to stop after SIGTERM.
+const HAPROXY_STOP_WITHIN: Duration = Duration::from_secs(5);
+
+/// HAProxy in the LB's namespace, in the foreground (`-db`); killed by pid if
+/// the caller fails half-way.
+pub(super) struct Haproxy {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Haproxy {
+    fn start(tb: &Testbed, cfg: &Path, log: PathBuf) -> anyhow::Result<Self> {
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = tb
+            .command(&tb.lb, "haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(cfg)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("starting haproxy (`cargo xtask setup` installs it)")?;
+        Ok(Self {
+            child: Some(child),
+            log,
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
+            bail!("haproxy exited: {status}; its log:\n{}", self.log());
+        }
+        Ok(())
+    }
+
+    /// SIGTERM (bounded); returns its log's ALERT and WARNING lines as a report.
+    fn stop(&mut self) -> anyhow::Result<Value> {
+        let mut child = self.child.take().context("haproxy already stopped")?;
+        let (status, killed) = lbxdp_testbed::terminate(&mut child, HAPROXY_STOP_WITHIN)?;
+        if killed {
+            bail!(
+                "haproxy ignored SIGTERM for {} s and was killed",
+                HAPROXY_STOP_WITHIN.as_secs()
+            );
+        }
+        let log = self.log();
+        let notes: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("[ALERT]") || l.contains("[WARNING]"))
+            .collect();
+        Ok(json!({ "mode": "haproxy", "exit": status.to_string(), "log_alerts_warnings": notes }))
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The balancer of one run: none (direct), the agent, or haproxy.
+pub(super) enum Lb {
+    None,
+    Agent(Agent),
+    Haproxy(Haproxy),
+}
+
+impl Lb {
+    /// Starts a fresh balancer for `path` (bounded: the agent until it is
+    /// attached or listening; haproxy is only spawned, `wait_answers` follows).
+    pub(super) fn start(tb: &Testbed, bin: &Path, cfg: &Path, path: Route, tag: &str) -> anyhow::Result<Self> {
+        let agent = |args: &[&str], ready: Ready<'_>| -> anyhow::Result<Self> {
+            let run = AgentRun {
+                bin,
+                cfg,
+                args,
+                report: tb.dir().join(format!("agent-{tag}.json")),
+                log: Some(tb.dir().join(format!("agent-{tag}.log"))),
+            };
+            Ok(Self::Agent(Agent::start_until(tb, run, ready)?))
+        };
+        match path {
+            Route::Direct => Ok(Self::None),
+            Route::XdpNative => agent(&["--mode", "xdp", "--xdp-mode", "native"], Ready::XdpAttached),
+            Route::XdpGeneric => agent(&["--mode", "xdp", "--xdp-mode", "generic"], Ready::XdpAttached),
+            Route::Proxy => agent(&["--mode", "proxy"], Ready::LogLine("with the userspace proxy")),
+            Route::Haproxy => Ok(Self::Haproxy(Haproxy::start(
+                tb,
+                cfg,
+                tb.dir().join(format!("haproxy-{tag}.log")),
+            )?)),
+        }
+    }
+
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::None => Ok(()),
+            Self::Agent(a) => a.check_running(),
+            Self::Haproxy(h) => h.check_running(),
+        }
+    }
+
+    /// Stops the balancer and returns its report.
+    pub(super) fn stop(&mut self) -> anyhow::Result<Option<Value>> {
+        match self {
+            Self::None => Ok(None),
+            Self::Agent(a) => {
+                let (status, text) = a.stop()?;
+                if !status.success() {
+                    bail!("the agent exited with {status}");
+                }
+                Ok(Some(agent::parse_report(&text)?))
+            }
+            Self::Haproxy(h) => Ok(Some(h.stop()?)),
+        }
+    }
+}
+
+/// Retries one GET from the client (bounded) until `url` answers; fails
+/// early if the balancer exits.
+pub(super) fn wait_answers(tb: &Testbed, url: &str, within: Duration, lb: &mut Lb) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        match agent::curl(tb, url) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e).with_context(|| format!("{url} did not answer within {within:?}"));
+            }
+            Err(_) => {
+                lb.check_running()?;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}

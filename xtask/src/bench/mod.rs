@@ -1,0 +1,295 @@
+//! `cargo xtask bench`: what a request costs through each way to the servers,
+//! measured side by side in one run: straight to one backend (`direct`), the
+//! agent's XDP datapath (`xdp-native`), the agent's userspace TCP proxy
+//! (`proxy`), and HAProxy itself in `mode tcp` on the same haproxy.cfg
+//! (`haproxy`).
+//!
+//! First the Maglev rebuild micro-benchmark (`cargo bench --bench maglev`).
+//! Then one namespace testbed (one-arm, 3 nginx backends, an iperf3 server on
+//! web1) serves every scenario; wrk and iperf3 run in the client's namespace.
+//! The scenarios are interleaved in rounds (keep-alive over every path, then
+//! `Connection: close` over every path, then one iperf3 stream over every
+//! path; the order of the paths rotates every round) so that the machine's
+//! noise hits them all alike, and the results are medians over rounds and
+//! ratios of medians. Every run through the VIP has its own, freshly started
+//! balancer (agent or haproxy) that must answer a request before the run and
+//! is stopped after it, so each run has its own counters from the agent's
+//! JSON report.
+mod balancer;
+mod client;
+mod counters;
+mod cpu;
+mod iperf;
+mod maglev;
+mod report;
+mod route;
+mod wrk;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use lbxdp_testbed::{Layout, Testbed, Topology};
+use serde_json::Value;
+
+use self::{
+    client::tune_client,
+    counters::report_note,
+    cpu::{BUSY_BEFORE, Cpu, Namespaces, OTHERS_DURING},
+    iperf::{IPERF_PORT, Iperf, run_iperf, start_iperf_server},
+    maglev::maglev_bench,
+    report::{ms, summarize},
+    route::{Route, parse_paths, round_order},
+    wrk::{Conn, Wrk, run_wrk},
+};
+use crate::{
+    agent,
+    build::{self, BuildArgs},
+    util::{self, step},
+};
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub duration: u64,
+    /// wrk's open connections (-c).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub connections: u32,
+    /// wrk's threads (-t).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub threads: u32,
+    /// Rounds; each runs every scenario once.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub rounds: u32,
+    /// wrk's per-request timeout (--timeout), in seconds.
+    #[arg(long, default_value_t = 2, value_name = "SECS")]
+    pub timeout: u64,
+    /// The paths to measure, comma-separated: direct, xdp (native XDP),
+    /// xdp-generic, proxy (the agent's userspace proxy), haproxy.
+    #[arg(long, default_value = "direct,xdp,proxy,haproxy", value_name = "LIST")]
+    pub paths: String,
+    /// Also measure the agent in generic (skb) XDP mode (as `--paths ...,xdp-generic`).
+    #[arg(long)]
+    pub generic: bool,
+    /// Seconds per iperf3 run (one TCP stream); 0 skips iperf3.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub iperf_secs: u64,
+    /// Skip the Maglev rebuild micro-benchmark.
+    #[arg(long)]
+    pub no_maglev: bool,
+    /// Where to write the results as JSON [default: target/bench/latest.json].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn check(&self) -> anyhow::Result<Vec<Route>> {
+        if !(1..=300).contains(&self.duration) {
+            bail!("--duration is 1..=300 seconds, not {}", self.duration);
+        }
+        if !(1..=20).contains(&self.rounds) {
+            bail!("--rounds is 1..=20, not {}", self.rounds);
+        }
+        if !(1..=64).contains(&self.threads) {
+            bail!("--threads is 1..=64, not {}", self.threads);
+        }
+        if self.connections < self.threads || self.connections > 10_000 {
+            bail!(
+                "--connections is {}..=10000 (at least one per thread), not {}",
+                self.threads,
+                self.connections
+            );
+        }
+        if !(1..=60).contains(&self.timeout) {
+            bail!("--timeout is 1..=60 seconds, not {}", self.timeout);
+        }
+        if self.iperf_secs > 60 {
+            bail!("--iperf-secs is 0..=60 seconds, not {}", self.iperf_secs);
+        }
+        parse_paths(&self.paths, self.generic)
+    }
+}
+
+const BACKENDS: usize = 3;
+
+/// What one run measured.
+enum Measured {
+    Wrk(Conn, Wrk),
+    Iperf(Iperf),
+}
+
+/// One bounded run (wrk or iperf3) and what surrounded it.
+struct Run {
+    round: u32,
+    path: Route,
+    measured: Measured,
+    cpu: Cpu,
+    /// The balancer's JSON report (the agent's; for haproxy, its log's warnings).
+    report: Option<Value>,
+}
+
+impl Run {
+    fn wrk(&self, conn: Conn) -> Option<&Wrk> {
+        match &self.measured {
+            Measured::Wrk(c, w) if *c == conn => Some(w),
+            _ => None,
+        }
+    }
+
+    fn iperf(&self) -> Option<&Iperf> {
+        match &self.measured {
+            Measured::Iperf(i) => Some(i),
+            Measured::Wrk(..) => None,
+        }
+    }
+}
+
+pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let paths = args.check()?;
+    if !util::is_root() {
+        bail!("the benchmark builds network namespaces and loads XDP: run it as root (sudo cargo xtask bench)");
+    }
+    let started = Instant::now();
+    let bin = build::build(&BuildArgs::default())?;
+
+    let maglev = if args.no_maglev { Vec::new() } else { maglev_bench()? };
+
+    step(&format!(
+        "bench: testbed (client, lb, {BACKENDS} nginx backends on one bridge; iperf3 server on web1:{IPERF_PORT})"
+    ));
+    let mut tb = Testbed::build(&Topology {
+        layout: Layout::OneArm,
+        backends: BACKENDS,
+        nginx: true,
+    })?;
+    let cfg = tb.dir().join("haproxy.cfg");
+    std::fs::write(&cfg, agent::haproxy_cfg_with_iperf(&tb, IPERF_PORT)).context("writing haproxy.cfg")?;
+    tb.attach_peer_pass(&bin, &tb.lb.clone())?;
+    tune_client(&tb)?;
+    if args.iperf_secs > 0 {
+        start_iperf_server(&mut tb)?;
+    }
+
+    let wrk_line = format!(
+        "wrk -t{} -c{} -d{}s --timeout {}s --latency",
+        args.threads, args.connections, args.duration, args.timeout
+    );
+    let iperf_line = format!("iperf3 -c TARGET -p {IPERF_PORT} -t {} -J", args.iperf_secs);
+    let wrk_runs = args.rounds as usize * Conn::ALL.len() * paths.len();
+    let iperf_runs = if args.iperf_secs > 0 {
+        args.rounds as usize * paths.len()
+    } else {
+        0
+    };
+    step(&format!(
+        "bench: {wrk_runs} runs of `{wrk_line}`{} from the client over {} ({} round(s); direct = {}, the rest = VIP {}), ~{} s",
+        if iperf_runs > 0 {
+            format!(" and {iperf_runs} of `{iperf_line}`")
+        } else {
+            String::new()
+        },
+        paths.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+        args.rounds,
+        tb.backends[0].v4(),
+        tb.lb.v4(),
+        wrk_runs as u64 * (args.duration + 2) + iperf_runs as u64 * (args.iperf_secs + 2)
+    ));
+    let bed = Bed {
+        tb: &tb,
+        bin: &bin,
+        cfg: &cfg,
+        args,
+        ns: Namespaces::of(&tb)?,
+    };
+    let mut runs = Vec::with_capacity(wrk_runs + iperf_runs);
+    for round in 1..=args.rounds {
+        let order = round_order(&paths, round);
+        for conn in Conn::ALL {
+            for &path in &order {
+                let run = run_wrk(&bed, round, path, conn)
+                    .with_context(|| format!("round {round}, {} {}", conn.name(), path.name()))?;
+                let w = run.wrk(conn).cloned().unwrap_or_default();
+                println!(
+                    "    round {round}/{} {:<9} {:<11} {:>9.0} req/s  avg {:>8}  p99 {:>8}  errors {:>5}  {}{}",
+                    args.rounds,
+                    conn.name(),
+                    path.name(),
+                    w.rps,
+                    ms(w.lat_avg_ms),
+                    ms(w.lat_p99_ms),
+                    w.errors(),
+                    run.cpu.note(path),
+                    run.report.as_ref().map(report_note).unwrap_or_default()
+                );
+                note_busy(&run);
+                runs.push(run);
+            }
+        }
+        if args.iperf_secs > 0 {
+            for &path in &order {
+                let run =
+                    run_iperf(&bed, round, path).with_context(|| format!("round {round}, iperf3 {}", path.name()))?;
+                let i = run.iperf().cloned().unwrap_or_default();
+                println!(
+                    "    round {round}/{} {:<9} {:<11} {:>9.2} Gbit/s  retransmits {:>5}  iperf3 cpu: sender {:>3.0}% receiver {:>3.0}%  {}{}",
+                    args.rounds,
+                    "iperf3",
+                    path.name(),
+                    i.bps / 1e9,
+                    i.retransmits,
+                    i.sender_cpu,
+                    i.receiver_cpu,
+                    run.cpu.note(path),
+                    run.report.as_ref().map(report_note).unwrap_or_default()
+                );
+                note_busy(&run);
+                runs.push(run);
+            }
+        }
+    }
+
+    let results = summarize(args, &wrk_line, &iperf_line, &paths, &runs, &maglev, started.elapsed());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| util::target_dir().join("bench/latest.json"));
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("    results: {}", out.display());
+    step(&format!(
+        "bench: done in {:.0?}; tearing the testbed down",
+        started.elapsed()
+    ));
+    Ok(())
+}
+
+fn note_busy(run: &Run) {
+    if run.cpu.before > BUSY_BEFORE {
+        println!(
+            "      (this run started with the CPUs {:.0}% busy: something else is running; expect noise)",
+            run.cpu.before
+        );
+    }
+    if run.cpu.others > OTHERS_DURING {
+        println!(
+            "      (processes outside the testbed used {:.0}% of the CPUs during this run; expect noise)",
+            run.cpu.others
+        );
+    }
+}
+
+/// What every run needs.
+struct Bed<'a> {
+    tb: &'a Testbed,
+    bin: &'a Path,
+    cfg: &'a Path,
+    args: &'a BenchArgs,
+    ns: Namespaces,
+}

@@ -1,0 +1,92 @@
+//! The ways to the servers being measured, and their order in a round.
+use anyhow::{Context as _, bail};
+
+/// Which way the traffic goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Route {
+    /// Straight to one backend (web1), no balancer on the way.
+    Direct,
+    /// To the VIP, through the agent in native XDP mode.
+    XdpNative,
+    /// To the VIP, through the agent in generic (skb) XDP mode.
+    XdpGeneric,
+    /// To the VIP, through the agent's userspace TCP proxy (`--mode proxy`).
+    Proxy,
+    /// To the VIP, through HAProxy (`haproxy -db -f` the same haproxy.cfg).
+    Haproxy,
+}
+
+impl Route {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::XdpNative => "xdp-native",
+            Self::XdpGeneric => "xdp-generic",
+            Self::Proxy => "proxy",
+            Self::Haproxy => "haproxy",
+        }
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "direct" => Self::Direct,
+            "xdp" | "xdp-native" | "native" => Self::XdpNative,
+            "xdp-generic" | "generic" => Self::XdpGeneric,
+            "proxy" => Self::Proxy,
+            "haproxy" => Self::Haproxy,
+            _ => bail!("unknown path {s:?} (direct, xdp, xdp-generic, proxy, haproxy)"),
+        })
+    }
+}
+
+/// `--paths` (and `--generic`), in order, without repeats.
+pub(super) fn parse_paths(list: &str, generic: bool) -> anyhow::Result<Vec<Route>> {
+    let mut paths = Vec::new();
+    for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let path = Route::parse(word).context("--paths")?;
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    if generic && !paths.contains(&Route::XdpGeneric) {
+        paths.push(Route::XdpGeneric);
+    }
+    if paths.is_empty() {
+        bail!("--paths names no path");
+    }
+    Ok(paths)
+}
+
+/// The paths in the order of a round: rotated by one every round, so that no
+/// path always runs first (after a quiet pause) or last.
+pub(super) fn round_order(paths: &[Route], round: u32) -> Vec<Route> {
+    let mut order = paths.to_vec();
+    if !order.is_empty() {
+        let n = (round.saturating_sub(1) as usize) % order.len();
+        order.rotate_left(n);
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_their_order() {
+        let all = parse_paths("direct,xdp,proxy,haproxy", false).unwrap();
+        assert_eq!(all, [Route::Direct, Route::XdpNative, Route::Proxy, Route::Haproxy]);
+        assert_eq!(
+            parse_paths(" haproxy, xdp-native,xdp ", true).unwrap(),
+            [Route::Haproxy, Route::XdpNative, Route::XdpGeneric]
+        );
+        assert!(parse_paths("direct,nginx", false).is_err());
+        assert!(parse_paths(",", false).is_err());
+        assert_eq!(round_order(&all, 1), all);
+        assert_eq!(
+            round_order(&all, 2),
+            [Route::XdpNative, Route::Proxy, Route::Haproxy, Route::Direct]
+        );
+        assert_eq!(round_order(&all, 5), all);
+    }
+}

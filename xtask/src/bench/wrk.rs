@@ -1,0 +1,193 @@
+//! wrk runs (keep-alive and `Connection: close`) and their output, parsed.
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use super::{
+    Bed, Measured, Run,
+    balancer::{ANSWER_WITHIN, Lb, wait_answers},
+    cpu::with_cpu,
+    route::Route,
+};
+
+/// Whether wrk keeps its connections or opens one per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Conn {
+    KeepAlive,
+    Close,
+}
+
+impl Conn {
+    pub(super) const ALL: [Self; 2] = [Self::KeepAlive, Self::Close];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::KeepAlive => "keepalive",
+            Self::Close => "close",
+        }
+    }
+}
+
+/// What wrk printed, parsed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct Wrk {
+    pub(super) rps: f64,
+    pub(super) requests: u64,
+    pub(super) lat_avg_ms: f64,
+    pub(super) lat_p99_ms: f64,
+    /// connect, read, write, timeout.
+    pub(super) socket_errors: [u64; 4],
+    pub(super) non_2xx: u64,
+}
+
+impl Wrk {
+    pub(super) fn errors(&self) -> u64 {
+        self.socket_errors.iter().sum::<u64>() + self.non_2xx
+    }
+}
+
+/// One bounded wrk run of a scenario, with a fresh balancer around it.
+pub(super) fn run_wrk(bed: &Bed<'_>, round: u32, path: Route, conn: Conn) -> anyhow::Result<Run> {
+    let Bed { tb, bin, cfg, args, ns } = bed;
+    let tag = format!("r{round}-{}-{}", conn.name(), path.name());
+    let url = match path {
+        Route::Direct => format!("http://{}/", tb.backends[0].v4()),
+        _ => format!("http://{}/", tb.lb.v4()),
+    };
+    let mut lb = Lb::start(tb, bin, cfg, path, &tag)?;
+    // One answer first: a broken path fails here in seconds, not after a whole
+    // run. The agent attaches before it fills its maps, so the VIP may refuse
+    // connections for a moment after the attach.
+    wait_answers(tb, &url, ANSWER_WITHIN, &mut lb)?;
+
+    let mut cmd = tb.command(&tb.client, "wrk");
+    cmd.arg(format!("-t{}", args.threads))
+        .arg(format!("-c{}", args.connections))
+        .arg(format!("-d{}s", args.duration))
+        .arg("--timeout")
+        .arg(format!("{}s", args.timeout))
+        .arg("--latency");
+    if conn == Conn::Close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    cmd.arg(&url);
+    let (out, cpu) = with_cpu(ns, || {
+        cmd.output_timeout(Duration::from_secs(args.duration + args.timeout + 30))
+            .context("running wrk (`cargo xtask setup` installs it)")
+    })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "`{}` failed: {}\n{stdout}{}",
+            cmd.show(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let wrk = parse_wrk(&stdout).with_context(|| format!("parsing wrk's output:\n{stdout}"))?;
+    let report = lb.stop()?;
+    Ok(Run {
+        round,
+        path,
+        measured: Measured::Wrk(conn, wrk),
+        cpu,
+        report,
+    })
+}
+
+/// Parses wrk's report (run with --latency).
+fn parse_wrk(out: &str) -> anyhow::Result<Wrk> {
+    let mut w = Wrk {
+        lat_avg_ms: f64::NAN,
+        lat_p99_ms: f64::NAN,
+        ..Wrk::default()
+    };
+    let mut saw_rps = false;
+    for line in out.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            w.rps = v.trim().parse().with_context(|| format!("{line:?}"))?;
+            saw_rps = true;
+        } else if words.first() == Some(&"Latency") && words.len() > 1 && words[1] != "Distribution" {
+            w.lat_avg_ms = parse_time_ms(words[1])?;
+        } else if words.first() == Some(&"99%") && words.len() > 1 {
+            w.lat_p99_ms = parse_time_ms(words[1])?;
+        } else if words.len() > 2 && words[1] == "requests" && words[2] == "in" {
+            w.requests = words[0].parse().with_context(|| format!("{line:?}"))?;
+        } else if let Some(rest) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            for (i, part) in rest.split(',').enumerate().take(4) {
+                let n = part.split_whitespace().nth(1).unwrap_or("0");
+                w.socket_errors[i] = n.parse().with_context(|| format!("{line:?}"))?;
+            }
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            w.non_2xx = v.trim().parse().with_context(|| format!("{line:?}"))?;
+        }
+    }
+    if !saw_rps {
+        bail!("no \"Requests/sec:\" line");
+    }
+    Ok(w)
+}
+
+/// wrk's times ("812.00us", "1.23ms", "2.00s", "1.00m") in milliseconds.
+fn parse_time_ms(s: &str) -> anyhow::Result<f64> {
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: f64 = num.parse().with_context(|| format!("time {s:?}"))?;
+    let scale = match unit {
+        "us" => 0.001,
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => bail!("time {s:?}: unknown unit"),
+    };
+    Ok(num * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 10s test @ http://198.18.0.101/
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.23ms  456.00us  10.00ms   80.00%
+    Req/Sec    10.00k     1.00k   12.00k    70.00%
+  Latency Distribution
+     50%    1.00ms
+     75%    1.50ms
+     90%    2.00ms
+     99%  812.00us
+  200000 requests in 10.00s, 30.00MB read
+  Socket errors: connect 1, read 2, write 3, timeout 4
+  Non-2xx or 3xx responses: 5
+Requests/sec:  20000.50
+Transfer/sec:      3.00MB
+";
+
+    #[test]
+    fn parses_wrk_output() {
+        let w = parse_wrk(WRK).unwrap();
+        assert_eq!(w.rps, 20000.5);
+        assert_eq!(w.requests, 200_000);
+        assert_eq!(w.lat_avg_ms, 1.23);
+        assert!((w.lat_p99_ms - 0.812).abs() < 1e-9);
+        assert_eq!(w.socket_errors, [1, 2, 3, 4]);
+        assert_eq!(w.non_2xx, 5);
+        assert_eq!(w.errors(), 15);
+    }
+
+    #[test]
+    fn wrk_output_without_rate_is_an_error() {
+        assert!(parse_wrk("unable to connect to 198.18.0.2:80 Connection refused").is_err());
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time_ms("2.00s").unwrap(), 2000.0);
+        assert_eq!(parse_time_ms("1.50m").unwrap(), 90_000.0);
+        assert!(parse_time_ms("3.0x").is_err());
+    }
+}
