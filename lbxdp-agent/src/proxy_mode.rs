@@ -84,11 +84,15 @@ async fn reload(p: &mut proxy::Proxy, monitor: &mut Monitor, paths: &[PathBuf]) 
 /// Whether an XDP failure should make `--mode auto` fall back to the proxy:
 /// the kernel or the interface said no, or there is no interface to serve.
 pub fn xdp_unavailable(e: &anyhow::Error) -> bool {
-    use crate::datapath::{DatapathError, net::NetError};
+    use crate::datapath::{DatapathError, net::NetError, plan::PlanError};
     e.chain().any(|c| {
         c.downcast_ref::<DatapathError>()
             .is_some_and(|d| !matches!(d, DatapathError::NoSuchInterface(_)))
             || c.downcast_ref::<NetError>().is_some()
+            // What XDP can't do but the proxy can (IPv4 to IPv6, port
+            // offsets over several ports, wide ranges); with no frontend at
+            // all there is nothing for the proxy either.
+            || c.downcast_ref::<PlanError>().is_some_and(|p| !matches!(p, PlanError::Empty))
     })
 }
 

@@ -94,3 +94,46 @@ fn auto_falls_back_without_bpf_privilege() {
     let report = agent.stop();
     assert_eq!(report["mode"], "proxy", "{report}");
 }
+
+/// A config XDP can't serve (an IPv4 VIP in front of IPv6-only servers: XDP
+/// does not translate between families) is served by the proxy in auto mode,
+/// and refused in xdp mode.
+#[test]
+fn auto_falls_back_for_a_config_xdp_cannot_serve() {
+    let Some(tb) = common::testbed("auto_falls_back_for_a_config_xdp_cannot_serve", Layout::OneArm, 3, true) else {
+        return;
+    };
+    let mut cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
+        tb.lb.v4()
+    );
+    for b in &tb.backends {
+        cfg.push_str(&format!("    server {} [{}]:80\n", b.name, b.v6()));
+    }
+    let path = tb.dir().join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("haproxy.cfg");
+    let path = path.to_string_lossy().into_owned();
+
+    let out = tb
+        .command(&tb.lb, agent_bin())
+        .args(["-f", &path, "--mode", "xdp", "-i", "eth0"])
+        .output_timeout(Duration::from_secs(30))
+        .expect("agent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not translate between IPv4 and IPv6"), "{err}");
+
+    let mut agent = Agent::start(&tb, &["-f", &path, "-i", "eth0"]);
+    let line = agent.wait_for("falling back to the userspace proxy", Duration::from_secs(30));
+    assert!(line.contains("does not translate between IPv4 and IPv6"), "{line}");
+    agent.wait_for("balancing", Duration::from_secs(30));
+    let got = answers(&tb);
+    assert_eq!(
+        got.len(),
+        3,
+        "all three servers answer over IPv6 through the proxy: {got:?}"
+    );
+    let report = agent.stop();
+    assert_eq!(report["mode"], "proxy", "{report}");
+}
