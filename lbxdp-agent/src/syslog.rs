@@ -5,9 +5,10 @@
 use std::{
     net::{IpAddr, SocketAddr},
     os::unix::net::UnixDatagram,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
+use jiff::{Timestamp, tz::TimeZone};
 use tracing::warn;
 
 use crate::config::LogTarget;
@@ -25,29 +26,27 @@ pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// A civil UTC date from a time: (year, month 1..=12, day, h, m, s, ms).
-/// Howard Hinnant's days-from-civil inverse; no time-zone database needed.
-pub(crate) fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = d.as_secs() as i64;
-    let ms = d.subsec_millis();
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, sod / 3600, sod / 60 % 60, sod % 60, ms)
+/// The date and time on the wall in `tz`: (year, month 1..=12, day, h, m,
+/// s, ms). HAProxy writes its log dates in local time; the agent uses the
+/// system's time zone (`TZ`, else /etc/localtime), as read by jiff.
+pub(crate) fn civil(t: SystemTime, tz: &TimeZone) -> (i64, u32, u32, u32, u32, u32, u32) {
+    let ts = Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH);
+    let dt = tz.to_datetime(ts);
+    let n = |v: i16| u32::try_from(v).unwrap_or(0);
+    (
+        i64::from(dt.year()),
+        n(dt.month().into()),
+        n(dt.day().into()),
+        n(dt.hour().into()),
+        n(dt.minute().into()),
+        n(dt.second().into()),
+        n(dt.millisecond()),
+    )
 }
 
 /// RFC 3164's timestamp: `Feb  6 12:12:56` (day padded with a space).
-pub fn rfc3164_timestamp(t: SystemTime) -> String {
-    let (_, mo, d, h, mi, s, _) = civil(t);
+pub fn rfc3164_timestamp(t: SystemTime, tz: &TimeZone) -> String {
+    let (_, mo, d, h, mi, s, _) = civil(t, tz);
     format!("{} {d:>2} {h:02}:{mi:02}:{s:02}", MONTHS[(mo - 1) as usize])
 }
 
@@ -67,11 +66,11 @@ pub fn level_code(name: &str) -> Option<u8> {
 
 /// `<PRI>Mmm dd hh:mm:ss tag[pid]: msg` — RFC 3164 without the hostname,
 /// which is what HAProxy sends unless `log-send-hostname` is set.
-pub fn rfc3164(facility: u8, severity: u8, at: SystemTime, tag: &str, pid: u32, msg: &str) -> String {
+pub fn rfc3164(facility: u8, severity: u8, at: SystemTime, tz: &TimeZone, tag: &str, pid: u32, msg: &str) -> String {
     format!(
         "<{}>{} {tag}[{pid}]: {msg}",
         u32::from(facility) * 8 + u32::from(severity),
-        rfc3164_timestamp(at)
+        rfc3164_timestamp(at, tz)
     )
 }
 
@@ -92,9 +91,11 @@ struct Target {
 }
 
 /// Where the session lines of one frontend go.
-#[derive(Default)]
 pub struct Logger {
     targets: Vec<Target>,
+    /// Dates are written in the system's time zone as it was when the logger
+    /// was made (at start and at each reload), as HAProxy does.
+    tz: TimeZone,
 }
 
 /// Parses HAProxy's log address forms: `ip`, `ip:port`, `udp@`, `udp4@`,
@@ -170,7 +171,15 @@ impl Logger {
                 Err(e) => warn!(address = %t.address, "log target skipped: {e}"),
             }
         }
-        Logger { targets: out }
+        Logger {
+            targets: out,
+            tz: TimeZone::system(),
+        }
+    }
+
+    /// The time zone this logger writes dates in.
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.tz
     }
 
     pub fn is_empty(&self) -> bool {
@@ -186,7 +195,7 @@ impl Logger {
                 continue;
             }
             let sev = severity.max(t.min_level);
-            let line = rfc3164(t.facility, sev, now, LOG_TAG, pid, msg);
+            let line = rfc3164(t.facility, sev, now, &self.tz, LOG_TAG, pid, msg);
             // Non-blocking sends: a slow or absent syslog loses lines, it does
             // not stall sessions. The error is not worth a log line per line.
             match &t.sink {

@@ -193,7 +193,7 @@ pub(crate) async fn run(
         && !(fe.dontlognull && to_server == 0)
         && let Some(logger) = &fe.logger
     {
-        logger.send(tcplog::SEVERITY_INFO, &tcplog::format_tcplog(&rec));
+        logger.send(tcplog::SEVERITY_INFO, &tcplog::format_tcplog(&rec, logger.time_zone()));
     }
     // Close the server side before giving back the slot, so a queued session
     // never finds the server holding one more connection than it counts.

@@ -8,6 +8,8 @@ use std::{
     time::SystemTime,
 };
 
+use jiff::tz::TimeZone;
+
 pub use crate::syslog::{LOG_TAG, Logger, SEVERITY_INFO, facility_code, level_code, rfc3164, rfc3164_timestamp};
 use crate::syslog::{MONTHS, civil};
 
@@ -42,7 +44,7 @@ pub struct LogRecord {
 
 /// The line after the syslog header, in HAProxy 2.6's tcplog format:
 /// `ip:port [date] frontend backend/server Tw/Tc/Tt bytes state act/fe/be/srv/retries srvq/beq`.
-pub fn format_tcplog(r: &LogRecord) -> String {
+pub fn format_tcplog(r: &LogRecord, tz: &TimeZone) -> String {
     let mut s = String::with_capacity(160);
     // IPv6 clients are written without brackets, as HAProxy's %ci:%cp does.
     let ip = match r.client.ip() {
@@ -54,7 +56,7 @@ pub fn format_tcplog(r: &LogRecord) -> String {
         "{}:{} [{}] {} {}/{} {}/{}/{} {} {} {}/{}/{}/{}/{}{} {}/{}",
         ip,
         r.client.port(),
-        accept_date(r.accept_date),
+        accept_date(r.accept_date, tz),
         r.frontend,
         r.backend,
         r.server.as_deref().unwrap_or("<NOSRV>"),
@@ -75,11 +77,9 @@ pub fn format_tcplog(r: &LogRecord) -> String {
     s
 }
 
-/// `06/Feb/2009:12:12:51.443`. UTC: HAProxy writes local time; a process
-/// without a time-zone database writes UTC, and says so nowhere, so the
-/// agent should run with TZ=UTC for the two to agree.
-pub fn accept_date(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s, ms) = civil(t);
+/// `06/Feb/2009:12:12:51.443`, on the wall clock of `tz`.
+pub fn accept_date(t: SystemTime, tz: &TimeZone) -> String {
+    let (y, mo, d, h, mi, s, ms) = civil(t, tz);
     format!("{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}", MONTHS[(mo - 1) as usize])
 }
 #[cfg(test)]
@@ -87,6 +87,8 @@ mod tests {
     use super::*;
 
     use std::time::{Duration, UNIX_EPOCH};
+
+    const UTC: TimeZone = TimeZone::UTC;
 
     fn at(secs: u64, ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms)
@@ -96,11 +98,17 @@ mod tests {
     fn dates() {
         // 2009-02-06 12:12:51 UTC, HAProxy's manual's example date.
         let t = at(1_233_922_371, 443);
-        assert_eq!(accept_date(t), "06/Feb/2009:12:12:51.443");
-        assert_eq!(rfc3164_timestamp(t), "Feb  6 12:12:51");
-        assert_eq!(accept_date(at(951_782_400, 7)), "29/Feb/2000:00:00:00.007");
-        assert_eq!(accept_date(at(0, 0)), "01/Jan/1970:00:00:00.000");
-        assert_eq!(rfc3164_timestamp(at(1_767_225_599, 0)), "Dec 31 23:59:59");
+        assert_eq!(accept_date(t, &UTC), "06/Feb/2009:12:12:51.443");
+        assert_eq!(rfc3164_timestamp(t, &UTC), "Feb  6 12:12:51");
+        assert_eq!(accept_date(at(951_782_400, 7), &UTC), "29/Feb/2000:00:00:00.007");
+        assert_eq!(accept_date(at(0, 0), &UTC), "01/Jan/1970:00:00:00.000");
+        assert_eq!(rfc3164_timestamp(at(1_767_225_599, 0), &UTC), "Dec 31 23:59:59");
+        // Local time, with its daylight-saving rules, as HAProxy writes it.
+        let new_york = TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        assert_eq!(accept_date(t, &new_york), "06/Feb/2009:07:12:51.443");
+        // 2009-07-06 12:12:51 UTC is 08:12:51 EDT.
+        assert_eq!(accept_date(at(1_246_882_371, 0), &new_york), "06/Jul/2009:08:12:51.000");
+        assert_eq!(rfc3164_timestamp(at(0, 0), &new_york), "Dec 31 19:00:00");
     }
 
     fn record() -> LogRecord {
@@ -129,7 +137,7 @@ mod tests {
     #[test]
     fn the_manuals_example_line() {
         assert_eq!(
-            format_tcplog(&record()),
+            format_tcplog(&record(), &UTC),
             "10.0.1.2:33313 [06/Feb/2009:12:12:51.443] fnt bck/srv1 0/0/5007 212 -- 0/0/0/0/3 0/0"
         );
     }
@@ -145,7 +153,7 @@ mod tests {
         r.retries = 1;
         r.client = "[2001:db8::5]:4000".parse().unwrap();
         assert_eq!(
-            format_tcplog(&r),
+            format_tcplog(&r, &UTC),
             "2001:db8::5:4000 [06/Feb/2009:12:12:51.443] fnt bck/<NOSRV> -1/-1/5007 212 SC 0/0/0/0/+1 0/0"
         );
     }
@@ -158,7 +166,7 @@ mod tests {
         assert_eq!(facility_code("bogus"), None);
         assert_eq!(level_code("info"), Some(6));
         assert_eq!(
-            rfc3164(f, SEVERITY_INFO, at(1_233_922_371, 0), "lbxdp", 42, "hello"),
+            rfc3164(f, SEVERITY_INFO, at(1_233_922_371, 0), &UTC, "lbxdp", 42, "hello"),
             "<134>Feb  6 12:12:51 lbxdp[42]: hello"
         );
     }
