@@ -256,7 +256,9 @@ pub async fn pump(
         chunk,
         on_bytes
     ));
-    let mut kill = pin!(kill);
+    // Unconstrained: were tokio's co-op budget spent at the arming poll, the
+    // channels' futures would return without registering a waker.
+    let mut kill = pin!(tokio::task::unconstrained(kill));
     // One poll arms `kill` (registers its wakers) until it fires.
     if let Poll::Ready(letter) = std::future::poll_fn(|cx| Poll::Ready(kill.as_mut().poll(cx))).await {
         return PumpResult {
