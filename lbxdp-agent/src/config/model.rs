@@ -275,7 +275,9 @@ pub struct Backend {
     pub fullconn: Option<u32>,
     /// HAProxy's default is 3.
     pub retries: u32,
-    pub redispatch: bool,
+    /// `option redispatch [<interval>]`: None when off, else the interval
+    /// (HAProxy's default -1: the last retry).
+    pub redispatch: Option<i64>,
     /// `option allbackups`: with no active server up, every backup takes
     /// traffic, not only the first one.
     pub allbackups: bool,

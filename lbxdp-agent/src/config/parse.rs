@@ -113,7 +113,7 @@ pub struct Draft {
     pub maxconn: Option<u32>,
     pub fullconn: Option<u32>,
     pub retries: Option<u32>,
-    pub redispatch: bool,
+    pub redispatch: Option<i64>,
     pub allbackups: bool,
     pub tcplog: bool,
     pub dontlognull: bool,
@@ -147,7 +147,7 @@ impl Draft {
             maxconn: None,
             fullconn: None,
             retries: None,
-            redispatch: false,
+            redispatch: None,
             allbackups: false,
             tcplog: false,
             dontlognull: false,
@@ -1382,6 +1382,7 @@ impl<'e> Parser<'e> {
         }
         match name {
             "redispatch" => {
+                let mut after = -1;
                 if !arg(w, 2).is_empty() {
                     let (v, clean) = atol(arg(w, 2));
                     if !clean || v == 0 {
@@ -1391,9 +1392,10 @@ impl<'e> Parser<'e> {
                         );
                         return;
                     }
+                    after = v;
                 }
                 if !self.too_many_opt(w, 1, at) {
-                    p.redispatch = on;
+                    p.redispatch = on.then_some(after);
                 }
             }
             "tcplog" | "dontlognull" | "tcpka" | "log-health-checks" | "allbackups" => {

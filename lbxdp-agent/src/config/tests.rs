@@ -42,7 +42,7 @@ fn seed_resolves_completely() {
     let be = c.backend("nginx-servers").unwrap();
     assert_eq!(be.balance, Balance::RoundRobin);
     assert_eq!(be.retries, 3);
-    assert!(be.redispatch);
+    assert_eq!(be.redispatch, Some(-1));
     assert_eq!(be.timeouts.connect, Some(Duration::from_secs(10)));
     assert_eq!(be.timeouts.queue, Some(Duration::from_secs(60)));
     assert_eq!(be.servers.len(), 3);

@@ -79,7 +79,8 @@ pub struct BackendRt {
     pub hash_type: HashType,
     pub allbackups: bool,
     pub retries: u32,
-    pub redispatch: bool,
+    /// `option redispatch [<interval>]`; None when off.
+    pub redispatch: Option<i64>,
     pub timeouts: BackendTimeouts,
     pub tcpka: bool,
     pub servers: Vec<ServerRt>,
@@ -551,10 +552,33 @@ impl BackendRt {
         u64::from(self.lock().cur.get(i).copied().unwrap_or(0))
     }
 
-    /// Whether a redispatch could go anywhere else.
-    pub fn has_other_server(&self, idx: usize) -> bool {
+    /// After the `retries_done`-th failed connect to server `idx`: whether to
+    /// move to another server rather than retry this one. HAProxy 2.6's rule
+    /// (stream.c, `sess_update_st_cer`): with `option redispatch`, when the
+    /// server is down, on the retries its interval names (the last one by
+    /// default), or at once on every retry when the algorithm does not hash
+    /// and more than one active server is up. Checked against HAProxy 2.6
+    /// itself: `balance first` with a dead and a live server answers at once
+    /// with `wredis` 1 and no retry. Never when there is nowhere else to go.
+    pub fn redispatches_now(&self, retries_done: u32, idx: usize) -> bool {
+        let Some(after) = self.redispatch else {
+            return false;
+        };
         let st = self.lock();
-        self.pool(&st).iter().any(|c| c.idx != idx)
+        if !self.pool(&st).iter().any(|c| c.idx != idx) {
+            return false;
+        }
+        let done = i64::from(retries_done);
+        let every = if after > 0 {
+            after
+        } else {
+            i64::from(self.retries) + 1 + after
+        };
+        let hashes = matches!(self.balance, Balance::Source | Balance::Random(_) | Balance::Layer7);
+        let active_up = (0..self.servers.len())
+            .filter(|&i| !self.servers[i].backup && self.usable(&st, i))
+            .count();
+        !self.usable(&st, idx) || (every > 0 && done % every == 0) || (!hashes && active_up > 1)
     }
 
     /// The `timeout queue` fallback HAProxy uses, for callers that log it.

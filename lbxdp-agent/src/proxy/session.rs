@@ -263,8 +263,10 @@ async fn establish(
             }
             Err(e) => e,
         };
-        srv.counters.econ.fetch_add(1, Relaxed);
         if rec.retries >= be.retries {
+            // As HAProxy counts: one connection error per session that gave
+            // up, the attempts before it are retries or redispatches.
+            srv.counters.econ.fetch_add(1, Relaxed);
             return Err(match err {
                 ConnectError::Timeout => *b"sC",
                 ConnectError::Failed => *b"SC",
@@ -272,9 +274,7 @@ async fn establish(
             });
         }
         rec.retries += 1;
-        srv.counters.wretr.fetch_add(1, Relaxed);
-        // `option redispatch`: the last retry goes to another server.
-        if be.redispatch && rec.retries == be.retries && be.has_other_server(slot.idx) {
+        if be.redispatches_now(rec.retries, slot.idx) {
             srv.counters.wredis.fetch_add(1, Relaxed);
             rec.redispatched = true;
             let failed = slot.idx;
@@ -283,12 +283,15 @@ async fn establish(
             slot = s;
             rec.srv_queue = rec.srv_queue.max(q.srv_queue);
             rec.backend_queue = rec.backend_queue.max(q.backend_queue);
-        } else if !matches!(err, ConnectError::Timeout) {
-            // HAProxy's turn-around timer: min(timeout connect, 1s) before
-            // retrying a server that refused, so a restarting server is not
-            // hammered. A timeout already waited.
-            let pause = connect_timeout.map_or(Duration::from_secs(1), |t| t.min(Duration::from_secs(1)));
-            tokio::time::sleep(pause).await;
+        } else {
+            srv.counters.wretr.fetch_add(1, Relaxed);
+            if !matches!(err, ConnectError::Timeout) {
+                // HAProxy's turn-around timer: min(timeout connect, 1s) before
+                // retrying a server that refused, so a restarting server is
+                // not hammered. A timeout already waited.
+                let pause = connect_timeout.map_or(Duration::from_secs(1), |t| t.min(Duration::from_secs(1)));
+                tokio::time::sleep(pause).await;
+            }
         }
         tc_start = Instant::now();
     }
