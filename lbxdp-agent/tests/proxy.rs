@@ -327,7 +327,7 @@ listen fe
     assert!(t.elapsed() >= Duration::from_millis(380), "{:?}", t.elapsed());
     wait_idle(&p).await;
     let d = p.stats().server("fe", "dead").unwrap().clone();
-    assert_eq!((d.econ, d.wretr, d.wredis), (1, 2, 0), "{d:?}");
+    assert_eq!((d.econ, d.wretr, d.wredis, d.stot), (1, 2, 0, 3), "{d:?}");
     p.shutdown().await;
 }
 

@@ -285,6 +285,8 @@ async fn establish(
             rec.backend_queue = rec.backend_queue.max(q.backend_queue);
         } else {
             srv.counters.wretr.fetch_add(1, Relaxed);
+            // HAProxy's server `stot` counts every connection attempt.
+            srv.counters.stot.fetch_add(1, Relaxed);
             if !matches!(err, ConnectError::Timeout) {
                 // HAProxy's turn-around timer: min(timeout connect, 1s) before
                 // retrying a server that refused, so a restarting server is
