@@ -6,16 +6,22 @@ mod common;
 use std::{collections::BTreeSet, os::unix::fs::PermissionsExt as _, time::Duration};
 
 use common::{Agent, agent_bin};
-use lbxdp_testbed::{Layout, Testbed};
+use lbxdp_testbed::{Host, Layout, Testbed};
 
 fn config(tb: &Testbed) -> String {
+    config_with(tb, |b| format!("{}:80 check inter 500", b.v4()))
+}
+
+/// A VIP on the LB's IPv4 address in front of every backend; `server` gives
+/// each server line's address and options.
+fn config_with(tb: &Testbed, server: impl Fn(&Host) -> String) -> String {
     let mut s = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\n\
          frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
         tb.lb.v4()
     );
     for b in &tb.backends {
-        s.push_str(&format!("    server {} {}:80 check inter 500\n", b.name, b.v4()));
+        s.push_str(&format!("    server {} {}\n", b.name, server(b)));
     }
     s
 }
@@ -103,14 +109,7 @@ fn auto_falls_back_for_a_config_xdp_cannot_serve() {
     let Some(tb) = common::testbed("auto_falls_back_for_a_config_xdp_cannot_serve", Layout::OneArm, 3, true) else {
         return;
     };
-    let mut cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\n\
-         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
-        tb.lb.v4()
-    );
-    for b in &tb.backends {
-        cfg.push_str(&format!("    server {} [{}]:80\n", b.name, b.v6()));
-    }
+    let cfg = config_with(&tb, |b| format!("[{}]:80", b.v6()));
     let path = tb.dir().join("haproxy.cfg");
     std::fs::write(&path, cfg).expect("haproxy.cfg");
     let path = path.to_string_lossy().into_owned();
