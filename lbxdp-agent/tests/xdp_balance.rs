@@ -3,9 +3,8 @@
 //! loudly without it.
 mod common;
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use common::{Agent, agent_bin};
 use lbxdp_testbed::{Host, Layout, Testbed};
 
 const REQUESTS: usize = 3000;
@@ -32,30 +31,6 @@ fn servers_v4(tb: &Testbed, port: u16, weights: &[u32]) -> Vec<(String, String, 
         .zip(weights)
         .map(|(b, w)| (b.name.clone(), format!("{}:{port}", b.v4()), *w))
         .collect()
-}
-
-/// Writes the config, puts the pass program on the LB's bridge ports and
-/// starts the agent; returns once it says it is balancing.
-fn start_agent(tb: &mut Testbed, cfg: &str, extra: &[&str]) -> Agent {
-    let path = tb.dir().join("haproxy.cfg");
-    std::fs::write(&path, cfg).expect("writing haproxy.cfg");
-    if !tb
-        .peer_ports(&tb.lb)
-        .iter()
-        .all(|p| tb.switch_xdp_attached(p).unwrap_or(false))
-    {
-        tb.attach_peer_pass(Path::new(agent_bin()), &tb.lb.clone())
-            .expect("pass program on the LB's peers");
-    }
-    let path = path.to_string_lossy().into_owned();
-    let mut args = vec!["-f", path.as_str(), "--xdp-mode", "native", "--stats-interval", "0"];
-    args.extend_from_slice(extra);
-    if !extra.contains(&"-i") {
-        args.extend_from_slice(&["-i", "eth0"]);
-    }
-    let mut agent = Agent::start(tb, &args);
-    agent.wait_for("balancing", Duration::from_secs(30));
-    agent
 }
 
 /// `n` requests, each on a new connection, from one curl; tallied by answer.
@@ -132,7 +107,7 @@ fn weights_spread_3000_requests(mode: &str) {
     let vip = format!("{}:80", tb.lb.v4());
     for weights in [[1, 1, 1], [1, 2, 3]] {
         let cfg = haproxy_cfg(std::slice::from_ref(&vip), &servers_v4(&tb, 80, &weights));
-        let agent = start_agent(&mut tb, &cfg, &["--mode", mode]);
+        let agent = common::start_balancing(&mut tb, &cfg, &["--mode", mode]);
         let t = tally(&tb, &tb.client.clone(), &format!("http://{vip}/"), REQUESTS);
         eprintln!("{mode}, weights {weights:?}: {t:?}");
         let report = agent.stop();
@@ -182,7 +157,7 @@ fn full_nat_hides_the_client_and_ipv6_works() {
             .iter()
             .map(|(n, a, w)| format!("    server {n} {a} weight {w}\n"))
             .collect::<String>();
-    let agent = start_agent(&mut tb, &cfg, &[]);
+    let agent = common::start_balancing(&mut tb, &cfg, &[]);
 
     let client = tb.client.clone();
     assert_eq!(
@@ -241,7 +216,7 @@ fn udp_through_the_vip() {
     let vip = tb.lb.v4();
     // No `check`: a TCP connect check of a UDP service fails, in HAProxy too.
     let cfg = haproxy_cfg(&[format!("{vip}:9000")], &servers_v4(&tb, 9000, &[1, 1, 1])).replace(" check ", " ");
-    let agent = start_agent(&mut tb, &cfg, &[]);
+    let agent = common::start_balancing(&mut tb, &cfg, &[]);
     let mut t: BTreeMap<String, usize> = BTreeMap::new();
     for port in 0..UDP_FLOWS {
         let script = format!(
@@ -277,7 +252,7 @@ fn two_arm_dnat_keeps_the_client_address() {
     };
     let vip = tb.lb.v4();
     let cfg = haproxy_cfg(&[format!("{vip}:80")], &servers_v4(&tb, 80, &[1, 1, 1]));
-    let agent = start_agent(&mut tb, &cfg, &["--nat", "dnat", "-i", "eth0", "-i", "eth1"]);
+    let agent = common::start_balancing(&mut tb, &cfg, &["--nat", "dnat", "-i", "eth0", "-i", "eth1"]);
     let client = tb.client.clone();
     assert_eq!(
         curl1(&tb, &client, &format!("http://{vip}/ip")),
@@ -344,7 +319,7 @@ fn reload_adds_a_server_and_keeps_long_flows() {
             .collect();
         format!("{web}\nfrontend echo\n    bind {vip}:7000\n    default_backend echo\n\nbackend echo\n{echo}")
     };
-    let mut agent = start_agent(&mut tb, &cfg(3, &[1, 1, 1, 1]), &[]);
+    let mut agent = common::start_balancing(&mut tb, &cfg(3, &[1, 1, 1, 1]), &[]);
     let url = format!("http://{vip}/");
     let before = by_port(&tb, vip, 80, 20000..20200);
     let again = by_port(&tb, vip, 80, 20000..20200);

@@ -4,12 +4,11 @@
 mod common;
 
 use std::{
-    path::Path,
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
-use common::{Agent, agent_bin};
+use common::Agent;
 use lbxdp_testbed::{Host, Layout, Testbed};
 
 const INTER_MS: u64 = 200;
@@ -20,26 +19,7 @@ fn start(tb: &mut Testbed, cfg: &str) -> Agent {
 
 /// The agent in `--mode xdp` (native) or `--mode proxy`, once it is balancing.
 fn start_in(tb: &mut Testbed, cfg: &str, mode: &str) -> Agent {
-    let path = tb.dir().join("haproxy.cfg");
-    std::fs::write(&path, cfg).expect("haproxy.cfg");
-    tb.attach_peer_pass(Path::new(agent_bin()), &tb.lb.clone())
-        .expect("pass program");
-    let path = path.to_string_lossy().into_owned();
-    let args = [
-        "-f",
-        &path,
-        "--mode",
-        mode,
-        "-i",
-        "eth0",
-        "--xdp-mode",
-        "native",
-        "--stats-interval",
-        "0",
-    ];
-    let mut agent = Agent::start(tb, &args);
-    agent.wait_for("balancing", Duration::from_secs(30));
-    agent
+    common::start_balancing(tb, cfg, &["--mode", mode])
 }
 
 fn defaults() -> String {

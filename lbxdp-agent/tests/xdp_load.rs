@@ -6,7 +6,7 @@ mod common;
 
 use std::{path::Path, time::Duration};
 
-use common::{Agent, agent_bin};
+use common::agent_bin;
 use lbxdp_testbed::{Layout, Testbed};
 
 const CHUNKS: usize = 6;
@@ -141,21 +141,8 @@ fn sustained_short_connections_through_full_nat() {
         "HAProxy left too few TIME_WAITs ({tw}) for this test to mean anything"
     );
 
-    let cfg_s = cfg.to_string_lossy().into_owned();
-    let mut agent = Agent::start(
-        &tb,
-        &[
-            "-f",
-            &cfg_s,
-            "-i",
-            "eth0",
-            "--xdp-mode",
-            "native",
-            "--stats-interval",
-            "0",
-        ],
-    );
-    agent.wait_for("balancing", Duration::from_secs(30));
+    let text = config(&tb);
+    let agent = common::start_balancing(&mut tb, &text, &[]);
     sustained(&tb, "lbxdp after haproxy");
     sustained(&tb, "lbxdp after lbxdp");
     let report = agent.stop();

@@ -202,3 +202,29 @@ impl Drop for Agent {
         }
     }
 }
+
+/// Writes `cfg` as the testbed's haproxy.cfg, puts the pass program on the
+/// LB's bridge ports (native redirect into a veth needs one on its peer) if
+/// they lack it, and starts the agent in native XDP mode on eth0 (unless
+/// `extra` names interfaces) with `extra`; returns once it is balancing.
+pub fn start_balancing(tb: &mut Testbed, cfg: &str, extra: &[&str]) -> Agent {
+    let path = tb.dir().join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("writing haproxy.cfg");
+    if !tb
+        .peer_ports(&tb.lb)
+        .iter()
+        .all(|p| tb.switch_xdp_attached(p).unwrap_or(false))
+    {
+        tb.attach_peer_pass(std::path::Path::new(agent_bin()), &tb.lb.clone())
+            .expect("pass program on the LB's peers");
+    }
+    let path = path.to_string_lossy().into_owned();
+    let mut args = vec!["-f", path.as_str(), "--xdp-mode", "native", "--stats-interval", "0"];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"-i") {
+        args.extend_from_slice(&["-i", "eth0"]);
+    }
+    let mut agent = Agent::start(tb, &args);
+    agent.wait_for("balancing", Duration::from_secs(30));
+    agent
+}
