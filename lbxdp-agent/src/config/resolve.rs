@@ -135,21 +135,14 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
 /// A checked server needs a port to check, as HAProxy 2.6 requires: its own,
 /// `port`, or one on every `tcp-check connect` (the first rule being one).
 fn check_ports(p: &Draft, diags: &mut Diags) {
-    let connect_ports: Vec<bool> = match &p.health {
-        HealthCheck::Connect => Vec::new(),
-        HealthCheck::TcpCheck(steps) => steps
-            .iter()
-            .filter_map(|s| match s {
-                TcpCheckStep::Connect { port, .. } => Some(port.is_some()),
-                _ => None,
-            })
-            .collect(),
-        HealthCheck::Http { .. } => vec![false],
+    let steps: &[TcpCheckStep] = match &p.health {
+        HealthCheck::TcpCheck(steps) => steps,
+        _ => &[],
     };
-    let first_is_connect_with_port = match &p.health {
-        HealthCheck::TcpCheck(steps) => matches!(steps.first(), Some(TcpCheckStep::Connect { port: Some(_), .. })),
-        _ => false,
-    };
+    let first_is_connect_with_port = matches!(steps.first(), Some(TcpCheckStep::Connect { port: Some(_), .. }));
+    let a_connect_without_port = steps
+        .iter()
+        .any(|s| matches!(s, TcpCheckStep::Connect { port: None, .. }));
     for s in p.servers.iter().filter(|s| s.opts.check) {
         if s.opts.port.is_some() || matches!(s.port, PortSpec::Fixed(_)) {
             continue;
@@ -164,7 +157,7 @@ fn check_ports(p: &Draft, diags: &mut Diags) {
             format!("{what}.")
         } else if !first_is_connect_with_port {
             format!("{what} nor tcp_check rule 'connect' with port information.")
-        } else if connect_ports.contains(&false) {
+        } else if a_connect_without_port {
             format!("{what}, and a tcp_check rule 'connect' with no port information.")
         } else {
             continue;
