@@ -16,7 +16,7 @@ use lbxdp_agent::{
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream, UdpSocket},
+    net::{TcpListener, TcpSocket, TcpStream, UdpSocket},
     task::JoinHandle,
 };
 
@@ -89,9 +89,14 @@ async fn named(name: &'static str) -> (SocketAddr, JoinHandle<()>) {
 }
 
 /// An address nothing listens on: connections are refused.
-fn dead_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+/// An address that refuses connections for as long as the returned socket
+/// lives: its port is bound but never listened on, so no other test (nor a
+/// later proxy of the same test) can take the port meanwhile, as it could
+/// once a released port went back to the ephemeral pool.
+fn dead_addr() -> (SocketAddr, TcpSocket) {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (s.local_addr().unwrap(), s)
 }
 
 async fn read_line(s: &mut TcpStream) -> String {
@@ -255,7 +260,7 @@ listen fe
 /// pause each time and gives up with one connection error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_then_redispatch_to_a_live_server() {
-    let dead = dead_addr();
+    let (dead, _dead_port) = dead_addr();
     let (live, _h) = named("live").await;
     let text = format!(
         "{DEFAULTS}
@@ -765,6 +770,7 @@ async fn child_fault_storm() {
         drop(s);
     })
     .await;
+    let (dead, _dead_port) = dead_addr();
     let text = format!(
         "{DEFAULTS}
     timeout client 400ms
@@ -785,7 +791,7 @@ listen dead
     bind 127.0.0.1:1
     server d {}
 ",
-        dead_addr()
+        dead
     );
     let (p, _) = start(&text).await;
     let addr_of = |fe: &str| p.listen_addrs().into_iter().find(|(f, _)| f == fe).unwrap().1;
@@ -880,7 +886,7 @@ async fn child_fd_exhaustion() {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     // The clients' sockets exist before the limit drops, so that the proxy,
     // not the client side of this same process, is the one that runs out.
-    let sockets: Vec<tokio::net::TcpSocket> = (0..40).map(|_| tokio::net::TcpSocket::new_v4().unwrap()).collect();
+    let sockets: Vec<TcpSocket> = (0..40).map(|_| TcpSocket::new_v4().unwrap()).collect();
     // Room for a handful of sessions (3 fds each: accepted, to the server, the server's).
     setrlimit(Resource::RLIMIT_NOFILE, open_fds() as u64 + 30, hard).unwrap();
     let mut clients = Vec::new();
