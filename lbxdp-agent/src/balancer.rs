@@ -17,6 +17,7 @@ use crate::{
         Datapath, NatMode, ProtoCounters, Sizes, XdpModeArg,
         net::{HostNet, IfAddr, in_subnet, snat_for},
         plan::{self, Plan},
+        ports::NatPorts,
         to_server_ids,
     },
     health::{Monitor, ServerId, ServerState, Snapshot, effective_weights},
@@ -160,13 +161,19 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         }
     }
     let mut host = Host { nets, local };
+    // Held (and released on exit) for as long as the datapath NATs.
+    let nat_ports = (plan.is_some() && opts.nat == NatMode::Full).then(NatPorts::reserve);
     let result = async {
         // The maps are filled before the program sees a packet: attached
         // first, it would hand the VIP's first connections to the stack,
         // which resets them.
         let mut live = None;
         if let Some(p) = plan {
-            dp.set_settings(&Settings::with_default_timeouts(opts.table_size))?;
+            let mut settings = Settings::with_default_timeouts(opts.table_size);
+            if let Some(ports) = &nat_ports {
+                (settings.nat_port_first, settings.nat_port_count) = ports.first_count();
+            }
+            dp.set_settings(&settings)?;
             let Some(c) = config else {
                 bail!("a plan without a config");
             };
@@ -184,8 +191,9 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             apply(&mut dp, p, &mut host, &mut l, opts).await?;
             live = Some(l);
         }
-        for iface in &opts.ifaces {
-            let mode = dp.attach_to(iface, opts.xdp_mode)?;
+        for (iface, (net, _)) in opts.ifaces.iter().zip(&host.nets) {
+            let asked = auto_mode_for_veth(opts.xdp_mode, iface, net).await;
+            let mode = dp.attach_to(iface, asked)?;
             info!("attached lbxdp to {iface} in {} mode", mode.as_str());
         }
         if let Some(l) = &live {
@@ -202,7 +210,34 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         net.cleanup().await;
     }
     dp.detach()?;
+    drop(nat_ports);
     result
+}
+
+/// `--xdp-mode auto` on a veth means generic. Native XDP_TX or a redirect
+/// into a veth delivers only when the peer runs an XDP program, and a frame
+/// that a namespace made with checksum offload on leaves native XDP with its
+/// checksum half done: either way every balanced packet would vanish without
+/// an error. Generic mode has neither trap (and on veth it is no slower).
+/// `--xdp-mode native` still forces native for those who set the peer up.
+async fn auto_mode_for_veth(asked: XdpModeArg, iface: &str, net: &HostNet) -> XdpModeArg {
+    if asked != XdpModeArg::Auto {
+        return asked;
+    }
+    match net.is_veth().await {
+        Ok(true) => {
+            info!(
+                "{iface} is a veth: generic XDP mode (native mode on a veth delivers only when the peer runs XDP \
+                 and the senders' checksums are complete; --xdp-mode native forces it)"
+            );
+            XdpModeArg::Generic
+        }
+        Ok(false) => asked,
+        Err(e) => {
+            warn!("{iface}: can't tell whether it is a veth ({e}); trying native mode first");
+            asked
+        }
+    }
 }
 
 /// The LB host's interfaces and their addresses.
@@ -512,8 +547,15 @@ fn log_stats(dp: &Datapath, plan: Option<&Plan>) {
             for fe in &r.frontends {
                 let f = &fe.stats;
                 info!(
-                    "frontend {}: {} pkts {} bytes {} flows; dropped: no server {}, no port {}, no neighbour {}",
-                    fe.name, f.packets, f.bytes, f.new_flows, f.drop_no_server, f.drop_no_port, f.drop_no_neigh
+                    "frontend {}: {} pkts {} bytes {} flows; dropped: no server {}, no port {}, no flow {}, no neighbour {}",
+                    fe.name,
+                    f.packets,
+                    f.bytes,
+                    f.new_flows,
+                    f.drop_no_server,
+                    f.drop_no_port,
+                    f.drop_no_flow,
+                    f.drop_no_neigh
                 );
             }
             let row = |name: &str, addr: &str, cells: [String; 5]| {

@@ -20,7 +20,10 @@ use lbxdp_agent::{
     datapath::{Datapath, NatMode, Sizes, plan::PlanServer, to_server_ids},
     maglev,
 };
-use lbxdp_common::{FLOW_CLOSING, FlowKey, FrontendStats, Proto, Settings, XDP_PROGRAM};
+use lbxdp_common::{
+    DEFAULT_NAT_PORT_COUNT, DEFAULT_NAT_PORT_FIRST, FLOW_CLOSING, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FlowKey,
+    FrontendStats, Proto, Settings, XDP_PROGRAM,
+};
 
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
@@ -465,6 +468,7 @@ fn fe_delta(a: &FrontendStats, b: &FrontendStats) -> FrontendStats {
         new_flows: b.new_flows - a.new_flows,
         drop_no_server: b.drop_no_server - a.drop_no_server,
         drop_no_port: b.drop_no_port - a.drop_no_port,
+        drop_no_flow: b.drop_no_flow - a.drop_no_flow,
         drop_table_full: b.drop_table_full - a.drop_table_full,
         drop_no_neigh: b.drop_no_neigh - a.drop_no_neigh,
         passed: b.passed - a.passed,
@@ -482,6 +486,20 @@ fn balanced(len: usize, new_flow: bool, passed: bool, no_neigh: bool) -> Fronten
         ..FrontendStats::default()
     }
 }
+
+/// The counters for a TCP segment that full NAT refused for having no flow.
+fn no_flow(len: usize) -> FrontendStats {
+    FrontendStats {
+        packets: 1,
+        bytes: len as u64,
+        drop_no_flow: 1,
+        ..FrontendStats::default()
+    }
+}
+
+/// Full NAT's source ports with the default settings.
+const NAT_PORTS: std::ops::RangeInclusive<u16> =
+    DEFAULT_NAT_PORT_FIRST..=DEFAULT_NAT_PORT_FIRST + (DEFAULT_NAT_PORT_COUNT - 1);
 
 fn action_name(a: u32) -> &'static str {
     match a {
@@ -536,6 +554,7 @@ const NONE: FrontendStats = FrontendStats {
     new_flows: 0,
     drop_no_server: 0,
     drop_no_port: 0,
+    drop_no_flow: 0,
     drop_table_full: 0,
     drop_no_neigh: 0,
     passed: 0,
@@ -944,7 +963,8 @@ fn malformed_and_odd_frames_get_defined_verdicts() {
         let seen = dissect_and_verify(&out);
         assert_eq!(seen.src, IpAddr::V4(SNAT4));
         assert!(v4_servers().iter().any(|s| s.addr == seen.dst), "{seen:?}");
-        assert_eq!((seen.sport, seen.dport), (CLIENT_PORT, SERVER_PORT));
+        assert!(NAT_PORTS.contains(&seen.sport), "{seen:?}: a NAT port");
+        assert_eq!(seen.dport, SERVER_PORT);
         assert_eq!(out[34..38], [0x94, 0x04, 0x00, 0x00], "the options must be left alone");
         assert_eq!(out[38 + 13], TCP_SYN, "the TCP header must be where IHL says");
 
@@ -961,31 +981,26 @@ fn malformed_and_odd_frames_get_defined_verdicts() {
             [balanced(f.len(), true, true, false), NONE],
         );
         let seen = dissect_and_verify(&out);
-        assert_eq!(
-            (seen.src, seen.sport, seen.dport),
-            (IpAddr::V4(SNAT4), CLIENT_PORT + 1, SERVER_PORT)
-        );
+        assert_eq!((seen.src, seen.dport), (IpAddr::V4(SNAT4), SERVER_PORT));
+        assert!(NAT_PORTS.contains(&seen.sport), "{seen:?}: a NAT port");
 
-        // TCP with no flags at all (a "null scan"): the program does not look
-        // at flags to admit a flow, only to mark closing ones and to reopen, so
-        // it pins a new flow and forwards the segment like any other.
+        // TCP with no flags at all (a "null scan"): in full NAT only a SYN
+        // opens a flow, so it gets no NAT port and no state.
         let f = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(CLIENT_PORT + 2, VIP_PORT, 0, &[])).frame();
-        let out = expect(
+        expect(
             &dp,
             "TCP with no flags to the VIP",
             &f,
-            XDP_PASS,
+            XDP_DROP,
             &[Ipv4, Tcp],
-            [balanced(f.len(), true, true, false), NONE],
+            [no_flow(f.len()), NONE],
         );
-        dissect_and_verify(&out);
         let mut key = client_key(CLIENT4.into(), VIP4.into(), IPPROTO_TCP);
         key.sport = (CLIENT_PORT + 2).to_be();
-        let flow = flow_of(&dp, &key).expect("a flagless TCP segment pins a flow");
-        assert_eq!(flow.flags & FLOW_CLOSING, 0);
+        assert!(flow_of(&dp, &key).is_none(), "a flagless TCP segment pins no flow");
 
-        // A bare ACK of an unknown flow (mid-stream after an LB restart or
-        // failover) is balanced too: Maglev sends it to the same server.
+        // A bare ACK of an unknown flow (mid-stream after the flow was
+        // forgotten, or spoofed): no NAT port either.
         let f = V4::new(
             CLIENT4,
             VIP4,
@@ -993,15 +1008,14 @@ fn malformed_and_odd_frames_get_defined_verdicts() {
             tcp(CLIENT_PORT + 3, VIP_PORT, TCP_ACK, b"data"),
         )
         .frame();
-        let out = expect(
+        expect(
             &dp,
             "bare ACK with data, no flow yet",
             &f,
-            XDP_PASS,
+            XDP_DROP,
             &[Ipv4, Tcp],
-            [balanced(f.len(), true, true, false), NONE],
+            [no_flow(f.len()), NONE],
         );
-        dissect_and_verify(&out);
 
         // TCP data offset below 5: not checked; the ports and flags are read
         // from the fixed 20 bytes, so it is balanced like a normal segment.
@@ -1093,15 +1107,15 @@ fn nat_rewrites_both_ways_with_valid_checksums() {
                     src: snat,
                     dst: server,
                     proto,
-                    sport: in_seen.sport,
+                    sport: u16::from_be(flow.nat_port),
                     dport: SERVER_PORT
                 },
                 "{name}: the rewritten packet"
             );
-            assert_eq!(
-                u16::from_be(flow.nat_port),
-                in_seen.sport,
-                "{name}: the client's port was free"
+            assert!(
+                NAT_PORTS.contains(&u16::from_be(flow.nat_port)),
+                "{name}: the NAT port {} is outside the NAT range",
+                u16::from_be(flow.nat_port)
             );
             assert_eq!(out[..14], frame[..14], "{name}: no route, so the MACs stay");
             if name.contains("without checksum") {
@@ -1147,7 +1161,7 @@ fn nat_rewrites_both_ways_with_valid_checksums() {
             assert_eq!(again, out, "{name}: the same flow must be rewritten the same way");
 
             // The server's reply, to the LB's snat address and the NAT port.
-            let (sport, dport) = (SERVER_PORT, in_seen.sport);
+            let (sport, dport) = (SERVER_PORT, u16::from_be(flow.nat_port));
             let reply = match (server, snat) {
                 (IpAddr::V4(s), IpAddr::V4(d)) => {
                     let seg = if proto == IPPROTO_TCP {
@@ -1367,20 +1381,17 @@ fn tcp_fin_and_rst_mark_flows_closing() {
             .expect("flow C's reply entry");
         assert_eq!(r.1.flags & FLOW_CLOSING, FLOW_CLOSING);
 
-        // An RST that opens a flow: pinned, and closing from the start.
+        // An RST with no flow: full NAT gives it no port and no state.
         let f = seg(41003, TCP_RST);
         expect(
             &dp,
             "RST with no flow (flow D)",
             &f,
-            XDP_PASS,
+            XDP_DROP,
             &tcp4,
-            one(f.len(), true),
+            [no_flow(f.len()), NONE],
         );
-        assert_eq!(
-            flow_of(&dp, &key(41003)).expect("flow D").flags & FLOW_CLOSING,
-            FLOW_CLOSING
-        );
+        assert!(flow_of(&dp, &key(41003)).is_none(), "an RST opens no flow");
     });
 }
 
@@ -1592,6 +1603,194 @@ fn random_and_mutated_frames_never_abort() {
             verdicts[XDP_PASS as usize],
             verdicts[XDP_DROP as usize],
             after.proto[Proto::Malformed as usize] - before.proto[Proto::Malformed as usize],
+        );
+    });
+}
+
+/// Full NAT's TCP state is made by SYNs only and stays bounded: a segment
+/// without a flow gets no port; a SYN's flow is half-open until the server's
+/// SYN-ACK and the client's ACK both went by, and a half-open flow lets go of
+/// its port after the SYN timeout (a spoofed SYN flood holds ports for
+/// seconds, not an hour); a client's RST closes the reply entry as a server's
+/// does; UDP replies keep the client's entry fresh.
+#[test]
+fn full_nat_state_is_syn_driven_and_bounded() {
+    if skip_without_root("full_nat_state_is_syn_driven_and_bounded") {
+        return;
+    }
+    in_fresh_netns(|| {
+        let mut dp = balancer();
+        // One NAT port, so flows compete for it; a short SYN timeout to wait out.
+        let mut settings = Settings::with_default_timeouts(TABLE);
+        settings.nat_port_count = 1;
+        settings.syn_timeout_ns = 200_000_000;
+        dp.set_settings(&settings).expect("settings");
+        // Backend 0 with one server, so every flow competes for the same
+        // (server, port).
+        let only = &v4_servers()[..1];
+        let members = [maglev::Member {
+            id: &only[0].name,
+            weight: 1,
+        }];
+        let table = maglev::build(&members, TABLE).expect("maglev table");
+        dp.set_table(0, &to_server_ids(&table, only)).expect("one-server table");
+        let port = DEFAULT_NAT_PORT_FIRST;
+        let tcp4 = [Proto::Ipv4, Proto::Tcp];
+        let seg = |cport: u16, flags: u8| V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(cport, VIP_PORT, flags, &[])).frame();
+        let key = |cport: u16| {
+            let mut k = client_key(CLIENT4.into(), VIP4.into(), IPPROTO_TCP);
+            k.sport = cport.to_be();
+            k
+        };
+        let reply_of = |dp: &Datapath| {
+            dp.replies()
+                .expect("REPLIES")
+                .into_iter()
+                .find(|(k, _)| k.dport == port.to_be())
+                .map(|(_, r)| r)
+        };
+        let ok = |len: usize, new_flow: bool| [balanced(len, new_flow, true, false), NONE];
+
+        // A: SYN, then an ACK before any SYN-ACK (forwarded, not confirmed).
+        let f = seg(42000, TCP_SYN);
+        let out = expect(&dp, "SYN (A)", &f, XDP_PASS, &tcp4, ok(f.len(), true));
+        let seen = dissect_and_verify(&out);
+        assert_eq!(seen.sport, port, "the one NAT port");
+        let IpAddr::V4(srv) = seen.dst else {
+            panic!("an IPv4 server")
+        };
+        let a = flow_of(&dp, &key(42000)).expect("A's flow");
+        assert_eq!(a.flags & FLOW_HALF_OPEN, FLOW_HALF_OPEN, "a SYN's flow is half-open");
+        let r = reply_of(&dp).expect("A's reply entry");
+        assert_eq!(r.flags & FLOW_HALF_OPEN, FLOW_HALF_OPEN);
+        let f = seg(42000, TCP_SYN);
+        expect(&dp, "SYN retransmit (A)", &f, XDP_PASS, &tcp4, ok(f.len(), false));
+        let f = seg(42000, TCP_ACK);
+        expect(&dp, "ACK before SYN-ACK (A)", &f, XDP_PASS, &tcp4, ok(f.len(), false));
+        assert_eq!(
+            flow_of(&dp, &key(42000)).expect("A").flags & FLOW_HALF_OPEN,
+            FLOW_HALF_OPEN,
+            "no SYN-ACK yet: still half-open"
+        );
+
+        // B competes for the port while A is half-open and young: no port.
+        let f = seg(42001, TCP_SYN);
+        expect(
+            &dp,
+            "SYN (B) while A holds the port",
+            &f,
+            XDP_DROP,
+            &tcp4,
+            [
+                FrontendStats {
+                    packets: 1,
+                    bytes: f.len() as u64,
+                    drop_no_port: 1,
+                    ..NONE
+                },
+                NONE,
+            ],
+        );
+
+        // A's handshake never completes: after the SYN timeout its stray
+        // segments get nothing, and B takes the port.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let f = seg(42000, TCP_ACK);
+        expect(
+            &dp,
+            "ACK after A expired",
+            &f,
+            XDP_DROP,
+            &tcp4,
+            [no_flow(f.len()), NONE],
+        );
+        let f = seg(42001, TCP_SYN);
+        let out = expect(&dp, "SYN (B) after A expired", &f, XDP_PASS, &tcp4, ok(f.len(), true));
+        assert_eq!(dissect_and_verify(&out).sport, port, "B has A's port now");
+        let IpAddr::V4(srv_b) = dissect_and_verify(&out).dst else {
+            panic!("an IPv4 server")
+        };
+
+        // B completes: the server's SYN-ACK, then the client's ACK.
+        let synack = V4::new(
+            srv_b,
+            SNAT4,
+            IPPROTO_TCP,
+            tcp(SERVER_PORT, port, TCP_SYN | TCP_ACK, &[]),
+        )
+        .frame();
+        let out = expect(
+            &dp,
+            "server's SYN-ACK (B)",
+            &synack,
+            XDP_PASS,
+            &tcp4,
+            [FrontendStats { passed: 1, ..NONE }, NONE],
+        );
+        let back = dissect_and_verify(&out);
+        assert_eq!((back.src, back.sport, back.dport), (IpAddr::V4(VIP4), VIP_PORT, 42001));
+        assert_eq!(reply_of(&dp).expect("B").flags & FLOW_SYN_ACKED, FLOW_SYN_ACKED);
+        let f = seg(42001, TCP_ACK);
+        expect(&dp, "client's ACK (B)", &f, XDP_PASS, &tcp4, ok(f.len(), false));
+        assert_eq!(flow_of(&dp, &key(42001)).expect("B").flags & FLOW_HALF_OPEN, 0);
+        assert_eq!(reply_of(&dp).expect("B").flags & (FLOW_HALF_OPEN | FLOW_SYN_ACKED), 0);
+
+        // An established B keeps its port past the SYN timeout.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let f = seg(42002, TCP_SYN);
+        expect(
+            &dp,
+            "SYN (C) while established B holds the port",
+            &f,
+            XDP_DROP,
+            &tcp4,
+            [
+                FrontendStats {
+                    packets: 1,
+                    bytes: f.len() as u64,
+                    drop_no_port: 1,
+                    ..NONE
+                },
+                NONE,
+            ],
+        );
+
+        // The client's RST closes B's reply entry, as a server's RST would.
+        let f = seg(42001, TCP_RST | TCP_ACK);
+        expect(&dp, "client's RST (B)", &f, XDP_PASS, &tcp4, ok(f.len(), false));
+        assert_eq!(reply_of(&dp).expect("B").flags & FLOW_CLOSING, FLOW_CLOSING);
+        let _ = srv;
+
+        // UDP: a server's reply keeps the client's entry fresh.
+        let f = udp4().frame();
+        let out = expect(
+            &dp,
+            "UDP to the VIP",
+            &f,
+            XDP_PASS,
+            &[Proto::Ipv4, Proto::Udp],
+            [balanced(f.len(), true, true, false), NONE],
+        );
+        let useen = dissect_and_verify(&out);
+        let IpAddr::V4(usrv) = useen.dst else {
+            panic!("an IPv4 server")
+        };
+        let ukey = client_key(CLIENT4.into(), VIP4.into(), IPPROTO_UDP);
+        let before = flow_of(&dp, &ukey).expect("the UDP flow").seen_ns;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let pong = V4::new(usrv, SNAT4, IPPROTO_UDP, udp(SERVER_PORT, useen.sport, b"pong")).frame();
+        expect(
+            &dp,
+            "UDP reply",
+            &pong,
+            XDP_PASS,
+            &[Proto::Ipv4, Proto::Udp],
+            [FrontendStats { passed: 1, ..NONE }, NONE],
+        );
+        let after = flow_of(&dp, &ukey).expect("the UDP flow").seen_ns;
+        assert!(
+            after > before,
+            "the reply refreshed the client's entry ({before} -> {after})"
         );
     });
 }

@@ -121,6 +121,14 @@ pub struct Flow {
 
 /// A FIN or RST went by: the entry expires after `Settings::closing_timeout_ns`.
 pub const FLOW_CLOSING: u16 = 1;
+/// Made by a client's SYN and not confirmed yet: the entry (and the NAT port
+/// it holds) is forgotten after `Settings::syn_timeout_ns` unless the server
+/// answers with a SYN-ACK and the client then acknowledges it. A spoofed SYN
+/// flood therefore holds state for seconds, not for the idle timeout.
+pub const FLOW_HALF_OPEN: u16 = 2;
+/// On a `REPLIES` entry: the server's SYN-ACK went by, so the client's next
+/// non-SYN packet confirms the flow.
+pub const FLOW_SYN_ACKED: u16 = 4;
 
 /// Value of `REPLIES`: how to turn a server's reply back into the VIP's.
 #[repr(C)]
@@ -149,11 +157,26 @@ pub struct Settings {
     /// After a FIN or RST.
     pub closing_timeout_ns: u64,
     pub udp_timeout_ns: u64,
+    /// A half-open flow (`FLOW_HALF_OPEN`) is forgotten after this.
+    pub syn_timeout_ns: u64,
+    /// Full NAT's source ports towards the servers, in host order: a range
+    /// the LB's own kernel doesn't pick ephemeral ports from, so a NATed
+    /// flow and a local socket (a health check) never share a 4-tuple.
+    pub nat_port_first: u16,
+    pub nat_port_count: u16,
+    pub pad2: u32,
 }
+
+/// The NAT port range when the agent doesn't set one: below Linux's default
+/// ephemeral range (32768-60999).
+pub const DEFAULT_NAT_PORT_FIRST: u16 = 1024;
+pub const DEFAULT_NAT_PORT_COUNT: u16 = 32768 - 1024;
 
 impl Settings {
     /// The agent's timeouts: an idle TCP flow is kept an hour (the LRU may
-    /// evict it sooner), a closing one 10 s, an idle UDP one 30 s.
+    /// evict it sooner), a closing one 10 s, an idle UDP one 30 s, a
+    /// half-open one 2 s (a client retransmits its SYN after 1 s and 3 s,
+    /// and each SYN renews it).
     pub const fn with_default_timeouts(table_size: u32) -> Self {
         const SEC: u64 = 1_000_000_000;
         Settings {
@@ -162,6 +185,10 @@ impl Settings {
             tcp_timeout_ns: 3600 * SEC,
             closing_timeout_ns: 10 * SEC,
             udp_timeout_ns: 30 * SEC,
+            syn_timeout_ns: 2 * SEC,
+            nat_port_first: DEFAULT_NAT_PORT_FIRST,
+            nat_port_count: DEFAULT_NAT_PORT_COUNT,
+            pad2: 0,
         }
     }
 }
@@ -192,6 +219,9 @@ pub struct FrontendStats {
     pub drop_no_server: u64,
     /// No free source port towards the server.
     pub drop_no_port: u64,
+    /// Full NAT, TCP: a packet other than a SYN with no flow of its own (a
+    /// stray or spoofed segment, or a flow forgotten): it gets no NAT port.
+    pub drop_no_flow: u64,
     /// The flow table refused an insert.
     pub drop_table_full: u64,
     /// The next hop's MAC is not known yet (the agent keeps servers' neighbours resolved).

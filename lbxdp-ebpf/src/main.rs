@@ -21,10 +21,10 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
-use aya_log_ebpf::{debug, warn};
+use aya_log_ebpf::debug;
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
-    FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER,
+    FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER,
     PROTO_TCP, PROTO_UDP, Proto, ProtoStats, Reply, SERVER_UP, Server, ServerStats, Settings, maglev_slot,
 };
 
@@ -61,10 +61,8 @@ static FRONTEND_STATS: PerCpuArray<FrontendStats> = PerCpuArray::with_max_entrie
 #[map(name = "TX_PORTS")]
 pub(crate) static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(64, 0);
 
-/// Source ports tried for a new full-NAT flow: the client's own, then these many more.
+/// Source ports tried for a new full-NAT flow: one hashed from the flow, then these many more.
 const PORT_TRIES: u32 = 8;
-/// Ports picked when the client's is taken: above the well-known ones.
-const PORT_FIRST: u32 = 1024;
 /// How long a closed flow's (LB address, port) stays reserved for it: the
 /// server holds TIME_WAIT that long (Linux: 60 s), and a new connection from
 /// another client on that port would stall there.
@@ -198,50 +196,85 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
     let tcp = s.p.proto == PROTO_TCP;
     let closing = tcp && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
     let syn = tcp && s.p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+    let dnat = fe.flags & FRONTEND_DNAT != 0;
 
     let mut pinned = None;
+    // A live entry exists for this 5-tuple (its server may be down).
+    let mut known = false;
+    // A half-open flow's first non-SYN: confirmed if the server's SYN-ACK went by.
+    let mut confirm = false;
+    // A SYN retransmit on a half-open flow re-claims its port: not a new flow.
+    let mut retransmit = false;
     if let Some(f) = FLOWS.get_ptr_mut(&s.key) {
         // SAFETY: a value of our LRU map; racing writers only touch the same
         // plain fields, and a torn `seen_ns` is harmless.
         let f = unsafe { &mut *f };
-        let reopened = syn && f.flags & FLOW_CLOSING != 0;
-        if !reopened && !expired(f.flags, f.seen_ns, now, s.p.proto, settings) && server_up(f.server) {
-            f.seen_ns = now;
-            if closing {
-                f.flags |= FLOW_CLOSING;
+        if !expired(f.flags, f.seen_ns, now, s.p.proto, settings) {
+            known = true;
+            // A SYN on a closing or half-open flow starts it over (a reused
+            // client port, or a SYN retransmit that must re-claim its port).
+            let restart = syn && f.flags & (FLOW_CLOSING | FLOW_HALF_OPEN) != 0;
+            retransmit = syn && f.flags & (FLOW_CLOSING | FLOW_HALF_OPEN) == FLOW_HALF_OPEN;
+            if !restart && server_up(f.server) {
+                // A half-open flow lives on its SYNs only: stray segments
+                // for it don't keep it (or its NAT port) alive.
+                if f.flags & FLOW_HALF_OPEN == 0 {
+                    f.seen_ns = now;
+                } else {
+                    confirm = !syn;
+                }
+                if closing {
+                    f.flags |= FLOW_CLOSING;
+                }
+                pinned = Some((f.server, f.nat_port));
             }
-            pinned = Some((f.server, f.nat_port));
         }
     }
     let (server_id, nat_port) = match pinned {
         Some(x) => x,
-        None => match unpack(new_flow(s, fe, now)) {
-            Ok(x) => {
-                fs.new_flows += 1;
-                if let Some(ss) = server_stats(x.0) {
-                    ss.new_flows += 1;
-                }
-                x
-            }
-            Err(reason) => {
-                match reason {
-                    NewFlowError::NoServer => fs.drop_no_server += 1,
-                    NewFlowError::NoPort => fs.drop_no_port += 1,
-                    NewFlowError::TableFull => fs.drop_table_full += 1,
-                }
+        None => {
+            // Full NAT: only a SYN gets a NAT port. Anything else without a
+            // flow (spoofed, stray, or forgotten) would hold one for the idle
+            // timeout; DNAT holds no port, so it may still pick up a flow.
+            if tcp && !syn && !known && !dnat {
+                fs.drop_no_flow += 1;
                 return xdp_action::XDP_DROP;
             }
-        },
+            match unpack(new_flow(s, fe, now)) {
+                Ok(x) => {
+                    if !retransmit {
+                        fs.new_flows += 1;
+                        if let Some(ss) = server_stats(x.0) {
+                            ss.new_flows += 1;
+                        }
+                    }
+                    x
+                }
+                Err(reason) => {
+                    match reason {
+                        NewFlowError::NoServer => fs.drop_no_server += 1,
+                        NewFlowError::NoPort => fs.drop_no_port += 1,
+                        NewFlowError::TableFull => fs.drop_table_full += 1,
+                    }
+                    return xdp_action::XDP_DROP;
+                }
+            }
+        }
     };
     let Some(server) = SERVERS.get(server_id).filter(|sv| sv.family == s.p.family) else {
         fs.drop_no_server += 1;
         return xdp_action::XDP_DROP;
     };
-    s.rw.src = if fe.flags & FRONTEND_DNAT != 0 {
-        s.p.src
-    } else {
-        server.snat
-    };
+    // The reply entry follows what the client did: a FIN or RST closes it
+    // too (else its port stays held), UDP keeps it fresh from both sides,
+    // and a confirmed handshake makes it established.
+    if closing || confirm || !tcp {
+        let op = if closing { SYNC_CLOSE } else { 0 }
+            | if confirm { SYNC_CONFIRM } else { 0 }
+            | if dnat { SYNC_DNAT } else { 0 };
+        sync_reply(s, server, nat_port, op);
+    }
+    s.rw.src = if dnat { s.p.src } else { server.snat };
     s.rw.sport = nat_port;
     s.rw.dst = server.addr;
     s.rw.dport = server.port;
@@ -264,9 +297,20 @@ fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 
         return xdp_action::XDP_PASS;
     };
     // SAFETY: a helper without arguments.
-    r.seen_ns = unsafe { bpf_ktime_get_ns() };
-    if s.p.proto == PROTO_TCP && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
-        r.flags |= FLOW_CLOSING;
+    let now = unsafe { bpf_ktime_get_ns() };
+    let tcp = s.p.proto == PROTO_TCP;
+    if r.flags & FLOW_HALF_OPEN == 0 {
+        r.seen_ns = now;
+    } else if tcp && s.p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK {
+        // Not refreshed: a server retransmitting SYN-ACKs to a spoofed
+        // client must not keep the entry. The client's ACK confirms it.
+        r.flags |= FLOW_SYN_ACKED;
+    }
+    let closing = tcp && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+    if closing || !tcp {
+        if closing {
+            r.flags |= FLOW_CLOSING;
+        }
         s.key.src = r.client;
         s.key.dst = r.vip;
         s.key.sport = r.client_port;
@@ -276,7 +320,13 @@ fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 
         s.key.pad = [0; 2];
         if let Some(f) = FLOWS.get_ptr_mut(&s.key) {
             // SAFETY: as above.
-            unsafe { (*f).flags |= FLOW_CLOSING };
+            let f = unsafe { &mut *f };
+            if closing {
+                f.flags |= FLOW_CLOSING;
+            } else {
+                // UDP: the server's packets keep the client's entry too.
+                f.seen_ns = now;
+            }
         }
     }
     if let Some(ss) = server_stats(r.server) {
@@ -299,7 +349,9 @@ fn send(ctx: &XdpContext, p: &Packet, fs: &mut FrontendStats) -> u32 {
         Verdict::Action(a) => a,
         Verdict::NoNeighbour => {
             fs.drop_no_neigh += 1;
-            warn!(ctx, "no neighbour entry for the next hop yet: dropped");
+            // Counted, not logged: a flood of replies to spoofed clients would
+            // flood the log too.
+            debug!(ctx, "no neighbour entry for the next hop yet: dropped");
             xdp_action::XDP_DROP
         }
         Verdict::Pass => {
@@ -316,11 +368,57 @@ enum NewFlowError {
     TableFull,
 }
 
+const SYNC_CLOSE: u32 = 1;
+const SYNC_CONFIRM: u32 = 2;
+const SYNC_DNAT: u32 = 4;
+
+/// The client side's news for the flow's reply entry (see `to_server`).
+#[inline(never)]
+fn sync_reply(s: &mut Scratch, server: &Server, nat_port: u16, op: u32) {
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    s.rkey.src = server.addr;
+    s.rkey.dst = if op & SYNC_DNAT != 0 { s.key.src } else { server.snat };
+    s.rkey.sport = server.port;
+    s.rkey.dport = nat_port;
+    s.rkey.proto = s.key.proto;
+    s.rkey.family = s.key.family;
+    s.rkey.pad = [0; 2];
+    let Some(r) = REPLIES.get_ptr_mut(&s.rkey) else {
+        return;
+    };
+    // SAFETY: a value of our LRU map (see `to_server`).
+    let r = unsafe { &mut *r };
+    // The port may have passed to another client since: leave theirs alone.
+    if r.client != s.key.src || r.client_port != s.key.sport || r.vip != s.key.dst || r.vip_port != s.key.dport {
+        return;
+    }
+    if op & SYNC_CLOSE != 0 {
+        r.flags |= FLOW_CLOSING;
+    }
+    if op & SYNC_CONFIRM != 0 {
+        if r.flags & FLOW_SYN_ACKED == 0 {
+            return;
+        }
+        r.flags &= !(FLOW_HALF_OPEN | FLOW_SYN_ACKED);
+        if let Some(f) = FLOWS.get_ptr_mut(&s.key) {
+            // SAFETY: as above.
+            let f = unsafe { &mut *f };
+            f.flags &= !FLOW_HALF_OPEN;
+            f.seen_ns = now;
+        }
+    }
+    r.seen_ns = now;
+}
+
 #[inline(always)]
 fn expired(flags: u16, seen_ns: u64, now: u64, proto: u8, s: &Settings) -> bool {
     let idle = now.saturating_sub(seen_ns);
     if flags & FLOW_CLOSING != 0 {
         return idle > s.closing_timeout_ns;
+    }
+    if flags & FLOW_HALF_OPEN != 0 {
+        return idle > s.syn_timeout_ns;
     }
     idle > if proto == PROTO_UDP {
         s.udp_timeout_ns
@@ -369,7 +467,9 @@ fn unpack(v: u64) -> Result<(u32, u16), NewFlowError> {
 #[inline(always)]
 fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowError> {
     let settings = SETTINGS.get(0).ok_or(NewFlowError::NoServer)?;
-    let closing = s.p.proto == PROTO_TCP && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+    let tcp = s.p.proto == PROTO_TCP;
+    let closing = tcp && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
+    let syn = tcp && s.p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let hash = flow_hash(&s.key);
     let meta = BACKENDS.get(fe.backend).ok_or(NewFlowError::NoServer)?;
     if meta.ready == 0 || settings.table_size == 0 {
@@ -393,7 +493,13 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     s.reply.vip_port = s.p.dport;
     s.reply.server = server_id;
     s.reply.frontend = fe.id;
-    s.reply.flags = if closing { FLOW_CLOSING } else { 0 };
+    s.reply.flags = if closing {
+        FLOW_CLOSING
+    } else if syn {
+        FLOW_HALF_OPEN
+    } else {
+        0
+    };
     s.reply.pad = 0;
     s.reply.seen_ns = now;
     s.rkey.src = server.addr;
@@ -427,19 +533,27 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     Ok((server_id, nat_port))
 }
 
-/// Full NAT's source port: the client's own if (LB address, port, server) is
-/// free, as Linux's nf_nat does, else one of a few hashed others. A port is
+/// Full NAT's source port, from `Settings`' NAT range (which the LB's own
+/// kernel doesn't use for its sockets): hashed from the flow, so the same
+/// client flow comes back to the same port, then a few rehashes. A port is
 /// free when no flow holds it, when its holder is this very client flow
 /// again (the client's sequence numbers keep the server's TIME_WAIT happy),
-/// or when its holder has been gone longer than the server's TIME_WAIT.
+/// when its holder never got past the handshake within the SYN timeout, or
+/// when its holder has been gone longer than the server's TIME_WAIT.
 #[inline(always)]
 fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Result<u16, NewFlowError> {
+    let first = u32::from(settings.nat_port_first);
+    let count = u32::from(settings.nat_port_count);
+    if count == 0 {
+        return Err(NewFlowError::NoPort);
+    }
     for i in 0..=PORT_TRIES {
-        if i > 0 {
-            let h = hash.rotate_left(i * 5) ^ i.wrapping_mul(0x9e37_79b9);
-            let port = PORT_FIRST + h % (65536 - PORT_FIRST);
-            s.rkey.dport = (port as u16).to_be();
-        }
+        let h = if i == 0 {
+            hash
+        } else {
+            hash.rotate_left(i * 5) ^ i.wrapping_mul(0x9e37_79b9)
+        };
+        s.rkey.dport = ((first + h % count) as u16).to_be();
         match REPLIES.get_ptr_mut(&s.rkey) {
             None => {
                 if REPLIES.insert(&s.rkey, &s.reply, BPF_NOEXIST as u64).is_ok() {
@@ -454,7 +568,9 @@ fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Resu
                     && old.vip == s.reply.vip
                     && old.vip_port == s.reply.vip_port;
                 let idle = now.saturating_sub(old.seen_ns);
-                let gone = if old.flags & FLOW_CLOSING != 0 {
+                let gone = if old.flags & FLOW_HALF_OPEN != 0 {
+                    idle > settings.syn_timeout_ns
+                } else if old.flags & FLOW_CLOSING != 0 {
                     idle > TIME_WAIT_NS
                 } else {
                     expired(old.flags, old.seen_ns, now, s.rkey.proto, settings) && idle > TIME_WAIT_NS

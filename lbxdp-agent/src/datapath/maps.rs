@@ -183,6 +183,7 @@ impl Datapath {
                     a.new_flows += s.new_flows;
                     a.drop_no_server += s.drop_no_server;
                     a.drop_no_port += s.drop_no_port;
+                    a.drop_no_flow += s.drop_no_flow;
                     a.drop_table_full += s.drop_table_full;
                     a.drop_no_neigh += s.drop_no_neigh;
                     a.passed += s.passed;

@@ -4,6 +4,7 @@ mod loader;
 mod maps;
 pub mod net;
 pub mod plan;
+pub mod ports;
 mod stats;
 mod test_run;
 

@@ -81,6 +81,22 @@ impl HostNet {
         Ok(out)
     }
 
+    /// True when the interface is one end of a veth pair.
+    pub async fn is_veth(&self) -> Result<bool, NetError> {
+        use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
+        let mut s = self.handle.link().get().match_index(self.ifindex).execute();
+        while let Some(msg) = s.try_next().await.map_err(nl)? {
+            for attr in &msg.attributes {
+                if let LinkAttribute::LinkInfo(infos) = attr
+                    && infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Veth)))
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// bpf_fib_lookup answers only for interfaces that forward.
     pub fn enable_forwarding(&self) -> Result<(), NetError> {
         for (path, value) in [
