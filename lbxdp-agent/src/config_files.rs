@@ -71,10 +71,37 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, LoadError> {
 pub struct Loaded {
     pub config: Option<Config>,
     pub diags: Vec<Diag>,
+    /// The configuration is valid for HAProxy but asks for what lbxdp doesn't
+    /// do (`Config::refused`): `load` gives no model, and alerts that name the places.
+    pub refused: bool,
+}
+
+/// Reads, parses and checks `paths` for the running agent, at start and on
+/// reload: a configuration that asks for what lbxdp doesn't do (TLS, ...;
+/// see `Config::refused`) gives no model, with `[ALERT] file:line:` lines
+/// naming the places, so the agent never serves it some other way.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let mut loaded = read(paths)?;
+    if let Some(c) = loaded.config.take_if(|c| !c.refused.is_empty()) {
+        loaded.diags.extend(c.refusal_alerts());
+        loaded.refused = true;
+    }
+    Ok(loaded)
+}
+
+/// `-c`: HAProxy's verdict. What the agent would refuse to run is a
+/// `[WARNING] file:line:` that says so, and the model stays.
+pub fn check(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let mut loaded = read(paths)?;
+    if let Some(c) = &loaded.config {
+        loaded.diags.extend(c.refusal_warnings());
+        loaded.refused = !c.refused.is_empty();
+    }
+    Ok(loaded)
 }
 
 /// Reads, parses and checks `paths` against this machine.
-pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+fn read(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     let files = expand_paths(paths)?;
     let mut datas = Vec::with_capacity(files.len());
     for f in &files {
@@ -90,7 +117,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
         diags.extend(check_environment(c));
     }
     let config = config.filter(|_| !diags.iter().any(Diag::is_alert));
-    Ok(Loaded { config, diags })
+    Ok(Loaded {
+        config,
+        diags,
+        refused: false,
+    })
 }
 
 /// HAProxy looks users, groups and certificate files up while it parses, so
@@ -152,5 +183,52 @@ mod tests {
             load(&[PathBuf::from("/nonexistent/lbxdp.cfg")]),
             Err(LoadError::Io { .. })
         ));
+    }
+
+    const TLS: &str = "defaults\n timeout client 1s\n timeout connect 1s\n timeout server 1s\n\
+                       listen l\n bind 127.0.0.1:8443\n server s 127.0.0.1:443 ssl verify none\n";
+
+    #[test]
+    fn a_refused_config_is_valid_for_check_and_refused_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tls.cfg");
+        fs::write(&path, TLS).unwrap();
+        let at = format!("{}:7: 'server l/s':", path.display());
+
+        let checked = check(std::slice::from_ref(&path)).unwrap();
+        assert!(checked.config.is_some() && checked.refused);
+        let warnings: Vec<String> = checked.diags.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings.contains(&format!(
+                "[WARNING] {at} 'ssl' asks for TLS, which lbxdp doesn't do yet; \
+                 lbxdp-agent will refuse to run this configuration"
+            )),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains("'verify' asks for TLS")),
+            "{warnings:#?}"
+        );
+        assert!(checked.diags.iter().all(|d| !d.is_alert()), "{warnings:#?}");
+
+        let run = load(&[path]).unwrap();
+        assert!(run.config.is_none() && run.refused);
+        let alerts: Vec<String> = run
+            .diags
+            .iter()
+            .filter(|d| d.is_alert())
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            alerts.first().map(String::as_str),
+            Some(
+                format!(
+                    "[ALERT] {at} 'ssl' asks for TLS, which lbxdp doesn't do yet; \
+                     lbxdp-agent refuses to run this configuration rather than serve plaintext where TLS is asked for"
+                )
+                .as_str()
+            ),
+            "{alerts:#?}"
+        );
     }
 }

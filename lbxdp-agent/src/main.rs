@@ -99,12 +99,14 @@ fn start(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `-c`: diagnostics on stderr in HAProxy's format, the verdict on stdout.
+/// The verdict is HAProxy's: what the agent would refuse to run (TLS, ...)
+/// is a warning here, not an error.
 fn check(paths: &[PathBuf]) -> ExitCode {
     if paths.is_empty() {
         eprintln!("[ALERT] no configuration file: use -f FILE");
         return ExitCode::FAILURE;
     }
-    match config_files::load(paths) {
+    match config_files::check(paths) {
         Ok(loaded) => {
             for d in &loaded.diags {
                 eprintln!("{d}");
@@ -124,7 +126,9 @@ fn check(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// Loads -f for the running agent; alerts stop it, warnings are logged.
+/// Loads -f for the running agent; alerts stop it, warnings are logged. A
+/// configuration that asks for what lbxdp doesn't do (TLS, ...) stops it
+/// here, before anything is loaded, attached or bound.
 fn load_config(paths: &[PathBuf]) -> anyhow::Result<Option<Config>> {
     if paths.is_empty() {
         return Ok(None);
@@ -135,6 +139,11 @@ fn load_config(paths: &[PathBuf]) -> anyhow::Result<Option<Config>> {
             Severity::Warning => warn!("{d}"),
             Severity::Alert => eprintln!("{d}"),
         }
+    }
+    if loaded.refused {
+        anyhow::bail!(
+            "refusing to start: the configuration asks for what lbxdp doesn't do yet (see the [ALERT] lines above)"
+        );
     }
     let config = loaded
         .config

@@ -29,6 +29,7 @@ fn push(avail: &SharedAvailability, snapshot: &Snapshot) {
 
 pub async fn run(config: Config, paths: &[PathBuf]) -> anyhow::Result<ProxyReport> {
     raise_nofile();
+    warn_unapplied_source(&config);
     let (mut monitor, mut health) = Monitor::start(&config);
     let avail = SharedAvailability::from_config(&config);
     push(&avail, &health.borrow_and_update());
@@ -79,6 +80,23 @@ async fn reload(p: &mut proxy::Proxy, monitor: &mut Monitor, paths: &[PathBuf]) 
     p.reload(&config).await?;
     monitor.reload(&config);
     Ok(())
+}
+
+/// `source` is in the model for the XDP datapath; the proxy doesn't bind
+/// its server connections to it (yet), so it says so rather than stay silent.
+fn warn_unapplied_source(config: &Config) {
+    let mut with_source = config
+        .backends
+        .iter()
+        .flat_map(|b| b.servers.iter().filter(|s| s.source.is_some()));
+    if let Some(first) = with_source.next() {
+        warn!(
+            "{}: 'source' is not applied by the userspace proxy ({} server(s)): it connects from the address \
+             the kernel picks",
+            first.origin,
+            1 + with_source.count()
+        );
+    }
 }
 
 /// Whether an XDP failure should make `--mode auto` fall back to the proxy:

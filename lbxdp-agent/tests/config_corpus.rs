@@ -3,6 +3,9 @@
 //! `invalid/` must fail both, with a file:line alert from lbxdp. Files whose
 //! first line says `# env-dependent:` fail only because of this machine (a
 //! missing user or certificate); lbxdp checks the machine too, so they agree.
+//! Files whose first line says `# refused:` are valid for both, and lbxdp's
+//! `-c` must warn, with file:line, that the agent will refuse to run them
+//! (TLS, `accept-proxy`, `usesrc`...); no other file may get that warning.
 //! Installs Debian's haproxy when missing and root; otherwise skips loudly.
 use std::{
     path::{Path, PathBuf},
@@ -10,6 +13,8 @@ use std::{
 };
 
 const AGENT: &str = env!("CARGO_BIN_EXE_lbxdp-agent");
+/// How `-c` ends a warning about what the running agent refuses.
+const REFUSAL_WARNING: &str = "lbxdp-agent will refuse to run this configuration";
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs")
@@ -148,6 +153,27 @@ fn lbxdp_agrees_with_haproxy_on_the_corpus() {
             .next()
             .unwrap_or("")
             .to_string();
+        let refusals: Vec<&str> = lv.stderr.lines().filter(|l| l.ends_with(REFUSAL_WARNING)).collect();
+        if first.starts_with("# refused:") {
+            assert!(expect_valid, "{name}: a refused config is one HAProxy finds valid");
+            let prefix = format!("[WARNING] {}:", path.display());
+            let located = |l: &&str| {
+                l.strip_prefix(&prefix)
+                    .and_then(|rest| rest.split(':').next())
+                    .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0))
+            };
+            if refusals.is_empty() || !refusals.iter().all(located) {
+                disagreements.push(format!(
+                    "{name}: wanted '[WARNING] file:line: ...{REFUSAL_WARNING}' from lbxdp -c:\n{}",
+                    lv.stderr
+                ));
+            }
+        } else if !refusals.is_empty() {
+            disagreements.push(format!(
+                "{name}: lbxdp -c says the agent would refuse it, but the file isn't marked '# refused:':\n{}",
+                lv.stderr
+            ));
+        }
         if first.starts_with("# env-dependent:") {
             assert!(
                 !expect_valid,

@@ -1,9 +1,12 @@
 //! Listening and server addresses as HAProxy's `str2sa_range()` reads them:
 //! the port follows the *last* colon unless the address is in brackets, so
 //! `fd00::1:80` is fd00::1 port 80; `*` and an empty address mean "any".
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    ops::RangeInclusive,
+};
 
-use super::model::{BindAddr, PortSpec};
+use super::model::{BindAddr, PortSpec, SourceAddr};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddrError {
@@ -26,6 +29,13 @@ pub enum AddrError {
          write the server's IP address instead"
     )]
     HostName(String),
+    #[error(
+        "'{0}' is not an IP address: lbxdp does not resolve host names in the configuration, \
+         write the IP address to connect from instead"
+    )]
+    SourceHostName(String),
+    #[error("'{0}' is not an IP address: lbxdp connects to servers from IPv4 or IPv6 addresses only")]
+    SourceNotInet(String),
     #[error("unsupported address family in '{0}'")]
     Family(String),
 }
@@ -202,6 +212,65 @@ pub fn parse_server(text: &str) -> Result<(IpAddr, PortSpec, Vec<String>), AddrE
     }
 }
 
+/// Parses a `source` address as HAProxy 2.6 does: `addr[:port]`, and
+/// `addr:low-high` where `range` allows it (server and `default-server`
+/// lines). `*` or no address is 0.0.0.0 (`::` with `ipv6@`); port 0 or none
+/// is any port. Returns notes for lenient forms (`:80x`) HAProxy accepts.
+pub fn parse_source(text: &str, range: bool) -> Result<(SourceAddr, Vec<String>), AddrError> {
+    let (family, rest) = match strip_prefix(text) {
+        Ok(x) => x,
+        Err(Some(other)) => return Err(AddrError::SourceNotInet(other)),
+        Err(None) => return Err(AddrError::Family(text.to_string())),
+    };
+    let (host, port) = split_port(rest);
+    let mut notes = Vec::new();
+    let ports: Option<RangeInclusive<u16>> = match port.unwrap_or("") {
+        "" => None,
+        p if p.starts_with(|c: char| c.is_ascii_digit()) => {
+            let (lo_s, hi_s) = match p.split_once('-') {
+                Some(_) if !range => return Err(AddrError::RangeNotAllowed(text.to_string())),
+                Some(pair) => pair,
+                None => (p, p),
+            };
+            let (lo, lo_clean) = atoi(lo_s);
+            let (hi, hi_clean) = atoi(hi_s);
+            if lo > 65535 {
+                return Err(AddrError::BadPort(lo_s.to_string()));
+            }
+            if hi > 65535 {
+                return Err(AddrError::BadPort(hi_s.to_string()));
+            }
+            if lo > hi {
+                return Err(AddrError::BadRange(lo, hi));
+            }
+            if !lo_clean || !hi_clean {
+                notes.push(format!(
+                    "port '{p}' read as {lo}{}",
+                    if lo == hi { String::new() } else { format!("-{hi}") }
+                ));
+            }
+            // Checked above: both fit in a u16.
+            let (lo, hi) = (lo as u16, hi as u16);
+            (hi != 0).then_some(lo..=hi)
+        }
+        p if p.starts_with(['+', '-']) => return Err(AddrError::OffsetNotAllowed(text.to_string())),
+        p => {
+            let c = p.chars().next().unwrap_or('?');
+            return Err(AddrError::BadPortChar(c, p.to_string(), text.to_string()));
+        }
+    };
+    let addr = match parse_ip(host, family, text) {
+        Ok(Some(ip)) => ip,
+        Ok(None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        // HAProxy would resolve a name; lbxdp doesn't, and says so.
+        Err(_) if !host.contains(':') && host.chars().any(|c| c.is_ascii_alphabetic()) => {
+            return Err(AddrError::SourceHostName(host.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((SourceAddr { addr, ports }, notes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +332,71 @@ mod tests {
         assert!(matches!(
             parse_server("198.18.0.1:80-90"),
             Err(AddrError::RangeNotAllowed(_))
+        ));
+    }
+
+    #[test]
+    fn source_forms() {
+        let src = |s: &str, range: bool| parse_source(s, range).map(|(a, _)| (a.addr.to_string(), a.ports));
+        assert_eq!(src("198.18.0.9", false), Ok(("198.18.0.9".into(), None)));
+        assert_eq!(src("198.18.0.9:0", false), Ok(("198.18.0.9".into(), None)));
+        assert_eq!(src("198.18.0.9:", false), Ok(("198.18.0.9".into(), None)));
+        assert_eq!(
+            src("198.18.0.9:1024", false),
+            Ok(("198.18.0.9".into(), Some(1024..=1024)))
+        );
+        assert_eq!(
+            src("198.18.0.9:1024-2047", true),
+            Ok(("198.18.0.9".into(), Some(1024..=2047)))
+        );
+        assert_eq!(src("0.0.0.0:0-100", true), Ok(("0.0.0.0".into(), Some(0..=100))));
+        assert_eq!(src("*", false), Ok(("0.0.0.0".into(), None)));
+        assert_eq!(src(":1000", false), Ok(("0.0.0.0".into(), Some(1000..=1000))));
+        assert_eq!(src("ipv6@:1000", false), Ok(("::".into(), Some(1000..=1000))));
+        assert_eq!(src("[fd00::9]", false), Ok(("fd00::9".into(), None)));
+        assert_eq!(
+            src("[fd00::9]:5000-5009", true),
+            Ok(("fd00::9".into(), Some(5000..=5009)))
+        );
+        assert_eq!(src("fd00::9:1000", false), Ok(("fd00::9".into(), Some(1000..=1000))));
+        assert_eq!(parse_source("198.18.0.9:80x", false).map(|(_, n)| n.len()), Ok(1));
+    }
+
+    #[test]
+    fn source_errors() {
+        assert!(matches!(
+            parse_source("198.18.0.9:1000-2000", false),
+            Err(AddrError::RangeNotAllowed(_))
+        ));
+        assert_eq!(
+            parse_source("198.18.0.9:2000-1000", true),
+            Err(AddrError::BadRange(2000, 1000))
+        );
+        assert_eq!(
+            parse_source("198.18.0.9:70000", true),
+            Err(AddrError::BadPort("70000".into()))
+        );
+        assert!(matches!(
+            parse_source("198.18.0.9:+1", true),
+            Err(AddrError::OffsetNotAllowed(_))
+        ));
+        assert!(matches!(
+            parse_source("198.18.0.9:http", true),
+            Err(AddrError::BadPortChar('h', ..))
+        ));
+        // The port follows the last colon, as in HAProxy: a bare IPv6 address needs brackets.
+        assert!(matches!(parse_source("::1", false), Err(AddrError::BadAddress(..))));
+        assert!(matches!(
+            parse_source("999.0.0.1", false),
+            Err(AddrError::BadAddress(..))
+        ));
+        assert!(matches!(
+            parse_source("lb.example", false),
+            Err(AddrError::SourceHostName(_))
+        ));
+        assert!(matches!(
+            parse_source("unix@/run/x", false),
+            Err(AddrError::SourceNotInet(_))
         ));
     }
 }

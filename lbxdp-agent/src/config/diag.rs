@@ -9,7 +9,7 @@ pub enum Severity {
 }
 
 /// Where a directive came from: the file as the user named it and a 1-based line.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Origin {
     pub file: String,
     pub line: usize,

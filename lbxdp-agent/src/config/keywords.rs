@@ -1,6 +1,9 @@
 //! What HAProxy 2.6 knows but lbxdp doesn't apply, so lbxdp can tell "parsed
 //! past, not applied" (a warning) from "HAProxy doesn't know this" (an alert,
 //! as in HAProxy). The lists come from HAProxy 2.6's parser and `haproxy -dKall`.
+//! `BIND_REFUSED` and `SERVER_REFUSED` are the one place that says which of
+//! them lbxdp refuses to run rather than ignore.
+use super::model::Unsupported::{self, AcceptProxy, Tls};
 
 /// Sections HAProxy parses that don't matter to a layer-4 balancer.
 pub const OTHER_SECTIONS: &[&str] = &[
@@ -207,8 +210,6 @@ pub const PROXY_OTHER: &[&str] = &[
     "log-format-sd",
     "error-log-format",
     "log-tag",
-    "source",
-    "usesrc",
     "backlog",
     "dispatch",
     "server-template",
@@ -407,7 +408,6 @@ pub const SERVER_OTHER: &[(&str, usize)] = &[
     ("slowstart", 1),
     ("sni", 1),
     ("socks4", 1),
-    ("source", 1),
     ("ssl", 0),
     ("ssl-max-ver", 1),
     ("ssl-min-ver", 1),
@@ -417,7 +417,6 @@ pub const SERVER_OTHER: &[(&str, usize)] = &[
     ("tfo", 0),
     ("tls-tickets", 0),
     ("track", 1),
-    ("usesrc", 1),
     ("verify", 1),
     ("verifyhost", 1),
     ("ws", 1),
@@ -425,6 +424,11 @@ pub const SERVER_OTHER: &[(&str, usize)] = &[
 
 /// Server keywords whose argument is a file HAProxy loads at start.
 pub const SERVER_FILES: &[&str] = &["ca-file", "crl-file", "crt"];
+
+/// `server` / `default-server` keywords that ask for TLS to the servers.
+/// HAProxy accepts them, so `-c` keeps its verdict and warns; the agent
+/// refuses to run the configuration rather than connect in plaintext.
+pub const SERVER_REFUSED: &[(&str, Unsupported)] = &[("ssl", Tls), ("crt", Tls), ("verify", Tls), ("ca-file", Tls)];
 
 /// Bind keywords lbxdp doesn't apply, with how many arguments follow them.
 pub const BIND_OTHER: &[(&str, usize)] = &[
@@ -502,6 +506,18 @@ pub const BIND_FILES: &[&str] = &[
     "crt",
     "crt-list",
     "tls-ticket-keys",
+];
+
+/// `bind` keywords that ask for TLS, or for a PROXY protocol header from the
+/// client (which lbxdp's proxy doesn't read and XDP can't strip): `-c` keeps
+/// HAProxy's verdict and warns, the agent refuses to run the configuration.
+pub const BIND_REFUSED: &[(&str, Unsupported)] = &[
+    ("ssl", Tls),
+    ("crt", Tls),
+    ("crt-list", Tls),
+    ("verify", Tls),
+    ("ca-file", Tls),
+    ("accept-proxy", AcceptProxy),
 ];
 
 pub const LOG_FACILITIES: &[&str] = &[

@@ -2,18 +2,60 @@
 //! default is applied, every name resolved, every time a Duration.
 use std::{net::IpAddr, ops::RangeInclusive, time::Duration};
 
-use super::diag::Origin;
+use super::diag::{Diag, Origin};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub global: Global,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+    /// What the configuration asks for that lbxdp doesn't do (TLS, PROXY
+    /// protocol from clients, transparent or interface-bound sources). HAProxy
+    /// accepts these, so `-c` stays valid and warns; the agent refuses to run
+    /// a configuration where this isn't empty. Each place is listed once.
+    pub refused: Vec<Refusal>,
 }
+
+/// The refusals `-c` and the agent print one by one; a generated config with
+/// `ssl` on thousands of server lines gets these and one line for the rest.
+pub const REFUSALS_SHOWN: usize = 100;
 
 impl Config {
     pub fn backend(&self, name: &str) -> Option<&Backend> {
         self.backends.iter().find(|b| b.name == name)
+    }
+
+    /// `-c`: a `[WARNING] file:line:` per refused place (HAProxy's verdict stands).
+    pub fn refusal_warnings(&self) -> Vec<Diag> {
+        self.refusal_diags(
+            Refusal::check_warning,
+            Diag::warning,
+            "lbxdp-agent will refuse to run this configuration",
+        )
+    }
+
+    /// The running agent: an `[ALERT] file:line:` per refused place.
+    pub fn refusal_alerts(&self) -> Vec<Diag> {
+        self.refusal_diags(
+            Refusal::run_alert,
+            Diag::alert,
+            "lbxdp-agent refuses to run this configuration",
+        )
+    }
+
+    fn refusal_diags(&self, each: fn(&Refusal) -> Diag, rest: fn(&Origin, String) -> Diag, verdict: &str) -> Vec<Diag> {
+        let mut out: Vec<Diag> = self.refused.iter().take(REFUSALS_SHOWN).map(each).collect();
+        if let Some(first) = self.refused.get(REFUSALS_SHOWN) {
+            let more = self.refused.len() - REFUSALS_SHOWN;
+            out.push(rest(
+                &first.origin,
+                format!(
+                    "and {more} more place(s) from here on ask for what lbxdp doesn't do (TLS, the PROXY protocol \
+                     from clients, 'usesrc', 'interface'); {verdict}"
+                ),
+            ));
+        }
+        out
     }
 }
 
@@ -237,6 +279,80 @@ pub enum PortSpec {
     Offset(i32),
 }
 
+/// `source <addr>[:<port>[-<port>]]` (server, `default-server`, `backend`,
+/// `defaults`): the address the balancer connects to the server from.
+/// `*` or an empty address is 0.0.0.0 (`::` with `ipv6@`): any local address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceAddr {
+    pub addr: IpAddr,
+    /// None: any port (none written, or port 0). One port is `p..=p`; a range
+    /// only comes from a `server`/`default-server` line (HAProxy allows none
+    /// in a proxy's `source`) and may start at 0, as HAProxy accepts.
+    pub ports: Option<RangeInclusive<u16>>,
+}
+
+/// Why a configuration is refused at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unsupported {
+    /// `ssl`, `crt`, `crt-list`, `verify`, `ca-file` on `bind`, `server`, `default-server`.
+    Tls,
+    /// `accept-proxy` on `bind`: the PROXY protocol on the receiving side.
+    AcceptProxy,
+    /// `source ... usesrc ...`: connecting from a non-local (client's) address.
+    Usesrc,
+    /// `source ... interface ...`: server connections bound to an interface.
+    SourceInterface,
+}
+
+/// One place in the configuration that asks for something lbxdp doesn't do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Refusal {
+    pub origin: Origin,
+    /// The directive, as diagnostics name it: `bind :443`, `server be/s1`,
+    /// `default-server`, `source 198.18.0.9`.
+    pub directive: String,
+    /// The keyword on that line: `ssl`, `accept-proxy`, `usesrc`, ...
+    pub keyword: String,
+    pub what: Unsupported,
+}
+
+impl Refusal {
+    fn describe(&self) -> String {
+        let (feature, not_yet) = match self.what {
+            Unsupported::Tls => ("TLS", "which lbxdp doesn't do yet"),
+            Unsupported::AcceptProxy => ("the PROXY protocol from clients", "which lbxdp doesn't read yet"),
+            Unsupported::Usesrc => ("a transparent source address", "which lbxdp can't apply"),
+            Unsupported::SourceInterface => ("server connections bound to an interface", "which lbxdp can't apply"),
+        };
+        format!("'{}': '{}' asks for {feature}, {not_yet}", self.directive, self.keyword)
+    }
+
+    /// What `-c` prints: HAProxy's verdict stands, with this warning.
+    pub fn check_warning(&self) -> Diag {
+        Diag::warning(
+            &self.origin,
+            format!("{}; lbxdp-agent will refuse to run this configuration", self.describe()),
+        )
+    }
+
+    /// What the agent prints when it refuses to start (or to reload).
+    pub fn run_alert(&self) -> Diag {
+        let instead = match self.what {
+            Unsupported::Tls => "serve plaintext where TLS is asked for",
+            Unsupported::AcceptProxy => "pass the clients' PROXY headers to the servers as data",
+            Unsupported::Usesrc => "connect to the servers from another address than the one asked for",
+            Unsupported::SourceInterface => "connect to the servers through another interface than the one asked for",
+        };
+        Diag::alert(
+            &self.origin,
+            format!(
+                "{}; lbxdp-agent refuses to run this configuration rather than {instead}",
+                self.describe()
+            ),
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     pub name: String,
@@ -250,6 +366,10 @@ pub struct Server {
     pub send_proxy: Option<ProxyProtocol>,
     pub on_marked_down: Option<OnMarkedDown>,
     pub on_marked_up: Option<OnMarkedUp>,
+    /// The address to connect from: the server line's `source`, else its
+    /// `default-server`'s, else the backend's, else its `defaults`' (HAProxy's
+    /// order: a server-level source wins over the proxy's).
+    pub source: Option<SourceAddr>,
     pub origin: Origin,
 }
 

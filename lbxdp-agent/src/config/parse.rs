@@ -14,7 +14,7 @@ use super::{
     lex::{self, LexError, Vars},
     model::{
         Balance, Bind, EnvRef, EnvRefKind, ExpectKind, Global, HashType, HealthCheck, LogTarget, Mode, OnMarkedDown,
-        OnMarkedUp, PortSpec, ProxyProtocol, StatsSocket, StatusExpect, TcpCheckStep,
+        OnMarkedUp, PortSpec, ProxyProtocol, Refusal, SourceAddr, StatsSocket, StatusExpect, TcpCheckStep, Unsupported,
     },
     time,
 };
@@ -49,6 +49,14 @@ impl Kind {
     }
 }
 
+/// A `source` line or server keyword: the address, and the `usesrc` /
+/// `interface` options that come with it (refused at run time when used).
+#[derive(Debug, Clone)]
+pub struct SourceDraft {
+    pub addr: SourceAddr,
+    pub refused: Vec<Refusal>,
+}
+
 /// `default-server` settings, and each server's own on top of them.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOpts {
@@ -67,6 +75,9 @@ pub struct ServerOpts {
     pub send_proxy: Option<ProxyProtocol>,
     pub on_marked_down: Option<OnMarkedDown>,
     pub on_marked_up: Option<OnMarkedUp>,
+    pub source: Option<SourceDraft>,
+    /// TLS keywords from the `default-server` lines in force and the server's own.
+    pub refused: Vec<Refusal>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +136,8 @@ pub struct Draft {
     /// tcp-check rules inherited from defaults are replaced, not extended.
     pub checks_inherited: bool,
     pub defsrv: ServerOpts,
+    /// The proxy's `source` (its own, else its defaults'); a server's wins.
+    pub source: Option<SourceDraft>,
     pub servers: Vec<ServerDraft>,
     /// Server name to its index in `servers`: duplicates are found in O(1).
     server_index: HashMap<String, usize>,
@@ -158,6 +171,7 @@ impl Draft {
             health: HealthCheck::Connect,
             checks_inherited: false,
             defsrv: ServerOpts::default(),
+            source: None,
             servers: Vec::new(),
             server_index: HashMap::new(),
             disabled: false,
@@ -188,6 +202,7 @@ impl Draft {
         p.health = d.health.clone();
         p.checks_inherited = !matches!(d.health, HealthCheck::Connect);
         p.defsrv = d.defsrv.clone();
+        p.source = d.source.clone();
         p.disabled = d.disabled;
         p
     }
@@ -197,6 +212,9 @@ impl Draft {
 pub struct Parsed {
     pub global: Global,
     pub proxies: Vec<Draft>,
+    /// `bind` lines that ask for what lbxdp doesn't do (server lines' are
+    /// gathered per server when resolving, where inheritance is known).
+    pub refused: Vec<Refusal>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1147,6 +1165,8 @@ impl<'e> Parser<'e> {
                     self.diags.alert(at, "custom id has to be > 0");
                 }
             }
+            "source" => self.proxy_source(p, w, at),
+            "usesrc" => self.diags.alert(at, "'usesrc' only allowed after a 'source' statement"),
             "acl" if p.kind == Kind::Defaults && p.name.is_empty() => {
                 self.diags
                     .alert(at, "'acl' not allowed in anonymous 'defaults' section");
@@ -1194,6 +1214,7 @@ impl<'e> Parser<'e> {
             self.diags.warn(at, format!("'bind {a1}': {n}, as HAProxy does"));
         }
         let mut interface = None;
+        let mut refused = Vec::new();
         let mut i = 2;
         while i < w.len() {
             let k = w[i].as_str();
@@ -1209,8 +1230,13 @@ impl<'e> Parser<'e> {
             }
             match kw::BIND_OTHER.iter().find(|(n, _)| *n == k) {
                 Some((_, n)) => {
-                    if !self.parse_past(&format!("bind {a1}"), k, v, *n, kw::BIND_FILES, at) {
+                    let directive = format!("bind {a1}");
+                    let refusal = kw::BIND_REFUSED.iter().find(|(r, _)| *r == k).map(|(_, what)| *what);
+                    if !self.parse_past(&directive, k, v, *n, kw::BIND_FILES, refusal.is_none(), at) {
                         return;
+                    }
+                    if let Some(what) = refusal {
+                        refused.push(refusal_at(at, directive, k, what));
                     }
                     i += 1 + n;
                 }
@@ -1224,6 +1250,7 @@ impl<'e> Parser<'e> {
         if ignored {
             return;
         }
+        self.out.refused.extend(refused);
         for l in listens {
             match l {
                 addr::Listen::Inet(a) => p.binds.push(Bind {
@@ -1677,8 +1704,19 @@ impl<'e> Parser<'e> {
 
     /// A `bind` or `server` keyword that lbxdp knows but does not apply:
     /// its argument is checked, a file it names is checked later as HAProxy
-    /// would, and a warning says it is not applied. False: an alert was raised.
-    fn parse_past(&mut self, who: &str, k: &str, v: &str, takes: usize, files: &[&str], at: &Origin) -> bool {
+    /// would, and a warning says it is not applied (unless `warn` is false:
+    /// a keyword refused at run time says so itself). False: an alert was raised.
+    #[allow(clippy::too_many_arguments)]
+    fn parse_past(
+        &mut self,
+        who: &str,
+        k: &str,
+        v: &str,
+        takes: usize,
+        files: &[&str],
+        warn: bool,
+        at: &Origin,
+    ) -> bool {
         if takes == 1 && v.is_empty() {
             self.diags.alert(at, format!("'{who}': '{k}' expects an argument"));
             return false;
@@ -1690,9 +1728,115 @@ impl<'e> Parser<'e> {
                 origin: at.clone(),
             });
         }
-        self.diags
-            .warn(at, format!("'{who}': '{k}' is parsed past, not applied by lbxdp"));
+        if warn {
+            self.diags
+                .warn(at, format!("'{who}': '{k}' is parsed past, not applied by lbxdp"));
+        }
         true
+    }
+
+    /// A proxy's `source <addr>[:<port>] [usesrc ...] [interface ...]`
+    /// (HAProxy allows no port range here). It replaces the one inherited
+    /// from defaults, options included, as in HAProxy.
+    fn proxy_source(&mut self, p: &mut Draft, w: &[String], at: &Origin) {
+        // HAProxy warns in a frontend but still reads the line.
+        let ignored = self.lacks(p, false, true, "source", at);
+        let a1 = arg(w, 1);
+        if a1.is_empty() {
+            self.diags.alert(
+                at,
+                "'source' expects <addr>[:<port>], and optionally 'usesrc' <addr>, and 'interface' <name>",
+            );
+            return;
+        }
+        let addr = match addr::parse_source(a1, false) {
+            Ok((addr, notes)) => {
+                for n in notes {
+                    self.diags.warn(at, format!("'source {a1}': {n}, as HAProxy does"));
+                }
+                addr
+            }
+            Err(e) => {
+                self.diags.alert(at, format!("'source {a1}': {e}"));
+                return;
+            }
+        };
+        let mut refused = Vec::new();
+        let Some(used) = self.source_options(w, 2, &format!("source {a1}"), false, at, &mut refused) else {
+            return;
+        };
+        if let Some(extra) = w.get(2 + used).filter(|x| !x.is_empty()) {
+            self.diags.alert(
+                at,
+                format!("'source' only supports optional keywords 'interface' and 'usesrc' (got '{extra}')"),
+            );
+            return;
+        }
+        if !ignored {
+            p.source = Some(SourceDraft { addr, refused });
+        }
+    }
+
+    /// The `usesrc <arg>` and `interface <name>` options after `source <addr>`,
+    /// from `w[from]` on, until another word. HAProxy accepts them; lbxdp
+    /// records each as refused at run time. Returns the words read, None
+    /// after an alert.
+    fn source_options(
+        &mut self,
+        w: &[String],
+        from: usize,
+        directive: &str,
+        server_line: bool,
+        at: &Origin,
+        refused: &mut Vec<Refusal>,
+    ) -> Option<usize> {
+        let prefix = if server_line {
+            format!("'{directive}': ")
+        } else {
+            String::new()
+        };
+        let mut i = from;
+        loop {
+            let k = arg(w, i);
+            let v = arg(w, i + 1);
+            let what = match k {
+                "usesrc" => {
+                    if v.is_empty() {
+                        self.diags.alert(
+                            at,
+                            format!(
+                                "{prefix}'usesrc' expects <addr>[:<port>], 'client', 'clientip', or \
+                                 'hdr_ip(name,#)' as argument"
+                            ),
+                        );
+                        return None;
+                    }
+                    let keyword = matches!(v, "client" | "clientip") || v.starts_with("hdr_ip(");
+                    if !keyword {
+                        match addr::parse_source(v, false) {
+                            // HAProxy would resolve the name; the line is refused anyway.
+                            Ok(_) | Err(addr::AddrError::SourceHostName(_)) => {}
+                            Err(e) => {
+                                self.diags.alert(at, format!("{prefix}'usesrc {v}': {e}"));
+                                return None;
+                            }
+                        }
+                    }
+                    Unsupported::Usesrc
+                }
+                "interface" => {
+                    if v.is_empty() {
+                        self.diags
+                            .alert(at, format!("{prefix}'source': missing interface name"));
+                        return None;
+                    }
+                    Unsupported::SourceInterface
+                }
+                _ => return Some(i - from),
+            };
+            refused.push(refusal_at(at, directive.to_string(), k, what));
+            i += 2;
+        }
     }
 
     fn http_check(&mut self, p: &mut Draft, w: &[String], at: &Origin) {
@@ -1959,11 +2103,56 @@ impl<'e> Parser<'e> {
                         }
                     }
                 }
+                "source" => {
+                    if v.is_empty() {
+                        self.diags.alert(
+                            at,
+                            format!(
+                                "'{who}': 'source' expects <addr>[:<port>[-<port>]], and optionally 'usesrc' <addr>, \
+                                 and 'interface' <name> as argument"
+                            ),
+                        );
+                        return;
+                    }
+                    let addr = match addr::parse_source(v, true) {
+                        Ok((addr, notes)) => {
+                            for n in notes {
+                                self.diags
+                                    .warn(at, format!("'{who}': 'source {v}': {n}, as HAProxy does"));
+                            }
+                            addr
+                        }
+                        Err(e) => {
+                            self.diags.alert(at, format!("'{who}': 'source {v}': {e}"));
+                            return;
+                        }
+                    };
+                    // HAProxy's server `source` sets the address and keeps the
+                    // `usesrc` / `interface` options inherited from default-server.
+                    let mut refused = opts.source.take().map(|s| s.refused).unwrap_or_default();
+                    let Some(used) = self.source_options(w, i + 2, &who, true, at, &mut refused) else {
+                        return;
+                    };
+                    takes = 1 + used;
+                    opts.source = Some(SourceDraft { addr, refused });
+                }
+                "usesrc" => {
+                    self.diags
+                        .alert(at, format!("'{who}': 'usesrc' only allowed after a 'source' statement"));
+                    return;
+                }
                 other => match kw::SERVER_OTHER.iter().find(|(n, _)| *n == other) {
                     Some((_, n)) => {
                         takes = *n;
-                        if !self.parse_past(&who, other, v, *n, kw::SERVER_FILES, at) {
+                        let refusal = kw::SERVER_REFUSED
+                            .iter()
+                            .find(|(r, _)| *r == other)
+                            .map(|(_, what)| *what);
+                        if !self.parse_past(&who, other, v, *n, kw::SERVER_FILES, refusal.is_none(), at) {
                             return;
+                        }
+                        if let Some(what) = refusal {
+                            opts.refused.push(refusal_at(at, who.clone(), other, what));
                         }
                     }
                     None => {
@@ -1997,6 +2186,15 @@ impl<'e> Parser<'e> {
                 });
             }
         }
+    }
+}
+
+fn refusal_at(at: &Origin, directive: String, keyword: &str, what: Unsupported) -> Refusal {
+    Refusal {
+        origin: at.clone(),
+        directive,
+        keyword: keyword.to_string(),
+        what,
     }
 }
 

@@ -5,8 +5,8 @@ use std::{collections::HashSet, time::Duration};
 use super::{
     diag::{Diags, Origin},
     model::{
-        Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, PortSpec, Server,
-        TcpCheckStep,
+        Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, PortSpec, Refusal,
+        Server, TcpCheckStep,
     },
     parse::{Draft, Kind, LogEntry, Parsed},
 };
@@ -37,7 +37,11 @@ fn set(d: Option<Duration>) -> bool {
 
 /// `fallback` locates whole-configuration alerts when there is no proxy to point at.
 pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
-    let Parsed { global, proxies } = parsed;
+    let Parsed {
+        global,
+        proxies,
+        refused: bind_refusals,
+    } = parsed;
     let backend_names: HashSet<&str> = proxies
         .iter()
         .filter(|p| p.kind.be())
@@ -129,7 +133,32 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         global,
         frontends,
         backends,
+        refused: refusals(bind_refusals, &proxies),
     }
+}
+
+/// Every place the agent refuses to run, once each: `bind` lines, then what
+/// each server uses (its TLS keywords, those of the `default-server` lines it
+/// inherits, and the `usesrc` / `interface` of the `source` it connects
+/// from). A `defaults` line no server inherits refuses nothing.
+fn refusals(binds: Vec<Refusal>, proxies: &[Draft]) -> Vec<Refusal> {
+    let mut seen: HashSet<&Refusal> = HashSet::new();
+    let mut out: Vec<Refusal> = Vec::new();
+    let servers = proxies.iter().filter(|p| p.kind.be()).flat_map(|p| {
+        p.servers.iter().flat_map(move |s| {
+            let source = s.opts.source.as_ref().or(p.source.as_ref());
+            s.opts
+                .refused
+                .iter()
+                .chain(source.into_iter().flat_map(|src| &src.refused))
+        })
+    });
+    for r in binds.iter().chain(servers) {
+        if seen.insert(r) {
+            out.push(r.clone());
+        }
+    }
+    out
 }
 
 /// A checked server needs a port to check, as HAProxy 2.6 requires: its own,
@@ -228,6 +257,7 @@ fn backend(p: &Draft, global: &Global) -> Backend {
                 send_proxy: o.send_proxy,
                 on_marked_down: o.on_marked_down,
                 on_marked_up: o.on_marked_up,
+                source: o.source.as_ref().or(p.source.as_ref()).map(|src| src.addr.clone()),
                 origin: s.origin.clone(),
             }
         })

@@ -387,3 +387,235 @@ fn a_checked_server_needs_a_port_to_check() {
         " option tcp-check\n tcp-check connect port 6379\n server s 198.18.0.1 check\n",
     ));
 }
+
+/// Each server's `source`, by name, as "addr" or "addr:lo-hi".
+fn sources(c: &Config, backend: &str) -> Vec<(String, Option<String>)> {
+    let show = |s: &SourceAddr| match &s.ports {
+        None => s.addr.to_string(),
+        Some(p) => format!("{}:{}-{}", s.addr, p.start(), p.end()),
+    };
+    c.backend(backend)
+        .unwrap()
+        .servers
+        .iter()
+        .map(|s| (s.name.clone(), s.source.as_ref().map(show)))
+        .collect()
+}
+
+fn pairs(list: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+    list.iter()
+        .map(|(n, s)| (n.to_string(), s.map(str::to_string)))
+        .collect()
+}
+
+#[test]
+fn source_precedence_is_server_then_default_server_then_backend_then_defaults() {
+    let text = format!(
+        "{TIMEOUTS} source 198.18.0.1\n\
+         frontend f\n bind :80\n default_backend inherits\n\
+         backend inherits\n server a 198.18.1.1:80\n\
+         backend own\n source 198.18.0.2:1024\n server a 198.18.1.1:80\n server b 198.18.1.2:80 source 198.18.0.3:2000-2999\n\
+         backend defsrv\n source 198.18.0.2\n default-server source [fd00::4]:5000\n\
+         server a 198.18.1.1:80\n server b 198.18.1.2:80 source 198.18.0.5\n"
+    );
+    let (c, warnings) = ok(&text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert!(c.refused.is_empty(), "{:#?}", c.refused);
+    assert_eq!(
+        sources(&c, "inherits"),
+        pairs(&[("a", Some("198.18.0.1"))]),
+        "from defaults"
+    );
+    assert_eq!(
+        sources(&c, "own"),
+        pairs(&[("a", Some("198.18.0.2:1024-1024")), ("b", Some("198.18.0.3:2000-2999"))]),
+        "the backend's replaces the defaults'; the server line's wins over both"
+    );
+    assert_eq!(
+        sources(&c, "defsrv"),
+        pairs(&[("a", Some("fd00::4:5000-5000")), ("b", Some("198.18.0.5"))]),
+        "default-server wins over the backend's source; the server line over default-server"
+    );
+}
+
+#[test]
+fn a_defaults_default_server_source_beats_the_backend_source_as_in_haproxy() {
+    // HAProxy copies defaults' default-server into each server; a server-level
+    // source wins over the proxy-level one wherever it came from.
+    let text = format!(
+        "{TIMEOUTS} default-server source 198.18.0.7\n\
+         listen l\n bind :80\n source 198.18.0.8\n server a 198.18.1.1:80\n\
+         listen m\n bind :81\n server a 198.18.1.1:80\n"
+    );
+    let (c, _) = ok(&text);
+    assert_eq!(sources(&c, "l"), pairs(&[("a", Some("198.18.0.7"))]));
+    assert_eq!(sources(&c, "m"), pairs(&[("a", Some("198.18.0.7"))]));
+    let (c, _) = ok(&format!("{TIMEOUTS}listen l\n bind :80\n server a 198.18.1.1:80\n"));
+    assert_eq!(sources(&c, "l"), pairs(&[("a", None)]), "no source anywhere");
+}
+
+#[test]
+fn source_in_a_frontend_is_ignored_with_haproxys_warning_and_balance_source_still_works() {
+    let text = format!(
+        "{TIMEOUTS}frontend f\n bind :80\n source 198.18.0.1\n default_backend b\n\
+         backend b\n balance source\n server a 198.18.1.1:80\n"
+    );
+    let (c, w) = ok(&text);
+    assert!(
+        w.iter()
+            .any(|d| d.origin.line == 7
+                && d.message == "'source' ignored because frontend 'f' has no backend capability"),
+        "{w:#?}"
+    );
+    let b = c.backend("b").unwrap();
+    assert_eq!(b.balance, Balance::Source);
+    assert_eq!(b.servers[0].source, None);
+}
+
+#[test]
+fn source_errors_name_the_line() {
+    let base = format!("{TIMEOUTS}listen l\n bind :80\n");
+    let cases = [
+        (" source 198.18.0.1:1000-2000\n", "port range not permitted here"),
+        (" source\n", "'source' expects <addr>[:<port>]"),
+        (
+            " source 198.18.0.1 via eth0\n",
+            "only supports optional keywords 'interface' and 'usesrc'",
+        ),
+        (" source 198.18.0.1 interface\n", "missing interface name"),
+        (" usesrc clientip\n", "'usesrc' only allowed after a 'source' statement"),
+        (
+            " server a 198.18.1.1:80 usesrc client\n",
+            "'usesrc' only allowed after a 'source' statement",
+        ),
+        (
+            " server a 198.18.1.1:80 source 198.18.0.1:2000-1000\n",
+            "invalid port range '2000-1000'",
+        ),
+        (
+            " server a 198.18.1.1:80 source 198.18.0.1 usesrc\n",
+            "'usesrc' expects <addr>",
+        ),
+        (" server a 198.18.1.1:80 source ::1\n", "invalid address"),
+        (
+            " server a 198.18.1.1:80 source lb.example\n",
+            "does not resolve host names",
+        ),
+    ];
+    for (line, needle) in cases {
+        let text = format!("{base}{line}");
+        let a = alerts(&text);
+        assert!(
+            a.iter().any(|d| d.origin.line == 7 && d.message.contains(needle)),
+            "wanted '{needle}' at line 7 in:\n{text}\ngot {a:#?}"
+        );
+    }
+}
+
+#[test]
+fn usesrc_and_interface_are_refused_only_where_a_server_uses_them() {
+    let text = format!(
+        "{TIMEOUTS} source 198.18.0.1 usesrc clientip\n\
+         listen l\n bind :80\n default-server source 198.18.0.2\n server a 198.18.1.1:80\n\
+         listen m\n bind :81\n server a 198.18.1.1:80 source 198.18.0.3 interface eth1 check port 80\n\
+         listen n\n bind :82\n source 198.18.0.4 usesrc client\n server a 198.18.1.1:80\n"
+    );
+    let (c, w) = ok(&text);
+    let got: Vec<(usize, &str, &str, Unsupported)> = c
+        .refused
+        .iter()
+        .map(|r| (r.origin.line, r.directive.as_str(), r.keyword.as_str(), r.what))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (12, "server m/a", "interface", Unsupported::SourceInterface),
+            (15, "source 198.18.0.4", "usesrc", Unsupported::Usesrc),
+        ],
+        "the defaults' usesrc is overridden in l (a server-level source) and m, and replaced in n"
+    );
+    assert_eq!(sources(&c, "m"), pairs(&[("a", Some("198.18.0.3"))]));
+    assert!(
+        w.iter().all(|d| !d.message.contains("usesrc")),
+        "only refusals speak of it: {w:#?}"
+    );
+    // A server `source` keeps the usesrc it inherits from default-server, as HAProxy's does.
+    let (c, _) = ok(&format!(
+        "{TIMEOUTS}listen l\n bind :80\n default-server source 198.18.0.1 usesrc clientip\n \
+         server a 198.18.1.1:80 source 198.18.0.2\n"
+    ));
+    assert_eq!(sources(&c, "l"), pairs(&[("a", Some("198.18.0.2"))]));
+    assert_eq!(c.refused.len(), 1);
+    assert_eq!((c.refused[0].origin.line, c.refused[0].keyword.as_str()), (7, "usesrc"));
+}
+
+#[test]
+fn tls_and_accept_proxy_are_refused_once_per_place_in_line_order() {
+    let text = format!(
+        "{TIMEOUTS} default-server ssl verify none\n\
+         frontend f\n bind :443 ssl crt /etc/lbxdp/site.pem\n bind :80 accept-proxy\n bind :81\n default_backend b\n\
+         backend b\n server a 198.18.1.1:443\n server c 198.18.1.2:443 ca-file /etc/lbxdp/ca.pem verify required\n\
+         backend unused\n"
+    );
+    let (c, w) = ok(&text);
+    let got: Vec<(usize, &str, &str)> = c
+        .refused
+        .iter()
+        .map(|r| (r.origin.line, r.directive.as_str(), r.keyword.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (5, "default-server", "ssl"),
+            (5, "default-server", "verify"),
+            (7, "bind :443", "ssl"),
+            (7, "bind :443", "crt"),
+            (8, "bind :80", "accept-proxy"),
+            (13, "server b/c", "ca-file"),
+            (13, "server b/c", "verify"),
+        ]
+    );
+    assert_eq!(c.refused[4].what, Unsupported::AcceptProxy);
+    assert!(
+        w.iter().all(|d| !d.message.contains("parsed past")),
+        "a refused keyword isn't also 'parsed past': {w:#?}"
+    );
+    let alert = c.refused[2].run_alert().to_string();
+    assert_eq!(
+        alert,
+        "[ALERT] t.cfg:7: 'bind :443': 'ssl' asks for TLS, which lbxdp doesn't do yet; \
+         lbxdp-agent refuses to run this configuration rather than serve plaintext where TLS is asked for"
+    );
+    assert_eq!(
+        c.refused[2].check_warning().to_string(),
+        "[WARNING] t.cfg:7: 'bind :443': 'ssl' asks for TLS, which lbxdp doesn't do yet; \
+         lbxdp-agent will refuse to run this configuration"
+    );
+    // Files named by crt and ca-file are still checked against the machine, as HAProxy does.
+    assert_eq!(c.global.env_refs.len(), 2);
+    let (c, _) = ok(&format!(
+        "{TIMEOUTS}listen l\n bind :80 alpn h2 ciphers X\n server a 198.18.1.1:80 sni str(x) check-ssl\n"
+    ));
+    assert!(
+        c.refused.is_empty(),
+        "other TLS settings don't turn TLS on: {:#?}",
+        c.refused
+    );
+}
+
+#[test]
+fn thousands_of_refused_lines_print_a_hundred_and_one_for_the_rest() {
+    let servers: String = (0..150)
+        .map(|i| format!(" server s{i} 198.18.1.{}:443 ssl\n", i + 1))
+        .collect();
+    let (c, _) = ok(&format!("{TIMEOUTS}listen l\n bind :443\n{servers}"));
+    assert_eq!(c.refused.len(), 150);
+    for diags in [c.refusal_warnings(), c.refusal_alerts()] {
+        assert_eq!(diags.len(), REFUSALS_SHOWN + 1);
+        let last = &diags[REFUSALS_SHOWN];
+        assert_eq!(last.origin.line, 7 + REFUSALS_SHOWN);
+        assert!(last.message.starts_with("and 50 more place(s) from here on"), "{last}");
+    }
+    assert!(c.refusal_warnings().iter().all(|d| !d.is_alert()));
+    assert!(c.refusal_alerts().iter().all(Diag::is_alert));
+}
