@@ -1,7 +1,10 @@
 //! Sustained load through full NAT: 60 s of short connections at full rate
-//! must not sag, also right after HAProxy itself left TIME_WAITs on the
-//! servers (the state an HAProxy user switching to lbxdp starts from).
-//! Rates are compared within the run (no absolute speed is asserted).
+//! must not sag, from a client with Linux's default settings beside
+//! nftables' full NAT on the same testbed, with health checks running (none
+//! may fail on a healthy server), and, tuned as a load generator, right after
+//! HAProxy itself left TIME_WAITs on the servers (the state an HAProxy user
+//! switching to lbxdp starts from). Rates are compared within the run (no
+//! absolute speed is asserted).
 mod common;
 
 use std::{path::Path, time::Duration};
@@ -32,10 +35,14 @@ struct Chunk {
 
 /// One bounded wrk run of new connections (`Connection: close`) to the VIP.
 fn wrk(tb: &Testbed, secs: u64) -> Chunk {
+    wrk_threads(tb, secs, 2)
+}
+
+fn wrk_threads(tb: &Testbed, secs: u64, threads: u32) -> Chunk {
     let out = tb
         .command(&tb.client, "wrk")
         .args([
-            "-t2",
+            &format!("-t{threads}"),
             "-c32",
             &format!("-d{secs}s"),
             "--timeout",
@@ -148,5 +155,153 @@ fn sustained_short_connections_through_full_nat() {
     let report = agent.stop();
     let fe = &report["frontends"][0];
     eprintln!("frontend counters: {fe}");
+    assert_eq!(fe["drop_no_port"].as_u64(), Some(0), "{fe}");
+}
+
+/// nftables' full NAT on the LB for the same VIP and servers: numgen DNAT to
+/// the servers, masquerade towards them. Removed again on drop.
+struct NftFullNat<'a> {
+    tb: &'a Testbed,
+}
+
+const NFT_TABLE: &str = "lbxdp_yardstick";
+
+impl<'a> NftFullNat<'a> {
+    fn install(tb: &'a Testbed) -> Self {
+        let servers: Vec<String> = tb
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!("{i} : {}", b.v4()))
+            .collect();
+        let rules = format!(
+            "table ip {NFT_TABLE} {{\n\
+             chain pre {{ type nat hook prerouting priority dstnat; \
+             ip daddr {vip} tcp dport 80 dnat to numgen inc mod {n} map {{ {map} }}; }}\n\
+             chain post {{ type nat hook postrouting priority srcnat; \
+             ip daddr 198.18.0.0/24 ip saddr != {vip} masquerade; }}\n}}\n",
+            vip = tb.lb.v4(),
+            n = servers.len(),
+            map = servers.join(", ")
+        );
+        let path = tb.dir().join("nft.conf");
+        std::fs::write(&path, rules).expect("nft rules");
+        tb.in_netns(&tb.lb, || {
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+            std::fs::write("/proc/sys/net/ipv4/conf/all/send_redirects", "0")?;
+            std::fs::write("/proc/sys/net/ipv4/conf/eth0/send_redirects", "0")?;
+            Ok(())
+        })
+        .expect("LB sysctls for nftables");
+        let out = tb
+            .command(&tb.lb, "nft")
+            .args(["-f", &path.to_string_lossy()])
+            .output_timeout(Duration::from_secs(10))
+            .expect("nft (`cargo xtask setup` installs nftables)");
+        assert!(out.status.success(), "nft -f: {}", String::from_utf8_lossy(&out.stderr));
+        Self { tb }
+    }
+}
+
+impl Drop for NftFullNat<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .tb
+            .command(&self.tb.lb, "nft")
+            .args(["delete", "table", "ip", NFT_TABLE])
+            .output_timeout(Duration::from_secs(10));
+    }
+}
+
+/// 60 s of slices with a client as Linux sets it up.
+fn slices(tb: &Testbed) -> Vec<Chunk> {
+    (0..CHUNKS).map(|_| wrk_threads(tb, CHUNK_SECS, 1)).collect()
+}
+
+fn show(label: &str, chunks: &[Chunk]) -> f64 {
+    let rates: Vec<String> = chunks.iter().map(|c| format!("{:.0}", c.rate)).collect();
+    let errors: u64 = chunks.iter().map(|c| c.timeouts + c.connect_errors).sum();
+    let total: f64 = chunks.iter().map(|c| c.rate).sum();
+    eprintln!(
+        "{label}: new connections/s per {CHUNK_SECS} s: {} (mean {:.0}; connect errors + timeouts {errors})",
+        rates.join(" "),
+        total / chunks.len() as f64
+    );
+    total / chunks.len() as f64
+}
+
+/// The defect this guards against: full NAT took the client's own ports,
+/// which the LB's kernel also hands to its health checks, so under load a
+/// check's SYN-ACK went to a client, checks timed out and healthy servers
+/// flapped (and the rate fell to a few percent).
+#[test]
+fn default_client_full_nat_holds_its_rate_beside_nftables() {
+    let Some(tb) = common::plain_testbed(
+        "default_client_full_nat_holds_its_rate_beside_nftables",
+        Layout::OneArm,
+        3,
+    ) else {
+        return;
+    };
+    let mut cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
+        tb.lb.v4()
+    );
+    for b in &tb.backends {
+        cfg.push_str(&format!(
+            "    server {} {}:80 check inter 2000 fall 2 rise 2\n",
+            b.name,
+            b.v4()
+        ));
+    }
+    let path = tb.dir().join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("haproxy.cfg");
+    let path = path.to_string_lossy().into_owned();
+
+    // lbxdp with its default flags.
+    let mut agent = common::Agent::start(&tb, &["-f", &path, "-i", "eth0", "--stats-interval", "0"]);
+    agent.wait_for("balancing", Duration::from_secs(30));
+    let lbxdp = slices(&tb);
+    let log = agent.log();
+    let report = agent.stop();
+    let lbxdp_mean = show("lbxdp (default flags)", &lbxdp);
+    let downs: Vec<&str> = log.lines().filter(|l| l.contains(" is DOWN")).collect();
+    eprintln!(
+        "health checks that failed on healthy servers under load: {}",
+        downs.len()
+    );
+    eprintln!("frontend counters: {}", report["frontends"][0]);
+
+    let nft = {
+        let _nat = NftFullNat::install(&tb);
+        slices(&tb)
+    };
+    let nft_mean = show("nftables full NAT", &nft);
+    eprintln!("lbxdp / nftables: {:.2}", lbxdp_mean / nft_mean);
+
+    assert!(
+        downs.is_empty(),
+        "healthy servers went DOWN under load:\n{}",
+        downs.join("\n")
+    );
+    assert!(
+        lbxdp[0].rate > 100.0,
+        "hardly any traffic got through ({:.0}/s)",
+        lbxdp[0].rate
+    );
+    for (i, c) in lbxdp.iter().enumerate() {
+        assert!(
+            c.rate >= 0.8 * lbxdp[0].rate,
+            "slice {i} ran at {:.0}/s, below 80% of the first ({:.0}/s)",
+            c.rate,
+            lbxdp[0].rate
+        );
+    }
+    assert!(
+        lbxdp_mean >= 0.9 * nft_mean,
+        "lbxdp's mean {lbxdp_mean:.0}/s is more than 10% below nftables' {nft_mean:.0}/s"
+    );
+    let fe = &report["frontends"][0];
     assert_eq!(fe["drop_no_port"].as_u64(), Some(0), "{fe}");
 }

@@ -44,6 +44,9 @@ pub struct Topology {
     pub backends: usize,
     /// Start nginx on port 80 in each backend, answering with the backend's name.
     pub nginx: bool,
+    /// Leave the veths as Linux makes them (TX checksum offload on, as in
+    /// containers) instead of making the hosts send complete checksums.
+    pub default_offloads: bool,
 }
 
 /// One interface of a host, with its addresses.
@@ -242,7 +245,7 @@ impl Testbed {
             // which then arrives with a bad checksum. Real NICs deliver complete
             // checksums, so make the hosts send them. This is an ethtool
             // setting, which rtnetlink can't change: hence the ethtool command.
-            for iface in &h.ifaces {
+            for iface in h.ifaces.iter().filter(|_| !topo.default_offloads) {
                 let out = NsCommand::new(ns.shared_file(), ns.name(), "ethtool")
                     .args(["-K", &iface.name, "tx", "off"])
                     .output_timeout(Duration::from_secs(10))

@@ -41,6 +41,7 @@ fn one_arm_backends_answer_with_their_names() {
         layout: Layout::OneArm,
         backends: 3,
         nginx: true,
+        default_offloads: false,
     })
     .expect("testbed");
     let names = tb.namespaces();
@@ -68,6 +69,7 @@ fn two_arm_client_reaches_backends_through_the_lb() {
         layout: Layout::TwoArm,
         backends: 2,
         nginx: true,
+        default_offloads: false,
     })
     .expect("testbed");
     assert_eq!(tb.lb.ifaces.len(), 2);
@@ -104,6 +106,7 @@ fn a_panicking_test_still_tears_down() {
             layout: Layout::OneArm,
             backends: 1,
             nginx: true,
+            default_offloads: false,
         })
         .expect("testbed");
         *names.lock().unwrap_or_else(|e| e.into_inner()) = tb.namespaces();

@@ -53,6 +53,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         layout: Layout::OneArm,
         backends: BACKENDS,
         nginx: true,
+        default_offloads: false,
     })?;
     let vip = tb.lb.v4();
     println!("    namespaces {}-*: client {}, lb {vip}", tb.prefix(), tb.client.v4());

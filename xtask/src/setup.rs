@@ -32,6 +32,10 @@ const TESTBED_PACKAGES: &[&str] = &[
     "wrk",
     "socat",
     "iperf3",
+    // nftables' full NAT is the yardstick of the load tests; trafgen
+    // (netsniff-ng) sends their bounded spoofed floods.
+    "nftables",
+    "netsniff-ng",
 ];
 
 /// What the eBPF build needs, once `setup` has made sure it is there.

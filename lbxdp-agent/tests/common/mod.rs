@@ -26,7 +26,18 @@ pub fn skip_without_root(test: &str) -> bool {
 }
 
 /// The testbed for `test`, or None (after a loud message) without root.
+/// Its hosts send complete checksums (see `plain_testbed` for Linux's defaults).
 pub fn testbed(test: &str, layout: Layout, backends: usize, nginx: bool) -> Option<Testbed> {
+    build(test, layout, backends, nginx, false)
+}
+
+/// A testbed left as a user's veths are: TX checksum offload on, and no
+/// XDP program on the LB's peers unless the test adds one.
+pub fn plain_testbed(test: &str, layout: Layout, backends: usize) -> Option<Testbed> {
+    build(test, layout, backends, true, true)
+}
+
+fn build(test: &str, layout: Layout, backends: usize, nginx: bool, default_offloads: bool) -> Option<Testbed> {
     if skip_without_root(test) {
         return None;
     }
@@ -35,6 +46,7 @@ pub fn testbed(test: &str, layout: Layout, backends: usize, nginx: bool) -> Opti
             layout,
             backends,
             nginx,
+            default_offloads,
         })
         .expect("testbed"),
     )

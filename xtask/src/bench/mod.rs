@@ -165,6 +165,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         layout: Layout::OneArm,
         backends: BACKENDS,
         nginx: true,
+        default_offloads: false,
     })?;
     let cfg = tb.dir().join("haproxy.cfg");
     std::fs::write(&cfg, agent::haproxy_cfg_with_iperf(&tb, IPERF_PORT)).context("writing haproxy.cfg")?;
