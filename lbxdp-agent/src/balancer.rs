@@ -289,14 +289,28 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
     let addrs: Vec<IfAddr> = host.local.iter().map(|(_, a)| *a).collect();
     for be in &p.backends {
         for s in &be.servers {
-            let snat = match opts.nat {
-                NatMode::Full => snat_for(s.addr, &addrs).with_context(|| {
+            let snat = match (opts.nat, s.source) {
+                // `source ADDR`: a dedicated address, which the LB must own
+                // (the servers' replies come back to it).
+                (NatMode::Full, Some(src)) => {
+                    if src.is_ipv4() != s.addr.is_ipv4() || !addrs.iter().any(|a| a.addr == src) {
+                        bail!(
+                            "server {}/{} ({}): source {src} is not an address of {} of the server's family",
+                            be.name,
+                            s.name,
+                            s.addr,
+                            opts.ifaces.join(", ")
+                        );
+                    }
+                    src
+                }
+                (NatMode::Full, None) => snat_for(s.addr, &addrs).with_context(|| {
                     format!(
                         "server {}/{} ({}): the LB has no address of its family",
                         be.name, s.name, s.addr
                     )
                 })?,
-                NatMode::Dnat => s.addr,
+                (NatMode::Dnat, _) => s.addr,
             };
             live.snat.insert(s.id, snat);
             // The neighbour lives on the interface whose subnet holds the server.

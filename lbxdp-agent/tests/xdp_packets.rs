@@ -117,6 +117,7 @@ fn server(id: u32, name: &str, addr: IpAddr) -> PlanServer {
         weight: 1,
         backup: false,
         disabled: false,
+        source: None,
     }
 }
 

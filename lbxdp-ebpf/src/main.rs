@@ -63,6 +63,12 @@ pub(crate) static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(64, 0);
 
 /// Source ports tried for a new full-NAT flow: one hashed from the flow, then these many more.
 const PORT_TRIES: u32 = 8;
+/// A half-open holder older than this yields its port to a new SYN: a
+/// handshake that is going to complete has done so by then on any LAN, and
+/// a spoofed SYN flood must not keep legitimate SYNs from every port. (A
+/// client whose handshake takes longer loses only when its port is
+/// contended, and its SYN retransmit then claims another.)
+const HALF_OPEN_YIELD_NS: u64 = 250_000_000;
 /// How long a closed flow's (LB address, port) stays reserved for it: the
 /// server holds TIME_WAIT that long (Linux: 60 s), and a new connection from
 /// another client on that port would stall there.
@@ -538,7 +544,7 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
 /// client flow comes back to the same port, then a few rehashes. A port is
 /// free when no flow holds it, when its holder is this very client flow
 /// again (the client's sequence numbers keep the server's TIME_WAIT happy),
-/// when its holder never got past the handshake within the SYN timeout, or
+/// when its holder is still half-open after `HALF_OPEN_YIELD_NS`, or
 /// when its holder has been gone longer than the server's TIME_WAIT.
 #[inline(always)]
 fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Result<u16, NewFlowError> {
@@ -569,7 +575,7 @@ fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Resu
                     && old.vip_port == s.reply.vip_port;
                 let idle = now.saturating_sub(old.seen_ns);
                 let gone = if old.flags & FLOW_HALF_OPEN != 0 {
-                    idle > settings.syn_timeout_ns
+                    idle > settings.syn_timeout_ns.min(HALF_OPEN_YIELD_NS)
                 } else if old.flags & FLOW_CLOSING != 0 {
                     idle > TIME_WAIT_NS
                 } else {

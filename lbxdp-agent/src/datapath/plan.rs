@@ -51,6 +51,9 @@ pub struct PlanServer {
     pub weight: u32,
     pub backup: bool,
     pub disabled: bool,
+    /// HAProxy's `source`: the full-NAT address towards this server (None:
+    /// the LB's address in the server's subnet).
+    pub source: Option<IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -73,6 +76,15 @@ pub enum PlanError {
         server: String,
         origin: String,
         ports: Vec<u16>,
+    },
+    #[error(
+        "{origin}: server {backend}/{server}: 'source' with a port range: XDP full NAT takes its source ports from \
+         the range the kernel leaves free (see the log), not per server; give the address alone"
+    )]
+    SourcePorts {
+        backend: String,
+        server: String,
+        origin: String,
     },
     #[error("{origin}: server {backend}/{server}: port {port} + offset is out of range")]
     PortOutOfRange {
@@ -181,6 +193,17 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
                                 })?
                         }
                     };
+                    let source = match &s.source {
+                        Some(src) if src.ports.is_some() => {
+                            return Err(PlanError::SourcePorts {
+                                backend: be.name.clone(),
+                                server: s.name.clone(),
+                                origin,
+                            });
+                        }
+                        Some(src) if !src.addr.is_unspecified() => Some(src.addr),
+                        _ => None,
+                    };
                     servers.push(PlanServer {
                         id: next_server,
                         name: s.name.clone(),
@@ -189,6 +212,7 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
                         weight: u32::from(s.weight),
                         backup: s.backup,
                         disabled: s.disabled,
+                        source,
                     });
                     next_server += 1;
                 }
