@@ -67,16 +67,29 @@ pub struct ServerReport {
 /// How long health changes may gather before the maps are rewritten.
 const HEALTH_COALESCE: Duration = Duration::from_millis(10);
 
+/// `Backend::ids` for an address family the backend has no server of.
+const NO_TABLE: u32 = u32::MAX;
+
+/// Below this many Maglev slots per server a backend's shares get coarse.
+const MIN_SLOTS_PER_SERVER: u32 = 100;
+
+/// The address families (0: IPv4, 1: IPv6) a backend has servers of.
+fn families(be: &plan::PlanBackend) -> impl Iterator<Item = usize> + '_ {
+    (0..2).filter(|f| be.servers.iter().any(|s| plan::family_index(s.addr) == *f))
+}
+
 /// Slots reserved in the maps beyond twice the first config's needs.
 const MIN_BACKEND_SLOTS: u32 = 16;
 const MIN_SERVER_SLOTS: u32 = 256;
 
 /// Ids that stay with their names across reloads: a pinned flow names its
 /// server by id, and the counters are kept by id.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ids {
     backends: HashMap<(String, usize), u32>,
-    servers: HashMap<(String, String), u32>,
+    /// By backend, name and address: a server whose address changed gets a
+    /// new id, so the flows still on its old address keep going there.
+    servers: HashMap<(String, String, IpAddr, u16), u32>,
     frontends: HashMap<String, u32>,
 }
 
@@ -106,6 +119,9 @@ struct Live {
     up: HashMap<u32, bool>,
     /// Per backend: the weights its tables were last built with.
     weights: HashMap<String, Vec<u32>>,
+    /// Addresses that left the config at the last reload: their managed
+    /// neighbour entries go at the next one.
+    draining: Vec<IpAddr>,
 }
 
 /// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it
@@ -144,11 +160,15 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
     // Room to grow on reload: map sizes are fixed once the object is loaded.
     let sizes = match &plan {
         Some(p) => Sizes {
-            // Two tables (IPv4, IPv6) per backend, twice over for reloads.
-            backends: (4 * p.backends.len() as u32).max(MIN_BACKEND_SLOTS),
+            // A table per address family a backend has servers of (an
+            // IPv4-only backend costs one, not two), twice over for reloads.
+            backends: (2 * p.backends.iter().map(|b| families(b).count() as u32).sum::<u32>()).max(MIN_BACKEND_SLOTS),
             servers: (2 * p.backends.iter().map(|b| b.servers.len() as u32).sum::<u32>()).max(MIN_SERVER_SLOTS),
             table_size: opts.table_size,
             flows: opts.flows,
+            vips: (2 * p.frontends.iter().map(|f| f.vips.len() as u32).sum::<u32>())
+                .max(lbxdp_common::DEFAULT_MAX_FRONTENDS / 2),
+            frontends: (2 * p.frontends.len() as u32).max(lbxdp_common::DEFAULT_MAX_FRONTENDS),
         },
         None => Sizes::default(),
     };
@@ -187,8 +207,10 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                 snat: HashMap::new(),
                 up: HashMap::new(),
                 weights: HashMap::new(),
+                draining: Vec::new(),
             };
-            apply(&mut dp, p, &mut host, &mut l, opts).await?;
+            let prep = prepare(&dp, p, &host, &l, opts)?;
+            apply(&mut dp, prep, &mut host, &mut l, opts).await?;
             live = Some(l);
         }
         for (iface, (net, _)) in opts.ifaces.iter().zip(&host.nets) {
@@ -246,50 +268,58 @@ struct Host {
     local: Vec<(usize, IfAddr)>,
 }
 
-/// Makes the datapath hold `p`, its servers as the health checks see them.
-/// Servers gone from the config are marked down, so their flows rehash;
-/// each backend's new table goes in with one flip.
-async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live, opts: &Options) -> anyhow::Result<()> {
+/// A plan checked against everything that can refuse it (map room, NAT
+/// sources), with its ids assigned: nothing has been written yet.
+struct Prepared {
+    plan: Plan,
+    ids: Ids,
+    snat: HashMap<u32, IpAddr>,
+}
+
+/// Validates and plans a config's datapath before the first map write, so
+/// a refused reload leaves everything as it was.
+fn prepare(dp: &Datapath, mut p: Plan, host: &Host, live: &Live, opts: &Options) -> anyhow::Result<Prepared> {
     let (max_backends, max_servers) = (dp.sizes().backends, dp.sizes().servers);
-    let mut ids = std::mem::take(&mut live.ids);
-    let assigned = (|| -> anyhow::Result<()> {
-        for be in &mut p.backends {
-            for fam in 0..2 {
-                be.ids[fam] = id_for(
+    let mut ids = live.ids.clone();
+    for be in &mut p.backends {
+        let fams: Vec<usize> = families(be).collect();
+        for fam in 0..2 {
+            be.ids[fam] = if fams.contains(&fam) {
+                id_for(
                     &mut ids.backends,
                     (be.name.clone(), fam),
                     max_backends,
                     "backend tables",
-                )?;
-            }
-            for s in &mut be.servers {
-                s.id = id_for(
-                    &mut ids.servers,
-                    (be.name.clone(), s.name.clone()),
-                    max_servers,
-                    "servers",
-                )?;
-            }
+                )?
+            } else {
+                NO_TABLE
+            };
         }
-        for fe in &mut p.frontends {
-            fe.id = id_for(
-                &mut ids.frontends,
-                fe.name.clone(),
-                lbxdp_common::DEFAULT_MAX_FRONTENDS,
-                "frontends",
+        for s in &mut be.servers {
+            s.id = id_for(
+                &mut ids.servers,
+                (be.name.clone(), s.name.clone(), s.addr, s.port),
+                max_servers,
+                "servers",
             )?;
         }
-        Ok(())
-    })();
-    live.ids = ids;
-    assigned?;
-    for note in &p.notes {
-        info!("{note}");
+    }
+    for fe in &mut p.frontends {
+        fe.id = id_for(&mut ids.frontends, fe.name.clone(), dp.sizes().frontends, "frontends")?;
+    }
+    let vips = p.frontends.iter().map(|f| f.vips.len() as u32).sum::<u32>();
+    if vips > dp.sizes().vips {
+        bail!(
+            "{vips} VIP ports (bind addresses x ports) need more room than the {} the maps were sized for at start: \
+             restart lbxdp-agent to resize them",
+            dp.sizes().vips
+        );
     }
     let addrs: Vec<IfAddr> = host.local.iter().map(|(_, a)| *a).collect();
+    let mut snat = HashMap::new();
     for be in &p.backends {
         for s in &be.servers {
-            let snat = match (opts.nat, s.source) {
+            let src = match (opts.nat, s.source) {
                 // `source ADDR`: a dedicated address, which the LB must own
                 // (the servers' replies come back to it).
                 (NatMode::Full, Some(src)) => {
@@ -312,13 +342,77 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
                 })?,
                 (NatMode::Dnat, _) => s.addr,
             };
-            live.snat.insert(s.id, snat);
+            snat.insert(s.id, src);
+        }
+    }
+    Ok(Prepared { plan: p, ids, snat })
+}
+
+/// Makes the datapath hold a prepared plan, its servers as the health checks
+/// see them. Servers gone from the config are marked down, so their flows
+/// rehash; a kept server whose address, port or source changed is rewritten;
+/// each backend's new table goes in with one flip.
+async fn apply(
+    dp: &mut Datapath,
+    prep: Prepared,
+    host: &mut Host,
+    live: &mut Live,
+    opts: &Options,
+) -> anyhow::Result<()> {
+    let Prepared { plan: p, ids, snat } = prep;
+    live.ids = ids;
+    for note in &p.notes {
+        info!("{note}");
+    }
+    let addrs: Vec<IfAddr> = host.local.iter().map(|(_, a)| *a).collect();
+    for be in &p.backends {
+        for s in &be.servers {
+            let changed = live
+                .plan
+                .backends
+                .iter()
+                .filter(|b| b.name == be.name)
+                .flat_map(|b| &b.servers)
+                .find(|o| o.name == s.name)
+                .is_some_and(|o| (o.addr, o.port) != (s.addr, s.port) || live.snat.get(&o.id) != snat.get(&s.id));
+            if changed {
+                // Not in `up`: the health sync below writes it again.
+                live.up.remove(&s.id);
+                info!("server {}/{}: now {}", be.name, s.name, sockaddr(s.addr, s.port));
+            }
             // The neighbour lives on the interface whose subnet holds the server.
             if let Some((i, _)) = host.local.iter().find(|(_, a)| in_subnet(s.addr, a))
                 && let Some((net, _)) = host.nets.get_mut(*i)
             {
                 net.manage_neighbour(s.addr).await?;
             }
+        }
+    }
+    // Neighbour entries of addresses no server has any more go one reload
+    // later: the flows draining to them need the entry until they end.
+    let in_use = |a: &IpAddr| p.backends.iter().flat_map(|b| &b.servers).any(|s| s.addr == *a);
+    for addr in std::mem::take(&mut live.draining).into_iter().filter(|a| !in_use(a)) {
+        for (net, _) in host.nets.iter_mut() {
+            net.forget_neighbour(addr).await;
+        }
+    }
+    live.draining = live
+        .plan
+        .backends
+        .iter()
+        .flat_map(|b| &b.servers)
+        .map(|s| s.addr)
+        .filter(|a| !in_use(a))
+        .collect();
+    live.snat = snat;
+    for be in &p.backends {
+        let n = be.servers.len() as u32;
+        if n > 0 && opts.table_size / n < MIN_SLOTS_PER_SERVER {
+            warn!(
+                "backend {}: {n} servers share {} Maglev slots, fewer than {MIN_SLOTS_PER_SERVER} each, so their \
+                 shares of new connections are coarse: raise --maglev-size (a prime)",
+                be.name, opts.table_size
+            );
         }
     }
     // Servers and tables follow the health snapshot (new servers start as
@@ -337,18 +431,18 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
         &mut live.weights,
         opts,
     )?;
-    // Removed servers go down only now that no table sends to them.
+    // A removed server (or a server's old address) drains, as HAProxy's old
+    // process lets its sessions finish on a reload: no table sends it new
+    // flows any more, and the flows it has keep going until they end.
     for old_be in &live.plan.backends {
         for old in &old_be.servers {
-            let kept = p
-                .backends
-                .iter()
-                .any(|b| b.name == old_be.name && b.servers.iter().any(|s| s.name == old.name));
+            let kept = p.backends.iter().flat_map(|b| &b.servers).any(|s| s.id == old.id);
             if !kept {
-                dp.set_server(old, old.addr, false)?;
                 info!(
-                    "server {}/{} removed: its flows move to the others",
-                    old_be.name, old.name
+                    "server {}/{} ({}) left the configuration: its flows drain, new ones go to the others",
+                    old_be.name,
+                    old.name,
+                    sockaddr(old.addr, old.port)
                 );
             }
         }
@@ -385,6 +479,11 @@ async fn apply(dp: &mut Datapath, mut p: Plan, host: &mut Host, live: &mut Live,
     for old in &live.vips {
         if !vips.contains(old) {
             dp.remove_frontend(old.0, old.1)?;
+            if !vips.iter().any(|(ip, _)| *ip == old.0)
+                && let Some((net, _)) = host.nets.first_mut()
+            {
+                net.remove_vip(old.0).await;
+            }
         }
     }
     for (net, _) in host.nets.iter() {
@@ -407,9 +506,10 @@ async fn reload(dp: &mut Datapath, live: &mut Live, host: &mut Host, opts: &Opti
         .context("the new configuration has errors (see the [ALERT] lines)")?;
     let local_ips: Vec<IpAddr> = host.local.iter().map(|(_, a)| a.addr).collect();
     let p = plan::plan(&config, &local_ips)?;
+    let prep = prepare(dp, p, host, live, opts)?;
     live.monitor.reload(&config);
     live.config = config;
-    apply(dp, p, host, live, opts).await
+    apply(dp, prep, host, live, opts).await
 }
 
 /// The datapath's view of a server: up keeps its flows where they are,
@@ -467,7 +567,7 @@ fn sync_health(
             continue;
         }
         let started = std::time::Instant::now();
-        for (fam, id) in be.ids.iter().enumerate() {
+        for (fam, id) in be.ids.iter().enumerate().filter(|(_, id)| **id != NO_TABLE) {
             let members: Vec<maglev::Member<'_>> = be
                 .servers
                 .iter()

@@ -144,6 +144,7 @@ fn balancer() -> Datapath {
         servers: 4,
         table_size: TABLE,
         flows: 1024,
+        ..Sizes::default()
     };
     let mut dp = Datapath::load(sizes, false, XDP_PROGRAM).expect("loading the XDP program (verifier)");
     dp.set_settings(&Settings::with_default_timeouts(TABLE))
@@ -1412,6 +1413,7 @@ fn mixed_family_backend_never_garbles_a_packet() {
             servers: 2,
             table_size: TABLE,
             flows: 1024,
+            ..Sizes::default()
         };
         let mut dp = Datapath::load(sizes, false, XDP_PROGRAM).expect("loading the XDP program");
         dp.set_settings(&Settings::with_default_timeouts(TABLE))

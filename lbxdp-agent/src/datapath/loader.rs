@@ -4,8 +4,8 @@ use aya::{
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use lbxdp_common::{
-    BACKENDS_MAP, DEFAULT_MAX_FLOWS, FLOWS_MAP, MAGLEV_MAP, PROTO_STATS_MAP, ProtoStats, REPLIES_MAP, SERVER_STATS_MAP,
-    SERVERS_MAP, XDP_PROGRAM,
+    BACKENDS_MAP, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, FLOWS_MAP, FRONTEND_STATS_MAP, FRONTENDS_MAP, MAGLEV_MAP,
+    PROTO_STATS_MAP, ProtoStats, REPLIES_MAP, SERVER_STATS_MAP, SERVERS_MAP, XDP_PROGRAM,
 };
 use tracing::{debug, info, warn};
 
@@ -56,6 +56,10 @@ pub struct Sizes {
     pub servers: u32,
     pub table_size: u32,
     pub flows: u32,
+    /// (VIP, port) pairs: each takes a TCP and a UDP entry in `FRONTENDS`.
+    pub vips: u32,
+    /// Frontends (their counters).
+    pub frontends: u32,
 }
 
 impl Default for Sizes {
@@ -65,6 +69,8 @@ impl Default for Sizes {
             servers: 1,
             table_size: crate::maglev::DEFAULT_TABLE_SIZE,
             flows: DEFAULT_MAX_FLOWS,
+            vips: DEFAULT_MAX_FRONTENDS / 2,
+            frontends: DEFAULT_MAX_FRONTENDS,
         }
     }
 }
@@ -110,6 +116,8 @@ impl Datapath {
             .map_max_entries(BACKENDS_MAP, sizes.backends.max(1))
             .map_max_entries(SERVERS_MAP, sizes.servers.max(1))
             .map_max_entries(SERVER_STATS_MAP, sizes.servers.max(1))
+            .map_max_entries(FRONTENDS_MAP, sizes.vips.max(1).saturating_mul(2))
+            .map_max_entries(FRONTEND_STATS_MAP, sizes.frontends.max(1))
             .map_max_entries(FLOWS_MAP, sizes.flows.max(1024))
             .map_max_entries(REPLIES_MAP, sizes.flows.max(1024))
             .load(OBJECT)

@@ -136,6 +136,9 @@ impl HostNet {
     /// A neighbour entry the kernel keeps resolved (NTF_EXT_MANAGED, Linux
     /// 5.16+), so the first packets to a server find its MAC.
     pub async fn manage_neighbour(&mut self, ip: IpAddr) -> Result<(), NetError> {
+        if self.added_neighbours.contains(&ip) {
+            return Ok(());
+        }
         let mut req = self
             .handle
             .neighbours()
@@ -202,29 +205,57 @@ impl HostNet {
     /// Removes the VIPs and neighbour entries this agent added.
     pub async fn cleanup(&mut self) {
         for a in std::mem::take(&mut self.added_vips) {
-            let mut s = self
-                .handle
-                .address()
-                .get()
-                .set_link_index_filter(self.ifindex)
-                .set_address_filter(a.addr)
-                .execute();
-            if let Ok(Some(msg)) = s.try_next().await
-                && let Err(e) = self.handle.address().del(msg).execute().await
-            {
-                warn!("{}: removing VIP {}: {e}", self.iface, a.addr);
-            }
+            self.del_vip(a.addr).await;
         }
         for ip in std::mem::take(&mut self.added_neighbours) {
-            let mut msg = netlink_packet_route::neighbour::NeighbourMessage::default();
-            msg.header.ifindex = self.ifindex;
-            msg.header.family = if ip.is_ipv4() {
-                AddressFamily::Inet
-            } else {
-                AddressFamily::Inet6
-            };
-            msg.attributes.push(NeighbourAttribute::Destination(ip.into()));
-            let _ = self.handle.neighbours().del(msg).execute().await;
+            self.del_neighbour(ip).await;
+        }
+    }
+
+    /// A VIP that no frontend serves any more leaves the interface, if this
+    /// agent added it.
+    pub async fn remove_vip(&mut self, vip: IpAddr) {
+        if let Some(i) = self.added_vips.iter().position(|a| a.addr == vip) {
+            self.added_vips.remove(i);
+            self.del_vip(vip).await;
+            info!("{}: removed VIP {vip}", self.iface);
+        }
+    }
+
+    /// The managed neighbour entry of a server that is gone.
+    pub async fn forget_neighbour(&mut self, ip: IpAddr) {
+        if let Some(i) = self.added_neighbours.iter().position(|a| *a == ip) {
+            self.added_neighbours.remove(i);
+            self.del_neighbour(ip).await;
+        }
+    }
+
+    async fn del_vip(&self, vip: IpAddr) {
+        let mut s = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(self.ifindex)
+            .set_address_filter(vip)
+            .execute();
+        if let Ok(Some(msg)) = s.try_next().await
+            && let Err(e) = self.handle.address().del(msg).execute().await
+        {
+            warn!("{}: removing VIP {vip}: {e}", self.iface);
+        }
+    }
+
+    async fn del_neighbour(&self, ip: IpAddr) {
+        let mut msg = netlink_packet_route::neighbour::NeighbourMessage::default();
+        msg.header.ifindex = self.ifindex;
+        msg.header.family = if ip.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        msg.attributes.push(NeighbourAttribute::Destination(ip.into()));
+        if let Err(e) = self.handle.neighbours().del(msg).execute().await {
+            debug!("{}: removing the neighbour entry of {ip}: {e}", self.iface);
         }
     }
 }

@@ -1,0 +1,192 @@
+//! Ten reloads under load, with the agent's default flags: a weight change,
+//! bad configs, a new server, a new and a removed VIP, a server whose
+//! address changed. No request may fail; what the host got (VIP addresses,
+//! neighbour entries) follows the config; a bad config changes nothing.
+mod common;
+
+use std::time::Duration;
+
+use lbxdp_testbed::{Layout, Testbed};
+use nix::sys::signal::Signal;
+
+const LOAD_SECS: u64 = 16;
+const EXTRA_VIP: &str = "198.18.0.200";
+
+/// One step's config. `servers`: (name, backend index, weight).
+fn config(tb: &Testbed, servers: &[(&str, usize, u32)], extra_vip: bool, broken: bool) -> String {
+    let mut s = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\n",
+        tb.lb.v4()
+    );
+    if extra_vip {
+        s.push_str(&format!(
+            "frontend extra\n    bind {EXTRA_VIP}:80\n    default_backend pool\n\n"
+        ));
+    }
+    s.push_str("backend pool\n");
+    if broken {
+        s.push_str("    frobnicate the servers\n");
+    }
+    for (name, host, weight) in servers {
+        s.push_str(&format!(
+            "    server {name} {}:80 weight {weight} check inter 2000 fall 2 rise 2\n",
+            tb.backends[*host].v4()
+        ));
+    }
+    s
+}
+
+fn lb_has(tb: &Testbed, args: &[&str], needle: &str) -> bool {
+    let out = tb
+        .command(&tb.lb, "ip")
+        .args(args)
+        .output_timeout(Duration::from_secs(5))
+        .expect("ip");
+    String::from_utf8_lossy(&out.stdout).contains(needle)
+}
+
+fn managed_neighbour(tb: &Testbed, ip: &str) -> bool {
+    lb_has(tb, &["neigh", "show", ip], "managed")
+}
+
+fn answers(tb: &Testbed, url: &str, n: usize) -> String {
+    let out = tb
+        .command(&tb.client, "curl")
+        .args(["-sS", "--max-time", "5", "-H", "Connection: close"])
+        .args(std::iter::repeat_n(url, n))
+        .output_timeout(Duration::from_secs(60))
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn ten_reloads_under_load_lose_nothing() {
+    let Some(tb) = common::plain_testbed("ten_reloads_under_load_lose_nothing", Layout::OneArm, 4) else {
+        return;
+    };
+    let path = tb.dir().join("haproxy.cfg");
+    let write = |text: String| std::fs::write(&path, text).expect("haproxy.cfg");
+    let base = [("web1", 0, 1), ("web2", 1, 1)];
+    write(config(&tb, &base, false, false));
+    let path_s = path.to_string_lossy().into_owned();
+    let mut agent = common::Agent::start(&tb, &["-f", &path_s, "-i", "eth0", "--stats-interval", "0"]);
+    agent.wait_for("balancing", Duration::from_secs(30));
+    let url = format!("http://{}/", tb.lb.v4());
+    let web3 = tb.backends[2].v4().to_string();
+
+    type Step<'a> = (&'a str, Vec<(&'a str, usize, u32)>, bool, bool);
+    let steps: Vec<Step> = vec![
+        ("a weight change", vec![("web1", 0, 1), ("web2", 1, 3)], false, false),
+        ("a bad config", vec![("web1", 0, 1)], false, true),
+        (
+            "a new server",
+            vec![("web1", 0, 1), ("web2", 1, 3), ("web3", 2, 1)],
+            false,
+            false,
+        ),
+        (
+            "a new VIP",
+            vec![("web1", 0, 1), ("web2", 1, 3), ("web3", 2, 1)],
+            true,
+            false,
+        ),
+        (
+            "a changed server address",
+            vec![("web1", 0, 1), ("web2", 1, 3), ("web3", 3, 1)],
+            true,
+            false,
+        ),
+        (
+            "a removed VIP",
+            vec![("web1", 0, 1), ("web2", 1, 3), ("web3", 3, 1)],
+            false,
+            false,
+        ),
+        ("another bad config", vec![], false, true),
+        (
+            "weights back",
+            vec![("web1", 0, 1), ("web2", 1, 1), ("web3", 3, 1)],
+            false,
+            false,
+        ),
+        ("a removed server", vec![("web1", 0, 1), ("web2", 1, 1)], false, false),
+        ("the same config", vec![("web1", 0, 1), ("web2", 1, 1)], false, false),
+    ];
+
+    let wrk = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            tb.command(&tb.client, "wrk")
+                .args([
+                    "-t1",
+                    "-c32",
+                    &format!("-d{LOAD_SECS}s"),
+                    "--timeout",
+                    "2s",
+                    "-H",
+                    "Connection: close",
+                    &url,
+                ])
+                .output_timeout(Duration::from_secs(LOAD_SECS + 30))
+                .expect("wrk")
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        for (what, servers, extra, broken) in &steps {
+            write(config(&tb, servers, *extra, *broken));
+            agent.signal(Signal::SIGHUP);
+            let line = agent.wait_for("SIGHUP:", Duration::from_secs(10));
+            eprintln!("reload with {what}: {line}");
+            assert_eq!(
+                line.contains("reload failed"),
+                *broken,
+                "reload with {what}: {line}\n{}",
+                agent.log()
+            );
+            match *what {
+                "a new server" => assert!(managed_neighbour(&tb, &web3), "web3's neighbour entry is managed"),
+                "a new VIP" => {
+                    assert!(lb_has(&tb, &["-br", "addr"], EXTRA_VIP), "the new VIP is on the LB");
+                    let got = answers(&tb, &format!("http://{EXTRA_VIP}/"), 3);
+                    assert_eq!(got.matches("web").count(), 3, "the new VIP answers: {got:?}");
+                }
+                "a changed server address" => {
+                    let got = answers(&tb, &url, 30);
+                    assert!(got.contains("web4"), "web3's new address takes requests: {got:?}");
+                    assert!(!got.contains("web3"), "web3's old address takes none: {got:?}");
+                }
+                "a removed VIP" => {
+                    assert!(!lb_has(&tb, &["-br", "addr"], EXTRA_VIP), "the VIP left the LB");
+                    // One reload after the address change: its flows have drained.
+                    assert!(
+                        !managed_neighbour(&tb, &web3),
+                        "the old address's managed neighbour entry is gone"
+                    );
+                }
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+        load.join().expect("wrk thread")
+    });
+    let text = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    eprintln!("{text}");
+    let errors = text.lines().find(|l| l.contains("Socket errors")).unwrap_or_default();
+    let non2xx = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .unwrap_or("0")
+        .trim()
+        .to_string();
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("across 10 reloads: {requests}; {errors}; non-2xx {non2xx}");
+    assert!(errors.is_empty(), "socket errors across the reloads: {errors}");
+    assert_eq!(non2xx, "0", "non-2xx answers across the reloads");
+    let log = agent.log();
+    let downs: Vec<&str> = log.lines().filter(|l| l.contains(" is DOWN")).collect();
+    assert!(downs.is_empty(), "servers went DOWN:\n{}", downs.join("\n"));
+    agent.stop();
+}
