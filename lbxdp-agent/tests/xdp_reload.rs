@@ -190,3 +190,33 @@ fn ten_reloads_under_load_lose_nothing() {
     assert!(downs.is_empty(), "servers went DOWN:\n{}", downs.join("\n"));
     agent.stop();
 }
+
+/// A bind over a port range takes a frontend entry per port and protocol:
+/// the maps are sized from the config, so 601 ports load (they used to end
+/// the agent with the kernel's E2BIG) and every port serves.
+#[test]
+fn a_601_port_bind_loads_and_serves() {
+    let Some(tb) = common::plain_testbed("a_601_port_bind_loads_and_serves", Layout::OneArm, 1) else {
+        return;
+    };
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend many\n    bind {}:8000-8600\n    default_backend pool\n\nbackend pool\n    server web1 {}:80\n",
+        tb.lb.v4(),
+        tb.backends[0].v4()
+    );
+    let path = tb.dir().join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("haproxy.cfg");
+    let path = path.to_string_lossy().into_owned();
+    let mut agent = common::Agent::start(
+        &tb,
+        &["-f", &path, "-i", "eth0", "--mode", "xdp", "--stats-interval", "0"],
+    );
+    agent.wait_for("balancing", Duration::from_secs(30));
+    for port in [8000, 8300, 8600] {
+        let got = answers(&tb, &format!("http://{}:{port}/", tb.lb.v4()), 1);
+        assert_eq!(got.trim(), "web1", "port {port}: {got:?}\n{}", agent.log());
+    }
+    let report = agent.stop();
+    assert_eq!(report["mode"], "generic", "{report}");
+}
