@@ -48,6 +48,7 @@ fn main() {
         servers: 3,
         table_size: DEFAULT_TABLE_SIZE,
         flows: 1024,
+        ..Sizes::default()
     };
     let mut dp = Datapath::load(sizes, false, lbxdp_common::XDP_PROGRAM).expect("loading the XDP object");
     let names = ["web1", "web2", "web3"];
