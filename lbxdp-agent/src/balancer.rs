@@ -16,10 +16,12 @@ use crate::{
     datapath::{
         Datapath, NatMode, ProtoCounters, Sizes, XdpModeArg,
         net::{HostNet, IfAddr, in_subnet, snat_for},
+        pin,
         plan::{self, Plan},
         ports::NatPorts,
         to_server_ids,
     },
+    handover::{self, Handover},
     health::{Monitor, ServerId, ServerState, Snapshot, effective_weights},
     maglev,
 };
@@ -36,6 +38,8 @@ pub struct Options {
     pub kernel_debug: bool,
     /// Seconds between counter logs; 0: only on SIGUSR1 and at exit.
     pub stats_interval: u64,
+    /// Names the pinned datapath (default: the network namespace).
+    pub instance: Option<String>,
 }
 
 /// Printed on stdout as one JSON line when the agent stops.
@@ -122,6 +126,8 @@ struct Live {
     /// Addresses that left the config at the last reload: their managed
     /// neighbour entries go at the next one.
     draining: Vec<IpAddr>,
+    /// Set once the datapath is pinned: the handover is kept up to date.
+    handover: Option<Handing>,
 }
 
 /// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it
@@ -143,13 +149,52 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         bail!("--iface IFACE is required: the interface(s) to attach XDP to");
     };
     let opts = &Options { ifaces, ..opts.clone() };
+    // A datapath an earlier agent pinned and left, if any (see `pin.rs`).
+    let instance = match &opts.instance {
+        Some(i) => i.clone(),
+        None => pin::default_instance()?,
+    };
+    let (pin_dir, hand_dir) = (pin::dir(&instance), handover::dir(&instance));
+    let pinnable = config.is_some()
+        && match pin::ensure_bpffs() {
+            Ok(()) => true,
+            Err(e) => {
+                warn!("{e:#}: the datapath will not outlive the agent");
+                false
+            }
+        };
+    let previous = if pinnable {
+        Handover::read(&hand_dir).unwrap_or_else(|e| {
+            warn!("ignoring the last agent's handover: {e:#}");
+            None
+        })
+    } else {
+        None
+    };
     let mut nets = Vec::new();
     let mut local: Vec<(usize, IfAddr)> = Vec::new();
     for (i, iface) in opts.ifaces.iter().enumerate() {
         let ifindex = nix::net::if_::if_nametoindex(iface.as_str())
             .map_err(|_| crate::datapath::DatapathError::NoSuchInterface(iface.clone()))?;
-        let net = HostNet::open(iface, ifindex)?;
-        local.extend(net.addresses().await?.into_iter().map(|a| (i, a)));
+        let mut net = HostNet::open(iface, ifindex)?;
+        // The VIPs and neighbours the last agent added become ours to remove.
+        if let Some(h) = &previous {
+            net.adopt(
+                h.vips
+                    .iter()
+                    .filter(|v| v.0 == *iface)
+                    .map(|v| IfAddr { addr: v.1, prefix: v.2 }),
+                h.neighbours.iter().filter(|n| n.0 == *iface).map(|n| n.1),
+            );
+        }
+        let added: Vec<IpAddr> = net.added().0.iter().map(|a| a.addr).collect();
+        local.extend(
+            net.addresses()
+                .await?
+                .into_iter()
+                .filter(|a| !added.contains(&a.addr))
+                .map(|a| (i, a)),
+        );
         nets.push((net, ifindex));
     }
     let local_ips: Vec<IpAddr> = local.iter().map(|(_, a)| a.addr).collect();
@@ -173,7 +218,47 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         None => Sizes::default(),
     };
 
-    let mut dp = Datapath::load(sizes, opts.kernel_debug, XDP_PROGRAM)?;
+    let adopted = match &previous {
+        Some(h) => {
+            let pinned: std::collections::BTreeSet<&str> = h.datapath.links.iter().map(|l| l.0.as_str()).collect();
+            let asked: std::collections::BTreeSet<&str> = opts.ifaces.iter().map(String::as_str).collect();
+            let tried = if pinned != asked {
+                Err(anyhow::anyhow!(
+                    "it is attached to {}, not to {}",
+                    h.datapath
+                        .links
+                        .iter()
+                        .map(|l| l.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    opts.ifaces.join(", ")
+                ))
+            } else {
+                Datapath::adopt(&pin_dir, &h.datapath).map_err(anyhow::Error::from)
+            };
+            match tried {
+                Ok(dp) => Some(dp),
+                Err(e) => {
+                    warn!(
+                        "not adopting the datapath pinned under {} ({e:#}): replacing it",
+                        pin_dir.display()
+                    );
+                    pin::remove(&pin_dir)?;
+                    None
+                }
+            }
+        }
+        None => {
+            // Pins without a handover (an agent killed while starting): stale.
+            pin::remove(&pin_dir)?;
+            None
+        }
+    };
+    let adopting = adopted.is_some();
+    let mut dp = match adopted {
+        Some(dp) => dp,
+        None => Datapath::load(sizes, opts.kernel_debug, XDP_PROGRAM)?,
+    };
     for (net, ifindex) in &nets {
         dp.add_tx_port(*ifindex)?;
         if plan.is_some() {
@@ -182,7 +267,8 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
     }
     let mut host = Host { nets, local };
     // Held (and released on exit) for as long as the datapath NATs.
-    let nat_ports = (plan.is_some() && opts.nat == NatMode::Full).then(NatPorts::reserve);
+    let nat_ports = (plan.is_some() && opts.nat == NatMode::Full)
+        .then(|| NatPorts::reserve(previous.as_ref().and_then(|h| h.reserved_ports_before.clone())));
     let result = async {
         // The maps are filled before the program sees a packet: attached
         // first, it would hand the VIP's first connections to the stack,
@@ -201,22 +287,57 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             let mut l = Live {
                 plan: p.clone(),
                 config: c.clone(),
-                ids: Ids::default(),
-                vips: Vec::new(),
+                ids: previous.as_ref().filter(|_| adopting).map(|h| Ids::from(&h.ids)).unwrap_or_default(),
+                vips: previous
+                    .as_ref()
+                    .filter(|_| adopting)
+                    .map(|h| h.frontends.clone())
+                    .unwrap_or_default(),
                 monitor,
                 snat: HashMap::new(),
                 up: HashMap::new(),
                 weights: HashMap::new(),
                 draining: Vec::new(),
+                handover: None,
             };
             let prep = prepare(&dp, p, &host, &l, opts)?;
             apply(&mut dp, prep, &mut host, &mut l, opts).await?;
             live = Some(l);
         }
-        for (iface, (net, _)) in opts.ifaces.iter().zip(&host.nets) {
-            let asked = auto_mode_for_veth(opts.xdp_mode, iface, net).await;
-            let mode = dp.attach_to(iface, asked)?;
-            info!("attached lbxdp to {iface} in {} mode", mode.as_str());
+        if adopting {
+            for (iface, mode) in dp.attachments() {
+                info!(
+                    "attached lbxdp to {iface} in {} mode (adopted from {}: its flows and tables kept)",
+                    mode.as_str(),
+                    pin_dir.display()
+                );
+            }
+        } else {
+            for (iface, (net, _)) in opts.ifaces.iter().zip(&host.nets) {
+                let asked = auto_mode_for_veth(opts.xdp_mode, iface, net).await;
+                let mode = dp.attach_to(iface, asked)?;
+                info!("attached lbxdp to {iface} in {} mode", mode.as_str());
+            }
+        }
+        if let Some(l) = live.as_mut()
+            && pinnable
+        {
+            match dp.pin(&pin_dir) {
+                Ok(_) => {
+                    l.handover = Some(Handing {
+                        dir: hand_dir.clone(),
+                        ports_before: nat_ports.as_ref().and_then(|p| p.before().map(str::to_string)),
+                    });
+                    save_handover(&dp, l, &host);
+                    if !adopting {
+                        info!(
+                            "datapath pinned under {}: it keeps forwarding if the agent dies (lbxdp-agent --detach removes it)",
+                            pin_dir.display()
+                        );
+                    }
+                }
+                Err(e) => warn!("pinning the datapath: {e:#}; it will not outlive the agent"),
+            }
         }
         if let Some(l) = &live {
             info!(
@@ -232,8 +353,59 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         net.cleanup().await;
     }
     dp.detach()?;
+    handover::remove(&hand_dir);
     drop(nat_ports);
     result
+}
+
+/// Where the handover goes, once the datapath is pinned.
+struct Handing {
+    dir: std::path::PathBuf,
+    ports_before: Option<String>,
+}
+
+/// Writes what the next agent needs to adopt the pinned datapath; called
+/// after every change to it.
+fn save_handover(dp: &Datapath, live: &Live, host: &Host) {
+    let Some(h) = &live.handover else { return };
+    let mut vips = Vec::new();
+    let mut neighbours = Vec::new();
+    for (net, _) in &host.nets {
+        let (v, n) = net.added();
+        vips.extend(v.iter().map(|a| (net.name().to_string(), a.addr, a.prefix)));
+        neighbours.extend(n.iter().map(|ip| (net.name().to_string(), *ip)));
+    }
+    let state = Handover {
+        datapath: dp.pinned(),
+        ids: handover::Ids::from(&live.ids),
+        frontends: live.vips.clone(),
+        vips,
+        neighbours,
+        reserved_ports_before: h.ports_before.clone(),
+    };
+    if let Err(e) = state.write(&h.dir) {
+        warn!("writing the handover for the next agent: {e:#}");
+    }
+}
+
+impl From<&Ids> for handover::Ids {
+    fn from(ids: &Ids) -> Self {
+        Self {
+            backends: ids.backends.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            servers: ids.servers.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            frontends: ids.frontends.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+}
+
+impl From<&handover::Ids> for Ids {
+    fn from(ids: &handover::Ids) -> Self {
+        Self {
+            backends: ids.backends.iter().cloned().collect(),
+            servers: ids.servers.iter().cloned().collect(),
+            frontends: ids.frontends.iter().cloned().collect(),
+        }
+    }
 }
 
 /// `--xdp-mode auto` on a veth means generic. Native XDP_TX or a redirect
@@ -374,7 +546,10 @@ async fn apply(
                 .filter(|b| b.name == be.name)
                 .flat_map(|b| &b.servers)
                 .find(|o| o.name == s.name)
-                .is_some_and(|o| (o.addr, o.port) != (s.addr, s.port) || live.snat.get(&o.id) != snat.get(&s.id));
+                .is_some_and(|o| {
+                    let moved_source = live.snat.get(&o.id).is_some_and(|old| Some(old) != snat.get(&s.id));
+                    (o.addr, o.port) != (s.addr, s.port) || moved_source
+                });
             if changed {
                 // Not in `up`: the health sync below writes it again.
                 live.up.remove(&s.id);
@@ -633,11 +808,14 @@ async fn serve(
             _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, live.as_ref().map(|l| &l.plan)),
             _ = sig.hangup.recv() => match live.as_mut() {
                 Some(l) => match reload(dp, l, host, opts).await {
-                    Ok(()) => info!(
-                        "SIGHUP: configuration reloaded, balancing {} frontend(s) over {} backend(s)",
-                        l.plan.frontends.len(),
-                        l.plan.backends.len()
-                    ),
+                    Ok(()) => {
+                        save_handover(dp, l, host);
+                        info!(
+                            "SIGHUP: configuration reloaded, balancing {} frontend(s) over {} backend(s)",
+                            l.plan.frontends.len(),
+                            l.plan.backends.len()
+                        );
+                    }
                     Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
                 },
                 None => warn!("SIGHUP: no configuration to reload (started without -f)"),
@@ -753,6 +931,49 @@ fn spawn_logger(dp: &mut Datapath) -> anyhow::Result<Option<tokio::task::JoinHan
             }
         }
     })))
+}
+
+/// `--detach`: removes what a killed agent left pinned in this network
+/// namespace: the links (which detaches XDP), the maps, the VIPs and
+/// neighbour entries it added, and its port reservation.
+pub async fn detach_pinned(instance: Option<&str>) -> anyhow::Result<()> {
+    let instance = match instance {
+        Some(i) => i.to_string(),
+        None => pin::default_instance()?,
+    };
+    let (pin_dir, hand_dir) = (pin::dir(&instance), handover::dir(&instance));
+    let previous = Handover::read(&hand_dir)?;
+    if previous.is_none() && !pin_dir.exists() {
+        info!("nothing pinned for instance {instance}");
+        return Ok(());
+    }
+    pin::remove(&pin_dir)?;
+    if let Some(h) = previous {
+        let mut ifaces: Vec<&str> = h.datapath.links.iter().map(|l| l.0.as_str()).collect();
+        ifaces.extend(h.vips.iter().map(|v| v.0.as_str()));
+        ifaces.sort_unstable();
+        ifaces.dedup();
+        for iface in ifaces {
+            let Ok(ifindex) = nix::net::if_::if_nametoindex(iface) else {
+                continue;
+            };
+            let mut net = HostNet::open(iface, ifindex)?;
+            net.adopt(
+                h.vips
+                    .iter()
+                    .filter(|v| v.0 == iface)
+                    .map(|v| IfAddr { addr: v.1, prefix: v.2 }),
+                h.neighbours.iter().filter(|n| n.0 == iface).map(|n| n.1),
+            );
+            net.cleanup().await;
+        }
+        if let Some(before) = h.reserved_ports_before {
+            NatPorts::restore(&before);
+        }
+    }
+    handover::remove(&hand_dir);
+    info!("detached and removed the datapath pinned under {}", pin_dir.display());
+    Ok(())
 }
 
 /// `--xdp-pass`: an XDP program that passes everything, for the far end of

@@ -3,6 +3,7 @@ pub mod balancer;
 pub mod config;
 pub mod config_files;
 pub mod datapath;
+mod handover;
 pub mod health;
 pub mod logging;
 pub mod maglev;

@@ -54,6 +54,14 @@ struct Cli {
     /// end of a veth, where native XDP_TX delivers only if that end runs XDP.
     #[arg(long)]
     xdp_pass: bool,
+    /// Names the pinned datapath under /sys/fs/bpf/lbxdp/ (default: this
+    /// network namespace, "net<inode>").
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
+    /// Detach and remove the datapath a killed agent left pinned (with the
+    /// VIPs, neighbour entries and port reservation it added), then exit.
+    #[arg(long)]
+    detach: bool,
     /// Debug logging, including the XDP program's own debug records.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -85,7 +93,11 @@ fn main() -> ExitCode {
 
 /// The config is read before the runtime exists: `nbthread` sizes it.
 fn start(cli: Cli) -> anyhow::Result<()> {
-    let config = if cli.xdp_pass { None } else { load_config(&cli.config)? };
+    let config = if cli.xdp_pass || cli.detach {
+        None
+    } else {
+        load_config(&cli.config)?
+    };
     let threads = config.as_ref().map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         lbxdp_agent::proxy::worker_threads,
@@ -186,6 +198,9 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     if cli.xdp_pass {
         return balancer::run_pass(&cli.iface, cli.xdp_mode).await;
     }
+    if cli.detach {
+        return balancer::detach_pinned(cli.instance.as_deref()).await;
+    }
     if cli.mode == Mode::Proxy {
         let config = config.context("--mode proxy needs a configuration (-f)")?;
         let report = proxy_mode::run(config, &cli.config).await?;
@@ -201,6 +216,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         flows: cli.max_flows,
         kernel_debug: cli.verbose,
         stats_interval: cli.stats_interval.unwrap_or(if cli.verbose { 5 } else { 0 }),
+        instance: cli.instance.clone(),
     };
     match balancer::run(config.as_ref(), &opts).await {
         Ok(report) => println!("{}", serde_json::to_string(&report)?),

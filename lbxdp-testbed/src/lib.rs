@@ -498,6 +498,11 @@ impl Drop for Testbed {
         while let Some(ns) = self.namespaces.pop() {
             if let Ok(ino) = ns.inode() {
                 procs::kill_all_in(ino);
+                // What an agent killed in this namespace left pinned (its
+                // default instance is named after the namespace): removing
+                // the pins detaches its program and frees its maps.
+                let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/lbxdp/net{ino}"));
+                let _ = std::fs::remove_dir_all(format!("/run/lbxdp/net{ino}"));
             }
             let name = ns.name().to_string();
             drop(ns);

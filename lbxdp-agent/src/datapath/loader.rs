@@ -50,7 +50,7 @@ impl AttachMode {
 }
 
 /// Map sizes that depend on the config, set when the object is loaded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sizes {
     pub backends: u32,
     pub servers: u32,
@@ -76,14 +76,37 @@ impl Default for Sizes {
 }
 
 /// The loaded program, attached to one or more interfaces. Dropping it
-/// detaches the program and frees its maps: we pin nothing, so nothing
-/// outlives the agent.
+/// detaches the program and frees its maps, unless they were pinned (see
+/// `pin.rs`): then the datapath outlives the agent.
 pub struct Datapath {
-    pub(super) ebpf: Ebpf,
-    links: Vec<(String, XdpLinkId, AttachMode)>,
+    /// The loaded object; None when the datapath was adopted from pins
+    /// (the program then runs from the pinned link, and isn't ours to load).
+    pub(super) ebpf: Option<Ebpf>,
+    /// Every map but aya-log's, by name: taken out of `ebpf`, or opened from pins.
+    pub(super) maps: std::collections::HashMap<String, aya::maps::Map>,
+    pub(super) links: Vec<(String, Link, AttachMode)>,
     pub(super) sizes: Sizes,
     /// `lbxdp`, or `lbxdp_pass` for the far end of a veth.
     prog: &'static str,
+    /// Where its pins are, once pinned or adopted.
+    pub(super) pin_dir: Option<std::path::PathBuf>,
+}
+
+/// Identifies the embedded object: a pinned datapath is adopted only by an
+/// agent that carries the same one.
+pub(super) fn object_id() -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    OBJECT.hash(&mut h);
+    format!("{:016x}-{}", h.finish(), OBJECT.len())
+}
+
+/// How an attachment is held.
+pub(super) enum Link {
+    /// By the program: detached when the agent drops it.
+    Owned(XdpLinkId),
+    /// By a pin in bpffs: stays after the agent is gone.
+    Pinned(std::path::PathBuf),
 }
 
 impl Datapath {
@@ -128,12 +151,52 @@ impl Datapath {
             .try_into()
             .map_err(|e: aya::programs::ProgramError| DatapathError::Other(chain(&e)))?;
         prog.load().map_err(|e| DatapathError::classify(&e, true))?;
-        Ok(Self {
+        // aya-log's ring buffer stays in the object, where its logger looks.
+        let names: Vec<String> = ebpf
+            .maps()
+            .map(|(n, _)| n.to_string())
+            .filter(|n| n != "AYA_LOGS")
+            .collect();
+        let maps = names
+            .into_iter()
+            .filter_map(|n| ebpf.take_map(&n).map(|m| (n, m)))
+            .collect();
+        Ok(Self::from_parts(Some(ebpf), maps, Vec::new(), sizes, None).with_program(program))
+    }
+
+    pub(super) fn from_parts(
+        ebpf: Option<Ebpf>,
+        maps: std::collections::HashMap<String, aya::maps::Map>,
+        links: Vec<(String, Link, AttachMode)>,
+        sizes: Sizes,
+        pin_dir: Option<std::path::PathBuf>,
+    ) -> Self {
+        Self {
             ebpf,
-            links: Vec::new(),
+            maps,
+            links,
             sizes,
-            prog: program,
-        })
+            prog: XDP_PROGRAM,
+            pin_dir,
+        }
+    }
+
+    fn with_program(mut self, program: &'static str) -> Self {
+        self.prog = program;
+        self
+    }
+
+    /// A map by name.
+    pub(super) fn map(&self, name: &str) -> Result<&aya::maps::Map, DatapathError> {
+        self.maps
+            .get(name)
+            .ok_or_else(|| DatapathError::Other(format!("the object has no map {name}")))
+    }
+
+    pub(super) fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map, DatapathError> {
+        self.maps
+            .get_mut(name)
+            .ok_or_else(|| DatapathError::Other(format!("the object has no map {name}")))
     }
 
     /// The map sizes it was loaded with.
@@ -141,9 +204,11 @@ impl Datapath {
         self.sizes
     }
 
-    fn program(&mut self) -> Result<&mut Xdp, DatapathError> {
+    pub(super) fn program(&mut self) -> Result<&mut Xdp, DatapathError> {
         let name = self.prog;
         self.ebpf
+            .as_mut()
+            .ok_or_else(|| DatapathError::Other("the datapath was adopted from its pins: no program to attach".into()))?
             .program_mut(name)
             .ok_or_else(|| DatapathError::Other(format!("the object has no program {name}")))?
             .try_into()
@@ -164,7 +229,7 @@ impl Datapath {
         for &m in tries {
             match self.program()?.attach_to_if_index(ifindex, m.flags()) {
                 Ok(link) => {
-                    self.links.push((iface.to_string(), link, m));
+                    self.links.push((iface.to_string(), Link::Owned(link), m));
                     return Ok(m);
                 }
                 Err(e) => {
@@ -199,7 +264,8 @@ impl Datapath {
 
     /// The program's aya-log records, to be polled by the caller.
     pub fn logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
-        match aya_log::EbpfLogger::init(&mut self.ebpf) {
+        let ebpf = self.ebpf.as_mut()?;
+        match aya_log::EbpfLogger::init(ebpf) {
             Ok(l) => Some(l),
             Err(e) => {
                 // The object has no log statements left once all are pruned.
@@ -211,10 +277,7 @@ impl Datapath {
 
     /// Per-protocol counters, summed over CPUs.
     pub fn counters(&self) -> Result<ProtoCounters, DatapathError> {
-        let map = self
-            .ebpf
-            .map(PROTO_STATS_MAP)
-            .ok_or_else(|| DatapathError::Other(format!("the object has no map {PROTO_STATS_MAP}")))?;
+        let map = self.map(PROTO_STATS_MAP)?;
         let array: PerCpuArray<_, ProtoStats> =
             PerCpuArray::try_from(map).map_err(|e| DatapathError::Other(chain(&e)))?;
         ProtoCounters::read(|idx| {
@@ -225,15 +288,20 @@ impl Datapath {
         })
     }
 
-    /// Detaches now, reporting failure (Drop would detach too, silently).
+    /// Detaches now, reporting failure (Drop would detach owned links too,
+    /// silently), and removes the pins if there are any.
     pub fn detach(mut self) -> Result<(), DatapathError> {
         for (iface, link, _) in std::mem::take(&mut self.links) {
-            self.program()?
-                .detach(link)
-                .map_err(|e| DatapathError::Other(chain(&e)))?;
+            match link {
+                Link::Owned(id) => self
+                    .program()?
+                    .detach(id)
+                    .map_err(|e| DatapathError::Other(chain(&e)))?,
+                Link::Pinned(path) => super::pin::unpin_link(&path)?,
+            }
             info!("detached from {iface}");
         }
-        Ok(())
+        self.unpin_all()
     }
 }
 

@@ -14,10 +14,6 @@ fn other(e: impl std::error::Error + 'static) -> DatapathError {
     DatapathError::Other(chain(&e))
 }
 
-fn missing(name: &str) -> DatapathError {
-    DatapathError::Other(format!("the object has no map {name}"))
-}
-
 /// 16 bytes in network order, IPv4 in the first 4, and our family tag.
 pub fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
     let mut out = [0u8; 16];
@@ -43,7 +39,7 @@ pub enum NatMode {
 
 impl Datapath {
     fn array<V: aya::Pod>(&mut self, name: &str) -> Result<Array<&mut MapData, V>, DatapathError> {
-        Array::try_from(self.ebpf.map_mut(name).ok_or_else(|| missing(name))?).map_err(other)
+        Array::try_from(self.map_mut(name)?).map_err(other)
     }
 
     pub fn set_settings(&mut self, s: &Settings) -> Result<(), DatapathError> {
@@ -79,8 +75,7 @@ impl Datapath {
         let (addr, family) = addr_bytes(vip);
         let flags = if nat == NatMode::Dnat { FRONTEND_DNAT } else { 0 };
         let mut map: HashMap<&mut MapData, FrontendKey, Frontend> =
-            HashMap::try_from(self.ebpf.map_mut(FRONTENDS_MAP).ok_or_else(|| missing(FRONTENDS_MAP))?)
-                .map_err(other)?;
+            HashMap::try_from(self.map_mut(FRONTENDS_MAP)?).map_err(other)?;
         for proto in [PROTO_TCP, PROTO_UDP] {
             let key = FrontendKey {
                 addr,
@@ -96,8 +91,7 @@ impl Datapath {
     pub fn remove_frontend(&mut self, vip: IpAddr, port: u16) -> Result<(), DatapathError> {
         let (addr, family) = addr_bytes(vip);
         let mut map: HashMap<&mut MapData, FrontendKey, Frontend> =
-            HashMap::try_from(self.ebpf.map_mut(FRONTENDS_MAP).ok_or_else(|| missing(FRONTENDS_MAP))?)
-                .map_err(other)?;
+            HashMap::try_from(self.map_mut(FRONTENDS_MAP)?).map_err(other)?;
         for proto in [PROTO_TCP, PROTO_UDP] {
             // Already gone is fine: the goal is that it is not there.
             let _ = map.remove(&FrontendKey {
@@ -139,18 +133,13 @@ impl Datapath {
 
     /// Lets the program redirect to `ifindex` (two-arm: in on one interface, out on another).
     pub fn add_tx_port(&mut self, ifindex: u32) -> Result<(), DatapathError> {
-        let mut map: DevMapHash<&mut MapData> =
-            DevMapHash::try_from(self.ebpf.map_mut(TX_PORTS_MAP).ok_or_else(|| missing(TX_PORTS_MAP))?)
-                .map_err(other)?;
+        let mut map: DevMapHash<&mut MapData> = DevMapHash::try_from(self.map_mut(TX_PORTS_MAP)?).map_err(other)?;
         map.insert(ifindex, ifindex, None, 0).map_err(other)
     }
 
     /// Per-server counters summed over CPUs, indexed by server id.
     pub fn server_stats(&self, count: u32) -> Result<Vec<ServerStats>, DatapathError> {
-        let map = self
-            .ebpf
-            .map(SERVER_STATS_MAP)
-            .ok_or_else(|| missing(SERVER_STATS_MAP))?;
+        let map = self.map(SERVER_STATS_MAP)?;
         let arr: PerCpuArray<_, ServerStats> = PerCpuArray::try_from(map).map_err(other)?;
         (0..count)
             .map(|i| {
@@ -169,10 +158,7 @@ impl Datapath {
 
     /// Per-frontend counters summed over CPUs, indexed by frontend id.
     pub fn frontend_stats(&self, count: u32) -> Result<Vec<FrontendStats>, DatapathError> {
-        let map = self
-            .ebpf
-            .map(FRONTEND_STATS_MAP)
-            .ok_or_else(|| missing(FRONTEND_STATS_MAP))?;
+        let map = self.map(FRONTEND_STATS_MAP)?;
         let arr: PerCpuArray<_, FrontendStats> = PerCpuArray::try_from(map).map_err(other)?;
         (0..count)
             .map(|i| {

@@ -3,6 +3,7 @@ mod error;
 mod loader;
 mod maps;
 pub mod net;
+pub mod pin;
 pub mod plan;
 pub mod ports;
 mod stats;

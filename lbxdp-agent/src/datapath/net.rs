@@ -81,6 +81,22 @@ impl HostNet {
         Ok(out)
     }
 
+    /// Takes over what a previous agent added (from its handover), so this
+    /// one removes it when it stops.
+    pub fn adopt(&mut self, vips: impl IntoIterator<Item = IfAddr>, neighbours: impl IntoIterator<Item = IpAddr>) {
+        self.added_vips.extend(vips);
+        self.added_neighbours.extend(neighbours);
+    }
+
+    /// What this agent added, for the handover.
+    pub fn added(&self) -> (&[IfAddr], &[IpAddr]) {
+        (&self.added_vips, &self.added_neighbours)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.iface
+    }
+
     /// True when the interface is one end of a veth pair.
     pub async fn is_veth(&self) -> Result<bool, NetError> {
         use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo};

@@ -49,7 +49,9 @@ pub struct NatPorts {
 impl NatPorts {
     /// Reads the ephemeral range of this network namespace, picks the NAT
     /// range and reserves it.
-    pub fn reserve() -> Self {
+    /// `previous`: what a dead agent recorded as the value before its own
+    /// reservation (its handover), which is what goes back on exit.
+    pub fn reserve(previous: Option<String>) -> Self {
         let range = match std::fs::read_to_string(PORT_RANGE).ok().and_then(|s| parse_pair(&s)) {
             Some((lo, hi)) => choose(lo, hi),
             None => {
@@ -57,7 +59,7 @@ impl NatPorts {
                 FALLBACK
             }
         };
-        let before = std::fs::read_to_string(RESERVED).ok().map(|s| s.trim().to_string());
+        let before = previous.or_else(|| std::fs::read_to_string(RESERVED).ok().map(|s| s.trim().to_string()));
         let ours = format!("{}-{}", range.start(), range.end());
         let value = match before.as_deref() {
             Some("") | None => ours,
@@ -84,11 +86,21 @@ impl NatPorts {
         (*self.range.start(), count.min(u32::from(u16::MAX)) as u16)
     }
 
+    /// The value to put back on exit.
+    pub fn before(&self) -> Option<&str> {
+        self.before.as_deref()
+    }
+
     /// Puts the old reservation back.
     pub fn release(&mut self) {
-        if let Some(old) = self.before.take()
-            && let Err(e) = std::fs::write(RESERVED, if old.is_empty() { "\n" } else { &old })
-        {
+        if let Some(old) = self.before.take() {
+            Self::restore(&old);
+        }
+    }
+
+    /// Writes `old` back as the reservation.
+    pub fn restore(old: &str) {
+        if let Err(e) = std::fs::write(RESERVED, if old.is_empty() { "\n" } else { old }) {
             warn!("{RESERVED}: restoring {old:?}: {e}");
         }
     }

@@ -22,7 +22,8 @@ impl Datapath {
     pub fn test_run(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), DatapathError> {
         let prog: &Xdp = self
             .ebpf
-            .program(XDP_PROGRAM)
+            .as_ref()
+            .and_then(|e| e.program(XDP_PROGRAM))
             .ok_or_else(|| DatapathError::Other(format!("the object has no program {XDP_PROGRAM}")))?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| DatapathError::Other(chain(&e)))?;
@@ -50,10 +51,7 @@ impl Datapath {
     }
 
     fn lru_entries<V: aya::Pod>(&self, name: &str) -> Result<Vec<(FlowKey, V)>, DatapathError> {
-        let map = self
-            .ebpf
-            .map(name)
-            .ok_or_else(|| DatapathError::Other(format!("the object has no map {name}")))?;
+        let map = self.map(name)?;
         let map: HashMap<&MapData, FlowKey, V> = HashMap::try_from(map).map_err(|e| DatapathError::Other(chain(&e)))?;
         map.iter()
             .map(|r| r.map_err(|e| DatapathError::Other(chain(&e))))

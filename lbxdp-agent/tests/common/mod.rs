@@ -180,6 +180,14 @@ impl Agent {
             .to_string()
     }
 
+    /// SIGKILL, as a crash or the OOM killer would end it; waits for it.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL to the agent");
+            child.wait().expect("reaping the agent");
+        }
+    }
+
     /// SIGTERM, wait (bounded) and return the JSON report from stdout.
     pub fn stop(mut self) -> serde_json::Value {
         let mut child = self.child.take().expect("agent running");

@@ -1,0 +1,72 @@
+//! What one agent leaves for the next beside the pinned datapath: enough
+//! to take it over without dropping a flow. Pinned flows name their server
+//! by id, so the ids go along; the VIPs and neighbour entries the agent
+//! added, and the port reservation it made, go along so that whoever stops
+//! last undoes them.
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::datapath::pin::PinnedDatapath;
+
+const FILE: &str = "agent.json";
+
+/// bpffs holds only BPF objects, so the handover lives beside it in /run.
+pub fn dir(instance: &str) -> PathBuf {
+    Path::new("/run/lbxdp").join(instance)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ids {
+    pub backends: Vec<((String, usize), u32)>,
+    pub servers: Vec<((String, String, IpAddr, u16), u32)>,
+    pub frontends: Vec<(String, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handover {
+    pub datapath: PinnedDatapath,
+    pub ids: Ids,
+    /// The (VIP, port) pairs in the frontend map.
+    pub frontends: Vec<(IpAddr, u16)>,
+    /// (interface, address, prefix) of the VIPs the agents added.
+    pub vips: Vec<(String, IpAddr, u8)>,
+    /// (interface, address) of the managed neighbour entries they added.
+    pub neighbours: Vec<(String, IpAddr)>,
+    /// `ip_local_reserved_ports` before the first agent reserved NAT ports.
+    pub reserved_ports_before: Option<String>,
+}
+
+fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+impl Handover {
+    /// The handover in `dir`, if an agent left one.
+    pub fn read(dir: &Path) -> anyhow::Result<Option<Self>> {
+        match std::fs::read(path(dir)) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path(dir).display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("{}: {e}", path(dir).display())),
+        }
+    }
+
+    /// Written whole or not at all (rename), so a kill mid-write leaves the last one.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let tmp = dir.join(format!("{FILE}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec(self)?).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path(dir)).map_err(|e| anyhow::anyhow!("{}: {e}", path(dir).display()))?;
+        Ok(())
+    }
+}
+
+/// Removes the handover (the datapath it described is gone).
+pub fn remove(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,128 @@
+//! The datapath outlives the agent: SIGKILL under load, a new agent four
+//! seconds later, and not one connection fails, because the program, its
+//! link and its maps are pinned and the new agent adopts them (the same path
+//! serves a binary upgrade). `lbxdp-agent --detach` then removes what a
+//! killed agent left.
+mod common;
+
+use std::time::Duration;
+
+use common::{Agent, agent_bin};
+use lbxdp_testbed::{Layout, Testbed};
+
+const LOAD_SECS: u64 = 11;
+
+fn config(tb: &Testbed) -> String {
+    let mut s = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
+        tb.lb.v4()
+    );
+    for b in &tb.backends {
+        s.push_str(&format!(
+            "    server {} {}:80 check inter 2000 fall 2 rise 2\n",
+            b.name,
+            b.v4()
+        ));
+    }
+    s
+}
+
+fn reserved_ports(tb: &Testbed) -> String {
+    tb.in_netns(&tb.lb, || {
+        Ok(std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports")?
+            .trim()
+            .to_string())
+    })
+    .expect("reading ip_local_reserved_ports")
+}
+
+#[test]
+fn sigkill_and_a_new_agent_lose_no_connection() {
+    let Some(tb) = common::plain_testbed("sigkill_and_a_new_agent_lose_no_connection", Layout::OneArm, 3) else {
+        return;
+    };
+    let path = tb.dir().join("haproxy.cfg");
+    std::fs::write(&path, config(&tb)).expect("haproxy.cfg");
+    let path = path.to_string_lossy().into_owned();
+    let args = ["-f", path.as_str(), "-i", "eth0", "--stats-interval", "0"];
+    assert_eq!(reserved_ports(&tb), "", "a fresh namespace reserves no ports");
+
+    let mut first = Agent::start(&tb, &args);
+    first.wait_for("datapath pinned under", Duration::from_secs(30));
+    let url = format!("http://{}/", tb.lb.v4());
+    let out = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            tb.command(&tb.client, "wrk")
+                .args([
+                    "-t1",
+                    "-c32",
+                    &format!("-d{LOAD_SECS}s"),
+                    "--timeout",
+                    "2s",
+                    "-H",
+                    "Connection: close",
+                    &url,
+                ])
+                .output_timeout(Duration::from_secs(LOAD_SECS + 30))
+                .expect("wrk")
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        first.kill();
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(
+            tb.xdp_attached(&tb.lb, "eth0").expect("XDP state"),
+            "the program stays attached after SIGKILL"
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        let mut second = Agent::start(&tb, &args);
+        let line = second.wait_for("attached lbxdp to", Duration::from_secs(30));
+        assert!(
+            line.contains("adopted"),
+            "the new agent adopts the pinned datapath: {line}"
+        );
+        second.wait_for("balancing", Duration::from_secs(30));
+        let out = load.join().expect("wrk thread");
+        (out, second)
+    });
+    let (wrk, second) = out;
+    let text = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    eprintln!("{text}");
+    let errors = text.lines().find(|l| l.contains("Socket errors")).unwrap_or_default();
+    let requests = text.lines().find(|l| l.contains("requests in")).unwrap_or_default();
+    eprintln!("across SIGKILL and a new agent 4 s later: {requests}; socket errors: {errors:?}");
+    assert!(errors.is_empty(), "connections failed across the restart: {errors}");
+    assert!(!text.contains("Non-2xx"), "non-2xx answers across the restart: {text}");
+
+    // A clean stop detaches and removes everything, the port reservation too.
+    let report = second.stop();
+    assert_eq!(report["mode"], "generic", "{report}");
+    assert!(!tb.xdp_attached(&tb.lb, "eth0").expect("XDP state"), "SIGTERM detaches");
+    assert_eq!(reserved_ports(&tb), "", "SIGTERM gives the reserved ports back");
+
+    // A killed agent's leftovers go with --detach.
+    let mut third = Agent::start(&tb, &args);
+    third.wait_for("datapath pinned under", Duration::from_secs(30));
+    third.kill();
+    assert!(tb.xdp_attached(&tb.lb, "eth0").expect("XDP state"));
+    assert_ne!(
+        reserved_ports(&tb),
+        "",
+        "the killed agent's reservation stays while its datapath runs"
+    );
+    let out = tb
+        .command(&tb.lb, agent_bin())
+        .arg("--detach")
+        .output_timeout(Duration::from_secs(20))
+        .expect("lbxdp-agent --detach");
+    assert!(
+        out.status.success(),
+        "--detach: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !tb.xdp_attached(&tb.lb, "eth0").expect("XDP state"),
+        "--detach detaches"
+    );
+    assert_eq!(reserved_ports(&tb), "", "--detach gives the reserved ports back");
+}
