@@ -540,8 +540,9 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
 }
 
 /// Full NAT's source port, from `Settings`' NAT range (which the LB's own
-/// kernel doesn't use for its sockets): hashed from the flow, so the same
-/// client flow comes back to the same port, then a few rehashes. A port is
+/// kernel doesn't use for its sockets): the client's port shifted into the
+/// range, so the same client flow comes back to the same port, then a few
+/// rehashes. A port is
 /// free when no flow holds it, when its holder is this very client flow
 /// again (the client's sequence numbers keep the server's TIME_WAIT happy),
 /// when its holder is still half-open after `HALF_OPEN_YIELD_NS`, or
@@ -554,8 +555,13 @@ fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Resu
         return Err(NewFlowError::NoPort);
     }
     for i in 0..=PORT_TRIES {
+        // First the client's own port, moved into the range: one client's
+        // ports map one to one, so the server sees each client flow on its
+        // own 4-tuple again and again (the client's timestamps then keep
+        // rising on it, which is what lets the server's TIME_WAIT take the
+        // next SYN), also after an agent restart forgot the table.
         let h = if i == 0 {
-            hash
+            u32::from(u16::from_be(s.reply.client_port))
         } else {
             hash.rotate_left(i * 5) ^ i.wrapping_mul(0x9e37_79b9)
         };
