@@ -12,6 +12,10 @@ use std::{path::Path, time::Duration};
 use common::agent_bin;
 use lbxdp_testbed::{Layout, Testbed};
 
+/// The tests here measure rates: run one at a time (the harness runs a
+/// file's tests in parallel on 2 cores otherwise).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const CHUNKS: usize = 6;
 const CHUNK_SECS: u64 = 10;
 
@@ -113,6 +117,7 @@ fn sustained(tb: &Testbed, label: &str) {
 
 #[test]
 fn sustained_short_connections_through_full_nat() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut tb) = common::testbed("sustained_short_connections_through_full_nat", Layout::OneArm, 3, true) else {
         return;
     };
@@ -236,6 +241,7 @@ fn show(label: &str, chunks: &[Chunk]) -> f64 {
 /// flapped (and the rate fell to a few percent).
 #[test]
 fn default_client_full_nat_holds_its_rate_beside_nftables() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(tb) = common::plain_testbed(
         "default_client_full_nat_holds_its_rate_beside_nftables",
         Layout::OneArm,
