@@ -54,6 +54,7 @@ const ETH_IP: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
 const ETH_ARP: u16 = 0x0806;
 const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_HOPOPTS: u8 = 0;
@@ -473,6 +474,8 @@ fn fe_delta(a: &FrontendStats, b: &FrontendStats) -> FrontendStats {
         drop_no_flow: b.drop_no_flow - a.drop_no_flow,
         drop_table_full: b.drop_table_full - a.drop_table_full,
         drop_no_neigh: b.drop_no_neigh - a.drop_no_neigh,
+        drop_too_big: b.drop_too_big - a.drop_too_big,
+        icmp_errors: b.icmp_errors - a.icmp_errors,
         passed: b.passed - a.passed,
     }
 }
@@ -559,6 +562,8 @@ const NONE: FrontendStats = FrontendStats {
     drop_no_flow: 0,
     drop_table_full: 0,
     drop_no_neigh: 0,
+    drop_too_big: 0,
+    icmp_errors: 0,
     passed: 0,
 };
 
@@ -1795,5 +1800,209 @@ fn full_nat_state_is_syn_driven_and_bounded() {
             after > before,
             "the reply refreshed the client's entry ({before} -> {after})"
         );
+    });
+}
+
+/// An ICMP error frame: `rest` is the 4 bytes after the checksum (the MTU
+/// for fragmentation-needed and packet-too-big), `quote` the packet it is
+/// about from its IP header on.
+fn icmp_error(outer_src: IpAddr, outer_dst: IpAddr, kind: u8, code: u8, rest: [u8; 4], quote: &[u8]) -> Vec<u8> {
+    let mut msg = vec![kind, code, 0, 0];
+    msg.extend_from_slice(&rest);
+    msg.extend_from_slice(quote);
+    match (outer_src, outer_dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let c = fold(sum16(0, &msg));
+            msg[2..4].copy_from_slice(&c.to_be_bytes());
+            V4::new(s, d, IPPROTO_ICMP, msg).frame()
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let c = l4_checksum(&s.octets(), &d.octets(), IPPROTO_ICMPV6, &msg);
+            msg[2..4].copy_from_slice(&c.to_be_bytes());
+            V6::new(s, d, IPPROTO_ICMPV6, msg).frame()
+        }
+        _ => unreachable!("one family"),
+    }
+}
+
+/// What a translated ICMP error says, with every checksum checked.
+#[derive(Debug, PartialEq)]
+struct IcmpSeen {
+    outer: (IpAddr, IpAddr),
+    kind: u8,
+    rest: [u8; 4],
+    inner: (IpAddr, u16, IpAddr, u16),
+}
+
+fn dissect_icmp(f: &[u8]) -> IcmpSeen {
+    let v6 = u16::from_be_bytes([f[12], f[13]]) == ETH_IPV6;
+    let ip = |b: &[u8]| -> IpAddr {
+        if b.len() == 4 {
+            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        } else {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            IpAddr::V6(Ipv6Addr::from(a))
+        }
+    };
+    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    if v6 {
+        let (src, dst) = (&f[22..38], &f[38..54]);
+        let msg = &f[54..];
+        assert_eq!(l4_checksum(src, dst, IPPROTO_ICMPV6, msg), 0, "ICMPv6 checksum");
+        let inner = &msg[8..];
+        IcmpSeen {
+            outer: (ip(src), ip(dst)),
+            kind: msg[0],
+            rest: [msg[4], msg[5], msg[6], msg[7]],
+            inner: (
+                ip(&inner[8..24]),
+                port(&inner[40..]),
+                ip(&inner[24..40]),
+                port(&inner[42..]),
+            ),
+        }
+    } else {
+        assert_eq!(fold(sum16(0, &f[14..34])), 0, "outer IPv4 header checksum");
+        let msg = &f[34..];
+        assert_eq!(fold(sum16(0, msg)), 0, "ICMP checksum");
+        let inner = &msg[8..];
+        assert_eq!(fold(sum16(0, &inner[..20])), 0, "quoted IPv4 header checksum");
+        IcmpSeen {
+            outer: (ip(&f[26..30]), ip(&f[30..34])),
+            kind: msg[0],
+            rest: [msg[4], msg[5], msg[6], msg[7]],
+            inner: (
+                ip(&inner[12..16]),
+                port(&inner[20..]),
+                ip(&inner[16..20]),
+                port(&inner[22..]),
+            ),
+        }
+    }
+}
+
+/// ICMP errors about a balanced flow are rewritten both ways, as the flow's
+/// NAT: one about a packet to a server (fragmentation-needed from a router
+/// on the servers' side) reaches the client as about its packet to the VIP,
+/// from the VIP; one about a packet to the client (time-exceeded on the
+/// client's side) reaches the server as about its own packet. Every
+/// checksum is recomputed here from scratch. Errors about no flow of ours
+/// go to the stack untouched.
+#[test]
+fn icmp_errors_about_balanced_flows_are_translated_both_ways() {
+    if skip_without_root("icmp_errors_about_balanced_flows_are_translated_both_ways") {
+        return;
+    }
+    in_fresh_netns(|| {
+        let dp = balancer();
+        let router4 = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 254));
+        let router6 = IpAddr::V6("fd00:198:18::254".parse().expect("v6"));
+        let mtu = 1400u32.to_be_bytes();
+        // Translated, then handed to the stack (no route in this namespace);
+        // an ICMP error counts as translated, not among the frontend's packets.
+        let icmp_ok = FrontendStats {
+            icmp_errors: 1,
+            passed: 1,
+            ..NONE
+        };
+        for (name, client, vip, snat, router, l3, l4, too_big) in [
+            (
+                "IPv4",
+                IpAddr::V4(CLIENT4),
+                IpAddr::V4(VIP4),
+                IpAddr::V4(SNAT4),
+                router4,
+                Proto::Ipv4,
+                Proto::Icmp,
+                (3u8, 4u8),
+            ),
+            (
+                "IPv6",
+                IpAddr::V6(CLIENT6),
+                IpAddr::V6(VIP6),
+                IpAddr::V6(SNAT6),
+                router6,
+                Proto::Ipv6,
+                Proto::Icmpv6,
+                (2, 0),
+            ),
+        ] {
+            let fe = usize::from(l3 == Proto::Ipv6);
+            let frame = |src: IpAddr, dst: IpAddr, seg: Vec<u8>, proto: u8| match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => V4::new(s, d, proto, seg).frame(),
+                (IpAddr::V6(s), IpAddr::V6(d)) => V6::new(s, d, proto, seg).frame(),
+                _ => unreachable!(),
+            };
+            // The flow: a client's SYN, rewritten towards a server.
+            let syn = frame(client, vip, tcp(42100, VIP_PORT, TCP_SYN, &[]), IPPROTO_TCP);
+            let mut fes = [NONE, NONE];
+            fes[fe] = balanced(syn.len(), true, true, false);
+            let out = expect(&dp, &format!("{name}: SYN"), &syn, XDP_PASS, &[l3, Proto::Tcp], fes);
+            let seen = dissect_and_verify(&out);
+            let (server, nat_port) = (seen.dst, seen.sport);
+            let ip_len = if l3 == Proto::Ipv4 { 20 } else { 40 };
+            let quote = |f: &[u8]| f[14..14 + ip_len + 8].to_vec();
+
+            // Too big on the servers' side, about the packet we sent there.
+            let sent = frame(snat, server, tcp(nat_port, SERVER_PORT, TCP_ACK, b"data"), IPPROTO_TCP);
+            let err = icmp_error(router, snat, too_big.0, too_big.1, mtu, &quote(&sent));
+            let mut fes = [NONE, NONE];
+            fes[fe] = icmp_ok;
+            let out = expect(
+                &dp,
+                &format!("{name}: too big, servers' side"),
+                &err,
+                XDP_PASS,
+                &[l3, l4],
+                fes,
+            );
+            assert_eq!(
+                dissect_icmp(&out),
+                IcmpSeen {
+                    outer: (vip, client),
+                    kind: too_big.0,
+                    rest: mtu,
+                    inner: (client, 42100, vip, VIP_PORT),
+                },
+                "{name}: the client learns about its packet to the VIP, from the VIP"
+            );
+
+            // Time exceeded on the client's side, about a packet we sent there.
+            let sent = frame(vip, client, tcp(VIP_PORT, 42100, TCP_ACK, b"reply"), IPPROTO_TCP);
+            let kind = if l3 == Proto::Ipv4 { 11 } else { 3 };
+            let err = icmp_error(router, vip, kind, 0, [0; 4], &quote(&sent));
+            let out = expect(
+                &dp,
+                &format!("{name}: time exceeded, client's side"),
+                &err,
+                XDP_PASS,
+                &[l3, l4],
+                fes,
+            );
+            assert_eq!(
+                dissect_icmp(&out),
+                IcmpSeen {
+                    outer: (snat, server),
+                    kind,
+                    rest: [0; 4],
+                    inner: (server, SERVER_PORT, snat, nat_port),
+                },
+                "{name}: the server learns about its own packet"
+            );
+
+            // About a flow we don't have: the stack's.
+            let sent = frame(snat, server, tcp(nat_port ^ 1, SERVER_PORT, TCP_ACK, &[]), IPPROTO_TCP);
+            let err = icmp_error(router, snat, too_big.0, too_big.1, mtu, &quote(&sent));
+            let out = expect(
+                &dp,
+                &format!("{name}: about no flow"),
+                &err,
+                XDP_PASS,
+                &[l3, l4],
+                [NONE, NONE],
+            );
+            assert_eq!(out, err, "{name}: left untouched");
+        }
     });
 }

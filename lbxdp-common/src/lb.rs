@@ -226,6 +226,10 @@ pub struct FrontendStats {
     pub drop_table_full: u64,
     /// The next hop's MAC is not known yet (the agent keeps servers' neighbours resolved).
     pub drop_no_neigh: u64,
+    /// Larger than the next hop's MTU (the FIB said so): dropped.
+    pub drop_too_big: u64,
+    /// ICMP errors about this frontend's flows, translated and sent on.
+    pub icmp_errors: u64,
     /// Rewritten, but the FIB found no route (or the devmap refused the
     /// interface): handed to the stack. Fragments and malformed packets never
     /// reach a frontend; the per-protocol counters count those.

@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(size_of::<Flow>(), 4 + 4 + 2 + 2 + 4 + 8);
         assert_eq!(size_of::<Reply>(), 16 + 16 + 2 + 2 + 4 + 4 + 2 + 2 + 8);
         assert_eq!(size_of::<Settings>(), 4 + 4 + 8 * 4 + 2 + 2 + 4);
-        assert_eq!(size_of::<FrontendStats>(), 8 * 9);
+        assert_eq!(size_of::<FrontendStats>(), 8 * 11);
     }
 
     #[test]

@@ -13,10 +13,13 @@ const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;
 const BPF_FIB_LKUP_RET_NO_NEIGH: i64 = 7;
+const BPF_FIB_LKUP_RET_FRAG_NEEDED: i64 = 8;
 
 pub enum Verdict {
     Action(u32),
     NoNeighbour,
+    /// Larger than the outgoing interface's MTU.
+    TooBig,
     /// No route (or forwarding is off): the stack decides.
     Pass,
 }
@@ -47,6 +50,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet) -> Verdict {
     match rc {
         BPF_FIB_LKUP_RET_SUCCESS => {}
         BPF_FIB_LKUP_RET_NO_NEIGH => return Verdict::NoNeighbour,
+        BPF_FIB_LKUP_RET_FRAG_NEEDED => return Verdict::TooBig,
         _ => return Verdict::Pass,
     }
     let Some(eth) = crate::parse::ptr_at_mut::<EthHdr>(ctx, 0) else {

@@ -11,6 +11,7 @@
 
 mod csum;
 mod fib;
+mod icmp;
 mod nat;
 mod parse;
 
@@ -83,6 +84,9 @@ pub struct Scratch {
     pub rkey: FlowKey,
     pub reply: Reply,
     pub rw: Rewrite,
+    /// An ICMP error's addresses as they came and as they leave.
+    pub old: icmp::IcmpNat,
+    pub new: icmp::IcmpNat,
 }
 
 #[map(name = "SCRATCH")]
@@ -103,7 +107,11 @@ pub fn lbxdp(ctx: XdpContext) -> u32 {
             if let Some(l4) = l4 {
                 count(l4, len);
             }
-            xdp_action::XDP_PASS
+            match (l3, l4) {
+                (Proto::Ipv4, Some(Proto::Icmp)) => icmp::handle(&ctx, s, false).unwrap_or(xdp_action::XDP_PASS),
+                (Proto::Ipv6, Some(Proto::Icmpv6)) => icmp::handle(&ctx, s, true).unwrap_or(xdp_action::XDP_PASS),
+                _ => xdp_action::XDP_PASS,
+            }
         }
         Parsed::Balanceable => {
             count(
@@ -358,6 +366,13 @@ fn send(ctx: &XdpContext, p: &Packet, fs: &mut FrontendStats) -> u32 {
             // Counted, not logged: a flood of replies to spoofed clients would
             // flood the log too.
             debug!(ctx, "no neighbour entry for the next hop yet: dropped");
+            xdp_action::XDP_DROP
+        }
+        Verdict::TooBig => {
+            // Larger than the next hop's MTU: the sender learns the path MTU
+            // from the ICMP error a router on its side sends, which we
+            // translate; here it is counted and dropped.
+            fs.drop_too_big += 1;
             xdp_action::XDP_DROP
         }
         Verdict::Pass => {

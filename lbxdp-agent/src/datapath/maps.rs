@@ -172,6 +172,8 @@ impl Datapath {
                     a.drop_no_flow += s.drop_no_flow;
                     a.drop_table_full += s.drop_table_full;
                     a.drop_no_neigh += s.drop_no_neigh;
+                    a.drop_too_big += s.drop_too_big;
+                    a.icmp_errors += s.icmp_errors;
                     a.passed += s.passed;
                     a
                 }))
