@@ -23,7 +23,7 @@ use crate::{
     },
     handover::{self, Handover},
     health::{Monitor, ServerId, ServerState, Snapshot, effective_weights},
-    maglev,
+    maglev, privileges,
 };
 
 #[derive(Debug, Clone)]
@@ -149,6 +149,12 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         bail!("--iface IFACE is required: the interface(s) to attach XDP to");
     };
     let opts = &Options { ifaces, ..opts.clone() };
+    crate::proxy_mode::raise_nofile();
+    // Checked before anything is loaded: a user that doesn't exist stops here.
+    let drop_to = match config {
+        Some(c) => privileges::target(&c.global)?,
+        None => None,
+    };
     // A datapath an earlier agent pinned and left, if any (see `pin.rs`).
     let instance = match &opts.instance {
         Some(i) => i.clone(),
@@ -185,6 +191,10 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                     .filter(|v| v.0 == *iface)
                     .map(|v| IfAddr { addr: v.1, prefix: v.2 }),
                 h.neighbours.iter().filter(|n| n.0 == *iface).map(|n| n.1),
+                h.sysctls
+                    .iter()
+                    .filter(|(p, _)| p.contains(&format!("/{iface}/")))
+                    .cloned(),
             );
         }
         let added: Vec<IpAddr> = net.added().0.iter().map(|a| a.addr).collect();
@@ -259,7 +269,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         Some(dp) => dp,
         None => Datapath::load(sizes, opts.kernel_debug, XDP_PROGRAM)?,
     };
-    for (net, ifindex) in &nets {
+    for (net, ifindex) in &mut nets {
         dp.add_tx_port(*ifindex)?;
         if plan.is_some() {
             net.enable_forwarding()?;
@@ -339,6 +349,13 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                 Err(e) => warn!("pinning the datapath: {e:#}; it will not outlive the agent"),
             }
         }
+        // Everything that needed root is done: become the configured user.
+        if let Some(t) = drop_to {
+            for dir in [&pin_dir, &hand_dir] {
+                privileges::hand_over(dir, t)?;
+            }
+            privileges::drop_to(t)?;
+        }
         if let Some(l) = &live {
             info!(
                 "balancing {} frontend(s) over {} backend(s)",
@@ -370,7 +387,9 @@ fn save_handover(dp: &Datapath, live: &Live, host: &Host) {
     let Some(h) = &live.handover else { return };
     let mut vips = Vec::new();
     let mut neighbours = Vec::new();
+    let mut sysctls = Vec::new();
     for (net, _) in &host.nets {
+        sysctls.extend(net.saved_sysctls());
         let (v, n) = net.added();
         vips.extend(v.iter().map(|a| (net.name().to_string(), a.addr, a.prefix)));
         neighbours.extend(n.iter().map(|ip| (net.name().to_string(), *ip)));
@@ -382,6 +401,7 @@ fn save_handover(dp: &Datapath, live: &Live, host: &Host) {
         vips,
         neighbours,
         reserved_ports_before: h.ports_before.clone(),
+        sysctls,
     };
     if let Err(e) = state.write(&h.dir) {
         warn!("writing the handover for the next agent: {e:#}");
@@ -964,6 +984,10 @@ pub async fn detach_pinned(instance: Option<&str>) -> anyhow::Result<()> {
                     .filter(|v| v.0 == iface)
                     .map(|v| IfAddr { addr: v.1, prefix: v.2 }),
                 h.neighbours.iter().filter(|n| n.0 == iface).map(|n| n.1),
+                h.sysctls
+                    .iter()
+                    .filter(|(p, _)| p.contains(&format!("/{iface}/")))
+                    .cloned(),
             );
             net.cleanup().await;
         }

@@ -38,6 +38,9 @@ pub struct Handover {
     pub neighbours: Vec<(String, IpAddr)>,
     /// `ip_local_reserved_ports` before the first agent reserved NAT ports.
     pub reserved_ports_before: Option<String>,
+    /// (sysctl path, value before the first agent changed it).
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
 }
 
 fn path(dir: &Path) -> PathBuf {

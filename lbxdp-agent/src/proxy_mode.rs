@@ -114,8 +114,9 @@ pub fn xdp_unavailable(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Every session holds two sockets: allow as many as the hard limit does.
-fn raise_nofile() {
+/// Every session holds two sockets, and every health check one: allow as
+/// many as the hard limit does (XDP mode too: its checks and sockets count).
+pub(crate) fn raise_nofile() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
         && soft < hard

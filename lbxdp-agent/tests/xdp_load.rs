@@ -160,7 +160,20 @@ fn sustained_short_connections_through_full_nat() {
     let report = agent.stop();
     let fe = &report["frontends"][0];
     eprintln!("frontend counters: {fe}");
-    assert_eq!(fe["drop_no_port"].as_u64(), Some(0), "{fe}");
+    // This client uses 64,512 ports; full NAT has the 31,744 the LB's kernel
+    // leaves free, so some client ports share a NAT port whose last flow the
+    // server still holds in TIME_WAIT, and a few SYNs find all their
+    // candidate ports held (the client retransmits them; no request failed,
+    // as the slices above checked). With the default client (28,232 ports)
+    // the mapping is one to one and the test below asserts none at all.
+    let (dropped, flows) = (
+        fe["drop_no_port"].as_u64().unwrap_or(u64::MAX),
+        fe["new_flows"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        dropped <= flows / 10_000,
+        "{dropped} SYNs found no NAT port in {flows} new flows: {fe}"
+    );
 }
 
 /// nftables' full NAT on the LB for the same VIP and servers: numgen DNAT to

@@ -28,14 +28,16 @@ fn config(tb: &Testbed) -> String {
     s
 }
 
-fn reserved_ports(tb: &Testbed) -> String {
-    tb.in_netns(&tb.lb, || {
-        Ok(std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_reserved_ports")?
-            .trim()
-            .to_string())
-    })
-    .expect("reading ip_local_reserved_ports")
+fn sysctl(tb: &Testbed, path: &'static str) -> String {
+    tb.in_netns(&tb.lb, || Ok(std::fs::read_to_string(path)?.trim().to_string()))
+        .unwrap_or_else(|e| panic!("reading {path}: {e:#}"))
 }
+
+fn reserved_ports(tb: &Testbed) -> String {
+    sysctl(tb, "/proc/sys/net/ipv4/ip_local_reserved_ports")
+}
+
+const FORWARDING: &str = "/proc/sys/net/ipv4/conf/eth0/forwarding";
 
 #[test]
 fn sigkill_and_a_new_agent_lose_no_connection() {
@@ -47,6 +49,7 @@ fn sigkill_and_a_new_agent_lose_no_connection() {
     let path = path.to_string_lossy().into_owned();
     let args = ["-f", path.as_str(), "-i", "eth0", "--stats-interval", "0"];
     assert_eq!(reserved_ports(&tb), "", "a fresh namespace reserves no ports");
+    assert_eq!(sysctl(&tb, FORWARDING), "0", "a fresh namespace doesn't forward");
 
     let mut first = Agent::start(&tb, &args);
     first.wait_for("datapath pinned under", Duration::from_secs(30));
@@ -99,6 +102,7 @@ fn sigkill_and_a_new_agent_lose_no_connection() {
     assert_eq!(report["mode"], "generic", "{report}");
     assert!(!tb.xdp_attached(&tb.lb, "eth0").expect("XDP state"), "SIGTERM detaches");
     assert_eq!(reserved_ports(&tb), "", "SIGTERM gives the reserved ports back");
+    assert_eq!(sysctl(&tb, FORWARDING), "0", "SIGTERM restores forwarding");
 
     // A killed agent's leftovers go with --detach.
     let mut third = Agent::start(&tb, &args);
@@ -125,4 +129,5 @@ fn sigkill_and_a_new_agent_lose_no_connection() {
         "--detach detaches"
     );
     assert_eq!(reserved_ports(&tb), "", "--detach gives the reserved ports back");
+    assert_eq!(sysctl(&tb, FORWARDING), "0", "--detach restores forwarding");
 }

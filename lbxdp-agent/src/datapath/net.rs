@@ -40,6 +40,14 @@ pub struct HostNet {
     iface: String,
     added_vips: Vec<IfAddr>,
     added_neighbours: Vec<IpAddr>,
+    /// Sysctls this agent (or the one it took over from) changed, with the
+    /// values they had: put back on exit, through a file opened while the
+    /// agent could (it may run as another user by then).
+    saved_sysctls: Vec<(String, String, Option<std::fs::File>)>,
+}
+
+fn open_for_restore(path: &str) -> Option<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).open(path).ok()
 }
 
 impl HostNet {
@@ -53,6 +61,7 @@ impl HostNet {
             iface: iface.to_string(),
             added_vips: Vec::new(),
             added_neighbours: Vec::new(),
+            saved_sysctls: Vec::new(),
         })
     }
 
@@ -83,14 +92,28 @@ impl HostNet {
 
     /// Takes over what a previous agent added (from its handover), so this
     /// one removes it when it stops.
-    pub fn adopt(&mut self, vips: impl IntoIterator<Item = IfAddr>, neighbours: impl IntoIterator<Item = IpAddr>) {
+    pub fn adopt(
+        &mut self,
+        vips: impl IntoIterator<Item = IfAddr>,
+        neighbours: impl IntoIterator<Item = IpAddr>,
+        sysctls: impl IntoIterator<Item = (String, String)>,
+    ) {
         self.added_vips.extend(vips);
         self.added_neighbours.extend(neighbours);
+        self.saved_sysctls.extend(sysctls.into_iter().map(|(p, v)| {
+            let file = open_for_restore(&p);
+            (p, v, file)
+        }));
     }
 
     /// What this agent added, for the handover.
     pub fn added(&self) -> (&[IfAddr], &[IpAddr]) {
         (&self.added_vips, &self.added_neighbours)
+    }
+
+    /// The sysctls it changed and their old values, for the handover.
+    pub fn saved_sysctls(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.saved_sysctls.iter().map(|(p, v, _)| (p.clone(), v.clone()))
     }
 
     pub fn name(&self) -> &str {
@@ -114,7 +137,7 @@ impl HostNet {
     }
 
     /// bpf_fib_lookup answers only for interfaces that forward.
-    pub fn enable_forwarding(&self) -> Result<(), NetError> {
+    pub fn enable_forwarding(&mut self) -> Result<(), NetError> {
         for (path, value) in [
             (format!("/proc/sys/net/ipv4/conf/{}/forwarding", self.iface), "1"),
             (format!("/proc/sys/net/ipv6/conf/{}/forwarding", self.iface), "1"),
@@ -122,6 +145,13 @@ impl HostNet {
             // is not a reason to tell the servers about a better route.
             (format!("/proc/sys/net/ipv4/conf/{}/send_redirects", self.iface), "0"),
         ] {
+            let old = std::fs::read_to_string(&path)
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default();
+            if old != value && !self.saved_sysctls.iter().any(|(p, _, _)| *p == path) {
+                let file = open_for_restore(&path);
+                self.saved_sysctls.push((path.clone(), old, file));
+            }
             std::fs::write(&path, value).map_err(|source| NetError::Sysctl {
                 what: path.clone(),
                 source,
@@ -218,8 +248,18 @@ impl HostNet {
         }
     }
 
-    /// Removes the VIPs and neighbour entries this agent added.
+    /// Removes the VIPs and neighbour entries this agent added, and puts
+    /// back the sysctls it changed (forwarding, redirects).
     pub async fn cleanup(&mut self) {
+        for (path, old, file) in std::mem::take(&mut self.saved_sysctls) {
+            let written = match file {
+                Some(f) => std::os::unix::fs::FileExt::write_at(&f, old.as_bytes(), 0).map(|_| ()),
+                None => std::fs::write(&path, &old),
+            };
+            if let Err(e) = written {
+                warn!("restoring {path} to {old}: {e}");
+            }
+        }
         for a in std::mem::take(&mut self.added_vips) {
             self.del_vip(a.addr).await;
         }

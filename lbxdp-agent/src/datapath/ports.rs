@@ -44,6 +44,8 @@ pub struct NatPorts {
     pub range: RangeInclusive<u16>,
     /// `ip_local_reserved_ports` as it was, to put back.
     before: Option<String>,
+    /// Opened while the agent could: it may run as another user at exit.
+    file: Option<std::fs::File>,
 }
 
 impl NatPorts {
@@ -77,7 +79,8 @@ impl NatPorts {
             range.start(),
             range.end()
         );
-        Self { range, before }
+        let file = std::fs::OpenOptions::new().write(true).open(RESERVED).ok();
+        Self { range, before, file }
     }
 
     /// (first, count) as the datapath's settings take them.
@@ -94,7 +97,15 @@ impl NatPorts {
     /// Puts the old reservation back.
     pub fn release(&mut self) {
         if let Some(old) = self.before.take() {
-            Self::restore(&old);
+            match &self.file {
+                Some(f) => {
+                    let value = if old.is_empty() { "\n" } else { old.as_str() };
+                    if let Err(e) = std::os::unix::fs::FileExt::write_at(f, value.as_bytes(), 0) {
+                        warn!("{RESERVED}: restoring {old:?}: {e}");
+                    }
+                }
+                None => Self::restore(&old),
+            }
         }
     }
 

@@ -269,6 +269,9 @@ impl Monitor {
         let spread = config.global.spread_checks.unwrap_or(0);
         let mut keep: HashMap<ServerId, Running> = HashMap::new();
         let mut fresh: Vec<(ServerId, ServerState, Option<task::ServerTask>)> = Vec::new();
+        // One logger (and so one socket) per distinct set of log targets,
+        // not one per server: 300 backends with `log global` share one.
+        let mut loggers: Vec<(&[crate::config::LogTarget], Arc<crate::syslog::Logger>)> = Vec::new();
         for be in &config.backends {
             for s in &be.servers {
                 let id = ServerId::new(&be.name, &s.name);
@@ -292,7 +295,14 @@ impl Monitor {
                         id: id.clone(),
                         settings: settings.clone(),
                         log_health_checks: be.log_health_checks,
-                        syslog: Arc::new(crate::syslog::Logger::new(&be.logs)),
+                        syslog: match loggers.iter().find(|(t, _)| *t == be.logs.as_slice()) {
+                            Some((_, l)) => Arc::clone(l),
+                            None => {
+                                let l = Arc::new(crate::syslog::Logger::new(&be.logs));
+                                loggers.push((&be.logs, Arc::clone(&l)));
+                                l
+                            }
+                        },
                         spread,
                         first_delay: Duration::ZERO,
                         maint: fingerprint.disabled,

@@ -180,6 +180,11 @@ impl Agent {
             .to_string()
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent running").id()
+    }
+
     /// SIGKILL, as a crash or the OOM killer would end it; waits for it.
     pub fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
