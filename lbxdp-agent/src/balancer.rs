@@ -148,7 +148,17 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
     } else {
         bail!("--iface IFACE is required: the interface(s) to attach XDP to");
     };
-    let opts = &Options { ifaces, ..opts.clone() };
+    // Absolute, so that a reload finds them from inside a chroot too.
+    let config_paths = opts
+        .config_paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let opts = &Options {
+        ifaces,
+        config_paths,
+        ..opts.clone()
+    };
     crate::proxy_mode::raise_nofile();
     // Checked before anything is loaded: a user that doesn't exist stops here.
     let drop_to = match config {
@@ -279,6 +289,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
     // Held (and released on exit) for as long as the datapath NATs.
     let nat_ports = (plan.is_some() && opts.nat == NatMode::Full)
         .then(|| NatPorts::reserve(previous.as_ref().and_then(|h| h.reserved_ports_before.clone())));
+    let mut live_started = false;
     let result = async {
         // The maps are filled before the program sees a packet: attached
         // first, it would hand the VIP's first connections to the stack,
@@ -350,11 +361,13 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             }
         }
         // Everything that needed root is done: become the configured user.
-        if let Some(t) = drop_to {
+        if let Some(t) = &drop_to {
             for dir in [&pin_dir, &hand_dir] {
                 privileges::hand_over(dir, t)?;
             }
-            privileges::drop_to(t)?;
+            let mut reachable = config_dirs(&opts.config_paths);
+            reachable.extend([pin_dir.clone(), hand_dir.clone()].into_iter().filter(|d| d.is_dir()));
+            privileges::drop_to(t, &reachable)?;
         }
         if let Some(l) = &live {
             info!(
@@ -363,16 +376,51 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                 l.plan.backends.len()
             );
         }
+        live_started = true;
         serve(&mut dp, &mut live, &mut host, opts).await
     }
     .await;
     for (net, _) in &mut host.nets {
         net.cleanup().await;
     }
-    dp.detach()?;
+    let detached = dp.detach();
     handover::remove(&hand_dir);
     drop(nat_ports);
-    result
+    let served = result.is_ok() || live_started;
+    let out = result.and_then(|r| detached.map(|()| r).map_err(anyhow::Error::from));
+    if served {
+        out.map_err(|e| e.context(Served))
+    } else {
+        out
+    }
+}
+
+/// Marks an error that came after the XDP balancer served: auto mode must
+/// not fall back to the proxy then.
+#[derive(Debug)]
+pub struct Served;
+
+impl std::fmt::Display for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the XDP balancer stopped")
+    }
+}
+
+/// The directories `-f` reads from: a directory itself, a file's parent.
+pub(crate) fn config_dirs(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = paths
+        .iter()
+        .filter_map(|p| {
+            if p.is_dir() {
+                Some(p.clone())
+            } else {
+                p.parent().map(std::path::Path::to_path_buf)
+            }
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
 /// Where the handover goes, once the datapath is pinned.

@@ -2,13 +2,12 @@
 //! `*.cfg` read in name order, as HAProxy's `-f` does), the process
 //! environment for `${VAR}`, and the checks HAProxy makes against the machine
 //! (users, groups, certificate files). The parsing itself is in `config`.
-use std::{
-    fs,
-    io::Read,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
-use crate::config::{self, Config, Diag, EnvRefKind, Origin, Source};
+use crate::{
+    config::{self, Config, Diag, EnvRefKind, Origin, Source},
+    outside,
+};
 
 /// A bigger file is not a configuration; reading stops there, with an error.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -27,22 +26,22 @@ pub enum LoadError {
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = fs::metadata(p).map_err(|source| LoadError::Io {
+        let is_dir = outside::is_dir(p).map_err(|source| LoadError::Io {
             path: p.clone(),
             source,
         })?;
-        if !meta.is_dir() {
+        if !is_dir {
             out.push(p.clone());
             continue;
         }
-        let entries = fs::read_dir(p).map_err(|source| LoadError::Io {
+        let entries = outside::list(p).map_err(|source| LoadError::Io {
             path: p.clone(),
             source,
         })?;
         let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|f| f.extension().is_some_and(|x| x == "cfg") && f.is_file())
+            .into_iter()
+            .filter(|(f, is_file)| *is_file && f.extension().is_some_and(|x| x == "cfg"))
+            .map(|(f, _)| f)
             .collect();
         files.sort();
         if files.is_empty() {
@@ -58,9 +57,7 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, LoadError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = fs::File::open(path).map_err(io)?;
-    let mut data = Vec::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut data).map_err(io)?;
+    let data = outside::read(path, MAX_FILE_BYTES).map_err(io)?;
     if data.len() as u64 > MAX_FILE_BYTES {
         return Err(LoadError::TooLarge(path.to_path_buf()));
     }
@@ -128,6 +125,11 @@ fn read(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
 /// `haproxy -c` fails when they're missing; lbxdp checks them here.
 pub fn check_environment(config: &Config) -> Vec<Diag> {
     let mut out = Vec::new();
+    // Inside the chroot the machine's users and files are out of sight; they
+    // were checked at start, and a reload can't change who the agent is.
+    if outside::confined() {
+        return out;
+    }
     for r in &config.global.env_refs {
         let problem = match r.kind {
             EnvRefKind::User => match nix::unistd::User::from_name(&r.value) {
@@ -161,6 +163,8 @@ pub fn origin_of(path: &Path) -> Origin {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]

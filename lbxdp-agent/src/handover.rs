@@ -61,15 +61,15 @@ impl Handover {
 
     /// Written whole or not at all (rename), so a kill mid-write leaves the last one.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec(self)?).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path(dir)).map_err(|e| anyhow::anyhow!("{}: {e}", path(dir).display()))?;
-        Ok(())
+        if !crate::outside::confined() {
+            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        }
+        crate::outside::write_atomic(&path(dir), &serde_json::to_vec(self)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path(dir).display()))
     }
 }
 
 /// Removes the handover (the datapath it described is gone).
 pub fn remove(dir: &Path) {
-    let _ = std::fs::remove_dir_all(dir);
+    let _ = crate::outside::remove_dir_all(dir);
 }

@@ -7,6 +7,7 @@ mod handover;
 pub mod health;
 pub mod logging;
 pub mod maglev;
+mod outside;
 mod privileges;
 pub mod proxy;
 pub mod proxy_mode;

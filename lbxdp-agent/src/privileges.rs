@@ -1,6 +1,6 @@
-//! Least privilege: the global section's `uid`/`user`, `gid`/`group` are
-//! applied once the datapath is loaded, attached and pinned, as HAProxy
-//! applies them once its listeners are bound. The agent then runs as that
+//! Least privilege: the global section's `chroot`, `uid`/`user` and
+//! `gid`/`group` are applied once the datapath is loaded, attached and
+//! pinned, as HAProxy applies them once its listeners are bound. The agent then runs as that
 //! user with only the capabilities it still uses:
 //! - `CAP_NET_ADMIN`: netlink (VIP addresses and neighbour entries on
 //!   reloads and at exit);
@@ -8,9 +8,11 @@
 //! - `CAP_NET_BIND_SERVICE`: listeners below port 1024 opened by a reload.
 //!
 //! Everything else it must touch later is arranged beforehand: the sysctls
-//! it restores at exit are held open (see `net.rs` and `ports.rs`), and the
-//! directories of its pins and handover are handed to that user.
-use std::path::Path;
+//! it restores at exit are held open (see `net.rs` and `ports.rs`), the
+//! directories of its pins and handover are handed to that user, and these
+//! and the configuration's directories stay reachable from inside the
+//! chroot (see `outside.rs`).
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use caps::{CapSet, Capability, CapsHashSet};
@@ -27,10 +29,11 @@ pub const KEPT: [Capability; 3] = [
 ];
 
 /// Who the agent becomes: None when the config names nobody.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub uid: Uid,
     pub gid: Gid,
+    pub chroot: Option<PathBuf>,
 }
 
 /// Resolves `uid`/`user` and `gid`/`group` (a user's own group when only
@@ -57,21 +60,34 @@ pub fn target(g: &Global) -> anyhow::Result<Option<Target>> {
         ),
         (None, None) => None,
     };
+    let chroot = g.chroot.as_ref().map(PathBuf::from);
+    if let Some(dir) = &chroot
+        && !dir.is_dir()
+    {
+        bail!("chroot {}: no such directory (global 'chroot')", dir.display());
+    }
     Ok(match (user, group) {
-        (None, None) => None,
+        (None, None) if chroot.is_none() => None,
+        (None, None) => Some(Target {
+            uid: Uid::current(),
+            gid: Gid::current(),
+            chroot,
+        }),
         (Some((uid, primary)), group) => Some(Target {
             uid,
             gid: group.or(primary).unwrap_or_else(Gid::current),
+            chroot,
         }),
         (None, Some(gid)) => Some(Target {
             uid: Uid::current(),
             gid,
+            chroot,
         }),
     })
 }
 
 /// Hands `path` (a directory the agent keeps writing or removing in) to `t`.
-pub fn hand_over(path: &Path, t: Target) -> anyhow::Result<()> {
+pub fn hand_over(path: &Path, t: &Target) -> anyhow::Result<()> {
     if !path.exists() {
         return Ok(());
     }
@@ -87,9 +103,19 @@ pub fn hand_over(path: &Path, t: Target) -> anyhow::Result<()> {
     nix::unistd::chown(path, Some(t.uid), Some(t.gid)).with_context(|| format!("chown {}", path.display()))
 }
 
-/// Becomes `t`, keeping `KEPT` and dropping every other capability.
-pub fn drop_to(t: Target) -> anyhow::Result<()> {
+/// Becomes `t`, keeping `KEPT` and dropping every other capability; in
+/// `t.chroot`, with `reachable` (directories) still reachable.
+pub fn drop_to(t: &Target, reachable: &[PathBuf]) -> anyhow::Result<()> {
     let keep: CapsHashSet = KEPT.into_iter().collect();
+    if let Some(dir) = &t.chroot {
+        // aya sizes per-CPU map reads from /sys/devices/system/cpu/possible,
+        // read once per thread: read it on this thread (the one that reads
+        // the counters) while it is still in sight.
+        aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
+        crate::outside::keep(reachable).context("opening the directories used after the chroot")?;
+        nix::unistd::chroot(dir).with_context(|| format!("chroot {}", dir.display()))?;
+        nix::unistd::chdir("/").context("chdir / in the chroot")?;
+    }
     // Capabilities survive the uid change only with KEEPCAPS set.
     nix::sys::prctl::set_keepcaps(true).context("prctl(PR_SET_KEEPCAPS)")?;
     nix::unistd::setgroups(&[t.gid]).context("setgroups")?;
@@ -108,6 +134,16 @@ pub fn drop_to(t: Target) -> anyhow::Result<()> {
     }
     let mut names: Vec<String> = keep.iter().map(ToString::to_string).collect();
     names.sort();
-    info!("running as uid {} gid {} with only {}", t.uid, t.gid, names.join(", "));
+    let jail = t
+        .chroot
+        .as_ref()
+        .map(|d| format!(", chrooted in {}", d.display()))
+        .unwrap_or_default();
+    info!(
+        "running as uid {} gid {}{jail} with only {}",
+        t.uid,
+        t.gid,
+        names.join(", ")
+    );
     Ok(())
 }

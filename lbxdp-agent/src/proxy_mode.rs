@@ -30,6 +30,13 @@ fn push(avail: &SharedAvailability, snapshot: &Snapshot) {
 pub async fn run(config: Config, paths: &[PathBuf]) -> anyhow::Result<ProxyReport> {
     raise_nofile();
     warn_unapplied_source(&config);
+    let g = &config.global;
+    if g.user.is_some() || g.group.is_some() || g.uid.is_some() || g.gid.is_some() || g.chroot.is_some() {
+        warn!(
+            "proxy mode keeps running as it was started: 'user', 'group', 'uid', 'gid' and 'chroot' \
+             are applied in XDP mode only so far"
+        );
+    }
     let (mut monitor, mut health) = Monitor::start(&config);
     let avail = SharedAvailability::from_config(&config);
     push(&avail, &health.borrow_and_update());
@@ -103,6 +110,11 @@ fn warn_unapplied_source(config: &Config) {
 /// the kernel or the interface said no, or there is no interface to serve.
 pub fn xdp_unavailable(e: &anyhow::Error) -> bool {
     use crate::datapath::{DatapathError, net::NetError, plan::PlanError};
+    // Once XDP served, an error is the XDP balancer's, not a reason to start
+    // something else in its place.
+    if e.downcast_ref::<crate::balancer::Served>().is_some() {
+        return false;
+    }
     e.chain().any(|c| {
         c.downcast_ref::<DatapathError>()
             .is_some_and(|d| !matches!(d, DatapathError::NoSuchInterface(_)))

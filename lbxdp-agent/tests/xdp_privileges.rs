@@ -13,9 +13,12 @@ const CAP_NET_BIND_SERVICE: u32 = 10;
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_BPF: u32 = 39;
 
-fn config(tb: &Testbed, weights: [u32; 2]) -> String {
+fn config(tb: &Testbed, weights: [u32; 2], chroot: Option<&std::path::Path>) -> String {
+    let jail = chroot
+        .map(|d| format!("    chroot {}\n", d.display()))
+        .unwrap_or_default();
     let mut s = format!(
-        "global\n    user haproxy\n    group haproxy\n\n\
+        "global\n    user haproxy\n    group haproxy\n{jail}\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
          frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
         tb.lb.v4()
@@ -58,11 +61,18 @@ fn answers(tb: &Testbed, n: usize) -> usize {
 
 #[test]
 fn the_agent_runs_as_the_configured_user_with_three_capabilities() {
-    let Some(tb) = common::plain_testbed(
-        "the_agent_runs_as_the_configured_user_with_three_capabilities",
-        Layout::OneArm,
-        2,
-    ) else {
+    runs_as_haproxy("the_agent_runs_as_the_configured_user_with_three_capabilities", false);
+}
+
+/// The seed's `chroot /var/lib/haproxy` too: the agent still reloads its
+/// config and removes its pins, through directories it opened beforehand.
+#[test]
+fn the_agent_runs_chrooted_and_still_reloads_and_cleans_up() {
+    runs_as_haproxy("the_agent_runs_chrooted_and_still_reloads_and_cleans_up", true);
+}
+
+fn runs_as_haproxy(test: &str, chrooted: bool) {
+    let Some(tb) = common::plain_testbed(test, Layout::OneArm, 2) else {
         return;
     };
     let uid: u32 = nix::unistd::User::from_name("haproxy")
@@ -73,8 +83,11 @@ fn the_agent_runs_as_the_configured_user_with_three_capabilities() {
     // The user must be able to read its config for reloads, as with HAProxy.
     let dir = tb.dir().to_path_buf();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let jail = dir.join("jail");
+    std::fs::create_dir(&jail).expect("the chroot directory");
+    let chroot = chrooted.then_some(jail.as_path());
     let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, config(&tb, [1, 1])).expect("haproxy.cfg");
+    std::fs::write(&path, config(&tb, [1, 1], chroot)).expect("haproxy.cfg");
     let path_s = path.to_string_lossy().into_owned();
     let forwarding = "/proc/sys/net/ipv4/conf/eth0/forwarding";
     let (fwd_before, reserved_before) = (
@@ -97,9 +110,15 @@ fn the_agent_runs_as_the_configured_user_with_three_capabilities() {
         assert_eq!(got, want, "{set}: {got:#x}, expected {want:#x}");
     }
     assert_eq!(answers(&tb, 20), 20, "serves as haproxy\n{}", agent.log());
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("/proc/PID/root");
+    if chrooted {
+        assert_eq!(root, jail, "the agent's root is the chroot");
+    } else {
+        assert_eq!(root, std::path::PathBuf::from("/"));
+    }
 
     // A reload as haproxy: the config is re-read, the maps rewritten.
-    std::fs::write(&path, config(&tb, [1, 3])).expect("haproxy.cfg");
+    std::fs::write(&path, config(&tb, [1, 3], chroot)).expect("haproxy.cfg");
     agent.signal(Signal::SIGHUP);
     let line = agent.wait_for("SIGHUP:", Duration::from_secs(10));
     assert!(line.contains("reloaded"), "{line}\n{}", agent.log());

@@ -11,7 +11,7 @@ use std::{
 
 use aya::{
     maps::{Map, MapData},
-    programs::links::{FdLink, PinnedLink},
+    programs::links::FdLink,
 };
 use tracing::{debug, info};
 
@@ -185,12 +185,10 @@ impl Datapath {
     }
 }
 
-/// Unpins a link; the kernel detaches it once nothing holds it any more.
+/// Unpins a link. Nothing else holds it (the agent closed its descriptor
+/// when it pinned it), so the kernel detaches it.
 pub(super) fn unpin_link(path: &Path) -> Result<(), DatapathError> {
-    let link = PinnedLink::from_pin(path).map_err(|e| err(format!("{}: {}", path.display(), chain(&e))))?;
-    let fd = link.unpin().map_err(|e| err(format!("{}: {e}", path.display())))?;
-    drop(fd);
-    Ok(())
+    crate::outside::remove_file(path).map_err(|e| err(format!("{}: {e}", path.display())))
 }
 
 /// Removes everything pinned under `dir`: the links (which detaches them)
@@ -199,7 +197,7 @@ pub fn remove(dir: &Path) -> Result<(), DatapathError> {
     if !dir.exists() {
         return Ok(());
     }
-    match std::fs::remove_dir_all(dir) {
+    match crate::outside::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         // An agent that dropped its privileges empties its own directory but
         // may not remove it from root's: the empty directory holds nothing.

@@ -198,7 +198,15 @@ impl Agent {
         let mut child = self.child.take().expect("agent running");
         let (status, killed) =
             lbxdp_testbed::terminate(&mut child, Duration::from_secs(10)).expect("stopping the agent");
-        assert!(!killed, "agent did not exit within 10 s of SIGTERM");
+        if killed {
+            while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+                self.stderr_log.push(line);
+            }
+            panic!(
+                "agent did not exit within 10 s of SIGTERM; stderr:\n{}",
+                self.stderr_log.join("\n")
+            );
+        }
         let mut out = String::new();
         child
             .stdout
