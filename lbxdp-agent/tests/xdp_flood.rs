@@ -69,20 +69,7 @@ fn parse_wrk(text: &str) -> Rate {
 
 /// One bounded wrk run of new connections from the default client.
 fn wrk(tb: &Testbed, secs: u64) -> Rate {
-    let out = tb
-        .command(&tb.client, "wrk")
-        .args([
-            "-t1",
-            "-c32",
-            &format!("-d{secs}s"),
-            "--timeout",
-            "2s",
-            "-H",
-            "Connection: close",
-        ])
-        .arg(format!("http://{}/", tb.lb.v4()))
-        .output_timeout(Duration::from_secs(secs + 30))
-        .expect("wrk");
+    let out = common::wrk_close(tb, &format!("http://{}/", tb.lb.v4()), secs);
     parse_wrk(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -95,23 +82,7 @@ fn legitimate_clients_keep_their_rate_through_a_spoofed_flood() {
     ) else {
         return;
     };
-    let mut cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
-         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
-        tb.lb.v4()
-    );
-    for b in &tb.backends {
-        cfg.push_str(&format!(
-            "    server {} {}:80 check inter 2000 fall 2 rise 2\n",
-            b.name,
-            b.v4()
-        ));
-    }
-    let path = tb.dir().join("haproxy.cfg");
-    std::fs::write(&path, cfg).expect("haproxy.cfg");
-    let path = path.to_string_lossy().into_owned();
-    let mut agent = common::Agent::start(&tb, &["-f", &path, "-i", "eth0", "--stats-interval", "0"]);
-    agent.wait_for("balancing", Duration::from_secs(30));
+    let mut agent = common::start_default(&tb, &common::web_config(&tb, "check inter 2000 fall 2 rise 2"));
 
     let (lb_mac, client_mac, vip) = (mac(&tb, &tb.lb), mac(&tb, &tb.client), tb.lb.v4().octets());
     let mut confs = Vec::new();

@@ -262,25 +262,8 @@ fn default_client_full_nat_holds_its_rate_beside_nftables() {
     ) else {
         return;
     };
-    let mut cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
-         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
-        tb.lb.v4()
-    );
-    for b in &tb.backends {
-        cfg.push_str(&format!(
-            "    server {} {}:80 check inter 2000 fall 2 rise 2\n",
-            b.name,
-            b.v4()
-        ));
-    }
-    let path = tb.dir().join("haproxy.cfg");
-    std::fs::write(&path, cfg).expect("haproxy.cfg");
-    let path = path.to_string_lossy().into_owned();
-
     // lbxdp with its default flags.
-    let mut agent = common::Agent::start(&tb, &["-f", &path, "-i", "eth0", "--stats-interval", "0"]);
-    agent.wait_for("balancing", Duration::from_secs(30));
+    let mut agent = common::start_default(&tb, &common::web_config(&tb, "check inter 2000 fall 2 rise 2"));
     let lbxdp = slices(&tb);
     let log = agent.log();
     let report = agent.stop();

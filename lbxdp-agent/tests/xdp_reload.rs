@@ -115,21 +115,7 @@ fn ten_reloads_under_load_lose_nothing() {
     ];
 
     let wrk = std::thread::scope(|scope| {
-        let load = scope.spawn(|| {
-            tb.command(&tb.client, "wrk")
-                .args([
-                    "-t1",
-                    "-c32",
-                    &format!("-d{LOAD_SECS}s"),
-                    "--timeout",
-                    "2s",
-                    "-H",
-                    "Connection: close",
-                    &url,
-                ])
-                .output_timeout(Duration::from_secs(LOAD_SECS + 30))
-                .expect("wrk")
-        });
+        let load = scope.spawn(|| common::wrk_close(&tb, &url, LOAD_SECS));
         std::thread::sleep(Duration::from_secs(1));
         for (what, servers, extra, broken) in &steps {
             write(config(&tb, servers, *extra, *broken));

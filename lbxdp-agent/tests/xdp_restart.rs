@@ -12,22 +12,6 @@ use lbxdp_testbed::{Layout, Testbed};
 
 const LOAD_SECS: u64 = 11;
 
-fn config(tb: &Testbed) -> String {
-    let mut s = format!(
-        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
-         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
-        tb.lb.v4()
-    );
-    for b in &tb.backends {
-        s.push_str(&format!(
-            "    server {} {}:80 check inter 2000 fall 2 rise 2\n",
-            b.name,
-            b.v4()
-        ));
-    }
-    s
-}
-
 fn sysctl(tb: &Testbed, path: &'static str) -> String {
     tb.in_netns(&tb.lb, || Ok(std::fs::read_to_string(path)?.trim().to_string()))
         .unwrap_or_else(|e| panic!("reading {path}: {e:#}"))
@@ -44,9 +28,7 @@ fn sigkill_and_a_new_agent_lose_no_connection() {
     let Some(tb) = common::plain_testbed("sigkill_and_a_new_agent_lose_no_connection", Layout::OneArm, 3) else {
         return;
     };
-    let path = tb.dir().join("haproxy.cfg");
-    std::fs::write(&path, config(&tb)).expect("haproxy.cfg");
-    let path = path.to_string_lossy().into_owned();
+    let path = common::write_config(&tb, &common::web_config(&tb, "check inter 2000 fall 2 rise 2"));
     let args = ["-f", path.as_str(), "-i", "eth0", "--stats-interval", "0"];
     assert_eq!(reserved_ports(&tb), "", "a fresh namespace reserves no ports");
     assert_eq!(sysctl(&tb, FORWARDING), "0", "a fresh namespace doesn't forward");
@@ -55,21 +37,7 @@ fn sigkill_and_a_new_agent_lose_no_connection() {
     first.wait_for("datapath pinned under", Duration::from_secs(30));
     let url = format!("http://{}/", tb.lb.v4());
     let out = std::thread::scope(|scope| {
-        let load = scope.spawn(|| {
-            tb.command(&tb.client, "wrk")
-                .args([
-                    "-t1",
-                    "-c32",
-                    &format!("-d{LOAD_SECS}s"),
-                    "--timeout",
-                    "2s",
-                    "-H",
-                    "Connection: close",
-                    &url,
-                ])
-                .output_timeout(Duration::from_secs(LOAD_SECS + 30))
-                .expect("wrk")
-        });
+        let load = scope.spawn(|| common::wrk_close(&tb, &url, LOAD_SECS));
         std::thread::sleep(Duration::from_secs(3));
         first.kill();
         std::thread::sleep(Duration::from_secs(1));

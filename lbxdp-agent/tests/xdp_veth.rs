@@ -7,30 +7,16 @@ mod common;
 use std::time::Duration;
 
 use common::Agent;
-use lbxdp_testbed::{Layout, Testbed};
+use lbxdp_testbed::Layout;
 
 const REQUESTS: usize = 30;
-
-fn config(tb: &Testbed) -> String {
-    let mut s = format!(
-        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\n\
-         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
-        tb.lb.v4()
-    );
-    for b in &tb.backends {
-        s.push_str(&format!("    server {} {}:80\n", b.name, b.v4()));
-    }
-    s
-}
 
 #[test]
 fn auto_mode_serves_a_plain_veth() {
     let Some(tb) = common::plain_testbed("auto_mode_serves_a_plain_veth", Layout::OneArm, 2) else {
         return;
     };
-    let cfg = tb.dir().join("haproxy.cfg");
-    std::fs::write(&cfg, config(&tb)).expect("haproxy.cfg");
-    let cfg = cfg.to_string_lossy().into_owned();
+    let cfg = common::write_config(&tb, &common::web_config(&tb, ""));
     let mut agent = Agent::start(&tb, &["-f", &cfg, "-i", "eth0", "--stats-interval", "0"]);
     let why = agent.wait_for("is a veth", Duration::from_secs(30));
     assert!(why.contains("generic"), "the choice and its reason: {why}");

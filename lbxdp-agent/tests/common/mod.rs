@@ -261,3 +261,52 @@ pub fn start_balancing(tb: &mut Testbed, cfg: &str, extra: &[&str]) -> Agent {
     agent.wait_for("balancing", Duration::from_secs(30));
     agent
 }
+
+/// The testbed's usual haproxy.cfg: one frontend on the LB's address, port
+/// 80, over every backend's nginx; `server_opts` ends each server line
+/// (say "check inter 2000 fall 2 rise 2").
+pub fn web_config(tb: &Testbed, server_opts: &str) -> String {
+    let mut s = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
+        tb.lb.v4()
+    );
+    for b in &tb.backends {
+        s.push_str(&format!("    server {} {}:80 {server_opts}\n", b.name, b.v4()));
+    }
+    s
+}
+
+/// Writes `cfg` as the testbed's haproxy.cfg; returns its path.
+pub fn write_config(tb: &Testbed, cfg: &str) -> String {
+    let path = tb.dir().join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("writing haproxy.cfg");
+    path.to_string_lossy().into_owned()
+}
+
+/// The agent on `cfg` with its default flags (as a user starts it) on the
+/// LB's eth0; returns once it is balancing.
+pub fn start_default(tb: &Testbed, cfg: &str) -> Agent {
+    let path = write_config(tb, cfg);
+    let mut agent = Agent::start(tb, &["-f", &path, "-i", "eth0", "--stats-interval", "0"]);
+    agent.wait_for("balancing", Duration::from_secs(30));
+    agent
+}
+
+/// One bounded wrk run of `Connection: close` requests to `url` from the
+/// client, as a user runs it: one thread, 32 connections, 2 s timeout.
+pub fn wrk_close(tb: &Testbed, url: &str, secs: u64) -> std::process::Output {
+    tb.command(&tb.client, "wrk")
+        .args([
+            "-t1",
+            "-c32",
+            &format!("-d{secs}s"),
+            "--timeout",
+            "2s",
+            "-H",
+            "Connection: close",
+            url,
+        ])
+        .output_timeout(Duration::from_secs(secs + 30))
+        .expect("wrk")
+}
