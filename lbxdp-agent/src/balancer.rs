@@ -149,11 +149,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         bail!("--iface IFACE is required: the interface(s) to attach XDP to");
     };
     // Absolute, so that a reload finds them from inside a chroot too.
-    let config_paths = opts
-        .config_paths
-        .iter()
-        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
-        .collect();
+    let config_paths = privileges::absolute(&opts.config_paths);
     let opts = &Options {
         ifaces,
         config_paths,
@@ -365,7 +361,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             for dir in [&pin_dir, &hand_dir] {
                 privileges::hand_over(dir, t)?;
             }
-            let mut reachable = config_dirs(&opts.config_paths);
+            let mut reachable = privileges::config_dirs(&opts.config_paths);
             reachable.extend([pin_dir.clone(), hand_dir.clone()].into_iter().filter(|d| d.is_dir()));
             privileges::drop_to(t, &reachable)?;
         }
@@ -404,23 +400,6 @@ impl std::fmt::Display for Served {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("the XDP balancer stopped")
     }
-}
-
-/// The directories `-f` reads from: a directory itself, a file's parent.
-pub(crate) fn config_dirs(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
-    let mut dirs: Vec<std::path::PathBuf> = paths
-        .iter()
-        .filter_map(|p| {
-            if p.is_dir() {
-                Some(p.clone())
-            } else {
-                p.parent().map(std::path::Path::to_path_buf)
-            }
-        })
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    dirs
 }
 
 /// Where the handover goes, once the datapath is pinned.

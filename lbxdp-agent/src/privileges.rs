@@ -1,6 +1,7 @@
 //! Least privilege: the global section's `chroot`, `uid`/`user` and
 //! `gid`/`group` are applied once the datapath is loaded, attached and
-//! pinned, as HAProxy applies them once its listeners are bound. The agent then runs as that
+//! pinned (or the proxy's listeners bound), as HAProxy applies them once its
+//! listeners are bound. The agent then runs as that
 //! user with only the capabilities it still uses:
 //! - `CAP_NET_ADMIN`: netlink (VIP addresses and neighbour entries on
 //!   reloads and at exit);
@@ -146,4 +147,30 @@ pub fn drop_to(t: &Target, reachable: &[PathBuf]) -> anyhow::Result<()> {
         names.join(", ")
     );
     Ok(())
+}
+
+/// The directories `-f` reads from: a directory itself, a file's parent.
+pub fn config_dirs(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = paths
+        .iter()
+        .filter_map(|p| {
+            if p.is_dir() {
+                Some(p.clone())
+            } else {
+                p.parent().map(Path::to_path_buf)
+            }
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// The `-f` paths made absolute, so that a reload finds them from inside a
+/// chroot too.
+pub fn absolute(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect()
 }

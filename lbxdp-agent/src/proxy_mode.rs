@@ -30,13 +30,9 @@ fn push(avail: &SharedAvailability, snapshot: &Snapshot) {
 pub async fn run(config: Config, paths: &[PathBuf]) -> anyhow::Result<ProxyReport> {
     raise_nofile();
     warn_unapplied_source(&config);
-    let g = &config.global;
-    if g.user.is_some() || g.group.is_some() || g.uid.is_some() || g.gid.is_some() || g.chroot.is_some() {
-        warn!(
-            "proxy mode keeps running as it was started: 'user', 'group', 'uid', 'gid' and 'chroot' \
-             are applied in XDP mode only so far"
-        );
-    }
+    // Checked before anything is bound: a user that doesn't exist stops here.
+    let drop_to = crate::privileges::target(&config.global)?;
+    let paths = &crate::privileges::absolute(paths);
     let (mut monitor, mut health) = Monitor::start(&config);
     let avail = SharedAvailability::from_config(&config);
     push(&avail, &health.borrow_and_update());
@@ -45,6 +41,11 @@ pub async fn run(config: Config, paths: &[PathBuf]) -> anyhow::Result<ProxyRepor
         .context("starting the proxy")?;
     for (frontend, addr) in p.listen_addrs() {
         info!("proxy: frontend {frontend} listening on {addr}");
+    }
+    // Listening: become the configured user. Reloads bind on this thread,
+    // which keeps CAP_NET_BIND_SERVICE; the session threads need none.
+    if let Some(t) = &drop_to {
+        crate::privileges::drop_to(t, &crate::privileges::config_dirs(paths))?;
     }
     info!(
         "balancing {} frontend(s) with the userspace proxy",

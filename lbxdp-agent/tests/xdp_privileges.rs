@@ -61,17 +61,27 @@ fn answers(tb: &Testbed, n: usize) -> usize {
 
 #[test]
 fn the_agent_runs_as_the_configured_user_with_three_capabilities() {
-    runs_as_haproxy("the_agent_runs_as_the_configured_user_with_three_capabilities", false);
+    runs_as_haproxy(
+        "the_agent_runs_as_the_configured_user_with_three_capabilities",
+        false,
+        false,
+    );
 }
 
 /// The seed's `chroot /var/lib/haproxy` too: the agent still reloads its
 /// config and removes its pins, through directories it opened beforehand.
 #[test]
 fn the_agent_runs_chrooted_and_still_reloads_and_cleans_up() {
-    runs_as_haproxy("the_agent_runs_chrooted_and_still_reloads_and_cleans_up", true);
+    runs_as_haproxy("the_agent_runs_chrooted_and_still_reloads_and_cleans_up", true, false);
 }
 
-fn runs_as_haproxy(test: &str, chrooted: bool) {
+/// The userspace proxy too, once its listeners are bound.
+#[test]
+fn the_proxy_runs_chrooted_as_the_configured_user() {
+    runs_as_haproxy("the_proxy_runs_chrooted_as_the_configured_user", true, true);
+}
+
+fn runs_as_haproxy(test: &str, chrooted: bool, proxy: bool) {
     let Some(tb) = common::plain_testbed(test, Layout::OneArm, 2) else {
         return;
     };
@@ -95,7 +105,11 @@ fn runs_as_haproxy(test: &str, chrooted: bool) {
         lb_file(&tb, "/proc/sys/net/ipv4/ip_local_reserved_ports"),
     );
 
-    let mut agent = common::Agent::start(&tb, &["-f", &path_s, "-i", "eth0", "--stats-interval", "0"]);
+    let mut args = vec!["-f", path_s.as_str(), "-i", "eth0", "--stats-interval", "0"];
+    if proxy {
+        args.extend(["--mode", "proxy"]);
+    }
+    let mut agent = common::Agent::start(&tb, &args);
     agent.wait_for("running as uid", Duration::from_secs(30));
     agent.wait_for("balancing", Duration::from_secs(30));
     let pid = agent.pid();
@@ -128,6 +142,10 @@ fn runs_as_haproxy(test: &str, chrooted: bool) {
 
     // At exit it undoes what it did as root.
     let report = agent.stop();
+    if proxy {
+        assert_eq!(report["mode"], "proxy", "{report}");
+        return;
+    }
     assert_eq!(report["mode"], "generic", "{report}");
     assert!(!tb.xdp_attached(&tb.lb, "eth0").expect("XDP state"), "detached");
     assert_eq!(lb_file(&tb, forwarding), fwd_before, "forwarding restored");
