@@ -19,16 +19,9 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const CHUNKS: usize = 6;
 const CHUNK_SECS: u64 = 10;
 
+/// The tuned test's config: plain servers, no checks.
 fn config(tb: &Testbed) -> String {
-    let mut s = format!(
-        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
-         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
-        tb.lb.v4()
-    );
-    for b in &tb.backends {
-        s.push_str(&format!("    server {} {}:80 weight 1\n", b.name, b.v4()));
-    }
-    s
+    common::web_config(tb, "weight 1")
 }
 
 struct Chunk {

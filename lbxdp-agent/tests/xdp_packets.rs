@@ -502,6 +502,16 @@ fn no_flow(len: usize) -> FrontendStats {
     }
 }
 
+/// The counters for a SYN that found no free NAT port.
+fn no_port(len: usize) -> FrontendStats {
+    FrontendStats {
+        packets: 1,
+        bytes: len as u64,
+        drop_no_port: 1,
+        ..FrontendStats::default()
+    }
+}
+
 /// Full NAT's source ports with the default settings.
 const NAT_PORTS: std::ops::RangeInclusive<u16> =
     DEFAULT_NAT_PORT_FIRST..=DEFAULT_NAT_PORT_FIRST + (DEFAULT_NAT_PORT_COUNT - 1);
@@ -1689,15 +1699,7 @@ fn full_nat_state_is_syn_driven_and_bounded() {
             &f,
             XDP_DROP,
             &tcp4,
-            [
-                FrontendStats {
-                    packets: 1,
-                    bytes: f.len() as u64,
-                    drop_no_port: 1,
-                    ..NONE
-                },
-                NONE,
-            ],
+            [no_port(f.len()), NONE],
         );
 
         // A's handshake never completes: after the SYN timeout its stray
@@ -1752,15 +1754,7 @@ fn full_nat_state_is_syn_driven_and_bounded() {
             &f,
             XDP_DROP,
             &tcp4,
-            [
-                FrontendStats {
-                    packets: 1,
-                    bytes: f.len() as u64,
-                    drop_no_port: 1,
-                    ..NONE
-                },
-                NONE,
-            ],
+            [no_port(f.len()), NONE],
         );
 
         // The client's RST closes B's reply entry, as a server's RST would.
