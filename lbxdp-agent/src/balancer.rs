@@ -353,7 +353,13 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                         );
                     }
                 }
-                Err(e) => warn!("pinning the datapath: {e:#}; it will not outlive the agent"),
+                Err(e) => {
+                    warn!("pinning the datapath: {e:#}; it will not outlive the agent");
+                    // What got pinned before the failure would outlive us for nothing.
+                    if let Err(e) = pin::remove(&pin_dir) {
+                        warn!("{e}");
+                    }
+                }
             }
         }
         // Everything that needed root is done: become the configured user.
