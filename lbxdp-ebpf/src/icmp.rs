@@ -47,11 +47,12 @@ pub fn handle(ctx: &XdpContext, s: &mut Scratch, v6: bool) -> Option<u32> {
     if !found || !translate(s, if v6 { FAMILY_V6 } else { FAMILY_V4 }) {
         return None;
     }
+    // Before the rewrite: a packet handed to the stack must be the one that came.
+    let fs = frontend_stats(s.new.frontend)?;
     let ok = if v6 { write_v6(ctx, s) } else { write_v4(ctx, s) };
     if !ok {
         return Some(xdp_action::XDP_ABORTED);
     }
-    let fs = frontend_stats(s.new.frontend)?;
     fs.icmp_errors += 1;
     Some(send(ctx, &s.p, fs))
 }
@@ -66,8 +67,7 @@ fn read_v4(ctx: &XdpContext, s: &mut Scratch) -> bool {
     // SAFETY: bounds checked by ptr_at.
     let h = unsafe { &*h };
     let icmp_type = h[20];
-    if h[0] != 0x45 || h[9] != IPPROTO_ICMP || (h[6] & 0x3f) != 0 || h[7] != 0 || (icmp_type != 3 && icmp_type != 11)
-    {
+    if h[0] != 0x45 || h[9] != IPPROTO_ICMP || (h[6] & 0x3f) != 0 || h[7] != 0 || (icmp_type != 3 && icmp_type != 11) {
         return false;
     }
     let inner = 28;

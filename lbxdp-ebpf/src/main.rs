@@ -25,8 +25,9 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
-    FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER,
-    PROTO_TCP, PROTO_UDP, Proto, ProtoStats, Reply, SERVER_UP, Server, ServerStats, Settings, maglev_slot,
+    FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK,
+    MaglevChunk, NO_SERVER, PROTO_TCP, PROTO_UDP, Proto, ProtoStats, Reply, SERVER_UP, Server, ServerStats, Settings,
+    maglev_slot,
 };
 
 use crate::{
@@ -62,7 +63,8 @@ static FRONTEND_STATS: PerCpuArray<FrontendStats> = PerCpuArray::with_max_entrie
 #[map(name = "TX_PORTS")]
 pub(crate) static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(64, 0);
 
-/// Source ports tried for a new full-NAT flow: one hashed from the flow, then these many more.
+/// Source ports tried for a new full-NAT flow: the client's own shifted into
+/// the NAT range, then these many hashed ones.
 const PORT_TRIES: u32 = 8;
 /// A half-open holder older than this yields its port to a new SYN: a
 /// handshake that is going to complete has done so by then on any LAN, and
@@ -389,6 +391,20 @@ enum NewFlowError {
     TableFull,
 }
 
+/// The `REPLIES` key of client flow `flow` on `server`, leaving the LB from
+/// `nat_port`: what the server's replies carry. In DNAT the server replies
+/// to the client itself, through us as its gateway.
+#[inline(always)]
+fn set_reply_key(k: &mut FlowKey, flow: &FlowKey, server: &Server, nat_port: u16, dnat: bool) {
+    k.src = server.addr;
+    k.dst = if dnat { flow.src } else { server.snat };
+    k.sport = server.port;
+    k.dport = nat_port;
+    k.proto = flow.proto;
+    k.family = flow.family;
+    k.pad = [0; 2];
+}
+
 const SYNC_CLOSE: u32 = 1;
 const SYNC_CONFIRM: u32 = 2;
 const SYNC_DNAT: u32 = 4;
@@ -398,13 +414,7 @@ const SYNC_DNAT: u32 = 4;
 fn sync_reply(s: &mut Scratch, server: &Server, nat_port: u16, op: u32) {
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    s.rkey.src = server.addr;
-    s.rkey.dst = if op & SYNC_DNAT != 0 { s.key.src } else { server.snat };
-    s.rkey.sport = server.port;
-    s.rkey.dport = nat_port;
-    s.rkey.proto = s.key.proto;
-    s.rkey.family = s.key.family;
-    s.rkey.pad = [0; 2];
+    set_reply_key(&mut s.rkey, &s.key, server, nat_port, op & SYNC_DNAT != 0);
     let Some(r) = REPLIES.get_ptr_mut(&s.rkey) else {
         return;
     };
@@ -523,16 +533,9 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     };
     s.reply.pad = 0;
     s.reply.seen_ns = now;
-    s.rkey.src = server.addr;
-    s.rkey.dst = server.snat;
-    s.rkey.sport = server.port;
-    s.rkey.dport = s.p.sport;
-    s.rkey.proto = s.p.proto;
-    s.rkey.family = s.p.family;
-    s.rkey.pad = [0; 2];
-    let nat_port = if fe.flags & FRONTEND_DNAT != 0 {
-        // The server replies to the client itself, through us as its gateway.
-        s.rkey.dst = s.p.src;
+    let dnat = fe.flags & FRONTEND_DNAT != 0;
+    set_reply_key(&mut s.rkey, &s.key, server, s.p.sport, dnat);
+    let nat_port = if dnat {
         REPLIES
             .insert(&s.rkey, &s.reply, BPF_ANY as u64)
             .map_err(|_| NewFlowError::TableFull)?;
@@ -557,11 +560,11 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
 /// Full NAT's source port, from `Settings`' NAT range (which the LB's own
 /// kernel doesn't use for its sockets): the client's port shifted into the
 /// range, so the same client flow comes back to the same port, then a few
-/// rehashes. A port is
-/// free when no flow holds it, when its holder is this very client flow
-/// again (the client's sequence numbers keep the server's TIME_WAIT happy),
-/// when its holder is still half-open after `HALF_OPEN_YIELD_NS`, or
-/// when its holder has been gone longer than the server's TIME_WAIT.
+/// rehashes. A port is free when no flow holds it, when its holder is this
+/// very client flow again (the client's sequence numbers keep the server's
+/// TIME_WAIT happy), when its holder is still half-open after
+/// `HALF_OPEN_YIELD_NS`, or when its holder has been gone longer than the
+/// server's TIME_WAIT.
 #[inline(always)]
 fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Result<u16, NewFlowError> {
     let first = u32::from(settings.nat_port_first);
