@@ -191,17 +191,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
         let mut net = HostNet::open(iface, ifindex)?;
         // The VIPs and neighbours the last agent added become ours to remove.
         if let Some(h) = &previous {
-            net.adopt(
-                h.vips
-                    .iter()
-                    .filter(|v| v.0 == *iface)
-                    .map(|v| IfAddr { addr: v.1, prefix: v.2 }),
-                h.neighbours.iter().filter(|n| n.0 == *iface).map(|n| n.1),
-                h.sysctls
-                    .iter()
-                    .filter(|(p, _)| p.contains(&format!("/{iface}/")))
-                    .cloned(),
-            );
+            h.give_to(&mut net);
         }
         let added: Vec<IpAddr> = net.added().0.iter().map(|a| a.addr).collect();
         local.extend(
@@ -388,9 +378,8 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
     let detached = dp.detach();
     handover::remove(&hand_dir);
     drop(nat_ports);
-    let served = result.is_ok() || live_started;
     let out = result.and_then(|r| detached.map(|()| r).map_err(anyhow::Error::from));
-    if served {
+    if live_started {
         out.map_err(|e| e.context(Served))
     } else {
         out
@@ -574,9 +563,9 @@ fn prepare(dp: &Datapath, mut p: Plan, host: &Host, live: &Live, opts: &Options)
 }
 
 /// Makes the datapath hold a prepared plan, its servers as the health checks
-/// see them. Servers gone from the config are marked down, so their flows
-/// rehash; a kept server whose address, port or source changed is rewritten;
-/// each backend's new table goes in with one flip.
+/// see them. Servers gone from the config (or from an old address) drain; a
+/// kept server whose NAT source changed is rewritten; each backend's new
+/// table goes in with one flip.
 async fn apply(
     dp: &mut Datapath,
     prep: Prepared,
@@ -592,21 +581,16 @@ async fn apply(
     let addrs: Vec<IfAddr> = host.local.iter().map(|(_, a)| *a).collect();
     for be in &p.backends {
         for s in &be.servers {
-            let changed = live
-                .plan
-                .backends
-                .iter()
-                .filter(|b| b.name == be.name)
-                .flat_map(|b| &b.servers)
-                .find(|o| o.name == s.name)
-                .is_some_and(|o| {
-                    let moved_source = live.snat.get(&o.id).is_some_and(|old| Some(old) != snat.get(&s.id));
-                    (o.addr, o.port) != (s.addr, s.port) || moved_source
-                });
-            if changed {
+            // A server keeps its id only while its address and port stay (see
+            // `Ids`), so a new address is a new id, which the health sync
+            // below writes anyway; what else can change is its NAT source.
+            if let Some(old) = live.snat.get(&s.id)
+                && let Some(new) = snat.get(&s.id)
+                && old != new
+            {
                 // Not in `up`: the health sync below writes it again.
                 live.up.remove(&s.id);
-                info!("server {}/{}: now {}", be.name, s.name, sockaddr(s.addr, s.port));
+                info!("server {}/{}: full-NAT source {old} -> {new}", be.name, s.name);
             }
             // The neighbour lives on the interface whose subnet holds the server.
             if let Some((i, _)) = host.local.iter().find(|(_, a)| in_subnet(s.addr, a))
@@ -665,13 +649,29 @@ async fn apply(
     for old_be in &live.plan.backends {
         for old in &old_be.servers {
             let kept = p.backends.iter().flat_map(|b| &b.servers).any(|s| s.id == old.id);
-            if !kept {
-                info!(
+            if kept {
+                continue;
+            }
+            let moved = p
+                .backends
+                .iter()
+                .filter(|b| b.name == old_be.name)
+                .flat_map(|b| &b.servers)
+                .find(|s| s.name == old.name);
+            match moved {
+                Some(s) => info!(
+                    "server {}/{}: now {}; its flows to {} drain",
+                    old_be.name,
+                    old.name,
+                    sockaddr(s.addr, s.port),
+                    sockaddr(old.addr, old.port)
+                ),
+                None => info!(
                     "server {}/{} ({}) left the configuration: its flows drain, new ones go to the others",
                     old_be.name,
                     old.name,
                     sockaddr(old.addr, old.port)
-                );
+                ),
             }
         }
     }
@@ -1011,17 +1011,7 @@ pub async fn detach_pinned(instance: Option<&str>) -> anyhow::Result<()> {
                 continue;
             };
             let mut net = HostNet::open(iface, ifindex)?;
-            net.adopt(
-                h.vips
-                    .iter()
-                    .filter(|v| v.0 == iface)
-                    .map(|v| IfAddr { addr: v.1, prefix: v.2 }),
-                h.neighbours.iter().filter(|n| n.0 == iface).map(|n| n.1),
-                h.sysctls
-                    .iter()
-                    .filter(|(p, _)| p.contains(&format!("/{iface}/")))
-                    .cloned(),
-            );
+            h.give_to(&mut net);
             net.cleanup().await;
         }
         if let Some(before) = h.reserved_ports_before {

@@ -10,7 +10,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::datapath::pin::PinnedDatapath;
+use crate::datapath::{
+    net::{HostNet, IfAddr},
+    pin::PinnedDatapath,
+};
 
 const FILE: &str = "agent.json";
 
@@ -57,6 +60,21 @@ impl Handover {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::anyhow!("{}: {e}", path(dir).display())),
         }
+    }
+
+    /// Gives `net` what the agents before added on its interface (VIPs,
+    /// neighbour entries, sysctls), so that whoever stops last undoes it.
+    pub fn give_to(&self, net: &mut HostNet) {
+        let iface = net.name().to_string();
+        let sysctl_dir = format!("/{iface}/");
+        net.adopt(
+            self.vips
+                .iter()
+                .filter(|v| v.0 == iface)
+                .map(|v| IfAddr { addr: v.1, prefix: v.2 }),
+            self.neighbours.iter().filter(|n| n.0 == iface).map(|n| n.1),
+            self.sysctls.iter().filter(|(p, _)| p.contains(&sysctl_dir)).cloned(),
+        );
     }
 
     /// Written whole or not at all (rename), so a kill mid-write leaves the last one.

@@ -7,6 +7,7 @@ pub mod pin;
 pub mod plan;
 pub mod ports;
 mod stats;
+mod sysctl;
 mod test_run;
 
 pub use error::DatapathError;

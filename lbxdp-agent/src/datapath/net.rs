@@ -13,6 +13,8 @@ use netlink_packet_route::{
 use rtnetlink::Handle;
 use tracing::{debug, info, warn};
 
+use super::sysctl::Saved;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error("netlink: {0}")]
@@ -41,13 +43,8 @@ pub struct HostNet {
     added_vips: Vec<IfAddr>,
     added_neighbours: Vec<IpAddr>,
     /// Sysctls this agent (or the one it took over from) changed, with the
-    /// values they had: put back on exit, through a file opened while the
-    /// agent could (it may run as another user by then).
-    saved_sysctls: Vec<(String, String, Option<std::fs::File>)>,
-}
-
-fn open_for_restore(path: &str) -> Option<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).open(path).ok()
+    /// values they had: put back on exit.
+    saved_sysctls: Vec<Saved>,
 }
 
 impl HostNet {
@@ -100,10 +97,8 @@ impl HostNet {
     ) {
         self.added_vips.extend(vips);
         self.added_neighbours.extend(neighbours);
-        self.saved_sysctls.extend(sysctls.into_iter().map(|(p, v)| {
-            let file = open_for_restore(&p);
-            (p, v, file)
-        }));
+        self.saved_sysctls
+            .extend(sysctls.into_iter().map(|(path, old)| Saved::new(path, old)));
     }
 
     /// What this agent added, for the handover.
@@ -113,7 +108,7 @@ impl HostNet {
 
     /// The sysctls it changed and their old values, for the handover.
     pub fn saved_sysctls(&self) -> impl Iterator<Item = (String, String)> + '_ {
-        self.saved_sysctls.iter().map(|(p, v, _)| (p.clone(), v.clone()))
+        self.saved_sysctls.iter().map(|s| (s.path.clone(), s.old.clone()))
     }
 
     pub fn name(&self) -> &str {
@@ -148,9 +143,8 @@ impl HostNet {
             let old = std::fs::read_to_string(&path)
                 .map(|v| v.trim().to_string())
                 .unwrap_or_default();
-            if old != value && !self.saved_sysctls.iter().any(|(p, _, _)| *p == path) {
-                let file = open_for_restore(&path);
-                self.saved_sysctls.push((path.clone(), old, file));
+            if old != value && !self.saved_sysctls.iter().any(|s| s.path == path) {
+                self.saved_sysctls.push(Saved::new(path.clone(), old));
             }
             std::fs::write(&path, value).map_err(|source| NetError::Sysctl {
                 what: path.clone(),
@@ -251,14 +245,8 @@ impl HostNet {
     /// Removes the VIPs and neighbour entries this agent added, and puts
     /// back the sysctls it changed (forwarding, redirects).
     pub async fn cleanup(&mut self) {
-        for (path, old, file) in std::mem::take(&mut self.saved_sysctls) {
-            let written = match file {
-                Some(f) => std::os::unix::fs::FileExt::write_at(&f, old.as_bytes(), 0).map(|_| ()),
-                None => std::fs::write(&path, &old),
-            };
-            if let Err(e) = written {
-                warn!("restoring {path} to {old}: {e}");
-            }
+        for saved in std::mem::take(&mut self.saved_sysctls) {
+            saved.restore();
         }
         for a in std::mem::take(&mut self.added_vips) {
             self.del_vip(a.addr).await;

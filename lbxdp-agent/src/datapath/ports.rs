@@ -11,6 +11,8 @@ use std::ops::RangeInclusive;
 
 use tracing::{info, warn};
 
+use super::sysctl::Saved;
+
 const PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 const RESERVED: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 
@@ -43,9 +45,7 @@ pub fn choose(lo: u16, hi: u16) -> RangeInclusive<u16> {
 pub struct NatPorts {
     pub range: RangeInclusive<u16>,
     /// `ip_local_reserved_ports` as it was, to put back.
-    before: Option<String>,
-    /// Opened while the agent could: it may run as another user at exit.
-    file: Option<std::fs::File>,
+    before: Option<Saved>,
 }
 
 impl NatPorts {
@@ -68,7 +68,7 @@ impl NatPorts {
             Some(old) => format!("{old},{ours}"),
         };
         let before = match std::fs::write(RESERVED, &value) {
-            Ok(()) => before,
+            Ok(()) => before.map(|old| Saved::new(RESERVED, old)),
             Err(e) => {
                 warn!("{RESERVED}: {e}; the kernel may still pick full NAT's ports for local sockets");
                 None
@@ -79,8 +79,7 @@ impl NatPorts {
             range.start(),
             range.end()
         );
-        let file = std::fs::OpenOptions::new().write(true).open(RESERVED).ok();
-        Self { range, before, file }
+        Self { range, before }
     }
 
     /// (first, count) as the datapath's settings take them.
@@ -91,29 +90,19 @@ impl NatPorts {
 
     /// The value to put back on exit.
     pub fn before(&self) -> Option<&str> {
-        self.before.as_deref()
+        self.before.as_ref().map(|s| s.old.as_str())
     }
 
     /// Puts the old reservation back.
     pub fn release(&mut self) {
-        if let Some(old) = self.before.take() {
-            match &self.file {
-                Some(f) => {
-                    let value = if old.is_empty() { "\n" } else { old.as_str() };
-                    if let Err(e) = std::os::unix::fs::FileExt::write_at(f, value.as_bytes(), 0) {
-                        warn!("{RESERVED}: restoring {old:?}: {e}");
-                    }
-                }
-                None => Self::restore(&old),
-            }
+        if let Some(saved) = self.before.take() {
+            saved.restore();
         }
     }
 
-    /// Writes `old` back as the reservation.
+    /// Writes `old` back as the reservation (for a dead agent's, say).
     pub fn restore(old: &str) {
-        if let Err(e) = std::fs::write(RESERVED, if old.is_empty() { "\n" } else { old }) {
-            warn!("{RESERVED}: restoring {old:?}: {e}");
-        }
+        Saved::new(RESERVED, old).restore();
     }
 }
 
