@@ -48,29 +48,9 @@ fn trafgen_conf(dst: [u8; 6], src: [u8; 6], vip: [u8; 4], flags: u8) -> String {
     )
 }
 
-struct Rate {
-    rate: f64,
-    errors: u64,
-}
-
-fn parse_wrk(text: &str) -> Rate {
-    let rate = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|r| r.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"));
-    let errors = text
-        .lines()
-        .find(|l| l.contains("Socket errors"))
-        .map(|l| l.split([',', ' ']).filter_map(|w| w.parse::<u64>().ok()).sum::<u64>())
-        .unwrap_or(0);
-    Rate { rate, errors }
-}
-
 /// One bounded wrk run of new connections from the default client.
-fn wrk(tb: &Testbed, secs: u64) -> Rate {
-    let out = common::wrk_close(tb, &format!("http://{}/", tb.lb.v4()), secs);
-    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+fn wrk(tb: &Testbed, secs: u64) -> common::Wrk {
+    common::wrk_close(tb, &format!("http://{}/", tb.lb.v4()), secs, 1)
 }
 
 #[test]
@@ -106,11 +86,11 @@ fn legitimate_clients_keep_their_rate_through_a_spoofed_flood() {
     eprintln!(
         "legitimate new connections/s: before {:.0} (errors {}), during {:.0} (errors {}), after {:.0} (errors {}); after/before {:.2}",
         before.rate,
-        before.errors,
+        before.socket_errors(),
         during.rate,
-        during.errors,
+        during.socket_errors(),
         after.rate,
-        after.errors,
+        after.socket_errors(),
         after.rate / before.rate
     );
     eprintln!("frontend counters: {fe}");

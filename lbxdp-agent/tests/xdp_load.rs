@@ -9,7 +9,7 @@ mod common;
 
 use std::{path::Path, time::Duration};
 
-use common::agent_bin;
+use common::{Wrk, agent_bin};
 use lbxdp_testbed::{Layout, Testbed};
 
 /// The tests here measure rates: run one at a time (the harness runs a
@@ -24,56 +24,13 @@ fn config(tb: &Testbed) -> String {
     common::web_config(tb, "weight 1")
 }
 
-struct Chunk {
-    rate: f64,
-    timeouts: u64,
-    connect_errors: u64,
-}
-
 /// One bounded wrk run of new connections (`Connection: close`) to the VIP.
-fn wrk(tb: &Testbed, secs: u64) -> Chunk {
+fn wrk(tb: &Testbed, secs: u64) -> Wrk {
     wrk_threads(tb, secs, 2)
 }
 
-fn wrk_threads(tb: &Testbed, secs: u64, threads: u32) -> Chunk {
-    let out = tb
-        .command(&tb.client, "wrk")
-        .args([
-            &format!("-t{threads}"),
-            "-c32",
-            &format!("-d{secs}s"),
-            "--timeout",
-            "2s",
-            "-H",
-            "Connection: close",
-        ])
-        .arg(format!("http://{}/", tb.lb.v4()))
-        .output_timeout(Duration::from_secs(secs + 30))
-        .expect("wrk");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "wrk failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let field = |line: &str, key: &str| -> u64 {
-        line.split(key)
-            .nth(1)
-            .and_then(|r| r.trim().split([',', ' ']).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    let rate = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|r| r.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"));
-    let errors = text.lines().find(|l| l.contains("Socket errors")).unwrap_or_default();
-    Chunk {
-        rate,
-        timeouts: field(errors, "timeout"),
-        connect_errors: field(errors, "connect"),
-    }
+fn wrk_threads(tb: &Testbed, secs: u64, threads: u32) -> Wrk {
+    common::wrk_close(tb, &format!("http://{}/", tb.lb.v4()), secs, threads)
 }
 
 /// The client as load generators are set up: every port, and reuse of its
@@ -89,7 +46,7 @@ fn load_generator(tb: &Testbed) {
 }
 
 fn sustained(tb: &Testbed, label: &str) {
-    let chunks: Vec<Chunk> = (0..CHUNKS).map(|_| wrk(tb, CHUNK_SECS)).collect();
+    let chunks: Vec<Wrk> = (0..CHUNKS).map(|_| wrk(tb, CHUNK_SECS)).collect();
     let rates: Vec<String> = chunks.iter().map(|c| format!("{:.0}", c.rate)).collect();
     eprintln!("{label}: new connections/s per {CHUNK_SECS} s: {}", rates.join(" "));
     // The start is the first 20 s: one 10 s chunk alone is at the mercy of
@@ -105,8 +62,8 @@ fn sustained(tb: &Testbed, label: &str) {
             "{label}: chunk {i} ran at {:.0}/s, below 70% of {first:.0}/s",
             c.rate
         );
-        assert_eq!(c.timeouts, 0, "{label}: chunk {i} had connect/read timeouts");
-        assert_eq!(c.connect_errors, 0, "{label}: chunk {i} had connect errors");
+        assert_eq!(c.timeout, 0, "{label}: chunk {i} had connect/read timeouts");
+        assert_eq!(c.connect, 0, "{label}: chunk {i} had connect errors");
     }
 }
 
@@ -227,13 +184,13 @@ impl Drop for NftFullNat<'_> {
 }
 
 /// 60 s of slices with a client as Linux sets it up.
-fn slices(tb: &Testbed) -> Vec<Chunk> {
+fn slices(tb: &Testbed) -> Vec<Wrk> {
     (0..CHUNKS).map(|_| wrk_threads(tb, CHUNK_SECS, 1)).collect()
 }
 
-fn show(label: &str, chunks: &[Chunk]) -> f64 {
+fn show(label: &str, chunks: &[Wrk]) -> f64 {
     let rates: Vec<String> = chunks.iter().map(|c| format!("{:.0}", c.rate)).collect();
-    let errors: u64 = chunks.iter().map(|c| c.timeouts + c.connect_errors).sum();
+    let errors: u64 = chunks.iter().map(|c| c.timeout + c.connect).sum();
     let total: f64 = chunks.iter().map(|c| c.rate).sum();
     eprintln!(
         "{label}: new connections/s per {CHUNK_SECS} s: {} (mean {:.0}; connect errors + timeouts {errors})",

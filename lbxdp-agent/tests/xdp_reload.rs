@@ -126,7 +126,7 @@ fn ten_reloads_under_load_lose_nothing() {
     ];
 
     let wrk = std::thread::scope(|scope| {
-        let load = scope.spawn(|| common::wrk_close(&tb, &url, LOAD_SECS));
+        let load = scope.spawn(|| common::wrk_close(&tb, &url, LOAD_SECS, 1));
         std::thread::sleep(Duration::from_secs(1));
         for (what, servers, extra, broken) in &steps {
             write(config(&tb, servers, *extra, *broken));
@@ -165,7 +165,7 @@ fn ten_reloads_under_load_lose_nothing() {
         }
         load.join().expect("wrk thread")
     });
-    let text = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    let text = wrk.text;
     eprintln!("{text}");
     let errors = text.lines().find(|l| l.contains("Socket errors")).unwrap_or_default();
     let non2xx = text

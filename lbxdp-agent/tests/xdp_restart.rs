@@ -37,7 +37,7 @@ fn sigkill_and_a_new_agent_lose_no_connection() {
     first.wait_for("datapath pinned under", Duration::from_secs(30));
     let url = format!("http://{}/", tb.lb.v4());
     let out = std::thread::scope(|scope| {
-        let load = scope.spawn(|| common::wrk_close(&tb, &url, LOAD_SECS));
+        let load = scope.spawn(|| common::wrk_close(&tb, &url, LOAD_SECS, 1));
         std::thread::sleep(Duration::from_secs(3));
         first.kill();
         std::thread::sleep(Duration::from_secs(1));
@@ -57,7 +57,7 @@ fn sigkill_and_a_new_agent_lose_no_connection() {
         (out, second)
     });
     let (wrk, second) = out;
-    let text = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    let text = wrk.text;
     eprintln!("{text}");
     let errors = text.lines().find(|l| l.contains("Socket errors")).unwrap_or_default();
     let requests = text.lines().find(|l| l.contains("requests in")).unwrap_or_default();

@@ -293,12 +293,31 @@ pub fn start_default(tb: &Testbed, cfg: &str) -> Agent {
     agent
 }
 
+/// What a wrk run reported.
+pub struct Wrk {
+    pub rate: f64,
+    /// The counts of wrk's "Socket errors" line (0 without one).
+    pub connect: u64,
+    pub read: u64,
+    pub write: u64,
+    pub timeout: u64,
+    /// Its whole output.
+    pub text: String,
+}
+
+impl Wrk {
+    pub fn socket_errors(&self) -> u64 {
+        self.connect + self.read + self.write + self.timeout
+    }
+}
+
 /// One bounded wrk run of `Connection: close` requests to `url` from the
-/// client, as a user runs it: one thread, 32 connections, 2 s timeout.
-pub fn wrk_close(tb: &Testbed, url: &str, secs: u64) -> std::process::Output {
-    tb.command(&tb.client, "wrk")
+/// client, as a user runs it: `threads` threads, 32 connections, 2 s timeout.
+pub fn wrk_close(tb: &Testbed, url: &str, secs: u64, threads: u32) -> Wrk {
+    let out = tb
+        .command(&tb.client, "wrk")
         .args([
-            "-t1",
+            &format!("-t{threads}"),
             "-c32",
             &format!("-d{secs}s"),
             "--timeout",
@@ -308,5 +327,34 @@ pub fn wrk_close(tb: &Testbed, url: &str, secs: u64) -> std::process::Output {
             url,
         ])
         .output_timeout(Duration::from_secs(secs + 30))
-        .expect("wrk")
+        .expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output: {text}"));
+    // "  Socket errors: connect 0, read 1, write 0, timeout 0"
+    let errors = text.lines().find(|l| l.contains("Socket errors")).unwrap_or_default();
+    let field = |key: &str| -> u64 {
+        errors
+            .split(key)
+            .nth(1)
+            .and_then(|r| r.trim().split([',', ' ']).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Wrk {
+        rate,
+        connect: field("connect"),
+        read: field("read"),
+        write: field("write"),
+        timeout: field("timeout"),
+        text,
+    }
 }
