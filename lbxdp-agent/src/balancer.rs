@@ -330,7 +330,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             && pinnable
         {
             match dp.pin(&pin_dir) {
-                Ok(_) => {
+                Ok(()) => {
                     l.handover = Some(Handing {
                         dir: hand_dir.clone(),
                         ports_before: nat_ports.as_ref().and_then(|p| p.before().map(str::to_string)),

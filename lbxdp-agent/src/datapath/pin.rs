@@ -85,7 +85,7 @@ fn maps_dir(dir: &Path) -> PathBuf {
 impl Datapath {
     /// Pins the maps and the links under `dir`; from now on the datapath
     /// stays when the agent goes (until `detach`).
-    pub fn pin(&mut self, dir: &Path) -> Result<PinnedDatapath, DatapathError> {
+    pub fn pin(&mut self, dir: &Path) -> Result<(), DatapathError> {
         std::fs::create_dir_all(maps_dir(dir)).map_err(|e| err(format!("{}: {e}", dir.display())))?;
         // The object's own sections (.rodata, .bss) live as long as the
         // program does, and the kernel won't pin a frozen one: not ours to pin.
@@ -120,10 +120,10 @@ impl Datapath {
         self.links = kept;
         self.pin_dir = Some(dir.to_path_buf());
         debug!("datapath pinned under {}", dir.display());
-        Ok(self.pinned())
+        Ok(())
     }
 
-    /// What `pin` recorded, for the state file.
+    /// What the handover records of the pinned datapath.
     pub fn pinned(&self) -> PinnedDatapath {
         PinnedDatapath {
             object: object_id(),
