@@ -12,4 +12,5 @@ mod privileges;
 pub mod proxy;
 pub mod proxy_mode;
 pub mod signals;
+pub mod stats;
 pub mod syslog;

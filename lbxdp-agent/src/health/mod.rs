@@ -99,8 +99,15 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerState {
     pub status: Status,
-    /// The configured weight.
+    /// The weight now (HAProxy's uweight): the configured one until the
+    /// runtime API sets another.
     pub weight: u32,
+    /// The configured weight (HAProxy's iweight).
+    pub initial_weight: u32,
+    /// `set server B/S state drain`: up, but no new traffic (shows DRAIN).
+    pub drain: bool,
+    /// `disable health B/S` clears it: the checks pause, the state stays.
+    pub checks_enabled: bool,
     pub backup: bool,
     /// The last check's outcome, e.g. `Layer4 connection problem, info:
     /// "Connection refused"`; None before the first check or when unchecked.
@@ -111,12 +118,45 @@ pub struct ServerState {
     /// (`on-marked-down shutdown-sessions` needs that).
     pub marked_down: u64,
     pub marked_up: u64,
+    /// Failed checks (HAProxy's chkfail).
+    pub check_failures: u64,
+    /// The last check, as the stats show it; None before the first or when unchecked.
+    pub last_check: Option<LastCheck>,
+    /// The check counter, as `show stat` columns check_health/rise/fall show it.
+    pub health: Option<HealthCounter>,
+    /// When the status last changed (HAProxy's lastchg counts from it).
+    pub since: std::time::Instant,
+}
+
+/// The last check's result, as `show stat` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastCheck {
+    /// HAProxy's short name: L4OK, L4CON, L7STS, ...
+    pub status: &'static str,
+    /// The HTTP status, when there was one.
+    pub code: Option<u16>,
+    pub duration: Duration,
+    /// HAProxy's description: "Layer4 connection problem", ...
+    pub desc: &'static str,
+}
+
+/// HAProxy's check counter: `health` in `0 ..= rise + fall - 1`, UP from `rise`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCounter {
+    pub health: u32,
+    pub rise: u32,
+    pub fall: u32,
 }
 
 impl ServerState {
     /// Up or going down, with a weight: HAProxy's `srv_is_usable()`.
     pub fn takes_traffic(&self) -> bool {
-        matches!(self.status, Status::Up | Status::GoingDown { .. }) && self.weight > 0
+        matches!(self.status, Status::Up | Status::GoingDown { .. }) && self.effective_weight() > 0
+    }
+
+    /// The weight traffic follows: 0 while draining.
+    pub fn effective_weight(&self) -> u32 {
+        if self.drain { 0 } else { self.weight }
     }
 
     /// Up as far as the checks go, whatever the weight.
@@ -141,11 +181,25 @@ fn initial_state(server: &crate::config::Server, backend_disabled: bool) -> Serv
     ServerState {
         status,
         weight,
+        initial_weight: weight,
+        drain: false,
+        checks_enabled: true,
         backup: server.backup,
         last_reason: None,
         checked: server.check.is_some(),
         marked_down: 0,
         marked_up: 0,
+        check_failures: 0,
+        last_check: None,
+        health: server.check.as_ref().map(|c| {
+            let h = state::Health::starting(c.rise, c.fall);
+            HealthCounter {
+                health: h.value(),
+                rise: h.rise(),
+                fall: h.fall(),
+            }
+        }),
+        since: std::time::Instant::now(),
     }
 }
 
@@ -167,13 +221,13 @@ pub fn effective_weights(backend: &Backend, snapshot: &BTreeMap<ServerId, Server
     let usable = |st: &ServerState, backup: bool| st.backup == backup && st.takes_traffic();
     let mut out: Vec<u32> = states
         .iter()
-        .map(|st| if usable(st, false) { st.weight } else { 0 })
+        .map(|st| if usable(st, false) { st.effective_weight() } else { 0 })
         .collect();
     if out.iter().all(|w| *w == 0) {
         let mut first = true;
         for (w, st) in out.iter_mut().zip(&states) {
             if usable(st, true) && (first || backend.allbackups) {
-                *w = st.weight;
+                *w = st.effective_weight();
                 first = false;
             }
         }
@@ -337,9 +391,15 @@ impl Monitor {
                 for s in &be.servers {
                     let id = ServerId::new(&be.name, &s.name);
                     if let Some(mut st) = snap.get(&id).cloned().filter(|_| !restarted.contains(&id)) {
-                        st.weight = u32::from(s.weight);
+                        // A runtime weight stays unless the configured one changed.
+                        let configured = u32::from(s.weight);
+                        if configured != st.initial_weight {
+                            st.weight = configured;
+                            st.initial_weight = configured;
+                        }
                         st.backup = s.backup;
-                        st.status = task::with_weight(st.status, st.weight);
+                        let status = task::with_weight(st.status, st.effective_weight());
+                        task::set_status(&mut st, status);
                         map.insert(id, st);
                     }
                 }

@@ -77,6 +77,11 @@ impl Health {
         self.health >= self.rise
     }
 
+    /// The counter itself, for the stats' check_health.
+    pub fn value(&self) -> u32 {
+        self.health
+    }
+
     pub fn rise(&self) -> u32 {
         self.rise
     }

@@ -58,6 +58,22 @@ pub(crate) fn with_weight(s: Status, weight: u32) -> Status {
     }
 }
 
+/// Sets the status, and when it changed, the time of the change (lastchg).
+pub(crate) fn set_status(st: &mut ServerState, status: Status) {
+    if st.status != status {
+        st.status = status;
+        st.since = std::time::Instant::now();
+    }
+}
+
+fn counter(h: &Health) -> super::HealthCounter {
+    super::HealthCounter {
+        health: h.value(),
+        rise: h.rise(),
+        fall: h.fall(),
+    }
+}
+
 /// A random u32: std's RandomState is seeded afresh from the OS each time.
 pub(crate) fn random(id: &ServerId) -> u32 {
     (RandomState::new().hash_one(id) >> 32) as u32
@@ -152,11 +168,14 @@ pub(crate) fn set_unchecked_maint(tx: &watch::Sender<Snapshot>, id: &ServerId, m
         return;
     }
     if let Some((before, after, st)) = update(tx, id, None, |st| {
-        st.status = if maint {
-            Status::Maint
-        } else {
-            with_weight(Status::Up, st.weight)
-        };
+        set_status(
+            st,
+            if maint {
+                Status::Maint
+            } else {
+                with_weight(Status::Up, st.effective_weight())
+            },
+        );
     }) {
         log_maint(id, &st, maint, before, after);
     }
@@ -204,7 +223,8 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
             };
             let h = health;
             let Some((before, after, st)) = update(&tx, &t.id, Some(&t.alive), |st| {
-                st.status = if want { Status::Maint } else { status_of(&h, st.weight) };
+                set_status(st, if want { Status::Maint } else { status_of(&h, st.effective_weight()) });
+                st.health = Some(counter(&h));
             }) else {
                 return;
             };
@@ -242,8 +262,18 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
         prev = Some(res.status);
         let h = health;
         let Some((before, after, st)) = update(&tx, &t.id, Some(&t.alive), |st| {
-            st.status = status_of(&h, st.weight);
+            set_status(st, status_of(&h, st.effective_weight()));
             st.last_reason = Some(res.summary());
+            st.health = Some(counter(&h));
+            st.last_check = Some(super::LastCheck {
+                status: res.status.short(),
+                code: (res.code != 0).then_some(res.code),
+                duration: res.duration,
+                desc: res.status.reason(),
+            });
+            if !res.ok() {
+                st.check_failures += 1;
+            }
             match outcome.transition {
                 Some(Transition::WentDown) => st.marked_down += 1,
                 Some(Transition::WentUp) => st.marked_up += 1,

@@ -380,11 +380,18 @@ fn state(status: Status, weight: u32, backup: bool) -> ServerState {
     ServerState {
         status,
         weight,
+        initial_weight: weight,
+        drain: false,
+        checks_enabled: true,
         backup,
         last_reason: None,
         checked: true,
         marked_down: 0,
         marked_up: 0,
+        check_failures: 0,
+        last_check: None,
+        health: None,
+        since: std::time::Instant::now(),
     }
 }
 
