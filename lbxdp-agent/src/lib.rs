@@ -11,6 +11,7 @@ mod outside;
 mod privileges;
 pub mod proxy;
 pub mod proxy_mode;
+pub mod runtime;
 pub mod signals;
 pub mod stats;
 pub mod syslog;

@@ -109,10 +109,71 @@ pub struct LogTarget {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsSocket {
+    /// As written: a path (`/var/lib/haproxy/stats`, `unix@/x`) or an
+    /// address (`ipv4@127.0.0.1:9999`, `127.0.0.1:9999`, `:9999`).
     pub address: String,
     /// Octal permission bits from `mode`.
     pub mode: Option<u32>,
-    pub level: Option<String>,
+    /// `user`/`uid`, `group`/`gid`: the socket file's owner.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// `level`; HAProxy's default is `operator`.
+    pub level: CliLevel,
+    /// `maxconn` on the socket line: clients served at once.
+    pub maxconn: Option<u32>,
+    pub origin: Origin,
+}
+
+/// The runtime API's access levels, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum CliLevel {
+    User,
+    #[default]
+    Operator,
+    Admin,
+}
+
+/// A `mode http` frontend or listen the agent serves itself: HAProxy's
+/// stats page (`stats enable`, `stats uri`, ...) and/or its Prometheus
+/// exporter (`http-request use-service prometheus-exporter if { path P }`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatsPage {
+    /// `stats enable` (or any other `stats` keyword, which implies it).
+    pub enabled: bool,
+    /// `stats uri`; HAProxy's default is `/haproxy?stats`.
+    pub uri: String,
+    /// `stats refresh`: the page reloads itself this often.
+    pub refresh: Option<Duration>,
+    /// `stats auth user:password`, each one.
+    pub auth: Vec<(String, String)>,
+    /// `stats realm`; HAProxy's default is "HAProxy Statistics".
+    pub realm: String,
+    /// `stats admin if <cond>`: the condition, when it is one lbxdp can
+    /// decide (`TRUE`, `LOCALHOST`, `{ src ... }`); admin actions only then.
+    pub admin: Option<AdminCond>,
+    /// `stats hide-version`.
+    pub hide_version: bool,
+    /// `stats show-node [name]`, `stats show-desc [text]`, `stats show-legends`.
+    pub show_node: Option<String>,
+    pub show_desc: Option<String>,
+    pub show_legends: bool,
+    /// The path `http-request use-service prometheus-exporter if { path P }` serves.
+    pub prometheus_path: Option<String>,
+}
+
+/// Who may use the stats page's admin actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCond {
+    /// `if TRUE`, or any condition that always holds.
+    Always,
+    /// `if LOCALHOST`: clients from 127.0.0.0/8 or ::1.
+    Localhost,
+    /// `if { src NET ... }`: clients from these networks (address, prefix length).
+    Src(Vec<(IpAddr, u8)>),
+    /// `unless`-negated form of the above.
+    Not(Box<AdminCond>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,6 +201,8 @@ pub struct Bind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frontend {
     pub name: String,
+    /// HAProxy's proxy id (`id`, else assigned as HAProxy does): `show stat`'s iid.
+    pub id: u32,
     pub mode: Mode,
     pub binds: Vec<Bind>,
     /// The backend connections go to: the first `use_backend` without a
@@ -154,6 +217,9 @@ pub struct Frontend {
     pub tcpka: bool,
     pub logs: Vec<LogTarget>,
     pub disabled: bool,
+    /// Set when the agent serves this section itself (a `mode http` stats
+    /// page or Prometheus exporter): neither XDP nor the proxy forwards it.
+    pub stats_page: Option<StatsPage>,
     pub origin: Origin,
 }
 
@@ -356,6 +422,8 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     pub name: String,
+    /// HAProxy's server id within its backend (`id`, else 1, 2, ...): `show stat`'s sid.
+    pub id: u32,
     pub addr: IpAddr,
     pub port: PortSpec,
     pub weight: u16,
@@ -386,6 +454,8 @@ pub struct BackendTimeouts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backend {
     pub name: String,
+    /// HAProxy's proxy id (a listen section's frontend and backend share it).
+    pub id: u32,
     pub mode: Mode,
     pub balance: Balance,
     pub hash_type: HashType,

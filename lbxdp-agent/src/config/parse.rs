@@ -14,7 +14,7 @@ use super::{
     lex::{self, LexError, Vars},
     model::{
         Balance, Bind, EnvRef, EnvRefKind, ExpectKind, Global, HashType, HealthCheck, LogTarget, Mode, OnMarkedDown,
-        OnMarkedUp, PortSpec, ProxyProtocol, Refusal, SourceAddr, StatsSocket, StatusExpect, TcpCheckStep, Unsupported,
+        OnMarkedUp, PortSpec, ProxyProtocol, CliLevel, Refusal, SourceAddr, StatsSocket, StatusExpect, TcpCheckStep, Unsupported,
     },
     time,
 };
@@ -847,7 +847,17 @@ impl<'e> Parser<'e> {
                     self.diags.alert(at, "'stats socket' expects an address or a path");
                     return;
                 }
-                let mut sock = StatsSocket { address: addr.to_string(), mode: None, level: None };
+                let mut sock = StatsSocket {
+                    address: addr.to_string(),
+                    mode: None,
+                    user: None,
+                    group: None,
+                    uid: None,
+                    gid: None,
+                    level: CliLevel::default(),
+                    maxconn: None,
+                    origin: at.clone(),
+                };
                 let mut i = 3;
                 while i < w.len() {
                     let k = w[i].as_str();
@@ -868,7 +878,11 @@ impl<'e> Parser<'e> {
                                 );
                                 return;
                             }
-                            sock.level = Some(v.to_string());
+                            sock.level = match v {
+                                "user" => CliLevel::User,
+                                "operator" => CliLevel::Operator,
+                                _ => CliLevel::Admin,
+                            };
                         }
                         _ => match kw::BIND_OTHER.iter().find(|(n, _)| *n == k) {
                             Some((_, n)) => {

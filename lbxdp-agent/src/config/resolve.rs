@@ -215,6 +215,7 @@ fn frontend(p: &Draft, global: &Global, diags: &mut Diags) -> Frontend {
     }
     Frontend {
         name: p.name.clone(),
+        id: 0,
         mode: p.mode,
         binds: p.binds.clone(),
         backend,
@@ -226,6 +227,7 @@ fn frontend(p: &Draft, global: &Global, diags: &mut Diags) -> Frontend {
         tcpka: p.tcpka,
         logs: logs(&p.logs, global),
         disabled: p.disabled,
+        stats_page: None,
         origin: p.origin.clone(),
     }
 }
@@ -234,11 +236,13 @@ fn backend(p: &Draft, global: &Global) -> Backend {
     let servers = p
         .servers
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             let o = &s.opts;
             let inter = o.inter.unwrap_or(DEFAULT_INTER);
             Server {
                 name: s.name.clone(),
+                id: u32::try_from(i + 1).unwrap_or(u32::MAX),
                 addr: s.addr,
                 port: s.port,
                 weight: o.weight.unwrap_or(1),
@@ -265,6 +269,7 @@ fn backend(p: &Draft, global: &Global) -> Backend {
     let t = &p.timeouts;
     Backend {
         name: p.name.clone(),
+        id: 0,
         mode: p.mode,
         balance: p.balance,
         hash_type: p.hash_type,

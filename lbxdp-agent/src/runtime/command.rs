@@ -1,0 +1,96 @@
+//! What the runtime API (stats socket, stats page) asks the agent loop, and
+//! what it answers. The listeners parse text into a [`Command`]; the loop,
+//! which owns the health state, the engine and the stats, executes it.
+use tokio::sync::oneshot;
+
+use crate::health::ServerId;
+
+/// `set server B/S state ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    Ready,
+    Drain,
+    Maint,
+}
+
+/// `set server B/S health ...`: forces the check counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedHealth {
+    Up,
+    Stopping,
+    Down,
+}
+
+/// `set server B/S weight W[%]`, `set weight B/S W[%]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weight {
+    Absolute(u32),
+    /// Percent of the initial (configured) weight.
+    Percent(u32),
+}
+
+/// `show stat [<iid> <type> <sid>]`: -1 is "any"; type is a bit mask
+/// (1 frontends, 2 backends, 4 servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFilter {
+    pub iid: i64,
+    pub types: i64,
+    pub sid: i64,
+}
+
+impl Default for StatFilter {
+    fn default() -> Self {
+        Self {
+            iid: -1,
+            types: -1,
+            sid: -1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    ShowInfo,
+    ShowStat(StatFilter),
+    /// `show servers state [backend]`.
+    ShowServersState(Option<String>),
+    ShowBackend,
+    /// `show sess`: the proxy's sessions (XDP mode has none to list).
+    ShowSess,
+    /// `set server B/S state`, `disable server` (maint), `enable server` (ready).
+    SetState(ServerId, AdminState),
+    SetWeight(ServerId, Weight),
+    GetWeight(ServerId),
+    /// `enable health B/S` (true), `disable health B/S` (false).
+    SetChecks(ServerId, bool),
+    SetHealth(ServerId, ForcedHealth),
+    /// Prometheus exposition text (HAProxy's exporter names and lbxdp's own).
+    Prometheus,
+    /// The stats page of the `mode http` section named here, as HTML; `admin`
+    /// when this client may use the admin actions; `notice` is a line the
+    /// page shows at its top (the outcome of the last action).
+    StatsPage {
+        section: String,
+        admin: bool,
+        notice: Option<String>,
+    },
+}
+
+/// A command and where its answer goes. Every request gets one reply.
+#[derive(Debug)]
+pub struct Request {
+    pub command: Command,
+    pub reply: oneshot::Sender<String>,
+}
+
+/// The sending side the listeners hold.
+pub type Sender = tokio::sync::mpsc::Sender<Request>;
+
+/// Sends `command` to the loop and waits for its answer.
+pub async fn ask(tx: &Sender, command: Command) -> String {
+    let (reply, rx) = oneshot::channel();
+    if tx.send(Request { command, reply }).await.is_err() {
+        return "The agent is stopping.\n".into();
+    }
+    rx.await.unwrap_or_else(|_| "The agent is stopping.\n".into())
+}

@@ -1,0 +1,4 @@
+//! HAProxy's runtime API: the stats socket and the stats page's actions.
+pub mod command;
+
+pub use command::{AdminState, Command, ForcedHealth, Request, StatFilter, Weight};
