@@ -39,6 +39,7 @@ use futures::future::BoxFuture;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::config::{Backend, CheckSettings, Config, HealthCheck, PortSpec};
+pub use crate::runtime::ForcedHealth;
 pub use check::{CheckResult, CheckSpec, CheckStatus, Layer};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,6 +82,8 @@ pub enum Status {
     Maint,
     /// UP (or going down) with weight 0: no new traffic.
     Drain,
+    /// Up, but forced to take nothing new (`set server B/S health stopping`).
+    Nolb,
 }
 
 impl fmt::Display for Status {
@@ -92,6 +95,7 @@ impl fmt::Display for Status {
             Self::GoingUp { passed, rise } => write!(f, "DOWN {passed}/{rise}"),
             Self::Maint => f.write_str("MAINT"),
             Self::Drain => f.write_str("DRAIN"),
+            Self::Nolb => f.write_str("NOLB"),
         }
     }
 }
@@ -161,7 +165,10 @@ impl ServerState {
 
     /// Up as far as the checks go, whatever the weight.
     pub fn is_up(&self) -> bool {
-        matches!(self.status, Status::Up | Status::GoingDown { .. } | Status::Drain)
+        matches!(
+            self.status,
+            Status::Up | Status::GoingDown { .. } | Status::Drain | Status::Nolb
+        )
     }
 }
 
@@ -263,7 +270,7 @@ struct Fingerprint {
 /// A checked server's task: its handle, its maintenance switch, its life flag.
 struct Job {
     handle: JoinHandle<()>,
-    admin: watch::Sender<bool>,
+    admin: watch::Sender<task::Admin>,
     alive: Arc<AtomicBool>,
 }
 
@@ -286,6 +293,8 @@ pub struct Monitor {
     tx: Arc<watch::Sender<Snapshot>>,
     servers: HashMap<ServerId, Running>,
     probes: ProbeFactory,
+    /// Numbers each forced health change (see `task::Admin::forced`).
+    forced_seq: u64,
 }
 
 impl Monitor {
@@ -301,6 +310,7 @@ impl Monitor {
             tx: Arc::new(tx),
             servers: HashMap::new(),
             probes,
+            forced_seq: 0,
         };
         m.reload(config);
         (m, rx)
@@ -416,7 +426,10 @@ impl Monitor {
             .collect();
         stagger(&mut jobs, spread);
         for (id, job) in jobs {
-            let (admin, admin_rx) = watch::channel(job.maint);
+            let (admin, admin_rx) = watch::channel(task::Admin {
+                maint: job.maint,
+                ..Default::default()
+            });
             let alive = job.alive.clone();
             let handle = tokio::spawn(task::run(job, self.tx.clone(), admin_rx));
             if let Some(r) = keep.get_mut(&id) {
@@ -436,11 +449,61 @@ impl Monitor {
         match &r.task {
             // Only a real change wakes the task (a wake-up restarts its wait).
             Some(job) => {
-                job.admin.send_if_modified(|v| std::mem::replace(v, maint) != maint);
+                job.admin.send_if_modified(|v| std::mem::replace(&mut v.maint, maint) != maint);
             }
             None => task::set_unchecked_maint(&self.tx, id, maint),
         }
         true
+    }
+
+    /// `set server B/S weight`: the weight traffic follows from now on (the
+    /// configured one stays the initial weight). False if unknown.
+    pub fn set_weight(&self, id: &ServerId, weight: u32) -> bool {
+        self.servers.contains_key(id) && task::runtime_update(&self.tx, id, |st| st.weight = weight)
+    }
+
+    /// `set server B/S state drain` (true) or `ready` (false, which also
+    /// ends maintenance). False if unknown.
+    pub fn set_drain(&self, id: &ServerId, drain: bool) -> bool {
+        self.servers.contains_key(id) && task::runtime_update(&self.tx, id, |st| st.drain = drain)
+    }
+
+    /// `enable|disable health B/S`: checks resume or pause; the state
+    /// stays. False if unknown.
+    pub fn set_checks(&self, id: &ServerId, enabled: bool) -> bool {
+        let Some(r) = self.servers.get(id) else {
+            return false;
+        };
+        if let Some(job) = &r.task {
+            job.admin.send_if_modified(|v| std::mem::replace(&mut v.checks_off, !enabled) == enabled);
+        }
+        task::runtime_update(&self.tx, id, |st| st.checks_enabled = enabled)
+    }
+
+    /// `set server B/S health up|stopping|down`: the check counter is set
+    /// as if the checks had said so; the next check goes on from there. On a
+    /// server in maintenance it changes nothing. False if unknown.
+    pub fn force_health(&mut self, id: &ServerId, health: ForcedHealth) -> bool {
+        self.forced_seq += 1;
+        let seq = self.forced_seq;
+        let Some(r) = self.servers.get(id) else {
+            return false;
+        };
+        match &r.task {
+            Some(job) => {
+                job.admin.send_modify(|v| v.forced = Some((seq, health)));
+                true
+            }
+            None => task::runtime_update(&self.tx, id, |st| {
+                if st.status != Status::Maint {
+                    st.status = match health {
+                        ForcedHealth::Up => Status::Up,
+                        ForcedHealth::Stopping => Status::Nolb,
+                        ForcedHealth::Down => Status::Down,
+                    };
+                }
+            }),
+        }
     }
 
     /// Stops every check task; the last snapshot stays readable.

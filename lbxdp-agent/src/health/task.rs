@@ -52,6 +52,7 @@ pub(crate) fn status_of(h: &Health, weight: u32) -> Status {
 /// back shows UP until its next check says exactly where its counter is.
 pub(crate) fn with_weight(s: Status, weight: u32) -> Status {
     match s {
+        Status::Nolb => s,
         Status::Up | Status::GoingDown { .. } if weight == 0 => Status::Drain,
         Status::Drain if weight > 0 => Status::Up,
         s => s,
@@ -181,6 +182,39 @@ pub(crate) fn set_unchecked_maint(tx: &watch::Sender<Snapshot>, id: &ServerId, m
     }
 }
 
+fn log_forced(id: &ServerId, st: &ServerState, before: Counts, after: Counts) {
+    let word = match st.status {
+        Status::Down => "DOWN",
+        Status::Nolb => "NOLB",
+        _ => "UP",
+    };
+    let line = format!("{}Server {id} is {word} (forced by the runtime API){}", prefix(st), after.tail(word == "DOWN"));
+    if word == "DOWN" {
+        tracing::warn!("{line}");
+        no_server_left(id, before, after, None);
+    } else {
+        tracing::info!("{line}");
+    }
+}
+
+/// Changes the snapshot for the runtime API (weight, drain, the check
+/// switch, forced health of an unchecked server); logs state changes as
+/// HAProxy does. False when the server is unknown.
+pub(crate) fn runtime_update(tx: &watch::Sender<Snapshot>, id: &ServerId, f: impl FnOnce(&mut ServerState)) -> bool {
+    let Some((before, after, st)) = update(tx, id, None, |st| {
+        f(st);
+        let status = with_weight(st.status, st.effective_weight());
+        set_status(st, status);
+    }) else {
+        return false;
+    };
+    if before.any() && !after.any() {
+        no_server_left(id, before, after, None);
+    }
+    let _ = st;
+    true
+}
+
 fn log_maint(id: &ServerId, st: &ServerState, maint: bool, before: Counts, after: Counts) {
     if maint {
         tracing::warn!(
@@ -199,8 +233,38 @@ fn log_maint(id: &ServerId, st: &ServerState, maint: bool, before: Counts, after
     }
 }
 
+/// What the runtime API asks of a checked server's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Admin {
+    pub maint: bool,
+    /// `disable health`: no checks, the state stays where it is.
+    pub checks_off: bool,
+    /// `set server B/S health ...`, numbered so that the same order twice counts twice.
+    pub forced: Option<(u64, super::ForcedHealth)>,
+}
+
+/// The counter `set server B/S health` leaves: fully up, or fully down.
+fn forced_counter(f: super::ForcedHealth, rise: u32, fall: u32) -> Health {
+    match f {
+        super::ForcedHealth::Down => Health::down(rise, fall),
+        super::ForcedHealth::Up | super::ForcedHealth::Stopping => {
+            let mut h = Health::starting(rise, fall);
+            h.record(true);
+            h
+        }
+    }
+}
+
+/// The status a forced counter shows: `stopping` is up but takes nothing new (NOLB).
+fn forced_status(f: super::ForcedHealth, h: &Health, weight: u32) -> Status {
+    match f {
+        super::ForcedHealth::Stopping => Status::Nolb,
+        _ => status_of(h, weight),
+    }
+}
+
 /// The loop; ends when the Monitor drops the admin channel or aborts it.
-pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut admin: watch::Receiver<bool>) {
+pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut admin: watch::Receiver<Admin>) {
     let s = &t.settings;
     let mut in_maint = t.maint;
     let mut health = if in_maint {
@@ -210,8 +274,27 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
     };
     let mut prev: Option<super::CheckStatus> = None;
     let mut delay = t.first_delay;
+    let mut forced_seen: Option<u64> = None;
     loop {
-        let want = *admin.borrow_and_update();
+        let a = *admin.borrow_and_update();
+        if let Some((seq, f)) = a.forced
+            && forced_seen != Some(seq)
+        {
+            forced_seen = Some(seq);
+            if !in_maint {
+                health = forced_counter(f, s.rise, s.fall);
+                let h = health;
+                let Some((before, after, st)) = update(&tx, &t.id, Some(&t.alive), |st| {
+                    set_status(st, forced_status(f, &h, st.effective_weight()));
+                    st.health = Some(counter(&h));
+                }) else {
+                    return;
+                };
+                log_forced(&t.id, &st, before, after);
+                delay = state::spread(health.interval(s.inter, s.fastinter, s.downinter), t.spread, random(&t.id));
+            }
+        }
+        let want = a.maint;
         if want != in_maint {
             in_maint = want;
             // HAProxy zeroes the counter in maintenance, and on leaving it
@@ -231,7 +314,7 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
             log_maint(&t.id, &st, in_maint, before, after);
             delay = Duration::ZERO;
         }
-        if in_maint {
+        if in_maint || a.checks_off {
             if admin.changed().await.is_err() {
                 return;
             }

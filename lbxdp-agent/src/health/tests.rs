@@ -493,3 +493,55 @@ async fn real_checks_end_to_end() {
     assert_eq!(st(&m, "s").last_reason.as_deref(), Some("Layer4 check passed"));
     assert_eq!((st(&m, "s").marked_down, st(&m, "s").marked_up), (1, 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn runtime_weight_drain_checks_and_forced_health() {
+    let fakes = Fakes::new();
+    let c = config(
+        "backend be\n server s 127.0.0.1:1101 check inter 2s weight 4\n server b 127.0.0.1:1102 backup\n \
+         server u 127.0.0.1:1103\n",
+    );
+    fakes.get(1101).set(true);
+    let (mut m, _rx) = Monitor::start_with(&c, fakes.factory());
+    sleep(Duration::from_millis(100)).await;
+    let (s, u) = (ServerId::new("be", "s"), ServerId::new("be", "u"));
+    let be = c.backend("be").expect("be");
+
+    assert!(m.set_weight(&s, 10));
+    assert_eq!((st(&m, "s").weight, st(&m, "s").initial_weight), (10, 4));
+    assert_eq!(effective_weights(be, &m.snapshot()), [10, 0, 1]);
+
+    // Drain: up, no new traffic; the backup is not called in while u is usable.
+    assert!(m.set_drain(&s, true));
+    assert_eq!(st(&m, "s").status, Status::Drain);
+    assert_eq!(effective_weights(be, &m.snapshot()), [0, 0, 1]);
+    assert!(m.set_drain(&u, true));
+    assert_eq!(effective_weights(be, &m.snapshot()), [0, 1, 0], "nothing active left: the backup");
+    assert!(m.set_drain(&s, false) && m.set_drain(&u, false));
+    assert_eq!(st(&m, "s").status, Status::Up);
+
+    // Checks off: a dead server stays as it was.
+    assert!(m.set_checks(&s, false));
+    let calls = fakes.get(1101).calls().len();
+    fakes.get(1101).set(false);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(st(&m, "s").status, Status::Up);
+    assert_eq!(fakes.get(1101).calls().len(), calls, "no check while disabled");
+    assert!(!st(&m, "s").checks_enabled);
+
+    // Forced health wins until the next check; with checks off, it stays.
+    assert!(m.force_health(&s, ForcedHealth::Down));
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(st(&m, "s").status, Status::Down);
+    assert!(m.force_health(&s, ForcedHealth::Stopping));
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(st(&m, "s").status, Status::Nolb);
+    assert!(!st(&m, "s").takes_traffic());
+    assert!(m.force_health(&u, ForcedHealth::Down));
+    assert_eq!(st(&m, "u").status, Status::Down);
+    // Checks back on: the dead server is found dead.
+    assert!(m.set_checks(&s, true));
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(st(&m, "s").status, Status::Down);
+    assert!(!m.set_weight(&ServerId::new("be", "nope"), 1));
+}
