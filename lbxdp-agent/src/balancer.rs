@@ -24,6 +24,7 @@ use crate::{
     handover::{self, Handover},
     health::{Monitor, ServerId, ServerState, Snapshot, effective_weights},
     maglev, privileges,
+    stats::{Counters, FrontendCounters, ServerCounters, XdpCounters},
 };
 
 #[derive(Debug, Clone)]
@@ -67,9 +68,6 @@ pub struct ServerReport {
     #[serde(flatten)]
     pub stats: ServerStats,
 }
-
-/// How long health changes may gather before the maps are rewritten.
-const HEALTH_COALESCE: Duration = Duration::from_millis(10);
 
 /// `Backend::ids` for an address family the backend has no server of.
 const NO_TABLE: u32 = u32::MAX;
@@ -115,8 +113,6 @@ struct Live {
     config: Config,
     ids: Ids,
     vips: Vec<(IpAddr, u16)>,
-    /// The health checks; the datapath follows their snapshot.
-    monitor: Monitor,
     /// Per server id: the full-NAT source towards it, and whether the
     /// datapath has it up (its flows stay) or down (its flows rehash).
     snat: HashMap<u32, IpAddr>,
@@ -132,13 +128,19 @@ struct Live {
 
 /// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it
 /// balances, and SIGHUP reloads the config (a bad one leaves the old running).
-pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<FinalReport> {
+pub async fn run(
+    config: Option<&Config>,
+    opts: &Options,
+    runtime: &mut Option<crate::agent::Runtime>,
+) -> anyhow::Result<serde_json::Value> {
     let ifaces = if !opts.ifaces.is_empty() {
         opts.ifaces.clone()
     } else if let Some(c) = config {
         let binds: Vec<_> = c
             .frontends
             .iter()
+            // Stats pages are served by the agent's own sockets, not by XDP.
+            .filter(|f| f.stats_page.is_none())
             .flat_map(|f| &f.binds)
             .map(|b| (b.addr.ip, b.interface.clone()))
             .collect();
@@ -290,7 +292,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             let Some(c) = config else {
                 bail!("a plan without a config");
             };
-            let (monitor, _) = Monitor::start(c);
+            let started = Monitor::start(c).0;
             let mut l = Live {
                 plan: p.clone(),
                 config: c.clone(),
@@ -300,7 +302,6 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                     .filter(|_| adopting)
                     .map(|h| h.frontends.clone())
                     .unwrap_or_default(),
-                monitor,
                 snat: HashMap::new(),
                 up: HashMap::new(),
                 weights: HashMap::new(),
@@ -308,8 +309,8 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                 handover: None,
             };
             let prep = prepare(&dp, p, &host, &l, opts)?;
-            apply(&mut dp, prep, &mut host, &mut l, opts).await?;
-            live = Some(l);
+            apply(&mut dp, prep, &mut host, &mut l, opts, &started.snapshot()).await?;
+            live = Some((l, started));
         }
         if adopting {
             for (iface, mode) in dp.attachments() {
@@ -326,7 +327,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
                 info!("attached lbxdp to {iface} in {} mode", mode.as_str());
             }
         }
-        if let Some(l) = live.as_mut()
+        if let Some((l, _)) = live.as_mut()
             && pinnable
         {
             match dp.pin(&pin_dir) {
@@ -361,7 +362,7 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             reachable.extend([pin_dir.clone(), hand_dir.clone()].into_iter().filter(|d| d.is_dir()));
             privileges::drop_to(t, &reachable)?;
         }
-        if let Some(l) = &live {
+        if let Some((l, _)) = &live {
             info!(
                 "balancing {} frontend(s) over {} backend(s)",
                 l.plan.frontends.len(),
@@ -369,7 +370,26 @@ pub async fn run(config: Option<&Config>, opts: &Options) -> anyhow::Result<Fina
             );
         }
         live_started = true;
-        serve(&mut dp, &mut live, &mut host, opts).await
+        match (live, runtime.take()) {
+            (Some((live, monitor)), Some(rt)) => {
+                let config = live.config.clone();
+                let engine = XdpEngine {
+                    log_task: spawn_logger(&mut dp)?,
+                    dp: &mut dp,
+                    live,
+                    host: &mut host,
+                    opts,
+                };
+                let agent_opts = crate::agent::Options {
+                    config_paths: opts.config_paths.clone(),
+                    stats_interval: opts.stats_interval,
+                };
+                let (engine, report) = crate::agent::serve(engine, config, monitor, rt, &agent_opts).await?;
+                drop(engine);
+                Ok(report)
+            }
+            _ => serve_plain(&mut dp, opts).await,
+        }
     }
     .await;
     for (net, _) in &mut host.nets {
@@ -572,6 +592,7 @@ async fn apply(
     host: &mut Host,
     live: &mut Live,
     opts: &Options,
+    snapshot: &Snapshot,
 ) -> anyhow::Result<()> {
     let Prepared { plan: p, ids, snat } = prep;
     live.ids = ids;
@@ -632,12 +653,11 @@ async fn apply(
     live.weights.clear();
     live.up
         .retain(|id, _| p.backends.iter().any(|b| b.servers.iter().any(|s| s.id == *id)));
-    let snapshot = live.monitor.snapshot();
     sync_health(
         dp,
         &p,
         &live.config,
-        &snapshot,
+        snapshot,
         &live.snat,
         &mut live.up,
         &mut live.weights,
@@ -720,24 +740,6 @@ async fn apply(
     live.vips = vips;
     live.plan = p;
     Ok(())
-}
-
-/// SIGHUP: the config again, from the same files. Any error leaves the
-/// running config as it was.
-async fn reload(dp: &mut Datapath, live: &mut Live, host: &mut Host, opts: &Options) -> anyhow::Result<()> {
-    let loaded = crate::config_files::load(&opts.config_paths)?;
-    for d in &loaded.diags {
-        warn!("{d}");
-    }
-    let config = loaded
-        .config
-        .context("the new configuration has errors (see the [ALERT] lines)")?;
-    let local_ips: Vec<IpAddr> = host.local.iter().map(|(_, a)| a.addr).collect();
-    let p = plan::plan(&config, &local_ips)?;
-    let prep = prepare(dp, p, host, live, opts)?;
-    live.monitor.reload(&config);
-    live.config = config;
-    apply(dp, prep, host, live, opts).await
 }
 
 /// The datapath's view of a server: up keeps its flows where they are,
@@ -824,61 +826,26 @@ fn sockaddr(ip: IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
 }
 
-/// Waits for a signal, logging counters on SIGUSR1 (and every interval).
-async fn serve(
-    dp: &mut Datapath,
-    live: &mut Option<Live>,
-    host: &mut Host,
-    opts: &Options,
-) -> anyhow::Result<FinalReport> {
+/// Without a configuration (`-i` only): the program counts packets and
+/// passes them; counters on SIGUSR1 (and every interval) until a signal stops it.
+async fn serve_plain(dp: &mut Datapath, opts: &Options) -> anyhow::Result<serde_json::Value> {
     let log_task = spawn_logger(dp)?;
     let mut sig = crate::signals::Signals::install()?;
     let period = Duration::from_secs(opts.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    let mut health = live.as_ref().map(|l| l.monitor.subscribe());
     loop {
-        let changed = async {
-            match health.as_mut() {
-                Some(rx) => rx.changed().await.is_ok(),
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            true = changed => {
-                // Changes that land together become one rewrite.
-                tokio::time::sleep(HEALTH_COALESCE).await;
-                if let (Some(l), Some(rx)) = (live.as_mut(), health.as_mut()) {
-                    let snapshot = rx.borrow_and_update().clone();
-                    let Live { plan, config, snat, up, weights, .. } = l;
-                    if let Err(e) = sync_health(dp, plan, config, &snapshot, snat, up, weights, opts) {
-                        warn!("applying health changes to the datapath: {e:#}");
-                    }
-                }
-            }
             _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break; }
             _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = sig.usr1.recv() => log_stats(dp, live.as_ref().map(|l| &l.plan)),
-            _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, live.as_ref().map(|l| &l.plan)),
-            _ = sig.hangup.recv() => match live.as_mut() {
-                Some(l) => match reload(dp, l, host, opts).await {
-                    Ok(()) => {
-                        save_handover(dp, l, host);
-                        info!(
-                            "SIGHUP: configuration reloaded, balancing {} frontend(s) over {} backend(s)",
-                            l.plan.frontends.len(),
-                            l.plan.backends.len()
-                        );
-                    }
-                    Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
-                },
-                None => warn!("SIGHUP: no configuration to reload (started without -f)"),
-            },
+            _ = sig.usr1.recv() => log_stats(dp, None),
+            _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, None),
+            _ = sig.hangup.recv() => warn!("SIGHUP: no configuration to reload (started without -f)"),
         }
     }
     if let Some(t) = log_task {
         t.abort();
     }
-    report(dp, live.as_ref().map(|l| &l.plan))
+    Ok(serde_json::to_value(report(dp, None)?)?)
 }
 
 fn log_stats(dp: &Datapath, plan: Option<&Plan>) {
@@ -1039,4 +1006,137 @@ pub async fn run_pass(ifaces: &[String], mode: XdpModeArg) -> anyhow::Result<()>
     }
     dp.detach()?;
     Ok(())
+}
+
+/// The XDP datapath behind the agent loop.
+struct XdpEngine<'a> {
+    dp: &'a mut Datapath,
+    live: Live,
+    host: &'a mut Host,
+    opts: &'a Options,
+    log_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for XdpEngine<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.log_task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl crate::engine::Engine for XdpEngine<'_> {
+    type Prepared = Prepared;
+
+    fn mode(&self) -> &'static str {
+        "xdp"
+    }
+
+    fn apply_health(&mut self, config: &Config, snapshot: &Snapshot) -> anyhow::Result<()> {
+        let Live {
+            plan,
+            snat,
+            up,
+            weights,
+            ..
+        } = &mut self.live;
+        sync_health(self.dp, plan, config, snapshot, snat, up, weights, self.opts)
+    }
+
+    async fn prepare(&mut self, config: &Config) -> anyhow::Result<Prepared> {
+        let local_ips: Vec<IpAddr> = self.host.local.iter().map(|(_, a)| a.addr).collect();
+        let p = plan::plan(config, &local_ips)?;
+        prepare(self.dp, p, self.host, &self.live, self.opts)
+    }
+
+    async fn commit(&mut self, prepared: Prepared, config: &Config, snapshot: &Snapshot) -> anyhow::Result<()> {
+        self.live.config = config.clone();
+        apply(self.dp, prepared, self.host, &mut self.live, self.opts, snapshot).await?;
+        save_handover(self.dp, &self.live, self.host);
+        Ok(())
+    }
+
+    fn counters(&self) -> anyhow::Result<Counters> {
+        let r = report(self.dp, Some(&self.live.plan))?;
+        let mut c = Counters::default();
+        let (mut dropped, mut forwarded) = (Vec::<(&'static str, u64)>::new(), 0);
+        for fe in &r.frontends {
+            let f = &fe.stats;
+            let drops = f.drop_no_server + f.drop_no_port + f.drop_no_flow + f.drop_no_neigh + f.drop_too_big;
+            c.frontends.insert(
+                fe.name.clone(),
+                FrontendCounters {
+                    stot: Some(f.new_flows),
+                    bin: Some(f.bytes),
+                    ereq: Some(drops),
+                    ..Default::default()
+                },
+            );
+            for (reason, n) in [
+                ("no_server", f.drop_no_server),
+                ("no_port", f.drop_no_port),
+                ("no_flow", f.drop_no_flow),
+                ("no_neighbour", f.drop_no_neigh),
+                ("too_big", f.drop_too_big),
+            ] {
+                match dropped.iter_mut().find(|(r, _)| *r == reason) {
+                    Some((_, sum)) => *sum += n,
+                    None => dropped.push((reason, n)),
+                }
+            }
+            forwarded += f.packets.saturating_sub(drops);
+            if let Some(be) = self
+                .live
+                .config
+                .frontends
+                .iter()
+                .find(|x| x.name == fe.name)
+                .and_then(|x| x.backend.clone())
+            {
+                let b = c.backends.entry(be).or_default();
+                b.nosrv = Some(b.nosrv.unwrap_or(0) + f.drop_no_server);
+            }
+        }
+        let mut replies = 0;
+        for s in &r.servers {
+            let t = &s.stats;
+            replies += t.packets_out;
+            c.servers.insert(
+                (s.backend.clone(), s.name.clone()),
+                ServerCounters {
+                    stot: Some(t.new_flows),
+                    lbtot: Some(t.new_flows),
+                    bin: Some(t.bytes_in),
+                    bout: Some(t.bytes_out),
+                    ..Default::default()
+                },
+            );
+        }
+        c.cum_conns = Some(r.frontends.iter().map(|f| f.stats.new_flows).sum());
+        c.xdp = Some(XdpCounters {
+            actions: vec![
+                ("forwarded", forwarded + replies),
+                ("dropped", dropped.iter().map(|d| d.1).sum()),
+            ],
+            drops: dropped,
+            protocols: r.counters.0.iter().map(|(k, v)| (*k, v.packets)).collect(),
+        });
+        Ok(c)
+    }
+
+    fn sessions(&self) -> String {
+        "XDP mode keeps flows in the kernel's flow table, not sessions: 'show stat' counts them.\n".into()
+    }
+
+    fn log_counters(&self) {
+        log_stats(self.dp, Some(&self.live.plan));
+    }
+
+    fn final_extra(&self) -> serde_json::Value {
+        match report(self.dp, Some(&self.live.plan)).map(|r| serde_json::to_value(r)) {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => serde_json::json!({ "error": e.to_string() }),
+            Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! The lbxdp agent: loads the XDP balancer, programs it, and reports on it.
+pub mod agent;
 pub mod balancer;
 pub mod config;
 pub mod config_files;
 pub mod datapath;
+pub mod engine;
 mod handover;
 pub mod health;
 pub mod logging;

@@ -8,7 +8,7 @@ use lbxdp_agent::{
     config::{Config, Severity},
     config_files,
     datapath::{NatMode, XdpModeArg},
-    logging, proxy_mode,
+    logging, proxy_mode, runtime,
 };
 use tracing::{info, warn};
 
@@ -201,9 +201,16 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     if cli.detach {
         return balancer::detach_pinned(cli.instance.as_deref()).await;
     }
+    // The runtime API's sockets are bound now, as root, before either
+    // engine drops privileges; they serve once the agent loop runs.
+    let mut runtime = match &config {
+        Some(c) => Some(runtime::start(c).await?),
+        None => None,
+    };
     if cli.mode == Mode::Proxy {
         let config = config.context("--mode proxy needs a configuration (-f)")?;
-        let report = proxy_mode::run(config, &cli.config).await?;
+        let rt = runtime.take().context("no runtime API")?;
+        let report = proxy_mode::run(config, &cli.config, rt).await?;
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
@@ -218,12 +225,13 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         stats_interval: cli.stats_interval.unwrap_or(if cli.verbose { 5 } else { 0 }),
         instance: cli.instance.clone(),
     };
-    match balancer::run(config.as_ref(), &opts).await {
+    match balancer::run(config.as_ref(), &opts, &mut runtime).await {
         Ok(report) => println!("{}", serde_json::to_string(&report)?),
         Err(e) if cli.mode == Mode::Auto && config.is_some() && proxy_mode::xdp_unavailable(&e) => {
             warn!("XDP is unavailable here ({e:#}); falling back to the userspace proxy");
             let config = config.context("no configuration")?;
-            let report = proxy_mode::run(config, &cli.config).await?;
+            let rt = runtime.take().context("no runtime API")?;
+            let report = proxy_mode::run(config, &cli.config, rt).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Err(e) => return Err(e),

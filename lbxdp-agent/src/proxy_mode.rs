@@ -1,42 +1,145 @@
-//! Serving a config with the userspace proxy: the health checks feed it the
-//! same way they feed the XDP maps, SIGHUP reloads, SIGUSR1 logs the stats,
-//! SIGTERM prints them as JSON and stops.
+//! Serving a config with the userspace proxy, behind the same agent loop
+//! as XDP: the health checks feed it, SIGHUP reloads, the runtime API
+//! reads its counters.
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::{
     config::Config,
-    health::{Monitor, Snapshot},
-    proxy::{self, ProxyStats, SharedAvailability},
+    health::{Monitor, Snapshot, effective_weights},
+    proxy::{self, SharedAvailability},
+    stats::{BackendCounters, Counters, FrontendCounters, ServerCounters},
 };
 
-/// Printed on stdout as one JSON line when the agent stops.
-#[derive(Serialize)]
-pub struct ProxyReport {
-    pub mode: &'static str,
-    pub proxy: ProxyStats,
-}
-
-/// Pushes each health snapshot into the proxy's availability map.
-fn push(avail: &SharedAvailability, snapshot: &Snapshot) {
-    for (id, state) in snapshot.iter() {
-        avail.set(&id.backend, &id.server, state.takes_traffic(), state.weight);
+/// Pushes each server's health and effective weight (the backup rule
+/// applied, in `health::effective_weights`) into the proxy's availability map.
+fn push(avail: &SharedAvailability, config: &Config, snapshot: &Snapshot) {
+    for be in &config.backends {
+        let weights = effective_weights(be, snapshot);
+        for (s, w) in be.servers.iter().zip(weights) {
+            let up = snapshot
+                .get(&crate::health::ServerId::new(&be.name, &s.name))
+                .map_or(!s.disabled, |st| st.is_up());
+            avail.set(&be.name, &s.name, up, w);
+        }
     }
 }
 
-pub async fn run(config: Config, paths: &[PathBuf]) -> anyhow::Result<ProxyReport> {
+struct ProxyEngine {
+    proxy: proxy::Proxy,
+    avail: std::sync::Arc<SharedAvailability>,
+}
+
+impl crate::engine::Engine for ProxyEngine {
+    /// The proxy's own reload is transactional (a bind error keeps the old
+    /// listeners), so it is done when preparing.
+    type Prepared = ();
+
+    fn mode(&self) -> &'static str {
+        "proxy"
+    }
+
+    fn apply_health(&mut self, config: &Config, snapshot: &Snapshot) -> anyhow::Result<()> {
+        push(&self.avail, config, snapshot);
+        Ok(())
+    }
+
+    async fn prepare(&mut self, config: &Config) -> anyhow::Result<()> {
+        Ok(self.proxy.reload(config).await?)
+    }
+
+    async fn commit(&mut self, (): (), config: &Config, snapshot: &Snapshot) -> anyhow::Result<()> {
+        push(&self.avail, config, snapshot);
+        Ok(())
+    }
+
+    fn counters(&self) -> anyhow::Result<Counters> {
+        let p = self.proxy.stats();
+        let mut c = Counters {
+            current_conns: Some(p.actconn),
+            cum_conns: Some(p.cum_conns),
+            ..Default::default()
+        };
+        for f in &p.frontends {
+            c.frontends.insert(
+                f.name.clone(),
+                FrontendCounters {
+                    scur: Some(f.scur),
+                    smax: Some(f.smax),
+                    stot: Some(f.stot),
+                    bin: Some(f.bin),
+                    bout: Some(f.bout),
+                    dreq: Some(f.denied),
+                    ereq: Some(f.accept_errors),
+                    ..Default::default()
+                },
+            );
+        }
+        for b in &p.backends {
+            c.backends.insert(
+                b.name.clone(),
+                BackendCounters {
+                    qcur: Some(b.qcur),
+                    nosrv: Some(b.nosrv),
+                    ..Default::default()
+                },
+            );
+            for s in &b.servers {
+                c.servers.insert(
+                    (b.name.clone(), s.name.clone()),
+                    ServerCounters {
+                        qcur: Some(s.qcur),
+                        scur: Some(s.scur),
+                        smax: Some(s.smax),
+                        stot: Some(s.stot),
+                        lbtot: Some(s.stot),
+                        bin: Some(s.bin),
+                        bout: Some(s.bout),
+                        econ: Some(s.econ),
+                        wretr: Some(s.wretr),
+                        wredis: Some(s.wredis),
+                        cli_abrt: Some(s.cli_abrt),
+                        srv_abrt: Some(s.srv_abrt),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        Ok(c)
+    }
+
+    fn sessions(&self) -> String {
+        self.proxy.show_sess()
+    }
+
+    fn log_counters(&self) {
+        match serde_json::to_string(&self.proxy.stats()) {
+            Ok(s) => info!("stats: {s}"),
+            Err(e) => warn!("stats: {e}"),
+        }
+    }
+
+    fn final_extra(&self) -> serde_json::Value {
+        serde_json::json!({ "mode": "proxy", "proxy": self.proxy.stats() })
+    }
+}
+
+pub async fn run(
+    config: Config,
+    paths: &[PathBuf],
+    runtime: crate::agent::Runtime,
+) -> anyhow::Result<serde_json::Value> {
     raise_nofile();
     warn_unapplied_source(&config);
     // Checked before anything is bound: a user that doesn't exist stops here.
     let drop_to = crate::privileges::target(&config.global)?;
     let paths = &crate::privileges::absolute(paths);
-    let (mut monitor, mut health) = Monitor::start(&config);
+    let monitor = Monitor::start(&config).0;
     let avail = SharedAvailability::from_config(&config);
-    push(&avail, &health.borrow_and_update());
-    let mut p = proxy::start(&config, avail.clone())
+    push(&avail, &config, &monitor.snapshot());
+    let p = proxy::start(&config, avail.clone())
         .await
         .context("starting the proxy")?;
     for (frontend, addr) in p.listen_addrs() {
@@ -49,45 +152,16 @@ pub async fn run(config: Config, paths: &[PathBuf]) -> anyhow::Result<ProxyRepor
     }
     info!(
         "balancing {} frontend(s) with the userspace proxy",
-        config.frontends.len()
+        config.frontends.iter().filter(|f| f.stats_page.is_none()).count()
     );
-
-    let mut sig = crate::signals::Signals::install()?;
-    loop {
-        tokio::select! {
-            _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break; }
-            _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = sig.usr1.recv() => match serde_json::to_string(&p.stats()) {
-                Ok(s) => info!("stats: {s}"),
-                Err(e) => warn!("stats: {e}"),
-            },
-            Ok(()) = health.changed() => push(&avail, &health.borrow_and_update()),
-            _ = sig.hangup.recv() => match reload(&mut p, &mut monitor, paths).await {
-                Ok(()) => info!("SIGHUP: configuration reloaded"),
-                Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
-            },
-        }
-    }
-    let report = ProxyReport {
-        mode: "proxy",
-        proxy: p.stats(),
+    let opts = crate::agent::Options {
+        config_paths: paths.to_vec(),
+        stats_interval: 0,
     };
-    p.shutdown().await;
-    monitor.stop();
+    let engine = ProxyEngine { proxy: p, avail };
+    let (engine, report) = crate::agent::serve(engine, config, monitor, runtime, &opts).await?;
+    engine.proxy.shutdown().await;
     Ok(report)
-}
-
-async fn reload(p: &mut proxy::Proxy, monitor: &mut Monitor, paths: &[PathBuf]) -> anyhow::Result<()> {
-    let loaded = crate::config_files::load(paths)?;
-    for d in &loaded.diags {
-        warn!("{d}");
-    }
-    let config = loaded
-        .config
-        .context("the new configuration has errors (see the [ALERT] lines)")?;
-    p.reload(&config).await?;
-    monitor.reload(&config);
-    Ok(())
 }
 
 /// `source` is in the model for the XDP datapath; the proxy doesn't bind

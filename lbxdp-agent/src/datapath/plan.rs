@@ -3,10 +3,7 @@
 //! tested without a kernel.
 use std::net::IpAddr;
 
-use crate::{
-    config::{Config, PortSpec},
-    maglev::Member,
-};
+use crate::config::{Config, PortSpec};
 
 /// Bind ports per frontend that we expand into XDP frontends; a wider range
 /// would fill the frontend map with one entry per port.
@@ -115,7 +112,11 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
     let mut frontends = Vec::new();
     let mut next_server = 0u32;
 
-    for fe in config.frontends.iter().filter(|f| !f.disabled) {
+    for fe in config
+        .frontends
+        .iter()
+        .filter(|f| !f.disabled && f.stats_page.is_none())
+    {
         let origin = fe.origin.to_string();
         let Some(be_name) = fe.backend.as_deref() else {
             return Err(PlanError::NoBackend {
@@ -269,37 +270,6 @@ pub fn family_index(ip: IpAddr) -> usize {
     usize::from(ip.is_ipv6())
 }
 
-/// The Maglev members of a backend, given which servers are up: the active
-/// servers with their weights; HAProxy's backups only when no active server
-/// can take traffic (then the first backup, as without `option allbackups`).
-pub fn members<'a>(backend: &'a PlanBackend, up: &dyn Fn(&PlanServer) -> bool) -> Vec<Member<'a>> {
-    let usable = |s: &&PlanServer| !s.disabled && up(s) && s.weight > 0;
-    let active: Vec<&PlanServer> = backend.servers.iter().filter(|s| !s.backup).filter(usable).collect();
-    let chosen: Vec<&PlanServer> = if active.is_empty() {
-        backend
-            .servers
-            .iter()
-            .filter(|s| s.backup)
-            .filter(usable)
-            .take(1)
-            .collect()
-    } else {
-        active
-    };
-    backend
-        .servers
-        .iter()
-        .map(|s| Member {
-            id: &s.name,
-            weight: if chosen.iter().any(|c| c.id == s.id) {
-                s.weight
-            } else {
-                0
-            },
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,17 +322,6 @@ mod tests {
         let mixed = text.replace("server web3 198.18.0.103 backup", "server web3 [fd00:198:18::103]:80");
         let p = plan(&cfg(&mixed), &[]).expect("a mixed backend serves both families");
         assert_eq!(p.backends[0].ids, [0, 1]);
-    }
-
-    #[test]
-    fn backups_only_when_no_active_server_is_up() {
-        let p = plan(&cfg(SEED), &[]).expect("plan");
-        let be = &p.backends[0];
-        let w = |up: &dyn Fn(&PlanServer) -> bool| members(be, up).iter().map(|m| m.weight).collect::<Vec<_>>();
-        assert_eq!(w(&|_| true), [1, 3, 0]);
-        assert_eq!(w(&|s| s.name != "web1"), [0, 3, 0]);
-        assert_eq!(w(&|s| s.backup), [0, 0, 1]);
-        assert_eq!(w(&|_| false), [0, 0, 0]);
     }
 
     #[test]

@@ -449,7 +449,8 @@ impl Monitor {
         match &r.task {
             // Only a real change wakes the task (a wake-up restarts its wait).
             Some(job) => {
-                job.admin.send_if_modified(|v| std::mem::replace(&mut v.maint, maint) != maint);
+                job.admin
+                    .send_if_modified(|v| std::mem::replace(&mut v.maint, maint) != maint);
             }
             None => task::set_unchecked_maint(&self.tx, id, maint),
         }
@@ -475,7 +476,8 @@ impl Monitor {
             return false;
         };
         if let Some(job) = &r.task {
-            job.admin.send_if_modified(|v| std::mem::replace(&mut v.checks_off, !enabled) == enabled);
+            job.admin
+                .send_if_modified(|v| std::mem::replace(&mut v.checks_off, !enabled) == enabled);
         }
         task::runtime_update(&self.tx, id, |st| st.checks_enabled = enabled)
     }

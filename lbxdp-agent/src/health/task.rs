@@ -188,7 +188,11 @@ fn log_forced(id: &ServerId, st: &ServerState, before: Counts, after: Counts) {
         Status::Nolb => "NOLB",
         _ => "UP",
     };
-    let line = format!("{}Server {id} is {word} (forced by the runtime API){}", prefix(st), after.tail(word == "DOWN"));
+    let line = format!(
+        "{}Server {id} is {word} (forced by the runtime API){}",
+        prefix(st),
+        after.tail(word == "DOWN")
+    );
     if word == "DOWN" {
         tracing::warn!("{line}");
         no_server_left(id, before, after, None);
@@ -291,7 +295,11 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
                     return;
                 };
                 log_forced(&t.id, &st, before, after);
-                delay = state::spread(health.interval(s.inter, s.fastinter, s.downinter), t.spread, random(&t.id));
+                delay = state::spread(
+                    health.interval(s.inter, s.fastinter, s.downinter),
+                    t.spread,
+                    random(&t.id),
+                );
             }
         }
         let want = a.maint;
@@ -306,7 +314,14 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
             };
             let h = health;
             let Some((before, after, st)) = update(&tx, &t.id, Some(&t.alive), |st| {
-                set_status(st, if want { Status::Maint } else { status_of(&h, st.effective_weight()) });
+                set_status(
+                    st,
+                    if want {
+                        Status::Maint
+                    } else {
+                        status_of(&h, st.effective_weight())
+                    },
+                );
                 st.health = Some(counter(&h));
             }) else {
                 return;

@@ -516,7 +516,11 @@ async fn runtime_weight_drain_checks_and_forced_health() {
     assert_eq!(st(&m, "s").status, Status::Drain);
     assert_eq!(effective_weights(be, &m.snapshot()), [0, 0, 1]);
     assert!(m.set_drain(&u, true));
-    assert_eq!(effective_weights(be, &m.snapshot()), [0, 1, 0], "nothing active left: the backup");
+    assert_eq!(
+        effective_weights(be, &m.snapshot()),
+        [0, 1, 0],
+        "nothing active left: the backup"
+    );
     assert!(m.set_drain(&s, false) && m.set_drain(&u, false));
     assert_eq!(st(&m, "s").status, Status::Up);
 

@@ -77,7 +77,6 @@ pub struct BackendRt {
     pub name: String,
     pub balance: Balance,
     pub hash_type: HashType,
-    pub allbackups: bool,
     pub retries: u32,
     /// `option redispatch [<interval>]`; None when off.
     pub redispatch: Option<i64>,
@@ -191,7 +190,6 @@ impl BackendRt {
             name: be.name.clone(),
             balance: be.balance,
             hash_type: be.hash_type,
-            allbackups: be.allbackups,
             retries: be.retries,
             redispatch: be.redispatch,
             timeouts: be.timeouts.clone(),
@@ -244,49 +242,38 @@ impl BackendRt {
         st
     }
 
-    /// The weight the algorithm uses now: live, except for static-rr.
+    /// The weight the algorithm uses now: the effective one the health
+    /// state hands over, except that static-rr keeps the configured one.
     fn weight(&self, st: &State, i: usize) -> u32 {
         let s = &self.servers[i];
-        if s.config_weight == 0 || matches!(self.balance, Balance::StaticRr) {
+        if matches!(self.balance, Balance::StaticRr) && st.avail[i].1 > 0 {
             return s.config_weight;
         }
         st.avail[i].1
     }
 
-    /// Up and with a weight: a server at weight 0 is draining, it keeps its
-    /// sessions but takes no new ones, and does not hold the backups off.
+    /// Up and with an effective weight. The health state already gave 0 to
+    /// a draining server and to the backups that must wait
+    /// (`health::effective_weights`, the one place of that rule).
     fn usable(&self, st: &State, i: usize) -> bool {
-        !self.servers[i].disabled && st.avail[i].0 && self.weight(st, i) > 0
+        !self.servers[i].disabled && st.avail[i].0 && st.avail[i].1 > 0
     }
 
     fn full(&self, st: &State, i: usize) -> bool {
         self.servers[i].maxconn.is_some_and(|m| st.cur[i] >= m)
     }
 
-    /// The servers the algorithm chooses from: the usable active ones; if
-    /// none, the first usable backup (every usable backup with `option
-    /// allbackups`).
+    /// The servers the algorithm chooses from: the usable ones (which are
+    /// the backups only when no active server is).
     fn pool(&self, st: &State) -> Vec<Candidate> {
-        let cand = |i: usize| Candidate {
-            idx: i,
-            weight: self.weight(st, i),
-            cur: st.cur[i],
-        };
-        let usable: Vec<usize> = (0..self.servers.len()).filter(|&i| self.usable(st, i)).collect();
-        let active: Vec<Candidate> = usable
-            .iter()
-            .filter(|&&i| !self.servers[i].backup)
-            .map(|&i| cand(i))
-            .collect();
-        if !active.is_empty() {
-            return active;
-        }
-        let backups = usable.iter().filter(|&&i| self.servers[i].backup).map(|&i| cand(i));
-        if self.allbackups {
-            backups.collect()
-        } else {
-            backups.take(1).collect()
-        }
+        (0..self.servers.len())
+            .filter(|&i| self.usable(st, i))
+            .map(|i| Candidate {
+                idx: i,
+                weight: self.weight(st, i),
+                cur: st.cur[i],
+            })
+            .collect()
     }
 
     fn pick(&self, st: &mut State, client: IpAddr, exclude: Option<usize>) -> Pick {
@@ -466,11 +453,14 @@ impl BackendRt {
     pub fn refresh(&self) {
         let mut st = self.lock();
         let now: Vec<bool> = (0..self.servers.len()).map(|i| self.usable(&st, i)).collect();
+        let up_now: Vec<bool> = st.avail.iter().map(|a| a.0).collect();
         let mut active_came_up = false;
         for (i, (&was, &is)) in st.last_usable.clone().iter().zip(&now).enumerate() {
             let s = &self.servers[i];
             if was && !is {
-                if s.shutdown_on_down {
+                // Sessions go only when the server went down, not when it
+                // drains or a backup is relieved by an active server.
+                if s.shutdown_on_down && !up_now[i] {
                     kill(s, KILL_DOWN);
                 }
                 for w in st.queue.drain_bound_to(i) {

@@ -13,6 +13,7 @@ pub mod pump;
 pub mod queue;
 pub mod select;
 mod session;
+mod sessions;
 pub mod stats;
 pub mod tcplog;
 mod workers;
@@ -202,6 +203,8 @@ pub(crate) struct GlobalRt {
     /// Notified when a session ends: an accept loop backing off after EMFILE
     /// tries again as soon as an fd may be free.
     pub(crate) session_ended: Notify,
+    /// The sessions open now, for `show sess`.
+    pub(crate) sessions: sessions::Registry,
     /// true: every session closes (shutdown).
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) engine: Engine,
@@ -269,6 +272,7 @@ pub async fn start_with(
         actconn: Gauge::default(),
         cum_conns: AtomicU64::new(0),
         session_ended: Notify::new(),
+        sessions: sessions::Registry::default(),
         shutdown: watch::channel(false).0,
         engine: options.engine,
         chunk: options.chunk,
@@ -318,7 +322,11 @@ fn build(
     // First every new socket, so that a bind error leaves `reuse` untouched
     // and nothing running.
     let mut plan: Vec<(ListenKey, Option<Vec<std::net::TcpListener>>, Arc<FrontendRt>)> = Vec::new();
-    for f in config.frontends.iter().filter(|f| !f.disabled) {
+    for f in config
+        .frontends
+        .iter()
+        .filter(|f| !f.disabled && f.stats_page.is_none())
+    {
         let logger = (f.tcplog && !f.logs.is_empty()).then(|| Arc::new(tcplog::Logger::new(&f.logs)));
         let fe = Arc::new(FrontendRt {
             name: f.name.clone(),
@@ -568,6 +576,11 @@ impl Proxy {
                 .collect(),
             backends,
         }
+    }
+
+    /// `show sess`: one line per open session.
+    pub fn show_sess(&self) -> String {
+        self.global.sessions.show()
     }
 
     /// The addresses listened on, by frontend (one entry per socket).

@@ -121,6 +121,9 @@ pub(crate) async fn run(
         fe: fe.clone(),
         _permits: permits,
     };
+    let listed = g
+        .sessions
+        .add(peer, &fe.name, fe.backend.as_ref().map(|b| b.name.as_str()));
     let _ = client.set_nodelay(true);
     if fe.tcpka {
         let _ = setsockopt(&client, sockopt::KeepAlive, &true);
@@ -158,6 +161,7 @@ pub(crate) async fn run(
             let beconn = BeConn(be.clone());
             match or_shutdown(&g, establish(&be, &client, peer, &mut rec, t0)).await {
                 Some(Ok((slot, mut server))) => {
+                    listed.set_server(&slot.server().name);
                     let res = serve(&fe, &g, &be, &slot, &mut client, &mut server, &mut rec).await;
                     to_server = res;
                     (Some((slot, beconn)), Some(server))

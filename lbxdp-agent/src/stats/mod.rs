@@ -3,3 +3,5 @@
 pub mod counters;
 
 pub use counters::{BackendCounters, Counters, FrontendCounters, ServerCounters, XdpCounters};
+mod pending;
+pub use pending::{Info, InfoBase, StatsTable, page, prometheus};

@@ -1,0 +1,236 @@
+//! The agent loop, one for both engines: it owns the engine, the health
+//! checks and the configuration; health snapshots, reloads and runtime
+//! commands reach it here, one at a time, each command with its reply.
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::{
+    config::Config,
+    engine::Engine,
+    health::{Monitor, ServerId},
+    runtime::{AdminState, Command, Request, Weight},
+    stats::{self, StatsTable},
+};
+
+/// How long health changes may gather before the engine is told.
+const HEALTH_COALESCE: Duration = Duration::from_millis(10);
+
+/// How many runtime commands may wait for the loop.
+pub const REQUEST_QUEUE: usize = 256;
+
+pub struct Options {
+    /// The -f paths, read again on SIGHUP.
+    pub config_paths: Vec<PathBuf>,
+    /// Seconds between counter logs; 0: only on SIGUSR1.
+    pub stats_interval: u64,
+}
+
+/// What the runtime API listeners hear: the loop's side of their channel,
+/// and a way to tell the stats pages about a new configuration.
+pub struct Runtime {
+    pub requests: mpsc::Receiver<Request>,
+    pub on_reload: Box<dyn Fn(&Config) + Send>,
+}
+
+struct Agent<E: Engine> {
+    engine: E,
+    config: Config,
+    monitor: Monitor,
+    info: stats::InfoBase,
+}
+
+/// Serves until SIGINT or SIGTERM; returns the final report.
+pub async fn serve<E: Engine>(
+    engine: E,
+    config: Config,
+    monitor: Monitor,
+    runtime: Runtime,
+    opts: &Options,
+) -> anyhow::Result<(E, serde_json::Value)> {
+    let mut a = Agent {
+        info: stats::InfoBase::now(&config, engine.mode()),
+        engine,
+        config,
+        monitor,
+    };
+    let Runtime {
+        mut requests,
+        on_reload,
+    } = runtime;
+    let mut health = a.monitor.subscribe();
+    let snapshot = health.borrow_and_update().clone();
+    a.engine.apply_health(&a.config, &snapshot)?;
+    let mut sig = crate::signals::Signals::install()?;
+    let period = Duration::from_secs(opts.stats_interval.max(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            Ok(()) = health.changed() => {
+                // Changes that land together become one rewrite.
+                tokio::time::sleep(HEALTH_COALESCE).await;
+                let snapshot = health.borrow_and_update().clone();
+                if let Err(e) = a.engine.apply_health(&a.config, &snapshot) {
+                    warn!("applying health changes: {e:#}");
+                }
+            }
+            Some(req) = requests.recv() => {
+                let answer = a.execute(req.command);
+                // A client that left doesn't want its answer.
+                let _ = req.reply.send(answer);
+            }
+            _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sig.usr1.recv() => a.engine.log_counters(),
+            _ = ticker.tick(), if opts.stats_interval > 0 => a.engine.log_counters(),
+            _ = sig.hangup.recv() => match a.reload(&opts.config_paths).await {
+                Ok(()) => {
+                    on_reload(&a.config);
+                    info!(
+                        "SIGHUP: configuration reloaded, balancing {} frontend(s) over {} backend(s)",
+                        a.config.frontends.len(),
+                        a.config.backends.len()
+                    );
+                }
+                Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
+            },
+        }
+    }
+    let mut report = a.engine.final_extra();
+    if let (Some(obj), Ok(table)) = (report.as_object_mut(), a.table()) {
+        obj.insert("stats".into(), table.to_json());
+    }
+    a.monitor.stop();
+    Ok((a.engine, report))
+}
+
+impl<E: Engine> Agent<E> {
+    /// SIGHUP: the config again, from the same files. Any error before the
+    /// commit leaves everything as it was.
+    async fn reload(&mut self, paths: &[PathBuf]) -> anyhow::Result<()> {
+        let loaded = crate::config_files::load(paths)?;
+        for d in &loaded.diags {
+            warn!("{d}");
+        }
+        if loaded.refused {
+            anyhow::bail!("the new configuration asks for what lbxdp doesn't do (see the [ALERT] lines)");
+        }
+        let config = loaded
+            .config
+            .context("the new configuration has errors (see the [ALERT] lines)")?;
+        if config.global.stats_sockets != self.config.global.stats_sockets {
+            warn!("SIGHUP: 'stats socket' lines changed; the sockets stay as they were bound at start");
+        }
+        let prepared = self.engine.prepare(&config).await?;
+        self.monitor.reload(&config);
+        let snapshot = self.monitor.snapshot();
+        self.engine.commit(prepared, &config, &snapshot).await?;
+        self.config = config;
+        Ok(())
+    }
+
+    fn table(&self) -> anyhow::Result<StatsTable> {
+        let counters = self.engine.counters()?;
+        Ok(StatsTable::build(
+            &self.config,
+            &self.monitor.snapshot(),
+            &counters,
+            std::time::Instant::now(),
+        ))
+    }
+
+    fn execute(&mut self, command: Command) -> String {
+        match self.try_execute(command) {
+            Ok(s) | Err(s) => s,
+        }
+    }
+
+    /// The answer, or HAProxy's error text; both end with a newline when not empty.
+    fn try_execute(&mut self, command: Command) -> Result<String, String> {
+        let table = || self.table().map_err(|e| format!("Can't read the counters: {e:#}\n"));
+        Ok(match command {
+            Command::ShowInfo => {
+                let counters = self.engine.counters().unwrap_or_default();
+                self.info.info(&counters).show_info()
+            }
+            Command::ShowStat(filter) => table()?.show_stat(filter),
+            Command::ShowServersState(be) => table()?.servers_state(be.as_deref())?,
+            Command::ShowBackend => table()?.show_backend(),
+            Command::ShowSess => self.engine.sessions(),
+            Command::SetState(id, state) => {
+                self.server(&id)?;
+                let m = &self.monitor;
+                // HAProxy's srv_adm_set_*: maint clears drain, drain clears maint.
+                match state {
+                    AdminState::Ready => m.set_maint(&id, false) && m.set_drain(&id, false),
+                    AdminState::Drain => m.set_drain(&id, true) && m.set_maint(&id, false),
+                    AdminState::Maint => m.set_drain(&id, false) && m.set_maint(&id, true),
+                };
+                String::new()
+            }
+            Command::SetWeight(id, w) => {
+                let (be, initial) = self.server(&id)?;
+                let weight = match w {
+                    Weight::Absolute(w) => w,
+                    Weight::Percent(p) => initial.saturating_mul(p) / 100,
+                };
+                if weight > 256 {
+                    return Err("Absolute weight can only be between 0 and 256 inclusive.\n".into());
+                }
+                if be.balance == crate::config::Balance::StaticRr && weight != 0 && weight != initial {
+                    return Err(
+                        "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n".into(),
+                    );
+                }
+                self.monitor.set_weight(&id, weight);
+                String::new()
+            }
+            Command::GetWeight(id) => {
+                self.server(&id)?;
+                let snap = self.monitor.snapshot();
+                let st = snap.get(&id).ok_or("No such server.\n")?;
+                format!("{} (initial {})\n", st.weight, st.initial_weight)
+            }
+            Command::SetChecks(id, on) => {
+                self.server(&id)?;
+                self.monitor.set_checks(&id, on);
+                String::new()
+            }
+            Command::SetHealth(id, h) => {
+                self.server(&id)?;
+                self.monitor.force_health(&id, h);
+                String::new()
+            }
+            Command::Prometheus => {
+                let counters = self.engine.counters().map_err(|e| format!("{e:#}\n"))?;
+                let info = self.info.info(&counters);
+                stats::prometheus::render(&table()?, &info, counters.xdp.as_ref())
+            }
+            Command::StatsPage { section, admin, notice } => {
+                let page = self
+                    .config
+                    .frontends
+                    .iter()
+                    .find(|f| f.name == section)
+                    .and_then(|f| f.stats_page.clone())
+                    .ok_or("No such stats page.\n")?;
+                let counters = self.engine.counters().unwrap_or_default();
+                let info = self.info.info(&counters);
+                stats::page::render(&table()?, &info, &page, admin, notice.as_deref())
+            }
+        })
+    }
+
+    /// The backend and initial weight of a server the config has, or HAProxy's error.
+    fn server(&self, id: &ServerId) -> Result<(&crate::config::Backend, u32), String> {
+        let be = self.config.backend(&id.backend).ok_or("No such backend.\n")?;
+        let s = be
+            .servers
+            .iter()
+            .find(|s| s.name == id.server)
+            .ok_or("No such server.\n")?;
+        Ok((be, u32::from(s.weight)))
+    }
+}

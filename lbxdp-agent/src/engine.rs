@@ -1,0 +1,44 @@
+//! The seam between the agent loop and what forwards traffic: the XDP
+//! datapath or the userspace proxy. The loop owns the health checks, the
+//! runtime API and reloads; an engine only follows what it is told.
+use std::future::Future;
+
+use crate::{config::Config, health::Snapshot, stats::Counters};
+
+pub trait Engine {
+    /// A configuration checked against everything that can refuse it, not
+    /// yet in force.
+    type Prepared;
+
+    /// "xdp" or "proxy", as `show info` and the final report name it.
+    fn mode(&self) -> &'static str;
+
+    /// Makes traffic follow a health snapshot (the runtime API's weights and
+    /// states are in it too).
+    fn apply_health(&mut self, config: &Config, snapshot: &Snapshot) -> anyhow::Result<()>;
+
+    /// Validates `config` (maps' room, addresses, listeners) and leaves what
+    /// runs untouched when it fails.
+    fn prepare(&mut self, config: &Config) -> impl Future<Output = anyhow::Result<Self::Prepared>> + Send;
+
+    /// Puts a prepared configuration in force, its servers as `snapshot` has them.
+    fn commit(
+        &mut self,
+        prepared: Self::Prepared,
+        config: &Config,
+        snapshot: &Snapshot,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// The counters now, in HAProxy's terms.
+    fn counters(&self) -> anyhow::Result<Counters>;
+
+    /// `show sess`: the sessions this engine can list, one per line.
+    fn sessions(&self) -> String;
+
+    /// Logs the counters (SIGUSR1, `--stats-interval`).
+    fn log_counters(&self);
+
+    /// What only this engine reports at exit (XDP: the interface and the
+    /// packets by protocol), merged into the final report.
+    fn final_extra(&self) -> serde_json::Value;
+}
