@@ -1133,7 +1133,7 @@ impl crate::engine::Engine for XdpEngine<'_> {
     }
 
     fn final_extra(&self) -> serde_json::Value {
-        match report(self.dp, Some(&self.live.plan)).map(|r| serde_json::to_value(r)) {
+        match report(self.dp, Some(&self.live.plan)).map(serde_json::to_value) {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => serde_json::json!({ "error": e.to_string() }),
             Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
