@@ -62,8 +62,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
 
     let cfg = tb.dir().join("haproxy.cfg");
-    std::fs::write(&cfg, haproxy_cfg(&tb)).context("writing haproxy.cfg")?;
-    println!("    config {}:\n{}", cfg.display(), indent(&haproxy_cfg(&tb)));
+    let sock = tb.dir().join("stats.sock");
+    let text = demo_cfg(&tb, &sock.display().to_string());
+    std::fs::write(&cfg, &text).context("writing haproxy.cfg")?;
+    println!("    config {}:\n{}", cfg.display(), indent(&text));
 
     step("demo: an XDP pass program on the bridge port facing the lb (native XDP_TX into a veth needs one)");
     let mut tb = tb;
@@ -119,6 +121,25 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    step("demo: the runtime API, as HAProxy's users read it");
+    let page = format!("http://{vip}:{STATS_PORT}/stats");
+    let html = curl(&tb, &page)?;
+    println!(
+        "    curl {page} (from the client) -> {} bytes of HTML, {} server rows",
+        html.len(),
+        tb.backends.iter().filter(|b| html.contains(b.name.as_str())).count()
+    );
+    let metrics = curl(&tb, &format!("http://{vip}:{STATS_PORT}/metrics"))?;
+    for line in metrics.lines().filter(|l| l.starts_with("haproxy_server_status")).take(6) {
+        println!("    /metrics: {line}");
+    }
+    let stat = socat(&sock, "show stat")?;
+    println!("    echo 'show stat' | socat - UNIX-CONNECT:{}", sock.display());
+    for line in stat.lines() {
+        println!("      {line}");
+    }
+    println!("    the stats page: {page} (from the client namespace {}-client)", tb.prefix());
+
     step("demo: stopping the agent (SIGTERM)");
     let (status, report) = agent.stop()?;
     println!(
@@ -163,6 +184,45 @@ fn wait_for_spread(
             bail!("the health checks did not act within 20 s: last sample {a:?}");
         }
     }
+}
+
+/// Where the demo's stats page listens on the LB.
+const STATS_PORT: u16 = 8404;
+
+/// The demo's haproxy.cfg: the balanced web frontend, a stats socket, and a
+/// stats page with the Prometheus exporter, as an HAProxy user writes them.
+fn demo_cfg(tb: &Testbed, sock: &str) -> String {
+    let mut s = haproxy_cfg(tb).replacen(
+        "global\n",
+        &format!("global\n    stats socket {sock} mode 600 level admin\n"),
+        1,
+    );
+    s.push_str(&format!(
+        "\nfrontend stats\n    mode http\n    bind {}:{STATS_PORT}\n    stats enable\n    stats uri /stats\n    \
+         stats refresh 5s\n    stats admin if TRUE\n    \
+         http-request use-service prometheus-exporter if {{ path /metrics }}\n",
+        tb.lb.v4()
+    ));
+    s
+}
+
+/// One command on the stats socket with socat, as HAProxy's users script it.
+fn socat(sock: &std::path::Path, command: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let mut child = Command::new("timeout")
+        .args(["5", "socat", "-", &format!("UNIX-CONNECT:{}", sock.display())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting socat")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(format!("{command}\n").as_bytes())?;
+    }
+    let out = child.wait_with_output().context("waiting for socat")?;
+    if !out.status.success() {
+        bail!("socat {}: {}", sock.display(), out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn indent(s: &str) -> String {
