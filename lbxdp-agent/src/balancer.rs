@@ -2,6 +2,7 @@
 //! the program, program the maps, report counters, and undo it all on exit.
 use std::{collections::HashMap, net::IpAddr, time::Duration};
 
+use crate::datapath::OpenFlows;
 use anyhow::{Context as _, bail};
 use lbxdp_common::{FrontendStats, ServerStats, Settings, XDP_PASS_PROGRAM, XDP_PROGRAM};
 use serde::Serialize;
@@ -310,7 +311,7 @@ pub async fn run(
             };
             let prep = prepare(&dp, p, &host, &l, opts)?;
             apply(&mut dp, prep, &mut host, &mut l, opts, &started.snapshot()).await?;
-            live = Some((l, started));
+            live = Some((l, started, settings));
         }
         if adopting {
             for (iface, mode) in dp.attachments() {
@@ -327,7 +328,7 @@ pub async fn run(
                 info!("attached lbxdp to {iface} in {} mode", mode.as_str());
             }
         }
-        if let Some((l, _)) = live.as_mut()
+        if let Some((l, _, _)) = live.as_mut()
             && pinnable
         {
             match dp.pin(&pin_dir) {
@@ -362,7 +363,7 @@ pub async fn run(
             reachable.extend([pin_dir.clone(), hand_dir.clone()].into_iter().filter(|d| d.is_dir()));
             privileges::drop_to(t, &reachable)?;
         }
-        if let Some((l, _)) = &live {
+        if let Some((l, _, _)) = &live {
             info!(
                 "balancing {} frontend(s) over {} backend(s)",
                 l.plan.frontends.len(),
@@ -371,10 +372,12 @@ pub async fn run(
         }
         live_started = true;
         match (live, runtime.take()) {
-            (Some((live, monitor)), Some(rt)) => {
+            (Some((live, monitor, settings)), Some(rt)) => {
                 let config = live.config.clone();
                 let engine = XdpEngine {
                     log_task: spawn_logger(&mut dp)?,
+                    settings,
+                    open_flows: std::sync::Mutex::new(None),
                     dp: &mut dp,
                     live,
                     host: &mut host,
@@ -1015,6 +1018,32 @@ struct XdpEngine<'a> {
     host: &'a mut Host,
     opts: &'a Options,
     log_task: Option<tokio::task::JoinHandle<()>>,
+    settings: Settings,
+    /// The last count of open flows, and when it was made: walking the flow
+    /// table is kept to once a second however often the stats are asked for.
+    open_flows: std::sync::Mutex<Option<(std::time::Instant, Option<OpenFlows>)>>,
+}
+
+/// How many flow entries a count of open flows walks at most (a few hundred ms).
+const OPEN_FLOWS_WALK: usize = 262_144;
+
+impl XdpEngine<'_> {
+    fn open_flows(&self) -> Option<OpenFlows> {
+        let Ok(mut cached) = self.open_flows.lock() else {
+            return None;
+        };
+        if let Some((at, flows)) = cached.as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return flows.clone();
+        }
+        let flows = self.dp.open_flows(&self.settings, OPEN_FLOWS_WALK).unwrap_or_else(|e| {
+            warn!("counting open flows: {e}");
+            None
+        });
+        *cached = Some((std::time::Instant::now(), flows.clone()));
+        flows
+    }
 }
 
 impl Drop for XdpEngine<'_> {
@@ -1058,14 +1087,35 @@ impl crate::engine::Engine for XdpEngine<'_> {
 
     fn counters(&self) -> anyhow::Result<Counters> {
         let r = report(self.dp, Some(&self.live.plan))?;
+        let open = self.open_flows();
+        let fe_id = |name: &str| self.live.plan.frontends.iter().find(|f| f.name == name).map(|f| f.id);
+        let sv_id = |be: &str, name: &str| {
+            self.live
+                .plan
+                .backends
+                .iter()
+                .find(|b| b.name == be)
+                .and_then(|b| b.servers.iter().find(|s| s.name == name))
+                .map(|s| s.id)
+        };
         let mut c = Counters::default();
         let (mut dropped, mut forwarded) = (Vec::<(&'static str, u64)>::new(), 0);
         for fe in &r.frontends {
             let f = &fe.stats;
-            let drops = f.drop_no_server + f.drop_no_port + f.drop_no_flow + f.drop_no_neigh + f.drop_too_big;
+            let drops = f.drop_no_server
+                + f.drop_no_port
+                + f.drop_no_flow
+                + f.drop_no_neigh
+                + f.drop_too_big
+                + f.drop_table_full;
             c.frontends.insert(
                 fe.name.clone(),
                 FrontendCounters {
+                    scur: open.as_ref().map(|o| {
+                        fe_id(&fe.name)
+                            .and_then(|id| o.by_frontend.get(&id).copied())
+                            .unwrap_or(0)
+                    }),
                     stot: Some(f.new_flows),
                     bin: Some(f.bytes),
                     ereq: Some(drops),
@@ -1078,6 +1128,7 @@ impl crate::engine::Engine for XdpEngine<'_> {
                 ("no_flow", f.drop_no_flow),
                 ("no_neighbour", f.drop_no_neigh),
                 ("too_big", f.drop_too_big),
+                ("flow_table_full", f.drop_table_full),
             ] {
                 match dropped.iter_mut().find(|(r, _)| *r == reason) {
                     Some((_, sum)) => *sum += n,
@@ -1104,6 +1155,11 @@ impl crate::engine::Engine for XdpEngine<'_> {
             c.servers.insert(
                 (s.backend.clone(), s.name.clone()),
                 ServerCounters {
+                    scur: open.as_ref().map(|o| {
+                        sv_id(&s.backend, &s.name)
+                            .and_then(|id| o.by_server.get(&id).copied())
+                            .unwrap_or(0)
+                    }),
                     stot: Some(t.new_flows),
                     lbtot: Some(t.new_flows),
                     bin: Some(t.bytes_in),
@@ -1113,10 +1169,12 @@ impl crate::engine::Engine for XdpEngine<'_> {
             );
         }
         c.cum_conns = Some(r.frontends.iter().map(|f| f.stats.new_flows).sum());
+        c.current_conns = open.as_ref().map(|o| o.by_frontend.values().sum());
         c.xdp = Some(XdpCounters {
             actions: vec![
                 ("forwarded", forwarded + replies),
                 ("dropped", dropped.iter().map(|d| d.1).sum()),
+                ("passed", r.frontends.iter().map(|f| f.stats.passed).sum()),
             ],
             drops: dropped,
             protocols: r.counters.0.iter().map(|(k, v)| (*k, v.packets)).collect(),

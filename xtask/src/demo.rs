@@ -130,7 +130,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         tb.backends.iter().filter(|b| html.contains(b.name.as_str())).count()
     );
     let metrics = curl(&tb, &format!("http://{vip}:{STATS_PORT}/metrics"))?;
-    for line in metrics.lines().filter(|l| l.starts_with("haproxy_server_status")).take(6) {
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("haproxy_server_status"))
+        .take(6)
+    {
         println!("    /metrics: {line}");
     }
     let stat = socat(&sock, "show stat")?;
@@ -138,7 +142,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     for line in stat.lines() {
         println!("      {line}");
     }
-    println!("    the stats page: {page} (from the client namespace {}-client)", tb.prefix());
+    println!(
+        "    the stats page: {page} (from the client namespace {}-client)",
+        tb.prefix()
+    );
 
     step("demo: stopping the agent (SIGTERM)");
     let (status, report) = agent.stop()?;

@@ -189,3 +189,46 @@ pub fn to_server_ids(table: &[u32], servers: &[PlanServer]) -> Vec<u32> {
         .map(|&i| servers.get(i as usize).map_or(NO_SERVER, |s| s.id))
         .collect()
 }
+
+/// Open flows by server id and by frontend id, as the flow table holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenFlows {
+    pub by_server: std::collections::HashMap<u32, u64>,
+    pub by_frontend: std::collections::HashMap<u32, u64>,
+}
+
+impl Datapath {
+    /// Counts the flows that are open now: established (not half-open, no
+    /// FIN or RST seen) and not idle past their protocol's timeout. The
+    /// table is an LRU, so a flow evicted under pressure is no longer
+    /// counted, which is also when the datapath forgets it. None when the
+    /// table holds more than `limit` entries: walking it would hold the
+    /// agent loop too long, so the count is left unknown.
+    pub fn open_flows(&self, settings: &Settings, limit: usize) -> Result<Option<OpenFlows>, DatapathError> {
+        use lbxdp_common::{FLOW_CLOSING, FLOW_HALF_OPEN, FLOWS_MAP, Flow, FlowKey};
+        let map: HashMap<&MapData, FlowKey, Flow> = HashMap::try_from(self.map(FLOWS_MAP)?).map_err(other)?;
+        // The program stamps flows with bpf_ktime_get_ns(): CLOCK_MONOTONIC.
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_err(other)?;
+        let now_ns =
+            u64::try_from(now.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec()).unwrap_or(0);
+        let mut out = OpenFlows::default();
+        for (n, entry) in map.iter().enumerate() {
+            if n >= limit {
+                return Ok(None);
+            }
+            // An entry the LRU evicted between two steps of the walk is skipped.
+            let Ok((key, flow)) = entry else { continue };
+            let timeout = if key.proto == PROTO_UDP {
+                settings.udp_timeout_ns
+            } else {
+                settings.tcp_timeout_ns
+            };
+            if flow.flags & (FLOW_CLOSING | FLOW_HALF_OPEN) != 0 || now_ns.saturating_sub(flow.seen_ns) > timeout {
+                continue;
+            }
+            *out.by_server.entry(flow.server).or_default() += 1;
+            *out.by_frontend.entry(flow.frontend).or_default() += 1;
+        }
+        Ok(Some(out))
+    }
+}

@@ -12,5 +12,5 @@ mod test_run;
 
 pub use error::DatapathError;
 pub use loader::{AttachMode, Datapath, Sizes, XdpModeArg};
-pub use maps::{NatMode, addr_bytes, to_server_ids};
+pub use maps::{NatMode, OpenFlows, addr_bytes, to_server_ids};
 pub use stats::{Counter, ProtoCounters};
