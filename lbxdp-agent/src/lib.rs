@@ -1,12 +1,12 @@
 //! The lbxdp agent: loads the XDP balancer, programs it, and reports on it.
-pub mod agent;
+mod agent;
 pub mod balancer;
 pub mod config;
 pub mod config_files;
 pub mod datapath;
-pub mod engine;
+mod engine;
 mod handover;
-pub mod health;
+mod health;
 pub mod logging;
 pub mod maglev;
 mod outside;
@@ -14,6 +14,6 @@ mod privileges;
 pub mod proxy;
 pub mod proxy_mode;
 pub mod runtime;
-pub mod signals;
-pub mod stats;
-pub mod syslog;
+mod signals;
+mod stats;
+mod syslog;

@@ -182,10 +182,6 @@ impl Logger {
         &self.tz
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.targets.is_empty()
-    }
-
     /// Sends one message at `severity` to every target that wants it.
     pub fn send(&self, severity: u8, msg: &str) {
         let now = SystemTime::now();

@@ -638,7 +638,7 @@ listen v2
     let me = c.local_addr().unwrap();
     let got = read_to_close(&mut c, Duration::from_secs(3)).await.unwrap();
     assert_eq!(got.len(), 28);
-    assert_eq!(&got[..12], &proxy::proxy_protocol::V2_SIGNATURE);
+    assert_eq!(&got[..12], &proxy::V2_SIGNATURE);
     assert_eq!(&got[12..16], &[0x21, 0x11, 0, 12]);
     assert_eq!(&got[16..24], &[127, 0, 0, 1, 127, 0, 0, 1]);
     assert_eq!(&got[24..26], &me.port().to_be_bytes());

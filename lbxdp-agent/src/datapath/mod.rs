@@ -2,10 +2,10 @@
 mod error;
 mod loader;
 mod maps;
-pub mod net;
-pub mod pin;
+pub(crate) mod net;
+pub(crate) mod pin;
 pub mod plan;
-pub mod ports;
+pub(crate) mod ports;
 mod stats;
 mod sysctl;
 mod test_run;

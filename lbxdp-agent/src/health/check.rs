@@ -26,13 +26,6 @@ use crate::config::{Backend, ExpectKind, HealthCheck, PortSpec, Server, StatusEx
 /// HAProxy's `tune.bufsize`: a response this long is all an expect gets.
 const BUF_MAX: usize = 16384;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
-    L4,
-    L6,
-    L7,
-}
-
 /// HAProxy's check statuses that lbxdp produces (`HCHK_STATUS_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckStatus {
@@ -49,13 +42,6 @@ pub enum CheckStatus {
 impl CheckStatus {
     pub fn passed(self) -> bool {
         matches!(self, Self::L4Ok | Self::L7Ok)
-    }
-
-    pub fn layer(self) -> Layer {
-        match self {
-            Self::L4Ok | Self::L4Tout | Self::L4Con | Self::SockErr => Layer::L4,
-            Self::L7Ok | Self::L7Tout | Self::L7Rsp | Self::L7Sts => Layer::L7,
-        }
     }
 
     /// HAProxy's description, the log's "reason".
@@ -105,10 +91,6 @@ pub struct CheckResult {
 impl CheckResult {
     pub fn ok(&self) -> bool {
         self.status.passed()
-    }
-
-    pub fn layer(&self) -> Layer {
-        self.status.layer()
     }
 
     pub fn reason(&self) -> &'static str {
@@ -699,7 +681,6 @@ mod tests {
         let (port, _) = server(b"", false, true).await;
         let r = run(&spec(HealthCheck::Connect, port)).await;
         assert_eq!((r.status, r.info.as_deref()), (CheckStatus::L4Ok, None));
-        assert_eq!(r.layer(), Layer::L4);
         assert!(
             r.details()
                 .starts_with(", reason: Layer4 check passed, check duration: ")

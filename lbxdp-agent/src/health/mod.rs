@@ -40,7 +40,7 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::config::{Backend, CheckSettings, Config, HealthCheck, PortSpec};
 pub use crate::runtime::ForcedHealth;
-pub use check::{CheckResult, CheckSpec, CheckStatus, Layer};
+pub use check::{CheckResult, CheckSpec, CheckStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServerId {

@@ -27,7 +27,6 @@ use crate::config::{Backend, BackendTimeouts, Balance, HashType, OnMarkedDown, O
 /// Why a session closed from outside: HAProxy's termination letters.
 pub const KILL_DOWN: u8 = b'D';
 pub const KILL_UP: u8 = b'U';
-pub const KILL_ADMIN: u8 = b'K';
 
 pub struct ServerRt {
     pub name: String,

@@ -7,15 +7,15 @@
 //! its own, [`worker_threads`] of them (see `workers`). Every `bind` gets one
 //! SO_REUSEPORT listening socket per thread, so the kernel spreads new
 //! connections over as many accept loops as there are threads.
-pub mod backend;
-pub mod proxy_protocol;
-pub mod pump;
-pub mod queue;
-pub mod select;
+mod backend;
+mod proxy_protocol;
+mod pump;
+mod queue;
+mod select;
 mod session;
 mod sessions;
-pub mod stats;
-pub mod tcplog;
+mod stats;
+mod tcplog;
 mod workers;
 
 use std::{
@@ -44,6 +44,7 @@ use tokio::{
 use tracing::{error, info, warn};
 
 pub use backend::BackendRt;
+pub use proxy_protocol::V2_SIGNATURE;
 pub use pump::Engine;
 pub use stats::{BackendStats, FrontendStats, ProxyStats, ServerStats};
 

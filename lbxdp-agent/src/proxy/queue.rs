@@ -77,19 +77,23 @@ impl Queue {
         bound
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.waiters.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.waiters.is_empty()
     }
 
+    #[cfg(test)]
     /// Waiters bound to `server`.
     pub fn len_bound_to(&self, server: usize) -> usize {
         self.waiters.iter().filter(|w| w.target == Some(server)).count()
     }
 
+    #[cfg(test)]
     /// Backend-wide waiters.
     pub fn len_any(&self) -> usize {
         self.waiters.iter().filter(|w| w.target.is_none()).count()

@@ -10,7 +10,7 @@ use std::{
 
 use jiff::tz::TimeZone;
 
-pub use crate::syslog::{LOG_TAG, Logger, SEVERITY_INFO, facility_code, level_code, rfc3164, rfc3164_timestamp};
+pub use crate::syslog::{Logger, SEVERITY_INFO};
 use crate::syslog::{MONTHS, civil};
 
 /// Everything one tcplog line says.
@@ -85,6 +85,7 @@ pub fn accept_date(t: SystemTime, tz: &TimeZone) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::syslog::{facility_code, level_code, rfc3164, rfc3164_timestamp};
 
     use std::time::{Duration, UNIX_EPOCH};
 
