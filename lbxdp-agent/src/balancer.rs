@@ -749,8 +749,12 @@ async fn apply(
 /// down makes them rehash on their next packet (for TCP the client then
 /// gets a reset from the new server, as with HAProxy's `on-marked-down
 /// shutdown-sessions`; a kernel datapath can't keep a flow on a dead server).
+/// Maintenance set at runtime keeps the flows, as HAProxy keeps the sessions
+/// of a server put in MAINT: the operator takes it out of new traffic only.
 fn datapath_up(state: Option<&ServerState>, server: &crate::config::Server) -> bool {
-    state.map_or(!server.disabled, ServerState::is_up)
+    state.map_or(!server.disabled, |st| {
+        st.is_up() || (st.status == crate::health::Status::Maint && !server.disabled)
+    })
 }
 
 /// Brings servers' up/down flags and the backends' tables in line with a
