@@ -1,0 +1,298 @@
+//! The `global` section: process settings, `log` targets, `stats` sockets.
+use super::{Modifier, Parser, arg, atol};
+use crate::config::{
+    diag::Origin,
+    keywords as kw,
+    model::{CliLevel, EnvRef, EnvRefKind, LogTarget, StatsSocket},
+    time,
+};
+
+impl Parser<'_> {
+    pub(super) fn global_kw(&mut self, w: &[String], at: &Origin, modifier: Modifier) {
+        let a1 = arg(w, 1).to_string();
+        let k = w[0].as_str();
+        match k {
+            "daemon" => {
+                if !self.too_many(w, 0, at) {
+                    self.out.global.daemon = true;
+                }
+            }
+            "master-worker" => {
+                if !a1.is_empty() && a1 != "no-exit-on-failure" {
+                    self.diags
+                        .alert(at, "'master-worker' only supports 'no-exit-on-failure' option");
+                } else if !self.too_many(w, 1, at) {
+                    self.out.global.master_worker = true;
+                }
+            }
+            "maxconn" | "nbthread" => {
+                if self.too_many(w, 1, at) {
+                    return;
+                }
+                if a1.is_empty() {
+                    self.diags.alert(at, format!("'{k}' expects an integer argument"));
+                    return;
+                }
+                let (v, clean) = atol(&a1);
+                if k == "nbthread" {
+                    if !clean || !(1..=64).contains(&v) {
+                        self.diags
+                            .alert(at, format!("'nbthread' value must be between 1 and 64 (was '{a1}')"));
+                        return;
+                    }
+                    self.out.global.nbthread = Some(v as u32);
+                } else {
+                    if !clean {
+                        self.diags
+                            .warn(at, format!("'maxconn {a1}' is not a number; HAProxy reads it as {v}"));
+                    }
+                    if self.out.global.maxconn.is_some() {
+                        self.diags.warn(at, "'maxconn' already specified; the last value wins");
+                    }
+                    self.out.global.maxconn = Some(v.clamp(0, i64::from(u32::MAX)) as u32);
+                }
+            }
+            "pidfile" | "chroot" | "node" | "user" | "group" => {
+                if self.too_many(w, 1, at) {
+                    return;
+                }
+                if a1.is_empty() {
+                    let what = match k {
+                        "pidfile" => "a file name",
+                        "chroot" => "a directory",
+                        "node" => "a non-empty node name",
+                        _ => "a name",
+                    };
+                    self.diags.alert(at, format!("'{k}' expects {what} as an argument"));
+                    return;
+                }
+                let g = &mut self.out.global;
+                let (slot, env) = match k {
+                    "pidfile" => (&mut g.pidfile, None),
+                    "chroot" => (&mut g.chroot, None),
+                    "node" => (&mut g.node, None),
+                    "user" => (&mut g.user, Some(EnvRefKind::User)),
+                    _ => (&mut g.group, Some(EnvRefKind::Group)),
+                };
+                let dup = slot.is_some();
+                *slot = Some(a1.clone());
+                if let Some(kind) = env {
+                    g.env_refs.push(EnvRef {
+                        kind,
+                        value: a1,
+                        origin: at.clone(),
+                    });
+                }
+                if dup {
+                    self.diags
+                        .warn(at, format!("'{k}' already specified; the last value wins"));
+                }
+            }
+            "uid" | "gid" => {
+                if self.too_many(w, 1, at) {
+                    return;
+                }
+                if a1.is_empty() {
+                    self.diags.alert(at, format!("'{k}' expects an integer argument"));
+                    return;
+                }
+                let (v, clean) = atol(&a1);
+                if !clean {
+                    self.diags.warn(
+                        at,
+                        format!(
+                            "{k}: '{a1}' is not a number; use '{}' for a name",
+                            if k == "uid" { "user" } else { "group" }
+                        ),
+                    );
+                }
+                let v = Some(v.clamp(0, i64::from(u32::MAX)) as u32);
+                if k == "uid" {
+                    self.out.global.uid = v;
+                } else {
+                    self.out.global.gid = v;
+                }
+            }
+            "description" => {
+                if a1.is_empty() {
+                    self.diags.alert(at, "'description' expects a string argument");
+                    return;
+                }
+                self.out.global.description = Some(w[1..].join(" "));
+            }
+            "log" => {
+                if modifier == Modifier::No {
+                    self.out.global.logs.clear();
+                    return;
+                }
+                if a1 == "global" {
+                    self.diags.alert(at, "log: 'global' is only usable in proxies");
+                    return;
+                }
+                if let Some(t) = self.log_target(w, at) {
+                    self.out.global.logs.push(t);
+                }
+            }
+            "stats" => self.global_stats(w, at),
+            "spread-checks" => {
+                if self.too_many(w, 1, at) {
+                    return;
+                }
+                if self.out.global.spread_checks.is_some_and(|v| v != 0) {
+                    // HAProxy says it as an alert but starts anyway: the first value stays.
+                    self.diags
+                        .warn(at, "spread-checks already specified; the first value stays");
+                    return;
+                }
+                if a1.is_empty() {
+                    self.diags
+                        .alert(at, "'spread-checks' expects an integer argument (0..50).");
+                    return;
+                }
+                let (v, _) = atol(&a1);
+                if !(0..=50).contains(&v) {
+                    self.diags
+                        .alert(at, "'spread-checks' needs a positive value in range 0..50.");
+                    return;
+                }
+                self.out.global.spread_checks = Some(v as u32);
+            }
+            "nbproc" => self.diags.alert(
+                at,
+                "nbproc is not supported any more since HAProxy 2.5; threads are used automatically",
+            ),
+            other if kw::GLOBAL_OTHER.contains(&other) => {
+                self.diags
+                    .warn(at, format!("global '{other}': parsed past, not applied by lbxdp"));
+            }
+            other => self
+                .diags
+                .alert(at, format!("unknown keyword '{other}' in 'global' section")),
+        }
+    }
+
+    fn global_stats(&mut self, w: &[String], at: &Origin) {
+        match arg(w, 1) {
+            "socket" => {
+                let addr = arg(w, 2);
+                if addr.is_empty() {
+                    self.diags.alert(at, "'stats socket' expects an address or a path");
+                    return;
+                }
+                let mut sock = StatsSocket {
+                    address: addr.to_string(),
+                    mode: None,
+                    user: None,
+                    group: None,
+                    uid: None,
+                    gid: None,
+                    level: CliLevel::default(),
+                    maxconn: None,
+                    origin: at.clone(),
+                };
+                let mut i = 3;
+                while i < w.len() {
+                    let k = w[i].as_str();
+                    let v = arg(w, i + 1);
+                    match k {
+                        "mode" => match u32::from_str_radix(v, 8) {
+                            Ok(m) if !v.is_empty() => sock.mode = Some(m),
+                            _ => {
+                                self.diags.alert(at, format!("'stats socket': 'mode' expects an octal mode, got '{v}'"));
+                                return;
+                            }
+                        },
+                        "level" => {
+                            if !matches!(v, "user" | "operator" | "admin") {
+                                self.diags.alert(
+                                    at,
+                                    format!("'stats socket': 'level' only supports 'user', 'operator', and 'admin', got '{v}'"),
+                                );
+                                return;
+                            }
+                            sock.level = match v {
+                                "user" => CliLevel::User,
+                                "operator" => CliLevel::Operator,
+                                _ => CliLevel::Admin,
+                            };
+                        }
+                        _ => match kw::BIND_OTHER.iter().find(|(n, _)| *n == k) {
+                            Some((_, n)) => {
+                                if *n == 1 && v.is_empty() {
+                                    self.diags.alert(at, format!("'stats socket': '{k}' expects an argument"));
+                                    return;
+                                }
+                                i += n;
+                            }
+                            None => {
+                                self.diags.alert(at, format!("'stats socket': unknown keyword '{k}'"));
+                                return;
+                            }
+                        },
+                    }
+                    if matches!(k, "mode" | "level") {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                self.out.global.stats_sockets.push(sock);
+            }
+            "timeout" => {
+                let v = arg(w, 2);
+                match time::parse_ms(v) {
+                    Ok(t) if !t.value.is_zero() => self.out.global.stats_timeout = Some(t.value),
+                    Ok(_) => self.diags.alert(at, "'stats timeout' expects a positive delay in milliseconds"),
+                    Err(e) => self.diags.alert(at, format!("'stats timeout': {e} in '{v}'")),
+                }
+            }
+            "maxconn" | "bind-process" | "uid" | "gid" | "user" | "group" | "mode" | "level" | "mask" => {
+                self.diags.warn(at, format!("'stats {}': parsed past, not applied by lbxdp", arg(w, 1)));
+            }
+            other => self.diags.alert(
+                at,
+                format!("'stats' only supports 'socket', 'maxconn', 'bind-process' and 'timeout' in 'global' section (got '{other}')"),
+            ),
+        }
+    }
+
+    /// `log <target> [len N] [format F] [sample R:S] <facility> [level [minlevel]]`.
+    pub(super) fn log_target(&mut self, w: &[String], at: &Origin) -> Option<LogTarget> {
+        let address = arg(w, 1).to_string();
+        let mut i = 2;
+        while let "len" | "format" | "sample" = arg(w, i) {
+            i += 2;
+        }
+        let facility = arg(w, i);
+        if address.is_empty() || facility.is_empty() {
+            self.diags
+                .alert(at, "log: expects <address> and <facility> as arguments");
+            return None;
+        }
+        if !kw::LOG_FACILITIES.contains(&facility) {
+            self.diags.alert(at, format!("log: unknown log facility '{facility}'"));
+            return None;
+        }
+        let mut levels = [None, None];
+        for (slot, word) in levels.iter_mut().zip([arg(w, i + 1), arg(w, i + 2)]) {
+            if word.is_empty() {
+                break;
+            }
+            if !kw::LOG_LEVELS.contains(&word) {
+                self.diags.alert(at, format!("log: unknown log level '{word}'"));
+                return None;
+            }
+            *slot = Some(word.to_string());
+        }
+        if let Some(extra) = w.get(i + 3).filter(|x| !x.is_empty()) {
+            self.diags.alert(at, format!("log: unexpected argument '{extra}'"));
+            return None;
+        }
+        let [level, min_level] = levels;
+        Some(LogTarget {
+            address,
+            facility: facility.to_string(),
+            level,
+            min_level,
+        })
+    }
+}
