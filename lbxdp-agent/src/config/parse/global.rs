@@ -1,9 +1,9 @@
 //! The `global` section: process settings, `log` targets, `stats` sockets.
-use super::{Modifier, Parser, arg, atol};
+use super::{Modifier, Parser, arg, atol, refusal_at};
 use crate::config::{
     diag::Origin,
     keywords as kw,
-    model::{CliLevel, EnvRef, EnvRefKind, LogTarget, StatsSocket},
+    model::{CliLevel, EnvRef, EnvRefKind, LogTarget, StatsSocket, Unsupported},
     time,
 };
 
@@ -172,87 +172,169 @@ impl Parser<'_> {
     }
 
     fn global_stats(&mut self, w: &[String], at: &Origin) {
-        match arg(w, 1) {
-            "socket" => {
-                let addr = arg(w, 2);
-                if addr.is_empty() {
-                    self.diags.alert(at, "'stats socket' expects an address or a path");
-                    return;
-                }
-                let mut sock = StatsSocket {
-                    address: addr.to_string(),
-                    mode: None,
-                    user: None,
-                    group: None,
-                    uid: None,
-                    gid: None,
-                    level: CliLevel::default(),
-                    maxconn: None,
-                    origin: at.clone(),
-                };
-                let mut i = 3;
-                while i < w.len() {
-                    let k = w[i].as_str();
-                    let v = arg(w, i + 1);
-                    match k {
-                        "mode" => match u32::from_str_radix(v, 8) {
-                            Ok(m) if !v.is_empty() => sock.mode = Some(m),
-                            _ => {
-                                self.diags.alert(at, format!("'stats socket': 'mode' expects an octal mode, got '{v}'"));
-                                return;
-                            }
-                        },
-                        "level" => {
-                            if !matches!(v, "user" | "operator" | "admin") {
-                                self.diags.alert(
-                                    at,
-                                    format!("'stats socket': 'level' only supports 'user', 'operator', and 'admin', got '{v}'"),
-                                );
-                                return;
-                            }
-                            sock.level = match v {
-                                "user" => CliLevel::User,
-                                "operator" => CliLevel::Operator,
-                                _ => CliLevel::Admin,
-                            };
-                        }
-                        _ => match kw::BIND_OTHER.iter().find(|(n, _)| *n == k) {
-                            Some((_, n)) => {
-                                if *n == 1 && v.is_empty() {
-                                    self.diags.alert(at, format!("'stats socket': '{k}' expects an argument"));
-                                    return;
-                                }
-                                i += n;
-                            }
-                            None => {
-                                self.diags.alert(at, format!("'stats socket': unknown keyword '{k}'"));
-                                return;
-                            }
-                        },
-                    }
-                    if matches!(k, "mode" | "level") {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                self.out.global.stats_sockets.push(sock);
-            }
+        let sub = arg(w, 1);
+        if matches!(sub, "socket" | "timeout" | "maxconn" | "bind-process") && self.out.cli_slot.is_none() {
+            // HAProxy makes its CLI frontend here, and it takes a proxy id.
+            self.out.cli_slot = Some(self.out.proxies.len());
+        }
+        match sub {
+            "socket" => self.stats_socket(w, at),
             "timeout" => {
                 let v = arg(w, 2);
                 match time::parse_ms(v) {
                     Ok(t) if !t.value.is_zero() => self.out.global.stats_timeout = Some(t.value),
-                    Ok(_) => self.diags.alert(at, "'stats timeout' expects a positive delay in milliseconds"),
+                    Ok(_) => self
+                        .diags
+                        .alert(at, "'stats timeout' expects a positive delay in milliseconds"),
                     Err(e) => self.diags.alert(at, format!("'stats timeout': {e} in '{v}'")),
                 }
             }
-            "maxconn" | "bind-process" | "uid" | "gid" | "user" | "group" | "mode" | "level" | "mask" => {
-                self.diags.warn(at, format!("'stats {}': parsed past, not applied by lbxdp", arg(w, 1)));
+            "maxconn" => {
+                let (n, _) = atol(arg(w, 2));
+                if n <= 0 {
+                    self.diags.alert(at, "'stats maxconn' expects a positive value");
+                    return;
+                }
+                self.out.global.stats_maxconn = Some(n.min(i64::from(u32::MAX)) as u32);
+            }
+            "bind-process" => {
+                self.diags
+                    .warn(at, "'stats bind-process': parsed past, not applied by lbxdp");
             }
             other => self.diags.alert(
                 at,
-                format!("'stats' only supports 'socket', 'maxconn', 'bind-process' and 'timeout' in 'global' section (got '{other}')"),
+                format!("'stats' only supports 'socket', 'maxconn', 'bind-process' and 'timeout' (got '{other}')"),
             ),
         }
+    }
+
+    /// `stats socket <addr> [bind options]`: what the agent's socket applies,
+    /// what it refuses (options that would make it behave otherwise), and
+    /// what it parses past because it changes nothing a client sees.
+    fn stats_socket(&mut self, w: &[String], at: &Origin) {
+        let addr = arg(w, 2);
+        if addr.is_empty() {
+            self.diags.alert(at, "'stats socket' expects an address or a path");
+            return;
+        }
+        let directive = format!("stats socket {addr}");
+        let mut sock = StatsSocket {
+            address: addr.to_string(),
+            mode: None,
+            user: None,
+            group: None,
+            uid: None,
+            gid: None,
+            level: CliLevel::default(),
+            maxconn: None,
+            origin: at.clone(),
+        };
+        let mut refused = Vec::new();
+        let mut i = 3;
+        while i < w.len() {
+            let k = w[i].as_str();
+            let v = arg(w, i + 1);
+            let mut takes = 1;
+            match k {
+                "" => takes = 0,
+                "mode" => match u32::from_str_radix(v, 8) {
+                    Ok(m) if !v.is_empty() => sock.mode = Some(m),
+                    _ => {
+                        self.diags.alert(
+                            at,
+                            format!("'stats socket': 'mode': missing or invalid mode '{v}' (octal integer expected)"),
+                        );
+                        return;
+                    }
+                },
+                "level" => {
+                    sock.level = match v {
+                        "user" => CliLevel::User,
+                        "operator" => CliLevel::Operator,
+                        "admin" => CliLevel::Admin,
+                        _ => {
+                            self.diags.alert(
+                                at,
+                                format!(
+                                    "'stats socket': 'level' only supports 'user', 'operator', and 'admin' (got '{v}')"
+                                ),
+                            );
+                            return;
+                        }
+                    };
+                }
+                "user" | "group" => {
+                    if v.is_empty() {
+                        self.diags.alert(at, format!("'stats socket': '{k}' expects a name"));
+                        return;
+                    }
+                    let kind = if k == "user" {
+                        sock.user = Some(v.to_string());
+                        EnvRefKind::User
+                    } else {
+                        sock.group = Some(v.to_string());
+                        EnvRefKind::Group
+                    };
+                    self.out.global.env_refs.push(EnvRef {
+                        kind,
+                        value: v.to_string(),
+                        origin: at.clone(),
+                    });
+                }
+                "uid" | "gid" | "maxconn" => {
+                    if v.is_empty() {
+                        self.diags
+                            .alert(at, format!("'stats socket': '{k}' expects an integer argument"));
+                        return;
+                    }
+                    // HAProxy's atol(): "abc" is 0, "5x" is 5.
+                    let n = atol(v).0.clamp(0, i64::from(u32::MAX)) as u32;
+                    match k {
+                        "uid" => sock.uid = Some(n),
+                        "gid" => sock.gid = Some(n),
+                        _ => sock.maxconn = (n > 0).then_some(n),
+                    }
+                }
+                "expose-fd" if v != "listeners" => {
+                    self.diags.alert(
+                        at,
+                        format!("'stats socket': 'expose-fd' only supports 'listeners' (got '{v}')"),
+                    );
+                    return;
+                }
+                "interface" => {
+                    if v.is_empty() {
+                        self.diags
+                            .alert(at, "'stats socket': 'interface' expects an interface name");
+                        return;
+                    }
+                    refused.push(refusal_at(at, directive.clone(), k, Unsupported::StatsSocket));
+                }
+                _ => match kw::BIND_OTHER.iter().find(|(n, _)| *n == k) {
+                    Some((_, n)) => {
+                        takes = *n;
+                        let what = kw::BIND_REFUSED
+                            .iter()
+                            .find(|(r, _)| *r == k)
+                            .map(|(_, what)| *what)
+                            .or_else(|| (!kw::STATS_SOCKET_HARMLESS.contains(&k)).then_some(Unsupported::StatsSocket));
+                        if !self.parse_past(&directive, k, v, *n, kw::BIND_FILES, what.is_none(), at) {
+                            return;
+                        }
+                        if let Some(what) = what {
+                            refused.push(refusal_at(at, directive.clone(), k, what));
+                        }
+                    }
+                    None => {
+                        self.diags.alert(at, format!("'stats socket': unknown keyword '{k}'"));
+                        return;
+                    }
+                },
+            }
+            i += 1 + takes;
+        }
+        self.out.refused.extend(refused);
+        self.out.global.stats_sockets.push(sock);
     }
 
     /// `log <target> [len N] [format F] [sample R:S] <facility> [level [minlevel]]`.

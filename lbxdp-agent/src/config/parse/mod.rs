@@ -6,6 +6,7 @@ mod checks;
 mod global;
 mod proxies;
 mod servers;
+mod stats;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,6 +21,7 @@ use super::{
     model::{Balance, Bind, EnvRef, EnvRefKind, Global, HashType, HealthCheck, LogTarget, Mode, Refusal, Unsupported},
 };
 use servers::{ServerDraft, ServerOpts, SourceDraft};
+pub(super) use stats::{StatsDraft, exporter_only};
 
 /// HAProxy stops reading a file after this many fatal errors.
 const MAX_FATAL_PER_FILE: usize = 50;
@@ -103,7 +105,18 @@ pub(super) struct Draft {
     pub(super) servers: Vec<ServerDraft>,
     /// Server name to its index in `servers`: duplicates are found in O(1).
     server_index: HashMap<String, usize>,
+    /// Server `id`s in use, to the server's index: HAProxy refuses duplicates.
+    server_ids: HashMap<u32, usize>,
     pub(super) disabled: bool,
+    /// The `id` line: HAProxy's proxy id, else one is assigned when resolving.
+    pub(super) id: Option<u32>,
+    /// `stats` keywords, own or from defaults (see `StatsDraft`).
+    pub(super) stats: Option<StatsDraft>,
+    /// `http-request use-service prometheus-exporter if { path P }`.
+    pub(super) prometheus: Option<(String, Origin)>,
+    /// What the section's exporter rules ask that lbxdp can't do;
+    /// refused only if the page is served (HAProxy ignores it in TCP mode).
+    pub(super) exporter_refused: Vec<Refusal>,
 }
 
 impl Draft {
@@ -136,7 +149,12 @@ impl Draft {
             source: None,
             servers: Vec::new(),
             server_index: HashMap::new(),
+            server_ids: HashMap::new(),
             disabled: false,
+            id: None,
+            stats: None,
+            prometheus: None,
+            exporter_refused: Vec::new(),
         }
     }
 
@@ -166,6 +184,7 @@ impl Draft {
         p.defsrv = d.defsrv.clone();
         p.source = d.source.clone();
         p.disabled = d.disabled;
+        p.stats = d.stats.clone().map(StatsDraft::inherited);
         p
     }
 }
@@ -177,6 +196,9 @@ pub(super) struct Parsed {
     /// `bind` lines that ask for what lbxdp doesn't do (server lines' are
     /// gathered per server when resolving, where inheritance is known).
     pub(super) refused: Vec<Refusal>,
+    /// How many proxies were declared before the first global `stats`
+    /// line that makes HAProxy's CLI frontend, which takes a proxy id.
+    pub(super) cli_slot: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +234,8 @@ pub(super) struct Parser<'e> {
     defaults_index: HashMap<String, Vec<usize>>,
     /// Proxy name to indexes in `out.proxies`, for duplicate checks in O(1).
     proxy_index: HashMap<String, Vec<usize>>,
+    /// Proxy ids given with `id`, to the proxy that has it: HAProxy refuses duplicates.
+    proxy_ids: HashMap<u32, (Kind, String, Origin)>,
 }
 
 struct LineVars<'a> {
@@ -264,6 +288,7 @@ impl<'e> Parser<'e> {
             implicit_refs: HashSet::new(),
             defaults_index: HashMap::new(),
             proxy_index: HashMap::new(),
+            proxy_ids: HashMap::new(),
         }
     }
 

@@ -217,13 +217,12 @@ impl Parser<'_> {
                     self.diags.alert(at, "'description' expects a string argument");
                 }
             }
-            "id" => {
-                let (v, _) = atol(&a1);
-                if a1.is_empty() {
-                    self.diags.alert(at, "'id' expects an integer argument");
-                } else if v <= 0 {
-                    self.diags.alert(at, "custom id has to be > 0");
-                }
+            "id" => self.proxy_id(p, &a1, at),
+            "stats" => self.stats(p, w, at),
+            "http-request"
+                if p.kind != Kind::Defaults && arg(w, 1) == "use-service" && arg(w, 2) == "prometheus-exporter" =>
+            {
+                self.prometheus(p, w, at);
             }
             "source" => self.proxy_source(p, w, at),
             "usesrc" => self.diags.alert(at, "'usesrc' only allowed after a 'source' statement"),
@@ -248,6 +247,39 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+
+    /// `id <n>`: HAProxy's atol(), so "3x" is 3; ids are unique across proxies.
+    fn proxy_id(&mut self, p: &mut Draft, a1: &str, at: &Origin) {
+        let (v, _) = atol(a1);
+        if a1.is_empty() {
+            self.diags.alert(at, "'id' expects an integer argument");
+            return;
+        }
+        if v <= 0 {
+            self.diags.alert(at, "custom id has to be > 0");
+            return;
+        }
+        let id = v.min(i64::from(u32::MAX)) as u32;
+        // A second `id` line in one proxy: HAProxy finds the proxy itself.
+        let clash = match p.id {
+            Some(_) => Some((p.kind, p.name.clone(), p.origin.clone())),
+            None => self.proxy_ids.get(&id).cloned(),
+        };
+        if let Some((kind, name, origin)) = clash {
+            self.diags.alert(
+                at,
+                format!(
+                    "{} {} reuses same custom id as {} {name} (declared at {origin}).",
+                    p.kind.word(),
+                    p.name,
+                    kind.word()
+                ),
+            );
+            return;
+        }
+        p.id = Some(id);
+        self.proxy_ids.insert(id, (p.kind, p.name.clone(), p.origin.clone()));
     }
 
     fn bind(&mut self, p: &mut Draft, w: &[String], at: &Origin) {

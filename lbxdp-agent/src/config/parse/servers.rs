@@ -43,6 +43,8 @@ pub(in crate::config) struct ServerOpts {
 
 #[derive(Debug, Clone)]
 pub(in crate::config) struct ServerDraft {
+    /// `id` on the line; None is numbered when resolving, as HAProxy does.
+    pub(in crate::config) id: Option<u32>,
     pub(in crate::config) name: String,
     pub(in crate::config) addr: IpAddr,
     pub(in crate::config) port: PortSpec,
@@ -179,6 +181,7 @@ impl Parser<'_> {
             (p.defsrv.clone(), 3)
         };
         let mut target = None;
+        let mut id = None;
         if !is_default {
             let (name, address) = (arg(w, 1), arg(w, 2));
             if address.is_empty() {
@@ -399,6 +402,25 @@ impl Parser<'_> {
                         .alert(at, format!("'{who}': 'usesrc' only allowed after a 'source' statement"));
                     return;
                 }
+                "id" => {
+                    takes = 1;
+                    if is_default {
+                        // HAProxy says it as an alert but the configuration stays valid.
+                        self.diags
+                            .warn(at, "'id' option is not accepted in default-server sections; ignored");
+                    } else if v.is_empty() {
+                        self.diags
+                            .alert(at, format!("'{who}': 'id': expects an integer argument."));
+                        return;
+                    } else {
+                        let (n, _) = atol(v);
+                        if n <= 0 {
+                            self.diags.alert(at, format!("'{who}': 'id': custom id has to be > 0."));
+                            return;
+                        }
+                        id = Some(n.min(i64::from(u32::MAX)) as u32);
+                    }
+                }
                 other => match kw::SERVER_OTHER.iter().find(|(n, _)| *n == other) {
                     Some((_, n)) => {
                         takes = *n;
@@ -434,8 +456,22 @@ impl Parser<'_> {
                     );
                     return;
                 }
+                if let Some(id) = id {
+                    if let Some(prev) = p.server_ids.get(&id).map(|&i| &p.servers[i]) {
+                        self.diags.alert(
+                            at,
+                            format!(
+                                "'server {}/{name}': 'id': custom id {id} already used at {} ('server {}').",
+                                p.name, prev.origin, prev.name
+                            ),
+                        );
+                        return;
+                    }
+                    p.server_ids.insert(id, p.servers.len());
+                }
                 p.server_index.insert(name.clone(), p.servers.len());
                 p.servers.push(ServerDraft {
+                    id,
                     name,
                     addr: ip,
                     port,
