@@ -378,10 +378,12 @@ pub enum Unsupported {
     /// An option on a `stats socket` line the agent's socket can't honour
     /// (`expose-fd listeners`, `process`, `severity-output`, `interface`, ...).
     StatsSocket,
-    /// A stats page lbxdp can't serve as HAProxy would: `stats scope`,
-    /// `stats http-request`, a page in a section that also forwards traffic
-    /// (HAProxy splits them by URI, a layer-4 balancer can't), a backend's.
+    /// A stats page feature lbxdp's page doesn't have: `stats scope`,
+    /// `stats http-request`, a second exporter path.
     StatsPage,
+    /// A stats page in a section that forwards traffic too, or a backend's:
+    /// HAProxy splits the requests by URI, a layer-4 balancer can't.
+    StatsBesideTraffic,
     /// A condition on `stats admin` or on the Prometheus exporter's rule
     /// that lbxdp can't decide: lbxdp knows `TRUE`, `FALSE`, `LOCALHOST`,
     /// `{ src ... }` (admin) and `{ path P }` (exporter).
@@ -408,7 +410,11 @@ impl Refusal {
             Unsupported::Usesrc => ("a transparent source address", "which lbxdp can't apply"),
             Unsupported::SourceInterface => ("server connections bound to an interface", "which lbxdp can't apply"),
             Unsupported::StatsSocket => ("a stats socket option", "which lbxdp's stats socket can't honour"),
-            Unsupported::StatsPage => ("a stats page", "which lbxdp can't serve as HAProxy does"),
+            Unsupported::StatsPage => ("a stats page feature", "which lbxdp's stats page doesn't have"),
+            Unsupported::StatsBesideTraffic => (
+                "a stats page where traffic is forwarded too",
+                "which lbxdp can't split from the traffic by URI",
+            ),
             Unsupported::Condition => ("a condition", "which lbxdp can't decide"),
         };
         format!("'{}': '{}' asks for {feature}, {not_yet}", self.directive, self.keyword)
@@ -431,6 +437,7 @@ impl Refusal {
             Unsupported::SourceInterface => "connect to the servers through another interface than the one asked for",
             Unsupported::StatsSocket => "open a stats socket other than the one asked for",
             Unsupported::StatsPage => "serve a stats page other than the one asked for",
+            Unsupported::StatsBesideTraffic => "serve the stats page or the traffic, not both",
             Unsupported::Condition => "guess who the condition lets in",
         };
         Diag::alert(

@@ -248,7 +248,12 @@ fn first_free(used: &BTreeSet<u32>, from: u32) -> u32 {
 /// The page or exporter a section serves: HTTP mode only (HAProxy warns and
 /// ignores both in TCP mode); refused where lbxdp would serve it otherwise.
 fn stats_page(p: &Draft, global: &Global, diags: &mut Diags, refused: &mut Vec<Refusal>) -> Option<StatsPage> {
-    if p.stats.is_none() && p.prometheus.is_none() {
+    let exporter_at = p
+        .prometheus
+        .as_ref()
+        .map(|(_, at)| at)
+        .or(p.exporter_refused.first().map(|r| &r.origin));
+    if p.stats.is_none() && exporter_at.is_none() {
         return None;
     }
     let word = match p.kind {
@@ -265,7 +270,7 @@ fn stats_page(p: &Draft, global: &Global, diags: &mut Diags, refused: &mut Vec<R
                 ),
             );
         }
-        if let Some((_, at)) = &p.prometheus {
+        if let Some(at) = exporter_at {
             diags.warn(
                 at,
                 format!(
@@ -276,27 +281,27 @@ fn stats_page(p: &Draft, global: &Global, diags: &mut Diags, refused: &mut Vec<R
         }
         return None;
     }
-    let at = p
-        .stats
-        .as_ref()
-        .map(|s| &s.origin)
-        .or(p.prometheus.as_ref().map(|(_, at)| at))
-        .unwrap_or(&p.origin);
-    let refuse = |why: &str| Refusal {
+    let at = p.stats.as_ref().map(|s| &s.origin).or(exporter_at).unwrap_or(&p.origin);
+    let keyword = if p.stats.is_some() {
+        "stats"
+    } else {
+        "prometheus-exporter"
+    };
+    let refuse = || Refusal {
         origin: at.clone(),
         directive: format!("{} {}", p.kind.word(), p.name),
-        keyword: why.to_string(),
-        what: Unsupported::StatsPage,
+        keyword: keyword.to_string(),
+        what: Unsupported::StatsBesideTraffic,
     };
     if p.kind == Kind::Backend {
-        refused.push(refuse("stats in a backend"));
+        refused.push(refuse());
         return None;
     }
     let forwards =
         p.default_backend.is_some() || !p.use_backends.is_empty() || (p.kind == Kind::Listen && !p.servers.is_empty());
     if forwards {
         // HAProxy serves the page's URIs and forwards the rest; lbxdp can't split by URI.
-        refused.push(refuse("stats beside a backend"));
+        refused.push(refuse());
     }
     refused.extend(p.stats.iter().flat_map(|s| s.refused.iter().cloned()));
     refused.extend(p.exporter_refused.iter().cloned());
@@ -318,6 +323,16 @@ fn stats_page(p: &Draft, global: &Global, diags: &mut Diags, refused: &mut Vec<R
 }
 
 fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, diags: &mut Diags) -> Frontend {
+    if let Some(at) = p.mode_http_at.as_ref().filter(|_| stats_page.is_none()) {
+        diags.warn(
+            at,
+            format!(
+                "'mode http' in {} '{}': lbxdp balances it as TCP (layer 4)",
+                p.kind.word(),
+                p.name
+            ),
+        );
+    }
     let backend = p
         .use_backends
         .iter()

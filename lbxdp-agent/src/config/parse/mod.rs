@@ -77,6 +77,9 @@ pub(super) struct Draft {
     pub(super) name: String,
     pub(super) origin: Origin,
     pub(super) mode: Mode,
+    /// A frontend's or listen's own `mode http` line: warned about when
+    /// resolving, unless the agent serves the section itself.
+    pub(super) mode_http_at: Option<Origin>,
     pub(super) binds: Vec<Bind>,
     /// Any `bind` line, including sockets lbxdp can't balance (UNIX, fd@).
     pub(super) bind_lines: usize,
@@ -126,6 +129,7 @@ impl Draft {
             name: name.to_string(),
             origin,
             mode: Mode::Tcp,
+            mode_http_at: None,
             binds: Vec::new(),
             bind_lines: 0,
             default_backend: None,

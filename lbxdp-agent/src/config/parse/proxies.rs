@@ -58,17 +58,25 @@ impl Parser<'_> {
                     return;
                 }
                 match a1.as_str() {
-                    "tcp" => p.mode = Mode::Tcp,
+                    "tcp" => {
+                        p.mode = Mode::Tcp;
+                        p.mode_http_at = None;
+                    }
                     "http" => {
                         p.mode = Mode::Http;
-                        self.diags.warn(
-                            at,
-                            format!(
-                                "'mode http' in {} '{}': lbxdp balances it as TCP (layer 4)",
-                                p.kind.word(),
-                                p.name
-                            ),
-                        );
+                        // A section the agent serves itself isn't balanced: said when resolving.
+                        if p.kind.fe() {
+                            p.mode_http_at = Some(at.clone());
+                        } else {
+                            self.diags.warn(
+                                at,
+                                format!(
+                                    "'mode http' in {} '{}': lbxdp balances it as TCP (layer 4)",
+                                    p.kind.word(),
+                                    p.name
+                                ),
+                            );
+                        }
                     }
                     "health" => self.diags.alert(at, "'mode health' doesn't exist anymore"),
                     other => self.diags.alert(at, format!("unknown proxy mode '{other}'")),
