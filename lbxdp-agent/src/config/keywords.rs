@@ -192,13 +192,11 @@ pub const PROXY_HTTP: &[&str] = &[
     "ignore-persist",
     "persist",
     "acl",
-    "stats",
     "filter",
 ];
 
 /// Other proxy keywords HAProxy accepts and lbxdp doesn't apply.
 pub const PROXY_OTHER: &[&str] = &[
-    "id",
     "description",
     "bind-process",
     "tcp-request",
@@ -368,7 +366,6 @@ pub const SERVER_OTHER: &[(&str, usize)] = &[
     ("force-tlsv11", 0),
     ("force-tlsv12", 0),
     ("force-tlsv13", 0),
-    ("id", 1),
     ("init-addr", 1),
     ("log-proto", 1),
     ("max-reuse", 1),
@@ -495,6 +492,21 @@ pub const BIND_OTHER: &[(&str, usize)] = &[
     ("strict-sni", 0),
     ("tls-ticket-keys", 1),
     ("verify", 1),
+];
+
+/// `bind` keywords a `stats socket` line may carry that change nothing a
+/// client of the socket sees; the others in `BIND_OTHER` are refused there.
+pub const STATS_SOCKET_HARMLESS: &[&str] = &[
+    "backlog",
+    "defer-accept",
+    "id",
+    "mss",
+    "name",
+    "nice",
+    "shards",
+    "tcp-ut",
+    "tfo",
+    "thread",
 ];
 
 /// Bind keywords whose argument is a file HAProxy loads at start.

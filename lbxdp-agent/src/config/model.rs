@@ -51,7 +51,7 @@ impl Config {
                 &first.origin,
                 format!(
                     "and {more} more place(s) from here on ask for what lbxdp doesn't do (TLS, the PROXY protocol \
-                     from clients, 'usesrc', 'interface'); {verdict}"
+                     from clients, 'usesrc', 'interface', stats options); {verdict}"
                 ),
             ));
         }
@@ -73,6 +73,9 @@ pub struct Global {
     pub logs: Vec<LogTarget>,
     pub stats_sockets: Vec<StatsSocket>,
     pub stats_timeout: Option<Duration>,
+    /// `stats maxconn`: clients the stats sockets serve at once. None when
+    /// unset; the listener applies HAProxy's default of 10.
+    pub stats_maxconn: Option<u32>,
     pub nbthread: Option<u32>,
     pub node: Option<String>,
     pub description: Option<String>,
@@ -121,7 +124,8 @@ pub struct StatsSocket {
     pub gid: Option<u32>,
     /// `level`; HAProxy's default is `operator`.
     pub level: CliLevel,
-    /// `maxconn` on the socket line: clients served at once.
+    /// `maxconn` on the socket line: clients served at once. None when unset
+    /// or 0, which HAProxy reads as unset (`stats maxconn` then applies).
     pub maxconn: Option<u32>,
     pub origin: Origin,
 }
@@ -156,6 +160,9 @@ pub struct StatsPage {
     /// `stats hide-version`.
     pub hide_version: bool,
     /// `stats show-node [name]`, `stats show-desc [text]`, `stats show-legends`.
+    /// Without an argument: the global `node` / `description`; an empty
+    /// string means the global one is unset too (HAProxy then shows the
+    /// host name for the node, nothing for the description).
     pub show_node: Option<String>,
     pub show_desc: Option<String>,
     pub show_legends: bool,
@@ -368,6 +375,19 @@ pub enum Unsupported {
     Usesrc,
     /// `source ... interface ...`: server connections bound to an interface.
     SourceInterface,
+    /// An option on a `stats socket` line the agent's socket can't honour
+    /// (`expose-fd listeners`, `process`, `severity-output`, `interface`, ...).
+    StatsSocket,
+    /// A stats page feature lbxdp's page doesn't have: `stats scope`,
+    /// `stats http-request`, a second exporter path.
+    StatsPage,
+    /// A stats page in a section that forwards traffic too, or a backend's:
+    /// HAProxy splits the requests by URI, a layer-4 balancer can't.
+    StatsBesideTraffic,
+    /// A condition on `stats admin` or on the Prometheus exporter's rule
+    /// that lbxdp can't decide: lbxdp knows `TRUE`, `FALSE`, `LOCALHOST`,
+    /// `{ src ... }` (admin) and `{ path P }` (exporter).
+    Condition,
 }
 
 /// One place in the configuration that asks for something lbxdp doesn't do.
@@ -389,6 +409,13 @@ impl Refusal {
             Unsupported::AcceptProxy => ("the PROXY protocol from clients", "which lbxdp doesn't read yet"),
             Unsupported::Usesrc => ("a transparent source address", "which lbxdp can't apply"),
             Unsupported::SourceInterface => ("server connections bound to an interface", "which lbxdp can't apply"),
+            Unsupported::StatsSocket => ("a stats socket option", "which lbxdp's stats socket can't honour"),
+            Unsupported::StatsPage => ("a stats page feature", "which lbxdp's stats page doesn't have"),
+            Unsupported::StatsBesideTraffic => (
+                "a stats page where traffic is forwarded too",
+                "which lbxdp can't split from the traffic by URI",
+            ),
+            Unsupported::Condition => ("a condition", "which lbxdp can't decide"),
         };
         format!("'{}': '{}' asks for {feature}, {not_yet}", self.directive, self.keyword)
     }
@@ -408,6 +435,10 @@ impl Refusal {
             Unsupported::AcceptProxy => "pass the clients' PROXY headers to the servers as data",
             Unsupported::Usesrc => "connect to the servers from another address than the one asked for",
             Unsupported::SourceInterface => "connect to the servers through another interface than the one asked for",
+            Unsupported::StatsSocket => "open a stats socket other than the one asked for",
+            Unsupported::StatsPage => "serve a stats page other than the one asked for",
+            Unsupported::StatsBesideTraffic => "serve the stats page or the traffic, not both",
+            Unsupported::Condition => "guess who the condition lets in",
         };
         Diag::alert(
             &self.origin,

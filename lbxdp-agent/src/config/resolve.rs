@@ -1,14 +1,17 @@
 //! From drafts to the resolved model: references between proxies, the checks
 //! HAProxy makes once everything is read, and the defaults it fills in.
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::{BTreeSet, HashSet},
+    time::Duration,
+};
 
 use super::{
     diag::{Diags, Origin},
     model::{
-        Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, PortSpec, Refusal,
-        Server, TcpCheckStep,
+        Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, Mode, PortSpec,
+        Refusal, Server, StatsPage, TcpCheckStep, Unsupported,
     },
-    parse::{Draft, Kind, LogEntry, Parsed},
+    parse::{Draft, Kind, LogEntry, Parsed, exporter_only},
 };
 
 /// HAProxy's check defaults: `inter 2s`, `rise 2`, `fall 3`.
@@ -41,7 +44,14 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         global,
         proxies,
         refused: bind_refusals,
+        cli_slot,
     } = parsed;
+    let ids = proxy_ids(&proxies, cli_slot);
+    let mut stats_refusals = Vec::new();
+    let pages: Vec<Option<StatsPage>> = proxies
+        .iter()
+        .map(|p| stats_page(p, &global, diags, &mut stats_refusals))
+        .collect();
     let backend_names: HashSet<&str> = proxies
         .iter()
         .filter(|p| p.kind.be())
@@ -121,27 +131,31 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
 
     let frontends = proxies
         .iter()
-        .filter(|p| p.kind.fe())
-        .map(|p| frontend(p, &global, diags))
+        .zip(&ids)
+        .zip(pages)
+        .filter(|((p, _), _)| p.kind.fe())
+        .map(|((p, &id), page)| frontend(p, id, page, &global, diags))
         .collect();
     let backends = proxies
         .iter()
-        .filter(|p| p.kind.be())
-        .map(|p| backend(p, &global))
+        .zip(&ids)
+        .filter(|(p, _)| p.kind.be())
+        .map(|(p, &id)| backend(p, id, &global))
         .collect();
     Config {
         global,
         frontends,
         backends,
-        refused: refusals(bind_refusals, &proxies),
+        refused: refusals(bind_refusals, stats_refusals, &proxies),
     }
 }
 
 /// Every place the agent refuses to run, once each: `bind` lines, then what
 /// each server uses (its TLS keywords, those of the `default-server` lines it
 /// inherits, and the `usesrc` / `interface` of the `source` it connects
-/// from). A `defaults` line no server inherits refuses nothing.
-fn refusals(binds: Vec<Refusal>, proxies: &[Draft]) -> Vec<Refusal> {
+/// from), and the stats pages lbxdp can't serve as asked. A `defaults` line
+/// no server inherits refuses nothing.
+fn refusals(binds: Vec<Refusal>, stats: Vec<Refusal>, proxies: &[Draft]) -> Vec<Refusal> {
     let mut seen: HashSet<&Refusal> = HashSet::new();
     let mut out: Vec<Refusal> = Vec::new();
     let servers = proxies.iter().filter(|p| p.kind.be()).flat_map(|p| {
@@ -153,7 +167,7 @@ fn refusals(binds: Vec<Refusal>, proxies: &[Draft]) -> Vec<Refusal> {
                 .chain(source.into_iter().flat_map(|src| &src.refused))
         })
     });
-    for r in binds.iter().chain(servers) {
+    for r in binds.iter().chain(&stats).chain(servers) {
         if seen.insert(r) {
             out.push(r.clone());
         }
@@ -195,15 +209,139 @@ fn check_ports(p: &Draft, diags: &mut Diags) {
     }
 }
 
-fn frontend(p: &Draft, global: &Global, diags: &mut Diags) -> Frontend {
+/// HAProxy 2.6's proxy ids: in declaration order, from 1, a proxy's own
+/// `id` kept, the others take the first free id from where the count is,
+/// and the count moves on by one for every proxy, HAProxy's CLI frontend
+/// (made by the first global `stats` line) included, which shows no id.
+/// `defaults` sections take none; a listen section is one proxy.
+fn proxy_ids(proxies: &[Draft], cli_slot: Option<usize>) -> Vec<u32> {
+    let mut used: BTreeSet<u32> = proxies.iter().filter_map(|p| p.id).collect();
+    let mut next = 1u32;
+    let mut out = Vec::with_capacity(proxies.len());
+    for (i, p) in proxies.iter().enumerate() {
+        if cli_slot == Some(i) {
+            next = next.saturating_add(1);
+        }
+        out.push(p.id.unwrap_or_else(|| {
+            let id = first_free(&used, next);
+            used.insert(id);
+            next = id;
+            id
+        }));
+        next = next.saturating_add(1);
+    }
+    out
+}
+
+/// HAProxy's `get_next_id()`: the first id from `from` on that isn't used.
+fn first_free(used: &BTreeSet<u32>, from: u32) -> u32 {
+    let mut id = from;
+    for &u in used.range(from..) {
+        if u != id {
+            break;
+        }
+        id = id.saturating_add(1);
+    }
+    id
+}
+
+/// The page or exporter a section serves: HTTP mode only (HAProxy warns and
+/// ignores both in TCP mode); refused where lbxdp would serve it otherwise.
+fn stats_page(p: &Draft, global: &Global, diags: &mut Diags, refused: &mut Vec<Refusal>) -> Option<StatsPage> {
+    let exporter_at = p
+        .prometheus
+        .as_ref()
+        .map(|(_, at)| at)
+        .or(p.exporter_refused.first().map(|r| &r.origin));
+    if p.stats.is_none() && exporter_at.is_none() {
+        return None;
+    }
+    let word = match p.kind {
+        Kind::Listen => "proxy",
+        k => k.word(),
+    };
+    if p.mode != Mode::Http {
+        if let Some(s) = &p.stats {
+            diags.warn(
+                &s.origin,
+                format!(
+                    "'stats' statement ignored for {word} '{}' as it requires HTTP mode.",
+                    p.name
+                ),
+            );
+        }
+        if let Some(at) = exporter_at {
+            diags.warn(
+                at,
+                format!(
+                    "'http-request' rules ignored for {word} '{}' as they require HTTP mode.",
+                    p.name
+                ),
+            );
+        }
+        return None;
+    }
+    let at = p.stats.as_ref().map(|s| &s.origin).or(exporter_at).unwrap_or(&p.origin);
+    let keyword = if p.stats.is_some() {
+        "stats"
+    } else {
+        "prometheus-exporter"
+    };
+    let refuse = || Refusal {
+        origin: at.clone(),
+        directive: format!("{} {}", p.kind.word(), p.name),
+        keyword: keyword.to_string(),
+        what: Unsupported::StatsBesideTraffic,
+    };
+    if p.kind == Kind::Backend {
+        refused.push(refuse());
+        return None;
+    }
+    let forwards =
+        p.default_backend.is_some() || !p.use_backends.is_empty() || (p.kind == Kind::Listen && !p.servers.is_empty());
+    if forwards {
+        // HAProxy serves the page's URIs and forwards the rest; lbxdp can't split by URI.
+        refused.push(refuse());
+    }
+    refused.extend(p.stats.iter().flat_map(|s| s.refused.iter().cloned()));
+    refused.extend(p.exporter_refused.iter().cloned());
+    let mut page = match &p.stats {
+        Some(s) => {
+            let mut page = s.page.clone();
+            if s.node_from_global {
+                page.show_node = Some(global.node.clone().unwrap_or_default());
+            }
+            if s.desc_from_global {
+                page.show_desc = Some(global.description.clone().unwrap_or_default());
+            }
+            page
+        }
+        None => exporter_only(),
+    };
+    page.prometheus_path = p.prometheus.as_ref().map(|(path, _)| path.clone());
+    Some(page)
+}
+
+fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, diags: &mut Diags) -> Frontend {
+    if let Some(at) = p.mode_http_at.as_ref().filter(|_| stats_page.is_none()) {
+        diags.warn(
+            at,
+            format!(
+                "'mode http' in {} '{}': lbxdp balances it as TCP (layer 4)",
+                p.kind.word(),
+                p.name
+            ),
+        );
+    }
     let backend = p
         .use_backends
         .iter()
         .find(|(_, cond, _)| !cond)
         .map(|(b, _, _)| b.clone())
         .or_else(|| p.default_backend.as_ref().map(|(b, _)| b.clone()))
-        .or_else(|| (p.kind == Kind::Listen).then(|| p.name.clone()));
-    if backend.is_none() && p.bind_lines > 0 {
+        .or_else(|| (p.kind == Kind::Listen).then(|| p.name.clone()))
+        .filter(|_| stats_page.is_none());
+    if backend.is_none() && p.bind_lines > 0 && stats_page.is_none() {
         diags.warn(
             &p.origin,
             format!(
@@ -215,7 +353,7 @@ fn frontend(p: &Draft, global: &Global, diags: &mut Diags) -> Frontend {
     }
     Frontend {
         name: p.name.clone(),
-        id: 0,
+        id,
         mode: p.mode,
         binds: p.binds.clone(),
         backend,
@@ -227,22 +365,41 @@ fn frontend(p: &Draft, global: &Global, diags: &mut Diags) -> Frontend {
         tcpka: p.tcpka,
         logs: logs(&p.logs, global),
         disabled: p.disabled,
-        stats_page: None,
+        stats_page,
         origin: p.origin.clone(),
     }
 }
 
-fn backend(p: &Draft, global: &Global) -> Backend {
+/// HAProxy's server ids within a backend: as `proxy_ids`, without the CLI.
+fn server_ids(p: &Draft) -> Vec<u32> {
+    let mut used: BTreeSet<u32> = p.servers.iter().filter_map(|s| s.id).collect();
+    let mut next = 1u32;
+    p.servers
+        .iter()
+        .map(|s| {
+            let id = s.id.unwrap_or_else(|| {
+                let id = first_free(&used, next);
+                used.insert(id);
+                next = id;
+                id
+            });
+            next = next.saturating_add(1);
+            id
+        })
+        .collect()
+}
+
+fn backend(p: &Draft, id: u32, global: &Global) -> Backend {
     let servers = p
         .servers
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
+        .zip(server_ids(p))
+        .map(|(s, id)| {
             let o = &s.opts;
             let inter = o.inter.unwrap_or(DEFAULT_INTER);
             Server {
                 name: s.name.clone(),
-                id: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                id,
                 addr: s.addr,
                 port: s.port,
                 weight: o.weight.unwrap_or(1),
@@ -269,7 +426,7 @@ fn backend(p: &Draft, global: &Global) -> Backend {
     let t = &p.timeouts;
     Backend {
         name: p.name.clone(),
-        id: 0,
+        id,
         mode: p.mode,
         balance: p.balance,
         hash_type: p.hash_type,

@@ -619,3 +619,257 @@ fn thousands_of_refused_lines_print_a_hundred_and_one_for_the_rest() {
     assert!(c.refusal_warnings().iter().all(|d| !d.is_alert()));
     assert!(c.refusal_alerts().iter().all(Diag::is_alert));
 }
+
+#[test]
+fn seed_has_one_operator_socket_and_haproxy_ids() {
+    let (c, _) = ok(SEED);
+    let [sock] = c.global.stats_sockets.as_slice() else {
+        panic!("one socket: {:?}", c.global.stats_sockets)
+    };
+    assert_eq!(sock.level, CliLevel::Operator);
+    assert_eq!((sock.mode, sock.maxconn, sock.uid), (None, None, None));
+    assert_eq!(c.global.stats_maxconn, None);
+    assert!(c.refused.is_empty());
+    // The socket's CLI frontend comes first and takes id 1, as in HAProxy.
+    assert_eq!(c.frontends[0].id, 2);
+    assert_eq!(c.backends[0].id, 3);
+    let sids: Vec<u32> = c.backends[0].servers.iter().map(|s| s.id).collect();
+    assert_eq!(sids, (1..=sids.len() as u32).collect::<Vec<_>>());
+}
+
+#[test]
+fn stats_socket_options_are_applied() {
+    let (c, _) = ok(&format!(
+        "global\n stats socket /run/a.sock mode 660 level admin user root group root uid 5x gid 7 maxconn 3\n \
+         stats socket ipv4@127.0.0.1:9999 level user maxconn 0 name cli\n stats maxconn 20\n stats timeout 1m\n\
+         {TIMEOUTS}listen l\n bind :1\n server s 10.0.0.1:1\n"
+    ));
+    let [a, b] = c.global.stats_sockets.as_slice() else {
+        panic!("two sockets")
+    };
+    assert_eq!(a.mode, Some(0o660));
+    assert_eq!(a.level, CliLevel::Admin);
+    assert_eq!((a.user.as_deref(), a.group.as_deref()), (Some("root"), Some("root")));
+    assert_eq!((a.uid, a.gid, a.maxconn), (Some(5), Some(7), Some(3)));
+    assert_eq!((b.level, b.maxconn), (CliLevel::User, None));
+    assert_eq!(c.global.stats_maxconn, Some(20));
+    assert_eq!(c.global.stats_timeout, Some(Duration::from_secs(60)));
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    let users: Vec<&str> = c.global.env_refs.iter().map(|r| r.value.as_str()).collect();
+    assert_eq!(users, ["root", "root"]);
+}
+
+#[test]
+fn stats_socket_options_lbxdp_cant_honour_are_refused_with_their_line() {
+    let (c, _) = ok(&format!(
+        "global\n stats socket /run/a.sock expose-fd listeners\n stats socket /run/b.sock process 1 thread 1\n \
+         stats socket :9999 ssl crt /x.pem\n{TIMEOUTS}listen l\n bind :1\n server s 10.0.0.1:1\n"
+    ));
+    let got: Vec<(usize, &str, Unsupported)> = c
+        .refused
+        .iter()
+        .map(|r| (r.origin.line, r.keyword.as_str(), r.what))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, "expose-fd", Unsupported::StatsSocket),
+            (3, "process", Unsupported::StatsSocket),
+            (4, "ssl", Unsupported::Tls),
+            (4, "crt", Unsupported::Tls),
+        ]
+    );
+}
+
+#[test]
+fn stats_socket_and_stats_errors_are_haproxys() {
+    for (line, want) in [
+        (
+            "stats uid 5",
+            "only supports 'socket', 'maxconn', 'bind-process' and 'timeout'",
+        ),
+        ("stats maxconn x", "'stats maxconn' expects a positive value"),
+        ("stats socket /a mode 888", "invalid mode '888'"),
+        ("stats socket /a level root", "'level' only supports"),
+        ("stats socket /a expose-fd all", "'expose-fd' only supports 'listeners'"),
+    ] {
+        let a = alerts(&format!("global\n {line}\n{TIMEOUTS}listen l\n bind :1\n"));
+        assert!(
+            a.iter().any(|d| d.origin.line == 2 && d.message.contains(want)),
+            "{line}: {a:?}"
+        );
+    }
+}
+
+#[test]
+fn proxy_ids_follow_haproxy_numbering() {
+    // Checked against haproxy 2.6's `show stat` iid: the CLI frontend takes
+    // a slot, an explicit id is skipped by the count, a listen is one proxy.
+    let (c, _) = ok(&format!(
+        "global\n stats socket /tmp/s\n{TIMEOUTS}frontend fe1\n bind :1\n default_backend be1\n\
+         backend be1\n server s1 10.0.0.1:1\n server s2 10.0.0.1:1 id 7\n server s3 10.0.0.1:1\n \
+         server s4 10.0.0.1:1 id 2\n server s5 10.0.0.1:1\n\
+         listen li\n bind :2\n server a 10.0.0.1:1\nbackend be2\n id 4\n server x 10.0.0.1:1\n\
+         frontend fe2\n bind :3\n default_backend be2\n"
+    ));
+    let fe: Vec<(&str, u32)> = c.frontends.iter().map(|f| (f.name.as_str(), f.id)).collect();
+    let be: Vec<(&str, u32)> = c.backends.iter().map(|b| (b.name.as_str(), b.id)).collect();
+    assert_eq!(fe, [("fe1", 2), ("li", 5), ("fe2", 7)]);
+    assert_eq!(be, [("be1", 3), ("li", 5), ("be2", 4)]);
+    let sids: Vec<u32> = c.backends[0].servers.iter().map(|s| s.id).collect();
+    assert_eq!(sids, [1, 7, 3, 2, 5]);
+
+    // Without a global `stats` line before them, proxies start at 1.
+    let (c, _) = ok(&format!(
+        "{TIMEOUTS}listen a\n bind :1\nlisten b\n bind :2\nglobal\n stats timeout 5s\n"
+    ));
+    assert_eq!(c.frontends.iter().map(|f| f.id).collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn duplicate_ids_are_haproxys_errors() {
+    let a = alerts(&format!(
+        "{TIMEOUTS}frontend fe1\n id 5\n bind :1\n default_backend be1\nbackend be1\n id 5\n server s 10.0.0.1:1\n"
+    ));
+    assert!(
+        a.iter().any(|d| d.origin.line == 10
+            && d.message
+                .contains("backend be1 reuses same custom id as frontend fe1 (declared at t.cfg:5)")),
+        "{a:?}"
+    );
+    let a = alerts(&format!(
+        "{TIMEOUTS}listen l\n bind :1\n server s1 10.0.0.1:1 id 1\n server s2 10.0.0.1:1 id 1\n"
+    ));
+    assert!(
+        a.iter()
+            .any(|d| d.origin.line == 8 && d.message.contains("custom id 1 already used at t.cfg:7 ('server s1')")),
+        "{a:?}"
+    );
+    let a = alerts(&format!("{TIMEOUTS}listen l\n bind :1\n id 0\n"));
+    assert!(a.iter().any(|d| d.message.contains("custom id has to be > 0")));
+    // HAProxy alerts on `id` in default-server but the configuration stays valid.
+    let (_, w) = ok(&format!(
+        "{TIMEOUTS}listen l\n bind :1\n default-server id 3\n server s 10.0.0.1:1\n"
+    ));
+    assert!(w.iter().any(|d| d.message.contains("not accepted in default-server")));
+}
+
+#[test]
+fn a_stats_frontend_is_served_by_the_agent() {
+    let (c, w) = ok(&format!(
+        "global\n node lb1\n{TIMEOUTS}frontend st\n bind :8404\n mode http\n stats enable\n stats uri /stats\n \
+         stats refresh 10\n stats auth admin:secret\n stats auth bob\n stats admin if {{ src 10.0.0.0/8 ::1 }}\n \
+         stats hide-version\n stats show-node\n stats show-desc \"the lb\"\n stats show-legends\n \
+         http-request use-service prometheus-exporter if {{ path /metrics }}\nlisten app\n bind :80\n \
+         server s 10.0.0.1:80\n"
+    ));
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    let fe = &c.frontends[0];
+    assert_eq!(fe.backend, None);
+    assert!(!w.iter().any(|d| d.message.contains("has no backend")), "{w:?}");
+    let page = fe.stats_page.as_ref().expect("a stats page");
+    assert!(page.enabled);
+    assert_eq!(page.uri, "/stats");
+    assert_eq!(page.realm, "HAProxy Statistics");
+    assert_eq!(page.refresh, Some(Duration::from_secs(10)));
+    assert_eq!(
+        page.auth,
+        [
+            ("admin".to_string(), "secret".to_string()),
+            ("bob".to_string(), String::new())
+        ]
+    );
+    assert_eq!(
+        page.admin,
+        Some(AdminCond::Src(vec![
+            ("10.0.0.0".parse().unwrap(), 8),
+            ("::1".parse().unwrap(), 128)
+        ]))
+    );
+    assert!(page.hide_version && page.show_legends);
+    assert_eq!(page.show_node.as_deref(), Some("lb1"));
+    assert_eq!(page.show_desc.as_deref(), Some("the lb"));
+    assert_eq!(page.prometheus_path.as_deref(), Some("/metrics"));
+    assert_eq!(c.frontends[1].stats_page, None);
+
+    // The exporter alone: no stats page, HAProxy's defaults kept for it.
+    let (c, _) = ok(&format!(
+        "{TIMEOUTS}frontend prom\n bind :8405\n mode http\n \
+         http-request use-service prometheus-exporter if {{ path /metrics }}\n"
+    ));
+    let page = c.frontends[0].stats_page.as_ref().expect("an exporter");
+    assert!(!page.enabled);
+    assert_eq!(page.uri, "/haproxy?stats");
+    assert_eq!(page.prometheus_path.as_deref(), Some("/metrics"));
+}
+
+#[test]
+fn stats_in_defaults_are_inherited_until_a_proxy_has_its_own() {
+    // As HAProxy: a proxy's own `stats` line starts from nothing, not from
+    // what defaults said (checked with haproxy 2.6: /p without auth, /d gone).
+    let (c, w) = ok(
+        "defaults\n mode http\n timeout client 1s\n timeout connect 1s\n timeout server 1s\n \
+         stats enable\n stats uri /d\n stats auth a:b\n stats realm Def\n\
+         frontend p1\n bind :1\n stats uri /p\nfrontend p2\n bind :2\nfrontend p3\n bind :3\n mode tcp\n",
+    );
+    let page = |i: usize| c.frontends[i].stats_page.clone();
+    let p1 = page(0).expect("p1 has its own page");
+    assert_eq!((p1.uri.as_str(), p1.realm.as_str()), ("/p", "HAProxy Statistics"));
+    assert!(p1.auth.is_empty());
+    let p2 = page(1).expect("p2 inherits the page");
+    assert_eq!((p2.uri.as_str(), p2.realm.as_str()), ("/d", "Def"));
+    assert_eq!(p2.auth, [("a".to_string(), "b".to_string())]);
+    // TCP mode: HAProxy warns and serves no page.
+    assert_eq!(page(2), None);
+    assert!(
+        w.iter()
+            .any(|d| d.message == "'stats' statement ignored for frontend 'p3' as it requires HTTP mode."),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn stats_pages_lbxdp_cant_serve_are_refused_with_their_line() {
+    let (c, _) = ok(&format!(
+        "{TIMEOUTS}frontend a\n bind :1\n mode http\n stats admin if is_admin\n\
+         frontend b\n bind :2\n mode http\n stats scope a\n\
+         frontend c\n bind :3\n mode http\n http-request use-service prometheus-exporter if {{ path_beg /m }}\n\
+         frontend d\n bind :4\n mode http\n stats enable\n default_backend e\n\
+         backend e\n mode http\n stats enable\n server s 10.0.0.1:80\n"
+    ));
+    let got: Vec<(usize, Unsupported)> = c.refused.iter().map(|r| (r.origin.line, r.what)).collect();
+    assert_eq!(
+        got,
+        [
+            (8, Unsupported::Condition),
+            (12, Unsupported::StatsPage),
+            (16, Unsupported::Condition),
+            (20, Unsupported::StatsBesideTraffic),
+            (24, Unsupported::StatsBesideTraffic),
+        ]
+    );
+    for (line, want) in [
+        ("stats admin", "'stats admin' requires either 'if' or 'unless'"),
+        (
+            "stats admin if { src foo }",
+            "'foo' is not a valid IPv4 or IPv6 address",
+        ),
+        ("stats uri", "'uri' needs an URI prefix."),
+        (
+            "stats refresh 10x",
+            "unexpected character 'x' in argument to stats refresh interval.",
+        ),
+        ("stats bogus", "unknown stats parameter 'bogus'"),
+    ] {
+        let a = alerts(&format!("{TIMEOUTS}frontend a\n bind :1\n mode http\n {line}\n"));
+        assert!(
+            a.iter().any(|d| d.origin.line == 8 && d.message.contains(want)),
+            "{line}: {a:?}"
+        );
+    }
+    let a = alerts("defaults\n stats admin if TRUE\nlisten l\n bind :1\n");
+    assert!(
+        a.iter()
+            .any(|d| d.message.contains("'stats admin' not allowed in 'defaults' section"))
+    );
+}
