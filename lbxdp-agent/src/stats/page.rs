@@ -105,7 +105,11 @@ fn server_class(row: &Row) -> String {
     } else if status == "no check" {
         "no_check"
     } else if row.int("chkfail").is_none() || fully_up(row) {
-        if row.int("weight").unwrap_or(0) > 0 { "up" } else { "draining" }
+        if row.int("weight").unwrap_or(0) > 0 {
+            "up"
+        } else {
+            "draining"
+        }
     } else {
         "going_down"
     };
@@ -157,7 +161,11 @@ fn last_check_cell(row: &Row) -> String {
     if let Some(ms) = row.int("check_duration") {
         let _ = write!(s, " in {ms}ms");
     }
-    let _ = write!(s, "<div class=tips>{}", text(row.text("check_desc").unwrap_or_default()));
+    let _ = write!(
+        s,
+        "<div class=tips>{}",
+        text(row.text("check_desc").unwrap_or_default())
+    );
     if let Some(info) = row.text("last_chk") {
         let _ = write!(s, ": {}", text(info));
     }
@@ -327,7 +335,9 @@ fn proxy_html(out: &mut String, rows: &[&Row], page: &StatsPage, admin: bool) {
     }
     out.push_str("</table>");
     if let Some(b) = backend.filter(|_| form) {
-        out.push_str("Choose the action to perform on the checked servers : <select name=action><option value=\"\"></option>");
+        out.push_str(
+            "Choose the action to perform on the checked servers : <select name=action><option value=\"\"></option>",
+        );
         for (value, label) in ACTIONS {
             let _ = write!(out, "<option value=\"{value}\">{label}</option>");
         }
@@ -360,9 +370,9 @@ pub fn render(table: &StatsTable, info: &Info, page: &StatsPage, admin: bool, no
     out.push_str(
         "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"\n\"http://www.w3.org/TR/html4/loose.dtd\">\n<html><head>",
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<title>Statistics Report for {} on {}</title>\n",
+        "<title>Statistics Report for {} on {}</title>",
         text(&info.name),
         text(&info.node)
     );
@@ -370,11 +380,14 @@ pub fn render(table: &StatsTable, info: &Info, page: &StatsPage, admin: bool, no
     if let Some(r) = page.refresh {
         let _ = writeln!(out, "<meta http-equiv=\"refresh\" content=\"{}\">", r.as_secs().max(1));
     }
-    let _ = write!(out, "<style type=\"text/css\"><!--\n{STYLE}-->\n</style></head>\n<body>");
+    let _ = write!(
+        out,
+        "<style type=\"text/css\"><!--\n{STYLE}-->\n</style></head>\n<body>"
+    );
     if !page.hide_version {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<h1>{} version {}, released {}</h1>\n",
+            "<h1>{} version {}, released {}</h1>",
             text(&info.name),
             text(&info.version),
             text(&info.release_date)
@@ -386,7 +399,11 @@ pub fn render(table: &StatsTable, info: &Info, page: &StatsPage, admin: bool, no
         let _ = write!(out, " on {}", text(node));
     }
     if let Some(desc) = &page.show_desc {
-        let desc = if desc.is_empty() { info.description.as_deref().unwrap_or_default() } else { desc };
+        let desc = if desc.is_empty() {
+            info.description.as_deref().unwrap_or_default()
+        } else {
+            desc
+        };
         if !desc.is_empty() {
             let _ = write!(out, ": {}", text(desc));
         }
@@ -407,7 +424,7 @@ pub fn render(table: &StatsTable, info: &Info, page: &StatsPage, admin: bool, no
     legend(&mut out);
     out.push_str("</td></tr></table>\n");
     if let Some(n) = notice {
-        let _ = write!(out, "<p><div class=active_up>{}</div>\n", text(n));
+        let _ = writeln!(out, "<p><div class=active_up>{}</div>", text(n));
     }
     let mut start = 0;
     while start < table.rows.len() {

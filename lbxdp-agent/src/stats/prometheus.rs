@@ -52,15 +52,60 @@ type Spec = (&'static str, &'static str, Kind, Source);
 const STATUS_HELP: &str = "Current status of the service, per state label value.";
 
 const FRONTEND: &[Spec] = &[
-    ("current_sessions", "Number of current sessions on the frontend, backend or server", Gauge, Column("scur")),
-    ("max_sessions", "Highest value of current sessions encountered since process started", Gauge, Column("smax")),
-    ("limit_sessions", "Frontend/listener/server's maxconn, backend's fullconn", Gauge, Column("slim")),
-    ("sessions_total", "Total number of sessions since process started", Counter, Column("stot")),
-    ("bytes_in_total", "Total number of request bytes since process started", Counter, Column("bin")),
-    ("bytes_out_total", "Total number of response bytes since process started", Counter, Column("bout")),
-    ("requests_denied_total", "Total number of denied requests since process started", Counter, Column("dreq")),
-    ("responses_denied_total", "Total number of denied responses since process started", Counter, Column("dresp")),
-    ("request_errors_total", "Total number of invalid requests since process started", Counter, Column("ereq")),
+    (
+        "current_sessions",
+        "Number of current sessions on the frontend, backend or server",
+        Gauge,
+        Column("scur"),
+    ),
+    (
+        "max_sessions",
+        "Highest value of current sessions encountered since process started",
+        Gauge,
+        Column("smax"),
+    ),
+    (
+        "limit_sessions",
+        "Frontend/listener/server's maxconn, backend's fullconn",
+        Gauge,
+        Column("slim"),
+    ),
+    (
+        "sessions_total",
+        "Total number of sessions since process started",
+        Counter,
+        Column("stot"),
+    ),
+    (
+        "bytes_in_total",
+        "Total number of request bytes since process started",
+        Counter,
+        Column("bin"),
+    ),
+    (
+        "bytes_out_total",
+        "Total number of response bytes since process started",
+        Counter,
+        Column("bout"),
+    ),
+    (
+        "requests_denied_total",
+        "Total number of denied requests since process started",
+        Counter,
+        Column("dreq"),
+    ),
+    (
+        "responses_denied_total",
+        "Total number of denied responses since process started",
+        Counter,
+        Column("dresp"),
+    ),
+    (
+        "request_errors_total",
+        "Total number of invalid requests since process started",
+        Counter,
+        Column("ereq"),
+    ),
     ("status", STATUS_HELP, Gauge, Status),
     (
         "limit_session_rate",
@@ -100,7 +145,12 @@ const FRONTEND: &[Spec] = &[
     ),
 ];
 
-const QCUR: Spec = ("current_queue", "Number of current queued connections", Gauge, Column("qcur"));
+const QCUR: Spec = (
+    "current_queue",
+    "Number of current queued connections",
+    Gauge,
+    Column("qcur"),
+);
 const QMAX: Spec = (
     "max_queue",
     "Highest value of queued connections encountered since process started",
@@ -218,8 +268,18 @@ const BACKEND: &[Spec] = &[
     WREDIS,
     STATUS,
     WEIGHT,
-    ("active_servers", "Total number of active UP servers with a non-zero weight", Gauge, Column("act")),
-    ("backup_servers", "Total number of backup UP servers with a non-zero weight", Gauge, Column("bck")),
+    (
+        "active_servers",
+        "Total number of active UP servers with a non-zero weight",
+        Gauge,
+        Column("act"),
+    ),
+    (
+        "backup_servers",
+        "Total number of backup UP servers with a non-zero weight",
+        Gauge,
+        Column("bck"),
+    ),
     CHKDOWN,
     LASTCHG,
     DOWNTIME,
@@ -229,8 +289,18 @@ const BACKEND: &[Spec] = &[
     SRV_ABRT,
     LASTSESS,
     UWEIGHT,
-    ("agg_server_status", "Backend's aggregated gauge of servers' status", Gauge, AggServerStatus),
-    ("agg_check_status", "Backend's aggregated gauge of servers' state check status", Gauge, AggCheckStatus),
+    (
+        "agg_server_status",
+        "Backend's aggregated gauge of servers' status",
+        Gauge,
+        AggServerStatus,
+    ),
+    (
+        "agg_check_status",
+        "Backend's aggregated gauge of servers' state check status",
+        Gauge,
+        AggCheckStatus,
+    ),
 ];
 
 const SERVER: &[Spec] = &[
@@ -266,8 +336,18 @@ const SERVER: &[Spec] = &[
     ),
     LBTOT,
     RATE_MAX,
-    ("check_status", "Status of last health check, per state label value.", Gauge, CheckStatus),
-    ("check_code", "layer5-7 code, if available of the last health check.", Gauge, Column("check_code")),
+    (
+        "check_status",
+        "Status of last health check, per state label value.",
+        Gauge,
+        CheckStatus,
+    ),
+    (
+        "check_code",
+        "layer5-7 code, if available of the last health check.",
+        Gauge,
+        Column("check_code"),
+    ),
     (
         "check_duration_seconds",
         "Total duration of the latest server health check, in seconds.",
@@ -323,7 +403,10 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }
-    let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))).collect();
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+        .collect();
     format!("{{{}}}", inner.join(","))
 }
 
@@ -370,9 +453,27 @@ fn process(info: &Info, out: &mut String) {
         }
         f.write(out);
     }
-    one(out, "nbthread", "Number of started threads (global.nbthread)", Gauge, Some(info.nbthread.into()));
-    one(out, "nbproc", "Number of started worker processes (historical, always 1)", Gauge, Some(1));
-    one(out, "relative_process_id", "Relative worker process number (1)", Gauge, Some(1));
+    one(
+        out,
+        "nbthread",
+        "Number of started threads (global.nbthread)",
+        Gauge,
+        Some(info.nbthread.into()),
+    );
+    one(
+        out,
+        "nbproc",
+        "Number of started worker processes (historical, always 1)",
+        Gauge,
+        Some(1),
+    );
+    one(
+        out,
+        "relative_process_id",
+        "Relative worker process number (1)",
+        Gauge,
+        Some(1),
+    );
     one(
         out,
         "uptime_seconds",
@@ -380,8 +481,20 @@ fn process(info: &Info, out: &mut String) {
         Gauge,
         Some(info.uptime.as_secs()),
     );
-    one(out, "max_fds", "Hard limit on the number of per-process file descriptors", Gauge, info.ulimit_n);
-    one(out, "max_sockets", "Hard limit on the number of per-process sockets", Gauge, info.maxsock);
+    one(
+        out,
+        "max_fds",
+        "Hard limit on the number of per-process file descriptors",
+        Gauge,
+        info.ulimit_n,
+    );
+    one(
+        out,
+        "max_sockets",
+        "Hard limit on the number of per-process sockets",
+        Gauge,
+        info.maxsock,
+    );
     one(
         out,
         "max_connections",
@@ -396,7 +509,13 @@ fn process(info: &Info, out: &mut String) {
         Gauge,
         info.hard_maxconn,
     );
-    one(out, "current_connections", "Current number of connections on this worker process", Gauge, info.curr_conns);
+    one(
+        out,
+        "current_connections",
+        "Current number of connections on this worker process",
+        Gauge,
+        info.curr_conns,
+    );
     one(
         out,
         "connections_total",
@@ -467,7 +586,13 @@ fn process(info: &Info, out: &mut String) {
         Gauge,
         info.jobs,
     );
-    one(out, "listeners", "Current number of active listeners on the current worker process", Gauge, info.listeners);
+    one(
+        out,
+        "listeners",
+        "Current number of active listeners on the current worker process",
+        Gauge,
+        info.listeners,
+    );
     one(
         out,
         "bytes_out_total",
@@ -478,7 +603,13 @@ fn process(info: &Info, out: &mut String) {
     let mut build = Family::new("haproxy_process_build_info".into(), "Build info", Gauge);
     build.push(labels(&[("version", &info.version)]), 1);
     build.write(out);
-    one(out, "start_time_seconds", "Start time in seconds", Gauge, Some(info.start_time));
+    one(
+        out,
+        "start_time_seconds",
+        "Start time in seconds",
+        Gauge,
+        Some(info.start_time),
+    );
 }
 
 fn cell_value(cell: &Cell) -> Option<i64> {

@@ -1,10 +1,6 @@
 //! The stats table: HAProxy 2.6's `show stat` rows and columns, built from
 //! the config, the health state and an engine's counters.
-use std::{
-    collections::BTreeMap,
-    net::IpAddr,
-    time::Instant,
-};
+use std::{collections::BTreeMap, net::IpAddr, time::Instant};
 
 use serde_json::{Map, Value};
 
@@ -451,12 +447,18 @@ fn server_row(b: &Backend, s: &Server, st: &ServerState, c: Option<&ServerCounte
     row.set("rate", c.rate);
     row.set("rate_max", c.rate_max);
     if checks_shown(st) {
-        let (status, desc) = st.last_check.as_ref().map_or(("INI", "Initializing"), |l| (l.status, l.desc));
+        let (status, desc) = st
+            .last_check
+            .as_ref()
+            .map_or(("INI", "Initializing"), |l| (l.status, l.desc));
         row.set("check_status", status);
         row.set("check_desc", desc);
         if let Some(l) = &st.last_check {
             row.set("check_code", l.code.map(u32::from));
-            row.set("check_duration", u64::try_from(l.duration.as_millis()).unwrap_or(u64::MAX));
+            row.set(
+                "check_duration",
+                u64::try_from(l.duration.as_millis()).unwrap_or(u64::MAX),
+            );
         }
         row.set("last_chk", st.last_reason.as_deref().and_then(last_chk));
         if let Some(h) = st.health {
@@ -484,7 +486,9 @@ fn server_row(b: &Backend, s: &Server, st: &ServerState, c: Option<&ServerCounte
 
 /// Sums a column over rows; Empty when no row knows it.
 fn sum(rows: &[Row], column: &str) -> Option<i64> {
-    rows.iter().filter_map(|r| r.int(column)).reduce(|a, b| a.saturating_add(b))
+    rows.iter()
+        .filter_map(|r| r.int(column))
+        .reduce(|a, b| a.saturating_add(b))
 }
 
 /// HAProxy's default `fullconn`: a tenth of the maxconn of the frontends
@@ -513,7 +517,9 @@ fn backend_row(
     let mut row = Row::new(RowKind::Backend, &b.name, "BACKEND");
     let bc = counters.backends.get(&b.name).cloned().unwrap_or_default();
     let states: Vec<ServerState> = b.servers.iter().map(|s| state_of(health, b, s, now)).collect();
-    for col in ["scur", "stot", "bin", "bout", "econ", "eresp", "wretr", "wredis", "lbtot", "cli_abrt", "srv_abrt", "rate"] {
+    for col in [
+        "scur", "stot", "bin", "bout", "econ", "eresp", "wretr", "wredis", "lbtot", "cli_abrt", "srv_abrt", "rate",
+    ] {
         row.set(col, sum(servers, col));
     }
     // Maxima don't add up: only the engine knows the backend's own.
@@ -544,7 +550,11 @@ fn backend_row(
     row.set("lastchg", lastchg.unwrap_or(0));
     row.set("iid", b.id);
     row.set("sid", 0u32);
-    let lastsess = servers.iter().filter_map(|r| r.int("lastsess")).filter(|v| *v >= 0).min();
+    let lastsess = servers
+        .iter()
+        .filter_map(|r| r.int("lastsess"))
+        .filter(|v| *v >= 0)
+        .min();
     row.set(
         "lastsess",
         match lastsess {
@@ -556,8 +566,16 @@ fn backend_row(
     row.set("mode", mode_str(b.mode));
     row.set("algo", algo_str(b.balance));
     row.zero(&[
-        "dresp", "comp_in", "comp_out", "comp_byp", "comp_rsp", "wrew", "reuse", "agg_server_status",
-        "agg_server_check_status", "agg_check_status",
+        "dresp",
+        "comp_in",
+        "comp_out",
+        "comp_byp",
+        "comp_rsp",
+        "wrew",
+        "reuse",
+        "agg_server_status",
+        "agg_server_check_status",
+        "agg_check_status",
     ]);
     for c in &COLUMNS[MODULES_FROM..] {
         row.set(c, 0u32);
