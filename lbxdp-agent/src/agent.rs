@@ -39,7 +39,31 @@ struct Agent<E: Engine> {
     engine: E,
     config: Config,
     monitor: Monitor,
-    info: stats::InfoBase,
+    started: Started,
+}
+
+/// What `show info` says of the process that doesn't change.
+struct Started {
+    at: std::time::Instant,
+    unix: u64,
+    pid: u32,
+    host: String,
+}
+
+impl Started {
+    fn now() -> Self {
+        Self {
+            at: std::time::Instant::now(),
+            unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            pid: std::process::id(),
+            // HAProxy's default `node` is the host name.
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Serves until SIGINT or SIGTERM; returns the final report.
@@ -51,7 +75,7 @@ pub async fn serve<E: Engine>(
     opts: &Options,
 ) -> anyhow::Result<(E, serde_json::Value)> {
     let mut a = Agent {
-        info: stats::InfoBase::now(&config, engine.mode()),
+        started: Started::now(),
         engine,
         config,
         monitor,
@@ -141,10 +165,39 @@ impl<E: Engine> Agent<E> {
         ))
     }
 
-    fn execute(&mut self, command: Command) -> String {
-        match self.try_execute(command) {
-            Ok(s) | Err(s) => s,
+    /// The process as `show info` and the page's header give it.
+    fn info(&self, counters: &stats::Counters) -> stats::Info {
+        use nix::sys::resource::{Resource, getrlimit};
+        let s = &self.started;
+        let mut info = stats::Info::new(&self.config, counters, s.pid, s.unix, s.at.elapsed(), &s.host);
+        let nofile = getrlimit(Resource::RLIMIT_NOFILE).ok().map(|(soft, _)| soft);
+        info.ulimit_n = nofile;
+        info.maxsock = nofile;
+        // HAProxy's default maxconn: what the file limit allows, two sockets a session.
+        if info.maxconn.is_none() {
+            info.maxconn = nofile.map(|n| n / 2);
+            info.hard_maxconn = info.maxconn;
         }
+        let m = tokio::runtime::Handle::current().metrics();
+        info.tasks = u64::try_from(m.num_alive_tasks()).ok();
+        info.run_queue = u64::try_from(m.global_queue_depth()).ok();
+        info
+    }
+
+    /// A runtime API answer, framed as HAProxy's CLI frames it: the output,
+    /// then an empty line. HTTP answers are sent as they are.
+    fn execute(&mut self, command: Command) -> String {
+        let framed = !matches!(command, Command::Prometheus | Command::StatsPage { .. });
+        let mut out = match self.try_execute(command) {
+            Ok(s) | Err(s) => s,
+        };
+        if framed {
+            // The views already end with HAProxy's empty line.
+            if !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// The answer, or HAProxy's error text; both end with a newline when not empty.
@@ -153,11 +206,16 @@ impl<E: Engine> Agent<E> {
         Ok(match command {
             Command::ShowInfo => {
                 let counters = self.engine.counters().unwrap_or_default();
-                self.info.info(&counters).show_info()
+                self.info(&counters).show_info()
             }
-            Command::ShowStat(filter) => table()?.show_stat(filter),
-            Command::ShowServersState(be) => table()?.servers_state(be.as_deref())?,
-            Command::ShowBackend => table()?.show_backend(),
+            Command::ShowStat(filter) => stats::show_stat(&table()?, &filter),
+            Command::ShowServersState(be) => stats::show_servers_state(
+                &self.config,
+                &self.monitor.snapshot(),
+                be.as_deref(),
+                std::time::Instant::now(),
+            ),
+            Command::ShowBackend => stats::show_backend(&self.config),
             Command::ShowSess => self.engine.sessions(),
             Command::SetState(id, state) => {
                 self.server(&id)?;
@@ -205,8 +263,8 @@ impl<E: Engine> Agent<E> {
             }
             Command::Prometheus => {
                 let counters = self.engine.counters().map_err(|e| format!("{e:#}\n"))?;
-                let info = self.info.info(&counters);
-                stats::prometheus::render(&table()?, &info, counters.xdp.as_ref())
+                let info = self.info(&counters);
+                stats::exposition(&table()?, &info, counters.xdp.as_ref())
             }
             Command::StatsPage { section, admin, notice } => {
                 let page = self
@@ -217,8 +275,8 @@ impl<E: Engine> Agent<E> {
                     .and_then(|f| f.stats_page.clone())
                     .ok_or("No such stats page.\n")?;
                 let counters = self.engine.counters().unwrap_or_default();
-                let info = self.info.info(&counters);
-                stats::page::render(&table()?, &info, &page, admin, notice.as_deref())
+                let info = self.info(&counters);
+                stats::render(&table()?, &info, &page, admin, notice.as_deref())
             }
         })
     }

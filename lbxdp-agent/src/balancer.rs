@@ -1061,10 +1061,6 @@ impl Drop for XdpEngine<'_> {
 impl crate::engine::Engine for XdpEngine<'_> {
     type Prepared = Prepared;
 
-    fn mode(&self) -> &'static str {
-        "xdp"
-    }
-
     fn apply_health(&mut self, config: &Config, snapshot: &Snapshot) -> anyhow::Result<()> {
         let Live {
             plan,

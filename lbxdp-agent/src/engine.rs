@@ -10,9 +10,6 @@ pub trait Engine {
     /// yet in force.
     type Prepared;
 
-    /// "xdp" or "proxy", as `show info` and the final report name it.
-    fn mode(&self) -> &'static str;
-
     /// Makes traffic follow a health snapshot (the runtime API's weights and
     /// states are in it too).
     fn apply_health(&mut self, config: &Config, snapshot: &Snapshot) -> anyhow::Result<()>;

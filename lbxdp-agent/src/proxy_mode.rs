@@ -37,10 +37,6 @@ impl crate::engine::Engine for ProxyEngine {
     /// listeners), so it is done when preparing.
     type Prepared = ();
 
-    fn mode(&self) -> &'static str {
-        "proxy"
-    }
-
     fn apply_health(&mut self, config: &Config, snapshot: &Snapshot) -> anyhow::Result<()> {
         push(&self.avail, config, snapshot);
         Ok(())

@@ -52,6 +52,9 @@ pub struct ServerCounters {
 pub struct BackendCounters {
     pub qcur: Option<u64>,
     pub qmax: Option<u64>,
+    /// The backend's own maxima (its servers' don't add up to them).
+    pub smax: Option<u64>,
+    pub rate_max: Option<u64>,
     /// Sessions that found no server (XDP: packets dropped for want of one).
     pub nosrv: Option<u64>,
 }
