@@ -38,7 +38,10 @@ fn exporter(target: Target) {
         "haproxy_up; exporter log:\n{}\n{text}",
         exporter.log()
     );
-    assert_eq!(metric(&text, "haproxy_exporter_csv_parse_failures_total", &[]), Some(0.0));
+    assert_eq!(
+        metric(&text, "haproxy_exporter_csv_parse_failures_total", &[]),
+        Some(0.0)
+    );
     for s in ["s1", "s2", "s3"] {
         assert_eq!(up(&text, s), Some(1.0), "haproxy_server_up for {s}:\n{text}");
         assert_eq!(
@@ -60,7 +63,9 @@ fn exporter(target: Target) {
     assert_eq!(bed.admin("set server be/s1 state ready"), "\n");
 
     bed.tb.stop_nginx(&bed.host_of("s2"), 80).expect("stopping s2's nginx");
-    let text = exporter.wait_for("s2 at 0 when DOWN", Duration::from_secs(5), |t| up(t, "s2") == Some(0.0));
+    let text = exporter.wait_for("s2 at 0 when DOWN", Duration::from_secs(5), |t| {
+        up(t, "s2") == Some(0.0)
+    });
     assert_eq!(up(&text, "s1"), Some(1.0), "{text}");
     assert_eq!(up(&text, "s3"), Some(1.0), "{text}");
 }
@@ -73,7 +78,11 @@ fn hatop(target: Target) {
     };
     let screen = clients::hatop(&bed.tb, &bed.tb.lb, &bed.admin);
     let status = |s: &str, server: &str| clients::hatop_status(s, server);
-    let all_up = |s: &str| ["s1", "s2", "s3"].iter().all(|sv| status(s, sv).as_deref() == Some("UP"));
+    let all_up = |s: &str| {
+        ["s1", "s2", "s3"]
+            .iter()
+            .all(|sv| status(s, sv).as_deref() == Some("UP"))
+    };
     let shown = screen.wait_for("s1, s2 and s3 UP", Duration::from_secs(10), all_up);
     assert!(shown.contains(">>> be"), "the backend's heading:\n{shown}");
     assert!(shown.contains(">>> web"), "the frontend's heading:\n{shown}");

@@ -23,7 +23,13 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-each_target!(answers, counts_traffic, drain_maint_ready, disable_health, rough_clients);
+each_target!(
+    answers,
+    counts_traffic,
+    drain_maint_ready,
+    disable_health,
+    rough_clients
+);
 
 /// `show info`, `show stat`, the error texts, weights, levels, prompt mode and `;`.
 fn answers(target: Target) {
@@ -47,7 +53,14 @@ fn answers(target: Target) {
     assert!(!value("Version").is_empty(), "{info}");
     assert!(!value("node").is_empty(), "{info}");
     assert_eq!(value("Pid"), bed.lb.pid().to_string(), "{info}");
-    for k in ["Uptime_sec", "CurrConns", "CumConns", "Maxconn", "Nbthread", "Start_time_sec"] {
+    for k in [
+        "Uptime_sec",
+        "CurrConns",
+        "CumConns",
+        "Maxconn",
+        "Nbthread",
+        "Start_time_sec",
+    ] {
         assert!(value(k).parse::<u64>().is_ok(), "{k} is not a number:\n{info}");
     }
     assert!(info.ends_with("\n\n"), "show info ends with an empty line: {info:?}");
@@ -103,7 +116,10 @@ fn answers(target: Target) {
     assert_eq!(bed.admin("get weight be/s2"), "1 (initial 1)\n\n");
     assert_eq!(bed.admin("set server be/nope state drain"), "No such server.\n\n");
     assert_eq!(bed.admin("get weight be/nope"), "No such server.\n\n");
-    assert_eq!(bed.admin("set server nope state drain"), "Require 'backend/server'.\n\n");
+    assert_eq!(
+        bed.admin("set server nope state drain"),
+        "Require 'backend/server'.\n\n"
+    );
 
     // A `level user` socket reads but changes nothing.
     let user = |line: &str| clients::socat(&bed.tb, &bed.tb.lb, &bed.user, line);
@@ -168,7 +184,11 @@ fn counts_traffic(target: Target) {
         before.text,
         after.text
     );
-    assert!(sum(&after, "bin") > sum(&before, "bin"), "bin did not grow:\n{}", after.text);
+    assert!(
+        sum(&after, "bin") > sum(&before, "bin"),
+        "bin did not grow:\n{}",
+        after.text
+    );
     for sv in servers {
         let (stot0, stot1) = (before.num("be", sv, "stot"), after.num("be", sv, "stot"));
         if stot1 > stot0 {
@@ -282,7 +302,10 @@ fn rough_clients(target: Target) {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked")))
+            })
             .collect()
     });
     let took = start.elapsed();
@@ -301,12 +324,15 @@ fn rough_clients(target: Target) {
 /// buffer). Panics if the connection is still open after 10 s.
 fn one_mb_line(sock: &std::path::Path) -> String {
     let mut conn = UnixStream::connect(sock).expect("connecting to the admin socket");
-    conn.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
     let mut line = b"show info ".to_vec();
     line.extend(std::iter::repeat_n(b'x', 1 << 20));
     line.push(b'\n');
     let mut writer = conn.try_clone().expect("a second handle");
-    writer.set_write_timeout(Some(Duration::from_secs(10))).expect("write timeout");
+    writer
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("write timeout");
     let sender = std::thread::spawn(move || writer.write_all(&line));
     let mut got = Vec::new();
     let start = Instant::now();
@@ -316,7 +342,10 @@ fn one_mb_line(sock: &std::path::Path) -> String {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
-                panic!("the connection of a 1 MB line is still open after {:?}", start.elapsed())
+                panic!(
+                    "the connection of a 1 MB line is still open after {:?}",
+                    start.elapsed()
+                )
             }
             // A reset is how a server that stops reading mid-line ends it.
             Err(_) => break,

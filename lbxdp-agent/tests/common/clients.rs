@@ -309,7 +309,11 @@ pub fn hatop_status(screen: &str, server: &str) -> Option<String> {
         let _weight = words.next()?;
         let status = words.next()?;
         // "no check" is the one status of two words.
-        Some(if status == "no" { "no check".to_string() } else { status.to_string() })
+        Some(if status == "no" {
+            "no check".to_string()
+        } else {
+            status.to_string()
+        })
     })
 }
 

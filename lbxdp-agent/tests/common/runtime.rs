@@ -426,7 +426,9 @@ pub struct KeepAlive {
 impl KeepAlive {
     pub fn connect(tb: &Testbed, to: SocketAddr) -> anyhow::Result<KeepAlive> {
         // A socket belongs to the namespace of the thread that made it.
-        let stream = tb.in_netns(&tb.client, || Ok(TcpStream::connect_timeout(&to, Duration::from_secs(3))?))?;
+        let stream = tb.in_netns(&tb.client, || {
+            Ok(TcpStream::connect_timeout(&to, Duration::from_secs(3))?)
+        })?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         Ok(KeepAlive { stream })
@@ -434,8 +436,7 @@ impl KeepAlive {
 
     /// `GET /` on this connection; the body (the server's name).
     pub fn get(&mut self) -> anyhow::Result<String> {
-        self.stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: lbxdp-test\r\n\r\n")?;
+        self.stream.write_all(b"GET / HTTP/1.1\r\nHost: lbxdp-test\r\n\r\n")?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
