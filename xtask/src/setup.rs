@@ -36,6 +36,14 @@ const TESTBED_PACKAGES: &[&str] = &[
     // (netsniff-ng) sends their bounded spoofed floods.
     "nftables",
     "netsniff-ng",
+    // The runtime-API tests drive lbxdp with HAProxy's own clients: hatop on
+    // the stats socket (inside tmux, whose capture-pane reads its screen),
+    // the Prometheus exporter scraping that socket, and headless chromium
+    // rendering the stats page.
+    "hatop",
+    "prometheus-haproxy-exporter",
+    "tmux",
+    "chromium",
 ];
 
 /// What the eBPF build needs, once `setup` has made sure it is there.

@@ -1,6 +1,9 @@
 //! Helpers shared by the agent's integration tests.
 #![allow(dead_code)]
 
+pub mod clients;
+pub mod runtime;
+
 use std::{
     io::{BufRead, BufReader, Read},
     process::{Child, Stdio},
