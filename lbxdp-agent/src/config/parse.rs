@@ -13,8 +13,9 @@ use super::{
     keywords::{self as kw, invalid_name_char},
     lex::{self, LexError, Vars},
     model::{
-        Balance, Bind, EnvRef, EnvRefKind, ExpectKind, Global, HashType, HealthCheck, LogTarget, Mode, OnMarkedDown,
-        OnMarkedUp, PortSpec, ProxyProtocol, CliLevel, Refusal, SourceAddr, StatsSocket, StatusExpect, TcpCheckStep, Unsupported,
+        Balance, Bind, CliLevel, EnvRef, EnvRefKind, ExpectKind, Global, HashType, HealthCheck, LogTarget, Mode,
+        OnMarkedDown, OnMarkedUp, PortSpec, ProxyProtocol, Refusal, SourceAddr, StatsSocket, StatusExpect,
+        TcpCheckStep, Unsupported,
     },
     time,
 };

@@ -223,7 +223,14 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
             };
             let h = health;
             let Some((before, after, st)) = update(&tx, &t.id, Some(&t.alive), |st| {
-                set_status(st, if want { Status::Maint } else { status_of(&h, st.effective_weight()) });
+                set_status(
+                    st,
+                    if want {
+                        Status::Maint
+                    } else {
+                        status_of(&h, st.effective_weight())
+                    },
+                );
                 st.health = Some(counter(&h));
             }) else {
                 return;
