@@ -12,10 +12,14 @@ backend be
 ";
 
 fn config() -> Config {
-    match config::parse_str("t.cfg", CFG) {
+    let mut config = match config::parse_str("t.cfg", CFG) {
         Ok((c, _)) => c,
         Err(d) => panic!("test config refused: {d:?}"),
-    }
+    };
+    // HAProxy's numbering for this file (the parser may not assign them yet).
+    config.frontends[0].id = 2;
+    config.backends[0].id = 3;
+    config
 }
 
 fn run(level: CliLevel, command: &str) -> Step {
