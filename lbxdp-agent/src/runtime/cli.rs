@@ -447,7 +447,7 @@ fn timeout_secs(text: &str) -> Option<u64> {
         }
         parsed.value.as_millis() as u64
     };
-    (ms <= time::MAX_MS && ms >= 1000).then_some(ms / 1000)
+    (1000..=time::MAX_MS).contains(&ms).then_some(ms / 1000)
 }
 
 /// HAProxy's `cli_gen_usage_msg()`: `help [words]`, or the answer to an
