@@ -33,6 +33,9 @@ pub struct Options {
 pub struct Runtime {
     pub requests: mpsc::Receiver<Request>,
     pub on_reload: Box<dyn Fn(&Config) + Send>,
+    /// The listeners' tasks: stopped (closing clients, removing socket
+    /// files) when the loop ends.
+    pub listeners: Vec<tokio::task::JoinHandle<()>>,
 }
 
 struct Agent<E: Engine> {
@@ -83,6 +86,7 @@ pub async fn serve<E: Engine>(
     let Runtime {
         mut requests,
         on_reload,
+        listeners,
     } = runtime;
     let mut health = a.monitor.subscribe();
     let snapshot = health.borrow_and_update().clone();
@@ -127,6 +131,12 @@ pub async fn serve<E: Engine>(
         obj.insert("stats".into(), table.to_json());
     }
     a.monitor.stop();
+    for l in &listeners {
+        l.abort();
+    }
+    for l in listeners {
+        let _ = l.await;
+    }
     Ok((a.engine, report))
 }
 

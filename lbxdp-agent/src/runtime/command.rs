@@ -29,13 +29,17 @@ pub enum Weight {
     Percent(u32),
 }
 
-/// `show stat [<iid> <type> <sid>]`: -1 is "any"; type is a bit mask
-/// (1 frontends, 2 backends, 4 servers).
+/// `show stat [<iid> <type> <sid>] [up] [no-maint]`: -1 is "any"; type is a
+/// bit mask (1 frontends, 2 backends, 4 servers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatFilter {
     pub iid: i64,
     pub types: i64,
     pub sid: i64,
+    /// `up`: servers not UP are left out (the page's `;up`).
+    pub hide_down: bool,
+    /// `no-maint`: servers in maintenance are left out.
+    pub hide_maint: bool,
 }
 
 impl Default for StatFilter {
@@ -44,6 +48,8 @@ impl Default for StatFilter {
             iid: -1,
             types: -1,
             sid: -1,
+            hide_down: false,
+            hide_maint: false,
         }
     }
 }
@@ -67,8 +73,10 @@ pub enum Command {
     /// Prometheus exposition text (HAProxy's exporter names and lbxdp's own).
     Prometheus,
     /// The stats page of the `mode http` section named here, as HTML; `admin`
-    /// when this client may use the admin actions; `notice` is a line the
-    /// page shows at its top (the outcome of the last action).
+    /// when this client may use the admin actions; `notice` is the outcome of
+    /// the last admin action, HAProxy's `;st=` code (`DONE`, `PART`, `ERRP`,
+    /// `NONE`, `DENY`, `EXCD`, `UNKN`): `http::status_notice()` gives the
+    /// class and text HAProxy shows at the top of the page for it.
     StatsPage {
         section: String,
         admin: bool,

@@ -29,6 +29,17 @@ pub(crate) fn selected(row: &Row, f: &StatFilter) -> bool {
     if f.types & row.kind.bit() == 0 {
         return false;
     }
+    if row.kind == RowKind::Server {
+        let status = row.text("status").unwrap_or("");
+        // HAProxy's `up` keeps servers that are UP (or going down, or
+        // unchecked); `no-maint` drops those in maintenance.
+        if f.hide_down && !(status.starts_with("UP") || status == "no check" || status.starts_with("DRAIN")) {
+            return false;
+        }
+        if f.hide_maint && status == "MAINT" {
+            return false;
+        }
+    }
     !(row.kind == RowKind::Server && f.iid != -1 && f.sid != -1 && row.int("sid") != Some(f.sid))
 }
 

@@ -423,8 +423,13 @@ pub fn render(table: &StatsTable, info: &Info, page: &StatsPage, admin: bool, no
     );
     legend(&mut out);
     out.push_str("</td></tr></table>\n");
-    if let Some(n) = notice {
-        let _ = writeln!(out, "<p><div class=active_up>{}</div>", text(n));
+    // The outcome of the last admin action, as HAProxy words it for its `;st=` code.
+    if let Some((class, words)) = notice.and_then(crate::runtime::http::status_notice) {
+        let _ = writeln!(
+            out,
+            "<p><div class={class}><a class=lfsb href=\"{}\" title=\"Remove this message\">[X]</a> {words}</div>",
+            text(&page.uri)
+        );
     }
     let mut start = 0;
     while start < table.rows.len() {

@@ -272,7 +272,17 @@ fn lines_of(csv: &str) -> Vec<String> {
 #[test]
 fn filters_as_haproxy() {
     let t = table();
-    let f = |iid, types, sid| lines_of(&show_stat(&t, &StatFilter { iid, types, sid }));
+    let f = |iid, types, sid| {
+        lines_of(&show_stat(
+            &t,
+            &StatFilter {
+                iid,
+                types,
+                sid,
+                ..StatFilter::default()
+            },
+        ))
+    };
     assert_eq!(f(3, 4, 2), ["be1/s2"]);
     assert_eq!(f(-1, 1, -1), ["fe1/FRONTEND", "li/FRONTEND"]);
     assert_eq!(f(-1, 2, -1), ["be1/BACKEND", "li/BACKEND"]);
@@ -555,10 +565,16 @@ fn page_shows_every_server_and_escapes() {
         refresh: Some(Duration::from_secs(5)),
         ..Default::default()
     };
-    let html = render(&t, &info(), &page, true, Some("Action processed <ok>"));
+    let html = render(&t, &info(), &page, true, Some("DONE"));
     assert!(!html.contains("<b>&x"));
     assert!(html.contains("&lt;b&gt;&amp;x"));
-    assert!(html.contains("Action processed &lt;ok&gt;"));
+    let (class, words) = crate::runtime::http::status_notice("DONE").expect("DONE is a notice");
+    assert!(html.contains(&format!("<div class={class}>")), "the notice's class");
+    assert!(html.contains(words), "the notice's words");
+    assert!(
+        !render(&t, &info(), &page, true, Some("<bad>")).contains("bad"),
+        "an unknown code shows nothing"
+    );
     assert!(html.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
     for (server, class, state) in [
         ("s1", "active_up", "7s UP"),
