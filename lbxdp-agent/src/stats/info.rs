@@ -176,6 +176,10 @@ impl Info {
         ];
         let mut out = String::new();
         for (k, v) in fields {
+            // HAProxy leaves `description` out when none is set.
+            if k == "description" && v.is_empty() {
+                continue;
+            }
             let _ = writeln!(out, "{k}: {v}");
         }
         out.push('\n');
