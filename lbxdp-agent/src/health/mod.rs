@@ -175,7 +175,7 @@ impl ServerState {
 pub type Snapshot = Arc<BTreeMap<ServerId, ServerState>>;
 
 /// The state of a server the snapshot doesn't hold (yet): as it starts.
-fn initial_state(server: &crate::config::Server, backend_disabled: bool) -> ServerState {
+pub(crate) fn initial_state(server: &crate::config::Server, backend_disabled: bool) -> ServerState {
     let weight = u32::from(server.weight);
     let status = if server.disabled || backend_disabled {
         Status::Maint

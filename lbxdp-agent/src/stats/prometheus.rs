@@ -701,33 +701,33 @@ fn servers_of<'a>(table: &'a StatsTable, backend: &str) -> Vec<&'a Row> {
 }
 
 fn xdp(x: &XdpCounters, out: &mut String) {
-    let mut actions = Family::new(
-        "lbxdp_xdp_packets_total".into(),
-        "Packets the XDP program handled, by the action it took",
-        Counter,
-    );
-    for (action, n) in &x.actions {
-        actions.push(labels(&[("action", action)]), n);
+    let families: [(&str, &str, &str, &[(&'static str, u64)]); 3] = [
+        (
+            "lbxdp_xdp_packets_total",
+            "Packets the XDP program handled, by the action it took",
+            "action",
+            &x.actions,
+        ),
+        (
+            "lbxdp_xdp_dropped_packets_total",
+            "Packets the XDP program dropped, by reason",
+            "reason",
+            &x.drops,
+        ),
+        (
+            "lbxdp_xdp_protocol_packets_total",
+            "Packets the XDP program saw, by protocol",
+            "protocol",
+            &x.protocols,
+        ),
+    ];
+    for (name, help, label, samples) in families {
+        let mut f = Family::new(name.into(), help, Counter);
+        for (value, n) in samples {
+            f.push(labels(&[(label, value)]), n);
+        }
+        f.write(out);
     }
-    actions.write(out);
-    let mut drops = Family::new(
-        "lbxdp_xdp_dropped_packets_total".into(),
-        "Packets the XDP program dropped, by reason",
-        Counter,
-    );
-    for (reason, n) in &x.drops {
-        drops.push(labels(&[("reason", reason)]), n);
-    }
-    drops.write(out);
-    let mut protocols = Family::new(
-        "lbxdp_xdp_protocol_packets_total".into(),
-        "Packets the XDP program saw, by protocol",
-        Counter,
-    );
-    for (proto, n) in &x.protocols {
-        protocols.push(labels(&[("protocol", proto)]), n);
-    }
-    protocols.write(out);
 }
 
 /// The whole exposition: process, frontends, backends, servers, then

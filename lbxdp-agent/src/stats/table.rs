@@ -182,7 +182,7 @@ impl StatsTable {
                         .servers
                         .iter()
                         .map(|s| {
-                            let st = state_of(health, b, s, now);
+                            let st = state_of(health, b, s);
                             let c = counters.servers.get(&(b.name.clone(), s.name.clone()));
                             server_row(b, s, &st, c, now)
                         })
@@ -249,43 +249,12 @@ fn sections(config: &Config) -> Vec<Section<'_>> {
     all.into_iter().map(|(_, _, s)| s).collect()
 }
 
-/// The server's published state, or the one it starts with.
-fn state_of(health: &BTreeMap<ServerId, ServerState>, b: &Backend, s: &Server, now: Instant) -> ServerState {
-    if let Some(st) = health.get(&ServerId::new(&b.name, &s.name)) {
-        return st.clone();
-    }
-    let weight = u32::from(s.weight);
-    let status = if s.disabled {
-        Status::Maint
-    } else {
-        match &s.check {
-            Some(c) => Status::GoingDown {
-                remaining: 1,
-                fall: c.fall,
-            },
-            None => Status::Up,
-        }
-    };
-    ServerState {
-        status,
-        weight,
-        initial_weight: weight,
-        drain: false,
-        checks_enabled: true,
-        backup: s.backup,
-        last_reason: None,
-        checked: s.check.is_some(),
-        marked_down: 0,
-        marked_up: 0,
-        check_failures: 0,
-        last_check: None,
-        health: s.check.as_ref().map(|c| crate::health::HealthCounter {
-            health: c.rise,
-            rise: c.rise,
-            fall: c.fall,
-        }),
-        since: now,
-    }
+/// The server's published state, or the one it starts with (health's own rule).
+fn state_of(health: &BTreeMap<ServerId, ServerState>, b: &Backend, s: &Server) -> ServerState {
+    health
+        .get(&ServerId::new(&b.name, &s.name))
+        .cloned()
+        .unwrap_or_else(|| crate::health::initial_state(s, b.disabled))
 }
 
 fn mode_str(mode: Mode) -> &'static str {
@@ -517,7 +486,7 @@ fn backend_row(
 ) -> Row {
     let mut row = Row::new(RowKind::Backend, &b.name, "BACKEND");
     let bc = counters.backends.get(&b.name).cloned().unwrap_or_default();
-    let states: Vec<ServerState> = b.servers.iter().map(|s| state_of(health, b, s, now)).collect();
+    let states: Vec<ServerState> = b.servers.iter().map(|s| state_of(health, b, s)).collect();
     for col in [
         "scur", "stot", "bin", "bout", "econ", "eresp", "wretr", "wredis", "lbtot", "cli_abrt", "srv_abrt", "rate",
     ] {

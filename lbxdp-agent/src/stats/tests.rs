@@ -312,6 +312,8 @@ fn info() -> Info {
     let mut i = Info::new(&c, &counters, 4242, 1_700_000_000, Duration::from_secs(90061), "host");
     i.tasks = Some(5);
     i.run_queue = Some(0);
+    // The fixture's HAProxy had `description my description`.
+    i.description = Some("my description".into());
     i
 }
 
@@ -325,6 +327,12 @@ fn show_info_has_haproxys_fields_in_order() {
     };
     assert_eq!(names(&ours), names(SHOW_INFO));
     assert!(ours.ends_with("\n\n"));
+    let mut bare = info();
+    bare.description = None;
+    assert!(
+        !bare.show_info().contains("\ndescription:"),
+        "HAProxy leaves an unset description out"
+    );
     assert!(ours.contains("\nUptime: 1d 1h01m01s\n"), "{ours}");
     assert!(ours.contains("\nnode: mynode\n"));
     // hatop's regexes: one word for these, digits for those.
