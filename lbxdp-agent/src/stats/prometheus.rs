@@ -700,8 +700,11 @@ fn servers_of<'a>(table: &'a StatsTable, backend: &str) -> Vec<&'a Row> {
         .collect()
 }
 
+/// A metric family of lbxdp's own: name, help, label, and the samples by label value.
+type OwnFamily<'a> = (&'a str, &'a str, &'a str, &'a [(&'static str, u64)]);
+
 fn xdp(x: &XdpCounters, out: &mut String) {
-    let families: [(&str, &str, &str, &[(&'static str, u64)]); 3] = [
+    let families: [OwnFamily<'_>; 3] = [
         (
             "lbxdp_xdp_packets_total",
             "Packets the XDP program handled, by the action it took",
