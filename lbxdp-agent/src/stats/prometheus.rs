@@ -701,7 +701,7 @@ fn servers_of<'a>(table: &'a StatsTable, backend: &str) -> Vec<&'a Row> {
 }
 
 /// A metric family of lbxdp's own: name, help, label, and the samples by label value.
-type OwnFamily<'a> = (&'a str, &'a str, &'a str, &'a [(&'static str, u64)]);
+type OwnFamily<'a> = (&'static str, &'static str, &'static str, &'a [(&'static str, u64)]);
 
 fn xdp(x: &XdpCounters, out: &mut String) {
     let families: [OwnFamily<'_>; 3] = [
