@@ -25,6 +25,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 each_target!(
     answers,
+    state_and_sessions,
     counts_traffic,
     drain_maint_ready,
     disable_health,
@@ -255,6 +256,85 @@ fn drain_maint_ready(target: Target) {
     wait_until("s1 taking new connections again", Duration::from_secs(15), || {
         bed.ask().as_deref() == Some("web1")
     });
+}
+
+/// `show servers state`, `show backend`, forced health, current sessions
+/// (`scur`, `show sess`) and, for lbxdp, a runtime weight kept by a reload.
+fn state_and_sessions(target: Target) {
+    let _one = serial();
+    let Some(mut bed) = Bed::start("state_and_sessions", target) else {
+        return;
+    };
+    let state = bed.admin("show servers state");
+    let lines: Vec<&str> = state.lines().collect();
+    assert_eq!(lines.first(), Some(&"1"), "{state}");
+    assert!(
+        lines
+            .get(1)
+            .is_some_and(|h| h.starts_with("# be_id be_name srv_id srv_name srv_addr srv_op_state")),
+        "{state}"
+    );
+    for sv in ["s1", "s2", "s3"] {
+        let line = lines
+            .iter()
+            .find(|l| l.split(' ').nth(3) == Some(sv))
+            .unwrap_or_else(|| panic!("no line for {sv}:\n{state}"));
+        let f: Vec<&str> = line.split(' ').collect();
+        // be_name, srv_op_state 2 (running), admin 0, uweight 1, iweight 1.
+        assert_eq!((f[1], f[5], f[6], f[7], f[8]), ("be", "2", "0", "1", "1"), "{line}");
+    }
+    assert!(state.ends_with("\n\n"), "{state:?}");
+    assert_eq!(bed.admin("show servers state nope"), "Can't find backend.\n\n");
+    assert_eq!(bed.admin("show backend"), "# name\nbe\n\n");
+
+    // Forced health: stopping takes no new traffic (NOLB); down is DOWN
+    // until the next check, which (nginx being up) brings it back.
+    assert_eq!(bed.admin("set server be/s2 health stopping"), "\n");
+    assert_eq!(bed.status("s2"), "NOLB");
+    assert_eq!(bed.admin("set server be/s2 health down"), "\n");
+    assert_eq!(bed.status("s2"), "DOWN");
+    bed.wait_status("s2", "UP", Duration::from_secs(5));
+
+    // A session held open counts on its server until it ends.
+    let vip = std::net::SocketAddr::new(bed.tb.lb.v4().into(), 80);
+    let mut held = common::runtime::KeepAlive::connect(&bed.tb, vip).expect("connecting to the VIP");
+    let web = held.get().expect("GET through the VIP");
+    let sv = web.replace("web", "s");
+    let scur = |sv: &str| bed.stat().num("be", sv, "scur");
+    wait_until(
+        &format!("{sv}'s scur to count the open session"),
+        Duration::from_secs(5),
+        || scur(&sv).is_some_and(|n| n >= 1),
+    );
+    let fe = bed.stat().num("web", "FRONTEND", "scur");
+    assert!(fe.is_some_and(|n| n >= 1), "the frontend's scur: {fe:?}");
+    if target != Target::Xdp {
+        let sess = bed.admin("show sess");
+        assert!(
+            sess.lines()
+                .any(|l| l.contains("fe=web") && l.contains(&format!("srv={sv}"))),
+            "show sess lists the session to {sv}:\n{sess}"
+        );
+    }
+    drop(held);
+    wait_until(
+        &format!("{sv}'s scur to drop once the session closed"),
+        Duration::from_secs(5),
+        || scur(&sv) == Some(0),
+    );
+
+    // A reload keeps what the runtime API set (lbxdp; HAProxy needs a
+    // server-state file for that, which this config doesn't have).
+    if target != Target::Haproxy {
+        assert_eq!(bed.admin("set weight be/s1 3"), "\n");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(bed.lb.pid()).expect("a pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP to the agent");
+        wait_until("the agent to log the reload", Duration::from_secs(10), || {
+            bed.lb.log().contains("SIGHUP: configuration reloaded")
+        });
+        assert_eq!(bed.admin("get weight be/s1"), "3 (initial 1)\n\n");
+        assert_eq!(bed.stat().get("be", "s1", "weight"), Some("3"));
+    }
 }
 
 /// With its checks off, a server whose nginx stopped is not marked down.
