@@ -15,7 +15,8 @@ use crate::{
     stats::{self, StatsTable},
 };
 
-/// How long health changes may gather before the engine is told.
+/// After the engine follows a health change, how long further changes
+/// gather before it follows them.
 const HEALTH_COALESCE: Duration = Duration::from_millis(10);
 
 /// How many runtime commands may wait for the loop.
@@ -97,12 +98,14 @@ pub async fn serve<E: Engine>(
     loop {
         tokio::select! {
             Ok(()) = health.changed() => {
-                // Changes that land together become one rewrite.
-                tokio::time::sleep(HEALTH_COALESCE).await;
+                // At once: a server logged DOWN must not get one more
+                // connection. Then a pause, so a burst of changes (a rack
+                // going down) becomes one more rewrite, not one each.
                 let snapshot = health.borrow_and_update().clone();
                 if let Err(e) = a.engine.apply_health(&a.config, &snapshot) {
                     warn!("applying health changes: {e:#}");
                 }
+                tokio::time::sleep(HEALTH_COALESCE).await;
             }
             Some(req) = requests.recv() => {
                 let answer = a.execute(req.command);

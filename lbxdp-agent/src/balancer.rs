@@ -23,7 +23,7 @@ use crate::{
         to_server_ids,
     },
     handover::{self, Handover},
-    health::{Monitor, ServerId, ServerState, Snapshot, effective_weights},
+    health::{Monitor, ServerId, ServerState, Snapshot, effective_weights, recalls_backups},
     maglev, privileges,
     stats::{Counters, FrontendCounters, ServerCounters, XdpCounters},
 };
@@ -776,9 +776,7 @@ fn sync_health(
         let w = effective_weights(cfg, snapshot);
         // `on-marked-up shutdown-backup-sessions`: once such a server is
         // back, the backups' flows move too, not only new ones.
-        let recall_backups = cfg.servers.iter().zip(&w).any(|(s, w)| {
-            *w > 0 && !s.backup && s.on_marked_up == Some(crate::config::OnMarkedUp::ShutdownBackupSessions)
-        });
+        let recall_backups = recalls_backups(cfg, &w);
         // Order matters while packets flow: a server comes up before a table
         // can send to it, and goes down only once no table does, so no new
         // flow is dropped for picking a server flagged down.

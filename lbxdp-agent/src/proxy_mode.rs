@@ -8,16 +8,18 @@ use tracing::{info, warn};
 
 use crate::{
     config::Config,
-    health::{Monitor, Snapshot, effective_weights},
+    health::{Monitor, Snapshot, effective_weights, recalls_backups},
     proxy::{self, SharedAvailability},
     stats::{BackendCounters, Counters, FrontendCounters, ServerCounters},
 };
 
 /// Pushes each server's health and effective weight (the backup rule
-/// applied, in `health::effective_weights`) into the proxy's availability map.
+/// applied, in `health::effective_weights`), and whether the backups are
+/// recalled (`health::recalls_backups`), into the proxy's availability map.
 fn push(avail: &SharedAvailability, config: &Config, snapshot: &Snapshot) {
     for be in &config.backends {
         let weights = effective_weights(be, snapshot);
+        avail.set_recall(&be.name, recalls_backups(be, &weights));
         for (s, w) in be.servers.iter().zip(weights) {
             let up = snapshot
                 .get(&crate::health::ServerId::new(&be.name, &s.name))

@@ -374,3 +374,64 @@ fn a_long_flow_survives_another_servers_fall_and_rise(mode: &str) {
     assert_eq!(echoed.lines().count(), 60, "{echoed}");
     agent.stop();
 }
+
+#[test]
+fn shutdown_backup_sessions_xdp() {
+    shutdown_backup_sessions("xdp");
+}
+
+#[test]
+fn shutdown_backup_sessions_proxy() {
+    shutdown_backup_sessions("proxy");
+}
+
+/// `on-marked-up shutdown-backup-sessions`: once the active server is back,
+/// a long flow on the backup is closed, not left to run (one rule in the
+/// health state, followed by both engines).
+fn shutdown_backup_sessions(mode: &str) {
+    let name = format!("shutdown_backup_sessions_{mode}");
+    let Some(mut tb) = common::testbed(&name, Layout::OneArm, 3, true) else {
+        return;
+    };
+    common::start_echo_servers(&mut tb, 7000);
+    let (web1, web3) = (tb.backends[0].clone(), tb.backends[2].clone());
+    // Checked on nginx's port, so stopping nginx takes the active down.
+    let active = format!("check port 80 inter {INTER_MS} fall 2 rise 2 on-marked-up shutdown-backup-sessions");
+    let backup = format!("check port 80 inter {INTER_MS} fall 2 rise 2 backup");
+    let cfg = defaults()
+        + &frontend("echo", &tb.lb, 7000, "echo")
+        + &pool("echo", &[(&web1, 7000, &active), (&web3, 7000, &backup)]);
+    let mut agent = start_in(&mut tb, &cfg, mode);
+    tb.stop_nginx(&web1, 80).expect("stop web1");
+    agent.wait_for("Server echo/web1 is DOWN", Duration::from_secs(10));
+    // 100 lines over 10 s, on the backup (the only server left).
+    let vip = tb.lb.v4();
+    let mut long = tb
+        .command(&tb.client, "bash")
+        .args([
+            "-c",
+            &format!("for i in $(seq 100); do echo line $i; sleep 0.1; done | socat -t 3 - TCP:{vip}:7000"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("long flow");
+    std::thread::sleep(Duration::from_millis(1500));
+    tb.start_nginx(&web1, "web1", 80).expect("start web1");
+    agent.wait_for("Server echo/web1 is UP", Duration::from_secs(10));
+    let mut ended = false;
+    wait_until("the long flow's end", Duration::from_secs(30), || {
+        ended = long.try_wait().ok().flatten().is_some();
+        ended
+    });
+    let mut echoed = String::new();
+    std::io::Read::read_to_string(&mut long.stdout.take().expect("stdout"), &mut echoed).expect("echo");
+    let lines = echoed.lines().count();
+    assert!(lines > 0, "the flow reached the backup before the active came back");
+    assert!(
+        lines < 100,
+        "the backup's flow ran to its end ({lines} lines echoed) after the active came back"
+    );
+    agent.stop();
+}

@@ -242,6 +242,19 @@ pub fn effective_weights(backend: &Backend, snapshot: &BTreeMap<ServerId, Server
     out
 }
 
+/// HAProxy's `on-marked-up shutdown-backup-sessions`: while an active
+/// server with that option takes traffic (`weights` as [`effective_weights`]
+/// gives them), the backups' sessions are closed, not only spared new ones.
+/// Both engines follow this one rule: XDP marks the backups down (their
+/// flows move), the proxy closes their sessions when it turns true.
+pub fn recalls_backups(backend: &Backend, weights: &[u32]) -> bool {
+    backend
+        .servers
+        .iter()
+        .zip(weights)
+        .any(|(s, w)| *w > 0 && !s.backup && s.on_marked_up == Some(crate::config::OnMarkedUp::ShutdownBackupSessions))
+}
+
 /// Runs one check; the task calls it each time. Tests give scripted ones.
 pub(crate) type Probe = Arc<dyn Fn() -> BoxFuture<'static, CheckResult> + Send + Sync>;
 type ProbeFactory = Arc<dyn Fn(CheckSpec) -> Probe + Send + Sync>;

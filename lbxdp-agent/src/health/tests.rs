@@ -549,3 +549,25 @@ async fn runtime_weight_drain_checks_and_forced_health() {
     assert_eq!(st(&m, "s").status, Status::Down);
     assert!(!m.set_weight(&ServerId::new("be", "nope"), 1));
 }
+
+#[test]
+fn backups_are_recalled_while_an_active_server_with_the_option_takes_traffic() {
+    let c = config(
+        "backend be\n server a 10.0.0.1:80 on-marked-up shutdown-backup-sessions\n server p 10.0.0.2:80\n \
+         server k 10.0.0.3:80 backup\n",
+    );
+    let be = c.backend("be").expect("be");
+    assert!(recalls_backups(be, &[1, 1, 0]));
+    assert!(
+        !recalls_backups(be, &[0, 1, 0]),
+        "only the server with the option recalls them"
+    );
+    assert!(!recalls_backups(be, &[0, 0, 1]), "the backups took over");
+    let c = config(
+        "backend be\n server a 10.0.0.1:80\n server k 10.0.0.3:80 backup on-marked-up shutdown-backup-sessions\n",
+    );
+    assert!(
+        !recalls_backups(c.backend("be").expect("be"), &[0, 1]),
+        "a backup with it recalls nothing"
+    );
+}

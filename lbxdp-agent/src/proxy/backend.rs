@@ -22,7 +22,7 @@ use super::{
     select::{self, Candidate, Consistent, LeastConn, Rng, SmoothRr},
     stats::{BackendStats, Gauge, ServerCounters, ServerStats},
 };
-use crate::config::{Backend, BackendTimeouts, Balance, HashType, OnMarkedDown, OnMarkedUp, PortSpec, ProxyProtocol};
+use crate::config::{Backend, BackendTimeouts, Balance, HashType, OnMarkedDown, PortSpec, ProxyProtocol};
 
 /// Why a session closed from outside: HAProxy's termination letters.
 pub const KILL_DOWN: u8 = b'D';
@@ -40,7 +40,6 @@ pub struct ServerRt {
     pub maxconn: Option<u32>,
     pub send_proxy: Option<ProxyProtocol>,
     pub shutdown_on_down: bool,
-    pub shutdown_backups_on_up: bool,
     pub counters: Arc<ServerCounters>,
     /// Bumped to close this server's sessions; the value is the letter.
     pub kill: watch::Sender<(u64, u8)>,
@@ -65,6 +64,8 @@ struct State {
     queue: Queue,
     /// Usability as last seen by [`BackendRt::refresh`], to spot transitions.
     last_usable: Vec<bool>,
+    /// `recalls_backups` as last seen, to close the backups' sessions once.
+    recalled: bool,
     /// Each server's (up, live weight) from the `ServerAvailability`, read
     /// again only when its version moves: a pick reads this, not a map keyed
     /// by names.
@@ -179,7 +180,6 @@ impl BackendRt {
                 maxconn: s.maxconn.filter(|m| *m > 0),
                 send_proxy: s.send_proxy,
                 shutdown_on_down: s.on_marked_down == Some(OnMarkedDown::ShutdownSessions),
-                shutdown_backups_on_up: s.on_marked_up == Some(OnMarkedUp::ShutdownBackupSessions),
                 counters: Arc::new(ServerCounters::default()),
                 kill: watch::channel((0, 0)).0,
             })
@@ -204,6 +204,7 @@ impl BackendRt {
                 rng: Rng::new(seed),
                 queue: Queue::default(),
                 last_usable: vec![false; n],
+                recalled: false,
                 avail: vec![(false, 0); n],
                 avail_version: None,
             }),
@@ -453,7 +454,6 @@ impl BackendRt {
         let mut st = self.lock();
         let now: Vec<bool> = (0..self.servers.len()).map(|i| self.usable(&st, i)).collect();
         let up_now: Vec<bool> = st.avail.iter().map(|a| a.0).collect();
-        let mut active_came_up = false;
         for (i, (&was, &is)) in st.last_usable.clone().iter().zip(&now).enumerate() {
             let s = &self.servers[i];
             if was && !is {
@@ -467,15 +467,15 @@ impl BackendRt {
                     let _ = w.tx.send(Grant::Repick);
                 }
             }
-            if !was && is && !s.backup && s.shutdown_backups_on_up {
-                active_came_up = true;
-            }
         }
-        if active_came_up {
+        // The health state's rule (`health::recalls_backups`), acted on when it turns true.
+        let recall = self.avail.recalls_backups(&self.name);
+        if recall && !st.recalled {
             for s in self.servers.iter().filter(|s| s.backup) {
                 kill(s, KILL_UP);
             }
         }
+        st.recalled = recall;
         st.last_usable = now;
         for i in 0..self.servers.len() {
             self.dispatch(&mut st, i);

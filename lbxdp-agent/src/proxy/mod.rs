@@ -70,6 +70,12 @@ pub trait ServerAvailability: Send + Sync {
     fn changed(&self) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(Duration::from_millis(500)))
     }
+    /// Whether the backend's backups must give up their sessions now
+    /// (`health::recalls_backups`, HAProxy's `on-marked-up
+    /// shutdown-backup-sessions`); the proxy closes them when this turns true.
+    fn recalls_backups(&self, _backend: &str) -> bool {
+        false
+    }
 }
 
 /// Availability held in a map and pushed from outside: `set` a server's
@@ -77,6 +83,8 @@ pub trait ServerAvailability: Send + Sync {
 /// up except those `disabled` in the config; servers not in the map are up.
 pub struct SharedAvailability {
     map: RwLock<HashMap<(String, String), (bool, u32)>>,
+    /// Backends whose backups are recalled (see `recalls_backups`).
+    recalling: RwLock<std::collections::HashSet<String>>,
     /// Bumped after every change to `map`.
     version: AtomicU64,
     tx: watch::Sender<u64>,
@@ -92,19 +100,39 @@ impl SharedAvailability {
         }
         Arc::new(SharedAvailability {
             map: RwLock::new(map),
+            recalling: RwLock::new(std::collections::HashSet::new()),
             version: AtomicU64::new(0),
             tx: watch::channel(0).0,
         })
     }
 
-    /// Sets one server's state; unknown servers are added (for a later reload).
-    pub fn set(&self, backend: &str, server: &str, usable: bool, weight: u32) {
-        if let Ok(mut m) = self.map.write() {
-            m.insert((backend.to_string(), server.to_string()), (usable, weight));
+    /// Sets whether `backend`'s backups are recalled; the proxy reacts at once.
+    pub fn set_recall(&self, backend: &str, recall: bool) {
+        let changed = self.recalling.write().is_ok_and(|mut r| {
+            if recall {
+                r.insert(backend.to_string())
+            } else {
+                r.remove(backend)
+            }
+        });
+        if changed {
+            self.version.fetch_add(1, Release);
+            self.tx.send_modify(|v| *v += 1);
         }
-        // Release: a reader that sees the new version sees the new map too.
-        self.version.fetch_add(1, Release);
-        self.tx.send_modify(|v| *v += 1);
+    }
+
+    /// Sets one server's state; unknown servers are added (for a later reload).
+    /// Only a real change wakes the backends: every check result reaches
+    /// here, and most change nothing the proxy reads.
+    pub fn set(&self, backend: &str, server: &str, usable: bool, weight: u32) {
+        let changed = self.map.write().is_ok_and(|mut m| {
+            m.insert((backend.to_string(), server.to_string()), (usable, weight)) != Some((usable, weight))
+        });
+        if changed {
+            // Release: a reader that sees the new version sees the new map too.
+            self.version.fetch_add(1, Release);
+            self.tx.send_modify(|v| *v += 1);
+        }
     }
 }
 
@@ -128,6 +156,10 @@ impl ServerAvailability for SharedAvailability {
 
     fn version(&self) -> Option<u64> {
         Some(self.version.load(Acquire))
+    }
+
+    fn recalls_backups(&self, backend: &str) -> bool {
+        self.recalling.read().is_ok_and(|r| r.contains(backend))
     }
 
     fn changed(&self) -> BoxFuture<'static, ()> {
