@@ -160,6 +160,20 @@ impl<E: Engine> Agent<E> {
         if config.global.stats_sockets != self.config.global.stats_sockets {
             warn!("SIGHUP: 'stats socket' lines changed; the sockets stay as they were bound at start");
         }
+        // A stats page's options follow the reload; its addresses don't.
+        let pages = |c: &Config| -> Vec<(String, Vec<crate::config::BindAddr>)> {
+            c.frontends
+                .iter()
+                .filter(|f| f.stats_page.is_some() && !f.disabled)
+                .map(|f| (f.name.clone(), f.binds.iter().map(|b| b.addr.clone()).collect()))
+                .collect()
+        };
+        if pages(&config) != pages(&self.config) {
+            warn!(
+                "SIGHUP: stats pages were added, removed or moved; their listeners stay as they were bound at start \
+                 (a removed page answers 503; a new one needs a restart)"
+            );
+        }
         let prepared = self.engine.prepare(&config).await?;
         self.monitor.reload(&config);
         let snapshot = self.monitor.snapshot();
