@@ -247,20 +247,26 @@ fn default_client_full_nat_holds_its_rate_beside_nftables() {
         "healthy servers went DOWN under load:\n{}",
         downs.join("\n")
     );
-    // "The first" slice is the first 20 s, as above: one 10 s slice alone
-    // swings too much on 2 cores to be the yardstick.
-    let first = (lbxdp[0].rate + lbxdp[1].rate) / 2.0;
-    assert!(first > 100.0, "hardly any traffic got through ({first:.0}/s)");
+    // A collapse guard, not a benchmark (speed is `cargo xtask bench`'s).
+    // The yardstick is nftables on the same testbed in the same run: on 2
+    // cores shared by wrk, nginx and the kernel, both swing by about 20%
+    // between 10 s slices (nftables seen from 13.7k/s to 18.1k/s in one run,
+    // lbxdp from 13.4k/s to 19.5k/s; means 0.90 to 1.10 of each other), so
+    // the bounds sit below that band and far above the defect's "a few percent".
+    assert!(
+        nft_mean > 100.0,
+        "hardly any traffic got through nftables ({nft_mean:.0}/s)"
+    );
     for (i, c) in lbxdp.iter().enumerate() {
         assert!(
-            c.rate >= 0.8 * first,
-            "slice {i} ran at {:.0}/s, below 80% of the first 20 s ({first:.0}/s)",
+            c.rate >= 0.6 * nft_mean,
+            "slice {i} ran at {:.0}/s, below 60% of nftables' mean ({nft_mean:.0}/s)",
             c.rate
         );
     }
     assert!(
-        lbxdp_mean >= 0.9 * nft_mean,
-        "lbxdp's mean {lbxdp_mean:.0}/s is more than 10% below nftables' {nft_mean:.0}/s"
+        lbxdp_mean >= 0.8 * nft_mean,
+        "lbxdp's mean {lbxdp_mean:.0}/s is more than 20% below nftables' {nft_mean:.0}/s"
     );
     let fe = &report["frontends"][0];
     assert_eq!(fe["drop_no_port"].as_u64(), Some(0), "{fe}");
