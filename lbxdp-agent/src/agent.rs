@@ -62,9 +62,10 @@ impl Started {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             pid: std::process::id(),
-            // HAProxy's default `node` is the host name.
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
+            // HAProxy's default `node` is the host name; uname(2), which
+            // a chroot doesn't hide as it hides /proc.
+            host: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         }
     }
