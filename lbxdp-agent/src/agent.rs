@@ -37,6 +37,8 @@ pub struct Runtime {
     /// The listeners' tasks: stopped (closing clients, removing socket
     /// files) when the loop ends.
     pub listeners: Vec<tokio::task::JoinHandle<()>>,
+    /// Installed before anything is set up, so no signal is lost meanwhile.
+    pub signals: crate::signals::Signals,
 }
 
 struct Agent<E: Engine> {
@@ -89,11 +91,11 @@ pub async fn serve<E: Engine>(
         mut requests,
         on_reload,
         listeners,
+        signals: mut sig,
     } = runtime;
     let mut health = a.monitor.subscribe();
     let snapshot = health.borrow_and_update().clone();
     a.engine.apply_health(&a.config, &snapshot)?;
-    let mut sig = crate::signals::Signals::install()?;
     let period = Duration::from_secs(opts.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {

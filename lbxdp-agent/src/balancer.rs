@@ -134,6 +134,12 @@ pub async fn run(
     opts: &Options,
     runtime: &mut Option<crate::agent::Runtime>,
 ) -> anyhow::Result<serde_json::Value> {
+    // Without a runtime (no config), the signals are still caught from the
+    // start, so a SIGTERM during set-up still detaches and cleans up.
+    let early_signals = match runtime {
+        Some(_) => None,
+        None => Some(crate::signals::Signals::install()?),
+    };
     let ifaces = if !opts.ifaces.is_empty() {
         opts.ifaces.clone()
     } else if let Some(c) = config {
@@ -391,7 +397,14 @@ pub async fn run(
                 drop(engine);
                 Ok(report)
             }
-            _ => serve_plain(&mut dp, opts).await,
+            (_, rt) => {
+                let sig = match (early_signals, rt) {
+                    (Some(s), _) => s,
+                    (None, Some(rt)) => rt.signals,
+                    (None, None) => crate::signals::Signals::install()?,
+                };
+                serve_plain(&mut dp, opts, sig).await
+            }
         }
     }
     .await;
@@ -833,9 +846,12 @@ fn sockaddr(ip: IpAddr, port: u16) -> String {
 
 /// Without a configuration (`-i` only): the program counts packets and
 /// passes them; counters on SIGUSR1 (and every interval) until a signal stops it.
-async fn serve_plain(dp: &mut Datapath, opts: &Options) -> anyhow::Result<serde_json::Value> {
+async fn serve_plain(
+    dp: &mut Datapath,
+    opts: &Options,
+    mut sig: crate::signals::Signals,
+) -> anyhow::Result<serde_json::Value> {
     let log_task = spawn_logger(dp)?;
-    let mut sig = crate::signals::Signals::install()?;
     let period = Duration::from_secs(opts.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {

@@ -17,6 +17,10 @@ pub use command::{AdminState, Command, ForcedHealth, Request, StatFilter, Weight
 /// before privileges drop) and starts serving them; what they ask waits for
 /// the agent loop, which takes the returned [`crate::agent::Runtime`].
 pub async fn start(config: &Config) -> anyhow::Result<crate::agent::Runtime> {
+    // First: a SIGTERM that comes while the datapath is being set up is
+    // kept for the loop (which then stops cleanly), not the default action
+    // that would kill the agent with its VIPs and sysctls left behind.
+    let signals = crate::signals::Signals::install()?;
     let (tx, rx) = tokio::sync::mpsc::channel(crate::agent::REQUEST_QUEUE);
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let mut tasks = Vec::new();
@@ -46,5 +50,6 @@ pub async fn start(config: &Config) -> anyhow::Result<crate::agent::Runtime> {
             let _ = config_tx.send(Arc::new(c.clone()));
         }),
         listeners: tasks,
+        signals,
     })
 }
