@@ -39,6 +39,8 @@ pub struct Runtime {
     pub listeners: Vec<tokio::task::JoinHandle<()>>,
     /// Installed before anything is set up, so no signal is lost meanwhile.
     pub signals: crate::signals::Signals,
+    /// systemd's `Type=notify` messages.
+    pub notifier: crate::notify::Notifier,
 }
 
 struct Agent<E: Engine> {
@@ -92,10 +94,12 @@ pub async fn serve<E: Engine>(
         on_reload,
         listeners,
         signals: mut sig,
+        notifier,
     } = runtime;
     let mut health = a.monitor.subscribe();
     let snapshot = health.borrow_and_update().clone();
     a.engine.apply_health(&a.config, &snapshot)?;
+    notifier.ready(&a.serving());
     let period = Duration::from_secs(opts.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
@@ -119,19 +123,24 @@ pub async fn serve<E: Engine>(
             _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sig.usr1.recv() => a.engine.log_counters(),
             _ = ticker.tick(), if opts.stats_interval > 0 => a.engine.log_counters(),
-            _ = sig.hangup.recv() => match a.reload(&opts.config_paths).await {
-                Ok(()) => {
-                    on_reload(&a.config);
-                    info!(
-                        "SIGHUP: configuration reloaded, balancing {} frontend(s) over {} backend(s)",
-                        a.config.frontends.len(),
-                        a.config.backends.len()
-                    );
+            _ = sig.hangup.recv() => {
+                notifier.reloading();
+                match a.reload(&opts.config_paths).await {
+                    Ok(()) => {
+                        on_reload(&a.config);
+                        info!("SIGHUP: configuration reloaded, {}", a.serving());
+                        notifier.ready(&a.serving());
+                    }
+                    Err(e) => {
+                        warn!("SIGHUP: reload failed, the running configuration stays: {e:#}");
+                        // READY=1 ends systemd's reloading state either way.
+                        notifier.ready(&format!("reload failed, the running configuration stays; {}", a.serving()));
+                    }
                 }
-                Err(e) => warn!("SIGHUP: reload failed, the running configuration stays: {e:#}"),
-            },
+            }
         }
     }
+    notifier.stopping();
     let mut report = a.engine.final_extra();
     if let (Some(obj), Ok(table)) = (report.as_object_mut(), a.table()) {
         obj.insert("stats".into(), table.to_json());
@@ -193,6 +202,20 @@ impl<E: Engine> Agent<E> {
             &counters,
             std::time::Instant::now(),
         ))
+    }
+
+    /// What is served, for the log and systemd's STATUS.
+    fn serving(&self) -> String {
+        let balanced = self
+            .config
+            .frontends
+            .iter()
+            .filter(|f| f.stats_page.is_none() && !f.disabled);
+        format!(
+            "balancing {} frontend(s) over {} backend(s)",
+            balanced.count(),
+            self.config.backends.len()
+        )
     }
 
     /// The process as `show info` and the page's header give it.

@@ -62,6 +62,9 @@ struct Cli {
     /// VIPs, neighbour entries and port reservation it added), then exit.
     #[arg(long)]
     detach: bool,
+    /// Write the pid to this file (overrides the global section's `pidfile`).
+    #[arg(short = 'p', value_name = "FILE")]
+    pidfile: Option<PathBuf>,
     /// Debug logging, including the XDP program's own debug records.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -201,6 +204,16 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     if cli.detach {
         return balancer::detach_pinned(cli.instance.as_deref()).await;
     }
+    let pidfile = cli.pidfile.clone().or_else(|| {
+        config
+            .as_ref()
+            .and_then(|c| c.global.pidfile.clone())
+            .map(PathBuf::from)
+    });
+    let _pidfile = match &pidfile {
+        Some(p) => Some(lbxdp_agent::pidfile::PidFile::write(p)?),
+        None => None,
+    };
     // The runtime API's sockets are bound now, as root, before either
     // engine drops privileges; they serve once the agent loop runs.
     let mut runtime = match &config {

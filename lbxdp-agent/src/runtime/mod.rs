@@ -21,6 +21,8 @@ pub async fn start(config: &Config) -> anyhow::Result<crate::agent::Runtime> {
     // kept for the loop (which then stops cleanly), not the default action
     // that would kill the agent with its VIPs and sysctls left behind.
     let signals = crate::signals::Signals::install()?;
+    // Connected now, while NOTIFY_SOCKET's path is in sight (see notify.rs).
+    let notifier = crate::notify::Notifier::from_env();
     let (tx, rx) = tokio::sync::mpsc::channel(crate::agent::REQUEST_QUEUE);
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let mut tasks = Vec::new();
@@ -51,5 +53,6 @@ pub async fn start(config: &Config) -> anyhow::Result<crate::agent::Runtime> {
         }),
         listeners: tasks,
         signals,
+        notifier,
     })
 }

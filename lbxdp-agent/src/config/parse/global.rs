@@ -15,6 +15,13 @@ impl Parser<'_> {
             "daemon" => {
                 if !self.too_many(w, 0, at) {
                     self.out.global.daemon = true;
+                    // Said, not silently dropped: HAProxy too stays in the
+                    // foreground under systemd (-Ws), which is how lbxdp runs.
+                    self.diags.warn(
+                        at,
+                        "'daemon': lbxdp-agent stays in the foreground; run it as a service \
+                         (contrib/lbxdp.service, Type=notify) or under a supervisor",
+                    );
                 }
             }
             "master-worker" => {
@@ -23,6 +30,10 @@ impl Parser<'_> {
                         .alert(at, "'master-worker' only supports 'no-exit-on-failure' option");
                 } else if !self.too_many(w, 1, at) {
                     self.out.global.master_worker = true;
+                    self.diags.warn(
+                        at,
+                        "'master-worker': lbxdp-agent has no master process yet; it reloads in place on SIGHUP",
+                    );
                 }
             }
             "maxconn" | "nbthread" => {
