@@ -28,6 +28,7 @@ const TESTBED_PACKAGES: &[&str] = &[
     "curl",
     "util-linux",
     "haproxy",
+    "rsyslog",
     "ethtool",
     "wrk",
     "socat",

@@ -1,0 +1,135 @@
+//! Logging into a real rsyslog, configured as the seed configures it
+//! (`$ModLoad imudp`, `$UDPServerRun 514`, `local2.* <file>`), with the
+//! seed's `log 127.0.0.1 local2`: the proxy's tcplog lines and, in both
+//! modes, the health transitions arrive in rsyslog's file.
+mod common;
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use lbxdp_testbed::{Layout, Testbed};
+
+/// rsyslogd in the LB's namespace, on 127.0.0.1:514, `local2.*` into a file.
+fn start_rsyslog(tb: &mut Testbed) -> Option<std::path::PathBuf> {
+    if std::process::Command::new("rsyslogd").arg("-v").output().is_err() {
+        eprintln!("SKIPPED: rsyslogd is not installed (`cargo xtask setup` installs Debian's rsyslog)");
+        return None;
+    }
+    let dir = tb.dir().join("rsyslog");
+    std::fs::create_dir_all(&dir).expect("rsyslog dir");
+    let file = dir.join("haproxy.log");
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "$WorkDirectory {work}\n$ModLoad imudp\n$UDPServerAddress 127.0.0.1\n$UDPServerRun 514\n\
+             local2.*    {file}\n",
+            work = dir.display(),
+            file = file.display()
+        ),
+    )
+    .expect("rsyslog.conf");
+    let child = tb
+        .command(&tb.lb, "rsyslogd")
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting rsyslogd");
+    tb.adopt(child);
+    // Listening once a datagram we send comes out in the file.
+    let probe = "lbxdp-test: rsyslog is listening";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sent = tb.in_netns(&tb.lb, || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
+            // <150>: facility local2 (18), severity info (6).
+            s.send_to(format!("<150>{probe}").as_bytes(), "127.0.0.1:514")?;
+            Ok(())
+        });
+        if sent.is_ok() && std::fs::read_to_string(&file).is_ok_and(|t| t.contains(probe)) {
+            return Some(file);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rsyslogd never wrote the probe to {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_for_line(file: &std::path::Path, what: &str, f: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| f(l)) {
+            return l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no {what} in rsyslog's file:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn seed_logging(mode: &str) {
+    let name = format!("seed_logging_{mode}");
+    let Some(mut tb) = common::plain_testbed(&name, Layout::OneArm, 2) else {
+        return;
+    };
+    let Some(file) = start_rsyslog(&mut tb) else {
+        return;
+    };
+    let cfg = format!(
+        "global\n    log 127.0.0.1 local2\n\ndefaults\n    mode tcp\n    log global\n    option tcplog\n    \
+         timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
+        tb.lb.v4()
+    ) + &tb
+        .backends
+        .iter()
+        .map(|b| format!("    server {} {}:80 check inter 300 fall 1 rise 1\n", b.name, b.v4()))
+        .collect::<String>();
+    let path = common::write_config(&tb, &cfg);
+    let mut args = vec!["-f", path.as_str(), "-i", "eth0", "--mode", mode];
+    if mode == "xdp" {
+        args.extend(["--xdp-mode", "generic"]);
+    }
+    let mut agent = common::Agent::start(&tb, &args);
+    agent.wait_for("balancing", Duration::from_secs(20));
+    let url = format!("http://{}/", tb.lb.v4());
+    let body = common::clients::curl(&tb, &tb.client, &url)
+        .unwrap_or_else(|e| panic!("curl through the VIP: {e}\n{}", agent.log()));
+    assert!(body.starts_with("web"), "{body}");
+    if mode == "proxy" {
+        // HAProxy's tcplog: "client:port [date] web pool/webN Tw/Tc/Tt bytes --".
+        let line = wait_for_line(&file, "tcplog line", |l| {
+            l.contains(" web pool/web") && l.contains(" --")
+        });
+        assert!(
+            line.contains(&tb.client.v4().to_string()),
+            "the client's address: {line}"
+        );
+    }
+    // Both modes: a health transition, at HAProxy's level, through rsyslog.
+    let web2 = tb.backends[1].clone();
+    tb.stop_nginx(&web2, 80).expect("stop web2");
+    let line = wait_for_line(&file, "DOWN line", |l| l.contains("Server pool/web2 is DOWN"));
+    assert!(line.contains("1 active and 0 backup servers left"), "{line}");
+    agent.stop();
+}
+
+#[test]
+fn seed_logging_proxy() {
+    seed_logging("proxy");
+}
+
+#[test]
+fn seed_logging_xdp() {
+    seed_logging("xdp");
+}
