@@ -195,13 +195,18 @@ impl<E: Engine> Agent<E> {
     }
 
     fn table(&self) -> anyhow::Result<StatsTable> {
-        let counters = self.engine.counters()?;
-        Ok(StatsTable::build(
+        Ok(self.table_of(&self.engine.counters()?))
+    }
+
+    /// The table from counters already read, so that a view which also
+    /// needs them (`show info`'s fields, lbxdp's own metrics) reads the maps once.
+    fn table_of(&self, counters: &stats::Counters) -> StatsTable {
+        StatsTable::build(
             &self.config,
             &self.monitor.snapshot(),
-            &counters,
+            counters,
             std::time::Instant::now(),
-        ))
+        )
     }
 
     /// What is served, for the log and systemd's STATUS.
@@ -255,13 +260,17 @@ impl<E: Engine> Agent<E> {
 
     /// The answer, or HAProxy's error text; both end with a newline when not empty.
     fn try_execute(&mut self, command: Command) -> Result<String, String> {
-        let table = || self.table().map_err(|e| format!("Can't read the counters: {e:#}\n"));
+        let counters = || {
+            self.engine
+                .counters()
+                .map_err(|e| format!("Can't read the counters: {e:#}\n"))
+        };
         Ok(match command {
             Command::ShowInfo => {
                 let counters = self.engine.counters().unwrap_or_default();
                 self.info(&counters).show_info()
             }
-            Command::ShowStat(filter) => stats::show_stat(&table()?, &filter),
+            Command::ShowStat(filter) => stats::show_stat(&self.table_of(&counters()?), &filter),
             Command::ShowServersState(be) => stats::show_servers_state(
                 &self.config,
                 &self.monitor.snapshot(),
@@ -274,11 +283,15 @@ impl<E: Engine> Agent<E> {
                 self.server(&id)?;
                 let m = &self.monitor;
                 // HAProxy's srv_adm_set_*: maint clears drain, drain clears maint.
-                match state {
-                    AdminState::Ready => m.set_maint(&id, false) && m.set_drain(&id, false),
-                    AdminState::Drain => m.set_drain(&id, true) && m.set_maint(&id, false),
-                    AdminState::Maint => m.set_drain(&id, false) && m.set_maint(&id, true),
+                let (maint, drain) = match state {
+                    AdminState::Ready => (false, false),
+                    AdminState::Drain => (false, true),
+                    AdminState::Maint => (true, false),
                 };
+                // Drain first: a server leaving maintenance for DRAIN never
+                // shows READY in between.
+                m.set_drain(&id, drain);
+                m.set_maint(&id, maint);
                 String::new()
             }
             Command::SetWeight(id, w) => {
@@ -315,9 +328,9 @@ impl<E: Engine> Agent<E> {
                 String::new()
             }
             Command::Prometheus => {
-                let counters = self.engine.counters().map_err(|e| format!("{e:#}\n"))?;
+                let counters = counters()?;
                 let info = self.info(&counters);
-                stats::exposition(&table()?, &info, counters.xdp.as_ref())
+                stats::exposition(&self.table_of(&counters), &info, counters.xdp.as_ref())
             }
             Command::StatsPage { section, admin, notice } => {
                 let page = self
@@ -327,9 +340,9 @@ impl<E: Engine> Agent<E> {
                     .find(|f| f.name == section)
                     .and_then(|f| f.stats_page.clone())
                     .ok_or("No such stats page.\n")?;
-                let counters = self.engine.counters().unwrap_or_default();
+                let counters = counters()?;
                 let info = self.info(&counters);
-                stats::render(&table()?, &info, &page, admin, notice.as_deref())
+                stats::render(&self.table_of(&counters), &info, &page, admin, notice.as_deref())
             }
         })
     }

@@ -1029,6 +1029,18 @@ pub async fn run_pass(ifaces: &[String], mode: XdpModeArg) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A frontend's dropped packets by reason, as lbxdp's metrics name them.
+fn drop_reasons(f: &FrontendStats) -> [(&'static str, u64); 6] {
+    [
+        ("no_server", f.drop_no_server),
+        ("no_port", f.drop_no_port),
+        ("no_flow", f.drop_no_flow),
+        ("no_neighbour", f.drop_no_neigh),
+        ("too_big", f.drop_too_big),
+        ("flow_table_full", f.drop_table_full),
+    ]
+}
+
 /// The XDP datapath behind the agent loop.
 struct XdpEngine<'a> {
     dp: &'a mut Datapath,
@@ -1100,80 +1112,44 @@ impl crate::engine::Engine for XdpEngine<'_> {
     }
 
     fn counters(&self) -> anyhow::Result<Counters> {
+        // `report` lists frontends and servers in the plan's order: zipped
+        // with the plan, each row has its ids and backend without a search.
         let r = report(self.dp, Some(&self.live.plan))?;
+        let plan = &self.live.plan;
         let open = self.open_flows();
-        let fe_id = |name: &str| self.live.plan.frontends.iter().find(|f| f.name == name).map(|f| f.id);
-        let sv_id = |be: &str, name: &str| {
-            self.live
-                .plan
-                .backends
-                .iter()
-                .find(|b| b.name == be)
-                .and_then(|b| b.servers.iter().find(|s| s.name == name))
-                .map(|s| s.id)
-        };
         let mut c = Counters::default();
-        let (mut dropped, mut forwarded) = (Vec::<(&'static str, u64)>::new(), 0);
-        for fe in &r.frontends {
+        let (mut dropped, mut forwarded) = (drop_reasons(&FrontendStats::default()), 0);
+        for (pf, fe) in plan.frontends.iter().zip(&r.frontends) {
             let f = &fe.stats;
-            let drops = f.drop_no_server
-                + f.drop_no_port
-                + f.drop_no_flow
-                + f.drop_no_neigh
-                + f.drop_too_big
-                + f.drop_table_full;
+            let reasons = drop_reasons(f);
+            let drops: u64 = reasons.iter().map(|(_, n)| n).sum();
+            for (sum, (_, n)) in dropped.iter_mut().zip(reasons) {
+                sum.1 += n;
+            }
             c.frontends.insert(
                 fe.name.clone(),
                 FrontendCounters {
-                    scur: open.as_ref().map(|o| {
-                        fe_id(&fe.name)
-                            .and_then(|id| o.by_frontend.get(&id).copied())
-                            .unwrap_or(0)
-                    }),
+                    scur: open.as_ref().map(|o| o.by_frontend.get(&pf.id).copied().unwrap_or(0)),
                     stot: Some(f.new_flows),
                     bin: Some(f.bytes),
                     ereq: Some(drops),
                     ..Default::default()
                 },
             );
-            for (reason, n) in [
-                ("no_server", f.drop_no_server),
-                ("no_port", f.drop_no_port),
-                ("no_flow", f.drop_no_flow),
-                ("no_neighbour", f.drop_no_neigh),
-                ("too_big", f.drop_too_big),
-                ("flow_table_full", f.drop_table_full),
-            ] {
-                match dropped.iter_mut().find(|(r, _)| *r == reason) {
-                    Some((_, sum)) => *sum += n,
-                    None => dropped.push((reason, n)),
-                }
-            }
             forwarded += f.packets.saturating_sub(drops);
-            if let Some(be) = self
-                .live
-                .config
-                .frontends
-                .iter()
-                .find(|x| x.name == fe.name)
-                .and_then(|x| x.backend.clone())
-            {
-                let b = c.backends.entry(be).or_default();
+            if let Some(be) = plan.backends.get(pf.backend as usize) {
+                let b = c.backends.entry(be.name.clone()).or_default();
                 b.nosrv = Some(b.nosrv.unwrap_or(0) + f.drop_no_server);
             }
         }
         let mut replies = 0;
-        for s in &r.servers {
+        for (ps, s) in plan.backends.iter().flat_map(|b| &b.servers).zip(&r.servers) {
             let t = &s.stats;
             replies += t.packets_out;
             c.servers.insert(
                 (s.backend.clone(), s.name.clone()),
                 ServerCounters {
-                    scur: open.as_ref().map(|o| {
-                        sv_id(&s.backend, &s.name)
-                            .and_then(|id| o.by_server.get(&id).copied())
-                            .unwrap_or(0)
-                    }),
+                    scur: open.as_ref().map(|o| o.by_server.get(&ps.id).copied().unwrap_or(0)),
                     stot: Some(t.new_flows),
                     lbtot: Some(t.new_flows),
                     bin: Some(t.bytes_in),
@@ -1190,7 +1166,7 @@ impl crate::engine::Engine for XdpEngine<'_> {
                 ("dropped", dropped.iter().map(|d| d.1).sum()),
                 ("passed", r.frontends.iter().map(|f| f.stats.passed).sum()),
             ],
-            drops: dropped,
+            drops: dropped.to_vec(),
             protocols: r.counters.0.iter().map(|(k, v)| (*k, v.packets)).collect(),
         });
         Ok(c)
