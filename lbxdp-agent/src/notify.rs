@@ -79,7 +79,7 @@ fn one_line(s: &str) -> String {
 
 fn monotonic_usec() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
-        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0) / 1000
+        u64::try_from(std::time::Duration::from(t).as_micros()).unwrap_or(u64::MAX)
     })
 }
 

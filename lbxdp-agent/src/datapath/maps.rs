@@ -209,8 +209,7 @@ impl Datapath {
         let map: HashMap<&MapData, FlowKey, Flow> = HashMap::try_from(self.map(FLOWS_MAP)?).map_err(other)?;
         // The program stamps flows with bpf_ktime_get_ns(): CLOCK_MONOTONIC.
         let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_err(other)?;
-        let now_ns =
-            u64::try_from(now.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec()).unwrap_or(0);
+        let now_ns = u64::try_from(std::time::Duration::from(now).as_nanos()).unwrap_or(u64::MAX);
         let mut out = OpenFlows::default();
         for (n, entry) in map.iter().enumerate() {
             if n >= limit {
