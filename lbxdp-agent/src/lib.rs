@@ -1,6 +1,7 @@
 //! The lbxdp agent: loads the XDP balancer, programs it, and reports on it.
 mod agent;
 pub mod balancer;
+pub mod cli_args;
 pub mod config;
 pub mod config_files;
 pub mod datapath;

@@ -65,6 +65,38 @@ struct Cli {
     /// Write the pid to this file (overrides the global section's `pidfile`).
     #[arg(short = 'p', value_name = "FILE")]
     pidfile: Option<PathBuf>,
+    /// Go to the background once serving, as `daemon` in the global section
+    /// (HAProxy's -D); the command returns when the agent serves, or fails
+    /// with its error.
+    #[arg(short = 'D')]
+    daemon: bool,
+    /// Stay in the foreground whatever `daemon` says (HAProxy's -db).
+    #[arg(long)]
+    foreground: bool,
+    /// Master-worker mode (HAProxy's -W and -Ws, `master-worker` in the
+    /// global section): a master process runs the agent as a worker, reloads
+    /// it on SIGUSR2 or the master CLI's `reload` by starting a new worker
+    /// that takes over, and serves the master CLI (-S).
+    #[arg(short = 'W')]
+    master_worker: bool,
+    /// The master CLI's socket: `/path`, `unix@/path` or `ipv4@ADDR:PORT`,
+    /// optionally followed by `,mode,0600`-style options (HAProxy's -S).
+    #[arg(short = 'S', value_name = "ADDR")]
+    master_cli: Vec<String>,
+    /// Take over from these agents once serving, then tell them to finish
+    /// their sessions and exit (SIGUSR1) (HAProxy's -sf PID...).
+    #[arg(long, num_args = 1.., value_name = "PID")]
+    soft_stop: Vec<i32>,
+    /// Take over from these agents once serving, then stop them at once
+    /// (SIGTERM) (HAProxy's -st PID...).
+    #[arg(long, num_args = 1.., value_name = "PID")]
+    hard_stop: Vec<i32>,
+    /// HAProxy's -x (listening sockets fetched from the old process): not
+    /// needed, an agent that takes over binds its listeners beside the old
+    /// one's (SO_REUSEPORT) and the kernel moves the old one's queued
+    /// connections over when it closes them. Accepted, with a note.
+    #[arg(short = 'x', value_name = "SOCKET")]
+    sockets_from: Option<PathBuf>,
     /// Debug logging, including the XDP program's own debug records.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -79,7 +111,7 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(lbxdp_agent::cli_args::haproxy_style(std::env::args_os()));
     if cli.check {
         // No logging set-up, root or interface: this is only the parser.
         return check(&cli.config);
@@ -214,10 +246,11 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         Some(p) => Some(lbxdp_agent::pidfile::PidFile::write(p)?),
         None => None,
     };
+    let takeover = !cli.soft_stop.is_empty() || !cli.hard_stop.is_empty();
     // The runtime API's sockets are bound now, as root, before either
     // engine drops privileges; they serve once the agent loop runs.
     let mut runtime = match &config {
-        Some(c) => Some(runtime::start(c).await?),
+        Some(c) => Some(runtime::start(c, takeover).await?),
         None => None,
     };
     if cli.mode == Mode::Proxy {

@@ -60,9 +60,8 @@ pub async fn bind(frontend: &Frontend) -> anyhow::Result<Listener> {
         let ip = b.addr.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         for port in b.addr.ports.clone() {
             let addr = SocketAddr::new(ip, port);
-            let socket = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr} for '{}'", frontend.name))?;
+            let socket =
+                super::listen_shared(addr).with_context(|| format!("binding {addr} for '{}'", frontend.name))?;
             sockets.push(socket);
         }
     }

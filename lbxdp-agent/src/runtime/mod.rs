@@ -10,13 +10,20 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::Config;
+use crate::config::{CliLevel, Config, StatsSocket};
 pub use command::{AdminState, Command, ForcedHealth, Request, StatFilter, Weight};
+
+/// Where a master process (-W) asks its worker to open an admin-level
+/// runtime socket for it: the master CLI's `@1 <command>` goes there.
+pub const WORKER_CLI_ENV: &str = "LBXDP_WORKER_CLI";
 
 /// Binds every `stats socket` and every stats page of `config` (as root,
 /// before privileges drop) and starts serving them; what they ask waits for
 /// the agent loop, which takes the returned [`crate::agent::Runtime`].
-pub async fn start(config: &Config) -> anyhow::Result<crate::agent::Runtime> {
+/// `takeover`: another agent serves the same sockets and this one replaces
+/// it (-sf/-st, a master's new worker), so a socket file that still answers
+/// is replaced, as HAProxy does, instead of refused.
+pub async fn start(config: &Config, takeover: bool) -> anyhow::Result<crate::agent::Runtime> {
     // First: a SIGTERM that comes while the datapath is being set up is
     // kept for the loop (which then stops cleanly), not the default action
     // that would kill the agent with its VIPs and sysctls left behind.
@@ -26,8 +33,19 @@ pub async fn start(config: &Config) -> anyhow::Result<crate::agent::Runtime> {
     let (tx, rx) = tokio::sync::mpsc::channel(crate::agent::REQUEST_QUEUE);
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let mut tasks = Vec::new();
-    for sock in &config.global.stats_sockets {
-        let l = socket::bind(sock, &config.global)
+    let for_master = std::env::var_os(WORKER_CLI_ENV).map(|path| StatsSocket {
+        address: path.to_string_lossy().into_owned(),
+        mode: Some(0o600),
+        user: None,
+        group: None,
+        uid: None,
+        gid: None,
+        level: CliLevel::Admin,
+        maxconn: None,
+        origin: crate::config::Origin::new("master", 0),
+    });
+    for sock in config.global.stats_sockets.iter().chain(&for_master) {
+        let l = socket::bind(sock, &config.global, takeover)
             .await
             .with_context(|| format!("{}: stats socket {}", sock.origin, sock.address))?;
         info!("stats socket {} ready", sock.address);
@@ -55,4 +73,19 @@ pub async fn start(config: &Config) -> anyhow::Result<crate::agent::Runtime> {
         signals,
         notifier,
     })
+}
+
+/// A TCP listener that another agent can share while one takes over from
+/// the other (HAProxy binds every listener with SO_REUSEPORT for the same
+/// reason).
+pub(crate) fn listen_shared(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    sock.set_reuseaddr(true)?;
+    sock.set_reuseport(true)?;
+    sock.bind(addr)?;
+    sock.listen(1024)
 }

@@ -82,20 +82,18 @@ enum Address {
 /// Binds `sock` as HAProxy would: a UNIX socket file gets its `mode` and
 /// owner before it appears at its path (it is bound under a temporary name
 /// and renamed), a stale one (nobody answering) is replaced, a live one is
-/// left alone and refused.
-pub async fn bind(sock: &StatsSocket, global: &Global) -> anyhow::Result<Listener> {
+/// refused unless this agent takes over from the one answering there.
+pub async fn bind(sock: &StatsSocket, global: &Global, takeover: bool) -> anyhow::Result<Listener> {
     let socket = match parse_address(&sock.address)? {
         Address::Inet(addr) => Socket::Tcp(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the stats socket {}", sock.address))?,
+            super::listen_shared(addr).with_context(|| format!("binding the stats socket {}", sock.address))?,
         ),
         Address::Abstract(name) => Socket::Unix {
             listener: bind_abstract(&name)?,
             _file: None,
         },
         Address::Path(path) => {
-            let (listener, file) = bind_path(&path, sock)
+            let (listener, file) = bind_path(&path, sock, takeover)
                 .await
                 .with_context(|| format!("binding the stats socket {}", path.display()))?;
             Socket::Unix {
@@ -159,8 +157,10 @@ fn bind_abstract(name: &str) -> anyhow::Result<UnixListener> {
     Ok(UnixListener::from_std(std)?)
 }
 
-async fn bind_path(path: &Path, sock: &StatsSocket) -> anyhow::Result<(UnixListener, SocketFile)> {
-    check_stale(path).await?;
+async fn bind_path(path: &Path, sock: &StatsSocket, takeover: bool) -> anyhow::Result<(UnixListener, SocketFile)> {
+    if !takeover {
+        check_stale(path).await?;
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
