@@ -158,9 +158,7 @@ fn bind_abstract(name: &str) -> anyhow::Result<UnixListener> {
 }
 
 async fn bind_path(path: &Path, sock: &StatsSocket, takeover: bool) -> anyhow::Result<(UnixListener, SocketFile)> {
-    if !takeover {
-        check_stale(path).await?;
-    }
+    check_stale(path, takeover).await?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
@@ -181,8 +179,8 @@ async fn bind_path(path: &Path, sock: &StatsSocket, takeover: bool) -> anyhow::R
     Ok((listener, file))
 }
 
-/// Refuses to replace what isn't a dead socket.
-async fn check_stale(path: &Path) -> anyhow::Result<()> {
+/// Refuses to replace what isn't a socket, or a live one unless taking over.
+async fn check_stale(path: &Path, takeover: bool) -> anyhow::Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -190,6 +188,9 @@ async fn check_stale(path: &Path) -> anyhow::Result<()> {
     };
     if !meta.file_type().is_socket() {
         bail!("{} exists and is not a socket", path.display());
+    }
+    if takeover {
+        return Ok(());
     }
     match tokio::net::UnixStream::connect(path).await {
         Ok(_) => bail!("{} is in use: another process answers on it", path.display()),

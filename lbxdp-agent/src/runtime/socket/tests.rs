@@ -57,7 +57,9 @@ async fn serve_unix(level: CliLevel, edit: impl FnOnce(&mut StatsSocket, &mut Gl
     let mut sock = stats_socket(&path.to_string_lossy(), level);
     let mut global = Global::default();
     edit(&mut sock, &mut global);
-    let listener = bind(&sock, &global).await.unwrap_or_else(|e| panic!("bind: {e:#}"));
+    let listener = bind(&sock, &global, false)
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e:#}"));
     let (keep, config) = watch::channel(config());
     let task = listener.spawn(fake_loop(), config);
     Served {
@@ -236,22 +238,31 @@ async fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     // Stale: bound once, its listener gone, the file left behind.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("bind: {e}")));
     assert!(path.exists());
-    let live = bind(&sock, &Global::default())
+    let live = bind(&sock, &Global::default(), false)
         .await
         .unwrap_or_else(|e| panic!("stale: {e:#}"));
-    let refused = bind(&sock, &Global::default()).await;
+    let refused = bind(&sock, &Global::default(), false).await;
     assert!(refused.is_err_and(|e| format!("{e:#}").contains("in use")));
+    // An agent taking over replaces it; the old one, stopping, leaves the
+    // new one's file in place.
+    let new = bind(&sock, &Global::default(), true)
+        .await
+        .unwrap_or_else(|e| panic!("takeover: {e:#}"));
     drop(live);
+    assert!(path.exists(), "the old agent removed its successor's socket");
+    drop(new);
     assert!(!path.exists());
     std::fs::write(&path, b"not a socket").unwrap_or_else(|e| panic!("write: {e}"));
-    let refused = bind(&sock, &Global::default()).await;
-    assert!(refused.is_err_and(|e| format!("{e:#}").contains("not a socket")));
+    for takeover in [false, true] {
+        let refused = bind(&sock, &Global::default(), takeover).await;
+        assert!(refused.is_err_and(|e| format!("{e:#}").contains("not a socket")));
+    }
 }
 
 #[tokio::test]
 async fn tcp_sockets_serve_the_same() {
     let sock = stats_socket("ipv4@127.0.0.1:0", CliLevel::Admin);
-    let listener = bind(&sock, &Global::default())
+    let listener = bind(&sock, &Global::default(), false)
         .await
         .unwrap_or_else(|e| panic!("bind: {e:#}"));
     let addr = listener.local_addr().unwrap_or_else(|| panic!("no address"));
