@@ -30,7 +30,6 @@ pub const GLOBAL_OTHER: &[&str] = &[
     "h1-accept-payload-with-any-method",
     "h1-case-adjust",
     "h1-case-adjust-file",
-    "hard-stop-after",
     "httpclient.resolvers.id",
     "httpclient.resolvers.prefer",
     "httpclient.ssl.ca-file",

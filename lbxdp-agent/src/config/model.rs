@@ -64,6 +64,9 @@ pub struct Global {
     pub maxconn: Option<u32>,
     pub daemon: bool,
     pub master_worker: bool,
+    /// How long a soft stop (SIGUSR1, a takeover's -sf) waits for the open
+    /// sessions before closing them; None: as long as they last.
+    pub hard_stop_after: Option<Duration>,
     pub pidfile: Option<String>,
     pub user: Option<String>,
     pub group: Option<String>,

@@ -15,13 +15,6 @@ impl Parser<'_> {
             "daemon" => {
                 if !self.too_many(w, 0, at) {
                     self.out.global.daemon = true;
-                    // Said, not silently dropped: HAProxy too stays in the
-                    // foreground under systemd (-Ws), which is how lbxdp runs.
-                    self.diags.warn(
-                        at,
-                        "'daemon': lbxdp-agent stays in the foreground; run it as a service \
-                         (contrib/lbxdp.service, Type=notify) or under a supervisor",
-                    );
                 }
             }
             "master-worker" => {
@@ -34,6 +27,19 @@ impl Parser<'_> {
                         at,
                         "'master-worker': lbxdp-agent has no master process yet; it reloads in place on SIGHUP",
                     );
+                }
+            }
+            "hard-stop-after" => {
+                if self.too_many(w, 1, at) {
+                    return;
+                }
+                if a1.is_empty() {
+                    self.diags.alert(at, "'hard-stop-after' expects <time> as argument.");
+                    return;
+                }
+                match time::parse_ms(&a1) {
+                    Ok(t) => self.out.global.hard_stop_after = Some(t.value),
+                    Err(e) => self.diags.alert(at, format!("{e} in argument to <hard-stop-after>.")),
                 }
             }
             "maxconn" | "nbthread" => {
