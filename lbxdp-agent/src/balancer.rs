@@ -38,7 +38,7 @@ pub struct Options {
     pub table_size: u32,
     pub flows: u32,
     pub kernel_debug: bool,
-    /// Seconds between counter logs; 0: only on SIGUSR1 and at exit.
+    /// Seconds between counter logs; 0: only at exit.
     pub stats_interval: u64,
     /// Names the pinned datapath (default: the network namespace).
     pub instance: Option<String>,
@@ -876,7 +876,7 @@ fn sockaddr(ip: IpAddr, port: u16) -> String {
 }
 
 /// Without a configuration (`-i` only): the program counts packets and
-/// passes them; counters on SIGUSR1 (and every interval) until a signal stops it.
+/// passes them; counters every interval until a signal (SIGUSR1 too) stops it.
 async fn serve_plain(
     dp: &mut Datapath,
     opts: &Options,
@@ -889,7 +889,7 @@ async fn serve_plain(
         tokio::select! {
             _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break; }
             _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = sig.usr1.recv() => log_stats(dp, None),
+            _ = sig.usr1.recv() => { info!("SIGUSR1: stopping"); break; }
             _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, None),
             _ = sig.hangup.recv() => warn!("SIGHUP: no configuration to reload (started without -f)"),
         }

@@ -47,7 +47,7 @@ struct Cli {
     #[arg(long, default_value_t = lbxdp_common::DEFAULT_MAX_FLOWS, value_name = "N")]
     max_flows: u32,
     /// Log the counters this often, in seconds (default: 5 with -v, else only
-    /// on SIGUSR1 and at exit).
+    /// at exit).
     #[arg(long, value_name = "SECS")]
     stats_interval: Option<u64>,
     /// Attach a program that passes everything, and nothing else: for the far
