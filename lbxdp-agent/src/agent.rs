@@ -152,8 +152,11 @@ pub async fn serve<E: Engine>(
     };
     notifier.stopping();
     let mut report = a.engine.final_extra();
-    if let (Some(obj), Ok(table)) = (report.as_object_mut(), a.table()) {
-        obj.insert("stats".into(), table.to_json());
+    if let Ok(table) = a.table() {
+        log_proxies_stopped(&a.config, &table);
+        if let Some(obj) = report.as_object_mut() {
+            obj.insert("stats".into(), table.to_json());
+        }
     }
     a.monitor.stop();
     for l in &listeners {
@@ -163,6 +166,43 @@ pub async fn serve<E: Engine>(
         let _ = l.await;
     }
     Ok((a.engine, report, stop))
+}
+
+/// HAProxy's last words for each proxy, on stderr and to the proxy's `log`
+/// targets at `warning`: "Proxy NAME stopped (cumulated conns: FE: n, BE: m)."
+/// (after a reload, the old worker says it; the syslog file shows the hand-off).
+fn log_proxies_stopped(config: &Config, table: &StatsTable) {
+    let count = |px: &str, sv: &str, column: &str| {
+        table
+            .rows
+            .iter()
+            .find(|r| r.pxname() == px && r.svname() == sv)
+            .and_then(|r| r.int(column))
+            .unwrap_or(0)
+    };
+    let mut proxies: Vec<(&str, &[crate::config::LogTarget])> = Vec::new();
+    for (name, logs) in config
+        .frontends
+        .iter()
+        .map(|f| (f.name.as_str(), f.logs.as_slice()))
+        .chain(config.backends.iter().map(|b| (b.name.as_str(), b.logs.as_slice())))
+    {
+        // A listen section is a frontend and a backend of one name.
+        if !proxies.iter().any(|(n, _)| *n == name) {
+            proxies.push((name, logs));
+        }
+    }
+    for (name, logs) in proxies {
+        let line = format!(
+            "Proxy {name} stopped (cumulated conns: FE: {}, BE: {}).",
+            count(name, "FRONTEND", "conn_tot"),
+            count(name, "BACKEND", "stot")
+        );
+        warn!("{line}");
+        if !logs.is_empty() {
+            crate::syslog::Logger::new(logs).send(crate::syslog::SEVERITY_WARNING, &line);
+        }
+    }
 }
 
 impl<E: Engine> Agent<E> {

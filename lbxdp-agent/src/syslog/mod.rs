@@ -31,6 +31,7 @@ pub const SEVERITY_INFO: u8 = 6;
 pub const SEVERITY_EMERG: u8 = 0;
 pub const SEVERITY_ALERT: u8 = 1;
 pub const SEVERITY_NOTICE: u8 = 5;
+pub const SEVERITY_WARNING: u8 = 4;
 
 pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
