@@ -65,6 +65,10 @@ struct Cli {
     /// Write the pid to this file (overrides the global section's `pidfile`).
     #[arg(short = 'p', value_name = "FILE")]
     pidfile: Option<PathBuf>,
+    /// Quiet, as HAProxy's -q: with -c, only the alerts of a bad
+    /// configuration are printed (no warnings, no verdict line).
+    #[arg(short = 'q')]
+    quiet: bool,
     /// Go to the background once serving, as `daemon` in the global section
     /// (HAProxy's -D); the command returns when the agent serves, or fails
     /// with its error.
@@ -114,7 +118,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(lbxdp_agent::cli_args::haproxy_style(std::env::args_os()));
     if cli.check {
         // No logging set-up, root or interface: this is only the parser.
-        return check(&cli.config);
+        return check(&cli.config, cli.quiet);
     }
     if !cli.foreground && !lbxdp_agent::daemon::is_daemon() && (cli.daemon || wants_daemon(&cli.config)) {
         return match lbxdp_agent::daemon::start_in_background() {
@@ -164,18 +168,20 @@ fn start(cli: Cli) -> anyhow::Result<()> {
 /// `-c`: diagnostics on stderr in HAProxy's format, the verdict on stdout.
 /// The verdict is HAProxy's: what the agent would refuse to run (TLS, ...)
 /// is a warning here, not an error.
-fn check(paths: &[PathBuf]) -> ExitCode {
+fn check(paths: &[PathBuf], quiet: bool) -> ExitCode {
     if paths.is_empty() {
         eprintln!("[ALERT] no configuration file: use -f FILE");
         return ExitCode::FAILURE;
     }
     match config_files::check(paths) {
         Ok(loaded) => {
-            for d in &loaded.diags {
+            for d in loaded.diags.iter().filter(|d| !quiet || d.severity == Severity::Alert) {
                 eprintln!("{d}");
             }
             if loaded.config.is_some() {
-                println!("Configuration file is valid");
+                if !quiet {
+                    println!("Configuration file is valid");
+                }
                 ExitCode::SUCCESS
             } else {
                 eprintln!("[ALERT] Fatal errors found in configuration.");

@@ -41,7 +41,8 @@ fn the_unit_passes_systemd_analyze_verify() {
     );
     for key in [
         "Type=notify",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/bin/kill -USR2 $MAINPID",
+        "ExecStart=/usr/local/sbin/lbxdp-agent -Ws ",
         "KillMode=mixed",
         "CapabilityBoundingSet=",
     ] {
