@@ -1,8 +1,9 @@
 //! HAProxy's process model around one agent: `-D` returns once the agent
 //! serves and leaves it in the background, and `-sf PID` hands the traffic
 //! to a new agent (a copy of the binary, as a package upgrade installs one)
-//! under wrk load without one failed connection, in proxy and XDP mode, the
-//! old agent finishing its sessions first.
+//! under wrk load without one failed connection: in proxy mode with -sf (the
+//! old agent finishes its sessions first), in XDP mode with -st (the old
+//! agent stops at once and leaves the datapath to the new one).
 mod common;
 
 use std::{
@@ -36,7 +37,8 @@ fn answering_pid(tb: &Testbed, sock: &Path) -> Option<u32> {
         .and_then(|p| p.trim().parse().ok())
 }
 
-fn upgrade_under_load(name: &str, mode_args: &[&str]) {
+/// `stop`: -sf or -st, how the new agent dismisses the old one.
+fn upgrade_under_load(name: &str, mode_args: &[&str], stop: &str) {
     let Some(tb) = common::testbed(name, Layout::OneArm, 3, true) else {
         return;
     };
@@ -64,10 +66,15 @@ fn upgrade_under_load(name: &str, mode_args: &[&str]) {
         let load = scope.spawn(|| common::wrk_close(&tb, &url, LOAD_SECS, 1));
         std::thread::sleep(Duration::from_secs(3));
         let mut new_args = args.clone();
-        new_args.extend_from_slice(&["-sf", &pid_text]);
+        new_args.extend_from_slice(&[stop, &pid_text]);
         let mut new = Agent::start_program(&tb, &new_bin, &new_args);
         new.wait_for("balancing", Duration::from_secs(30));
-        old.wait_for("SIGUSR1: soft stop", Duration::from_secs(10));
+        let told = if stop == "-sf" {
+            "SIGUSR1: soft stop"
+        } else {
+            "SIGTERM: stopping"
+        };
+        old.wait_for(told, Duration::from_secs(10));
         (load.join().expect("wrk thread"), new)
     });
     eprintln!("{}", wrk.text);
@@ -96,7 +103,7 @@ fn upgrade_under_load(name: &str, mode_args: &[&str]) {
 
     if xdp {
         // The flows are the kernel's: the old agent leaves at once, and
-        // leaves the datapath to the new one.
+        // leaves the datapath to the new one, even told to stop (-st).
         let status = old.wait_exit(Duration::from_secs(10));
         assert!(status.success(), "the old agent exited with {status}:\n{}", old.log());
         assert!(
@@ -129,13 +136,13 @@ fn upgrade_under_load(name: &str, mode_args: &[&str]) {
 
 #[test]
 fn seamless_upgrade_proxy() {
-    upgrade_under_load("seamless_upgrade_proxy", &["--mode", "proxy"]);
+    upgrade_under_load("seamless_upgrade_proxy", &["--mode", "proxy"], "-sf");
 }
 
 #[test]
 fn seamless_upgrade_xdp() {
     // The flags a user starts it with: the interface from the bind line.
-    upgrade_under_load("seamless_upgrade_xdp", &["--stats-interval", "0"]);
+    upgrade_under_load("seamless_upgrade_xdp", &["--stats-interval", "0"], "-st");
 }
 
 /// Ends the daemon this test started, by its pid, whatever happens.
