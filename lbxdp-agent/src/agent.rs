@@ -13,6 +13,7 @@ use crate::{
     health::{Monitor, ServerId},
     runtime::{AdminState, Command, Request, Weight},
     stats::{self, StatsTable},
+    takeover::Stop,
 };
 
 /// After the engine follows a health change, how long further changes
@@ -25,7 +26,7 @@ pub const REQUEST_QUEUE: usize = 256;
 pub struct Options {
     /// The -f paths, read again on SIGHUP.
     pub config_paths: Vec<PathBuf>,
-    /// Seconds between counter logs; 0: only on SIGUSR1.
+    /// Seconds between counter logs; 0: only at exit.
     pub stats_interval: u64,
 }
 
@@ -41,6 +42,8 @@ pub struct Runtime {
     pub signals: crate::signals::Signals,
     /// systemd's `Type=notify` messages.
     pub notifier: crate::notify::Notifier,
+    /// The agents this one takes over from, dismissed once it serves.
+    pub predecessors: crate::takeover::Predecessors,
 }
 
 struct Agent<E: Engine> {
@@ -75,14 +78,15 @@ impl Started {
     }
 }
 
-/// Serves until SIGINT or SIGTERM; returns the final report.
+/// Serves until SIGINT, SIGTERM or SIGUSR1; returns the final report and
+/// how the engine is to stop.
 pub async fn serve<E: Engine>(
     engine: E,
     config: Config,
     monitor: Monitor,
     runtime: Runtime,
     opts: &Options,
-) -> anyhow::Result<(E, serde_json::Value)> {
+) -> anyhow::Result<(E, serde_json::Value, Stop)> {
     let mut a = Agent {
         started: Started::now(),
         engine,
@@ -95,14 +99,17 @@ pub async fn serve<E: Engine>(
         listeners,
         signals: mut sig,
         notifier,
+        predecessors,
     } = runtime;
     let mut health = a.monitor.subscribe();
     let snapshot = health.borrow_and_update().clone();
     a.engine.apply_health(&a.config, &snapshot)?;
     notifier.ready(&a.serving());
+    crate::daemon::leave_terminal();
+    predecessors.dismiss();
     let period = Duration::from_secs(opts.stats_interval.max(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
+    let stop = loop {
         tokio::select! {
             Ok(()) = health.changed() => {
                 // At once: a server logged DOWN must not get one more
@@ -119,9 +126,12 @@ pub async fn serve<E: Engine>(
                 // A client that left doesn't want its answer.
                 let _ = req.reply.send(answer);
             }
-            _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break; }
-            _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = sig.usr1.recv() => a.engine.log_counters(),
+            _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break Stop::Hard; }
+            _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break Stop::Hard; }
+            _ = sig.usr1.recv() => {
+                info!("SIGUSR1: soft stop, no new connections; the open ones may finish");
+                break Stop::Soft;
+            }
             _ = ticker.tick(), if opts.stats_interval > 0 => a.engine.log_counters(),
             _ = sig.hangup.recv() => {
                 notifier.reloading();
@@ -139,7 +149,7 @@ pub async fn serve<E: Engine>(
                 }
             }
         }
-    }
+    };
     notifier.stopping();
     let mut report = a.engine.final_extra();
     if let (Some(obj), Ok(table)) = (report.as_object_mut(), a.table()) {
@@ -152,7 +162,7 @@ pub async fn serve<E: Engine>(
     for l in listeners {
         let _ = l.await;
     }
-    Ok((a.engine, report))
+    Ok((a.engine, report, stop))
 }
 
 impl<E: Engine> Agent<E> {

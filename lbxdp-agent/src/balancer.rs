@@ -38,7 +38,7 @@ pub struct Options {
     pub table_size: u32,
     pub flows: u32,
     pub kernel_debug: bool,
-    /// Seconds between counter logs; 0: only on SIGUSR1 and at exit.
+    /// Seconds between counter logs; 0: only at exit.
     pub stats_interval: u64,
     /// Names the pinned datapath (default: the network namespace).
     pub instance: Option<String>,
@@ -343,7 +343,7 @@ pub async fn run(
                         dir: hand_dir.clone(),
                         ports_before: nat_ports.as_ref().and_then(|p| p.before().map(str::to_string)),
                     });
-                    save_handover(&dp, l, &host);
+                    write_handover(&dp, l, &host);
                     if !adopting {
                         info!(
                             "datapath pinned under {}: it keeps forwarding if the agent dies (lbxdp-agent --detach removes it)",
@@ -393,7 +393,10 @@ pub async fn run(
                     config_paths: opts.config_paths.clone(),
                     stats_interval: opts.stats_interval,
                 };
-                let (engine, report) = crate::agent::serve(engine, config, monitor, rt, &agent_opts).await?;
+                // A soft stop has no sessions to wait for here: the flows
+                // are the kernel's, and stay with the datapath (ours to
+                // detach, or the successor's to keep serving).
+                let (engine, report, _stop) = crate::agent::serve(engine, config, monitor, rt, &agent_opts).await?;
                 drop(engine);
                 Ok(report)
             }
@@ -408,13 +411,27 @@ pub async fn run(
         }
     }
     .await;
-    for (net, _) in &mut host.nets {
-        net.cleanup().await;
-    }
-    let detached = dp.detach();
-    handover::remove(&hand_dir);
-    drop(nat_ports);
-    let out = result.and_then(|r| detached.map(|()| r).map_err(anyhow::Error::from));
+    let out = match handover::successor(&hand_dir) {
+        // Taken over: the links, maps, VIPs, neighbour entries, sysctls and
+        // port reservation serve the successor now, which undoes them when
+        // it stops; this agent leaves as if it had been killed.
+        Some(pid) => {
+            info!("the datapath serves pid {pid} now: leaving it attached, pinned and configured");
+            if let Some(mut ports) = nat_ports {
+                ports.keep();
+            }
+            result
+        }
+        None => {
+            for (net, _) in &mut host.nets {
+                net.cleanup().await;
+            }
+            let detached = dp.detach();
+            handover::remove(&hand_dir);
+            drop(nat_ports);
+            result.and_then(|r| detached.map(|()| r).map_err(anyhow::Error::from))
+        }
+    };
     if live_started {
         out.map_err(|e| e.context(Served))
     } else {
@@ -443,6 +460,19 @@ struct Handing {
 /// after every change to it.
 fn save_handover(dp: &Datapath, live: &Live, host: &Host) {
     let Some(h) = &live.handover else { return };
+    // An agent that took over owns the handover now; this one, on its way
+    // out, must not write its own view over the successor's.
+    if let Some(pid) = handover::successor(&h.dir) {
+        info!("not writing the handover: pid {pid} took the datapath over");
+        return;
+    }
+    write_handover(dp, live, host);
+}
+
+/// Writes the handover as this agent's: the first write after pinning
+/// claims the datapath (over a predecessor still running, in a takeover).
+fn write_handover(dp: &Datapath, live: &Live, host: &Host) {
+    let Some(h) = &live.handover else { return };
     let mut vips = Vec::new();
     let mut neighbours = Vec::new();
     let mut sysctls = Vec::new();
@@ -453,6 +483,7 @@ fn save_handover(dp: &Datapath, live: &Live, host: &Host) {
         neighbours.extend(n.iter().map(|ip| (net.name().to_string(), *ip)));
     }
     let state = Handover {
+        owner: std::process::id(),
         datapath: dp.pinned(),
         ids: handover::Ids::from(&live.ids),
         frontends: live.vips.clone(),
@@ -845,7 +876,7 @@ fn sockaddr(ip: IpAddr, port: u16) -> String {
 }
 
 /// Without a configuration (`-i` only): the program counts packets and
-/// passes them; counters on SIGUSR1 (and every interval) until a signal stops it.
+/// passes them; counters every interval until a signal (SIGUSR1 too) stops it.
 async fn serve_plain(
     dp: &mut Datapath,
     opts: &Options,
@@ -858,7 +889,7 @@ async fn serve_plain(
         tokio::select! {
             _ = sig.interrupt.recv() => { info!("SIGINT: stopping"); break; }
             _ = sig.terminate.recv() => { info!("SIGTERM: stopping"); break; }
-            _ = sig.usr1.recv() => log_stats(dp, None),
+            _ = sig.usr1.recv() => { info!("SIGUSR1: stopping"); break; }
             _ = ticker.tick(), if opts.stats_interval > 0 => log_stats(dp, None),
             _ = sig.hangup.recv() => warn!("SIGHUP: no configuration to reload (started without -f)"),
         }

@@ -8,17 +8,18 @@ use std::ffi::OsString;
 /// `args` (program name first) with HAProxy's two-letter options renamed.
 pub fn haproxy_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     args.into_iter()
-        .map(|a| {
-            let long = match a.to_str() {
-                Some("-sf") => "--soft-stop",
-                Some("-st") => "--hard-stop",
-                Some("-db") => "--foreground",
-                // -Ws is -W whose master speaks sd_notify: lbxdp's always
-                // does when NOTIFY_SOCKET is set.
-                Some("-Ws") => "-W",
-                _ => return a,
+        .flat_map(|a| {
+            let long: &[&str] = match a.to_str() {
+                Some("-sf") => &["--soft-stop"],
+                Some("-st") => &["--hard-stop"],
+                Some("-db") => &["--foreground"],
+                // -Ws is -W for systemd: its master speaks sd_notify (lbxdp's
+                // does whenever NOTIFY_SOCKET is set) and stays in the
+                // foreground whatever `daemon` says (HAProxy 2.6 does so).
+                Some("-Ws") => &["-W", "--foreground"],
+                _ => return vec![a],
             };
-            OsString::from(long)
+            long.iter().map(OsString::from).collect()
         })
         .collect()
 }
@@ -41,6 +42,7 @@ mod tests {
             [
                 "lbxdp-agent",
                 "-W",
+                "--foreground",
                 "-f",
                 "/etc/haproxy/haproxy.cfg",
                 "-p",

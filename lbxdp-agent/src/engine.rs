@@ -32,7 +32,7 @@ pub trait Engine {
     /// `show sess`: the sessions this engine can list, one per line.
     fn sessions(&self) -> String;
 
-    /// Logs the counters (SIGUSR1, `--stats-interval`).
+    /// Logs the counters (`--stats-interval`).
     fn log_counters(&self);
 
     /// What only this engine reports at exit (XDP: the interface and the

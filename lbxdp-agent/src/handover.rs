@@ -44,6 +44,18 @@ pub struct Handover {
     /// (sysctl path, value before the first agent changed it).
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
+    /// The agent that serves with the datapath now. An agent that took over
+    /// (-sf, a master's reload) writes its pid here, and the one it replaces
+    /// then leaves everything in place when it stops.
+    #[serde(default)]
+    pub owner: u32,
+}
+
+/// The live agent other than this one that owns the datapath in `dir`, if
+/// any: this agent has been taken over from.
+pub fn successor(dir: &Path) -> Option<u32> {
+    let owner = Handover::read(dir).ok().flatten()?.owner;
+    (owner != std::process::id() && crate::takeover::alive(owner)).then_some(owner)
 }
 
 fn path(dir: &Path) -> PathBuf {

@@ -47,7 +47,7 @@ struct Cli {
     #[arg(long, default_value_t = lbxdp_common::DEFAULT_MAX_FLOWS, value_name = "N")]
     max_flows: u32,
     /// Log the counters this often, in seconds (default: 5 with -v, else only
-    /// on SIGUSR1 and at exit).
+    /// at exit).
     #[arg(long, value_name = "SECS")]
     stats_interval: Option<u64>,
     /// Attach a program that passes everything, and nothing else: for the far
@@ -116,6 +116,16 @@ fn main() -> ExitCode {
         // No logging set-up, root or interface: this is only the parser.
         return check(&cli.config);
     }
+    if !cli.foreground && !lbxdp_agent::daemon::is_daemon() && (cli.daemon || wants_daemon(&cli.config)) {
+        return match lbxdp_agent::daemon::start_in_background() {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("lbxdp-agent: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    lbxdp_agent::daemon::new_session();
     logging::init(cli.verbose);
     match start(cli) {
         Ok(code) => code,
@@ -124,6 +134,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `daemon` in the global section. Read quietly: the daemon reads the
+/// configuration again and says what is wrong with it.
+fn wants_daemon(paths: &[PathBuf]) -> bool {
+    !paths.is_empty() && config_files::load(paths).is_ok_and(|l| l.config.is_some_and(|c| c.global.daemon))
 }
 
 /// The config is read before the runtime exists: `nbthread` sizes it.
@@ -260,11 +276,21 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         Some(p) => Some(lbxdp_agent::pidfile::PidFile::write(p)?),
         None => None,
     };
-    let takeover = !cli.soft_stop.is_empty() || !cli.hard_stop.is_empty();
+    let predecessors = lbxdp_agent::takeover::Predecessors {
+        soft: cli.soft_stop.clone(),
+        hard: cli.hard_stop.clone(),
+    };
+    if let Some(s) = &cli.sockets_from {
+        info!(
+            "-x {}: not needed; the listeners are bound beside the old agent's (SO_REUSEPORT) and the kernel moves \
+             its queued connections over",
+            s.display()
+        );
+    }
     // The runtime API's sockets are bound now, as root, before either
     // engine drops privileges; they serve once the agent loop runs.
     let mut runtime = match &config {
-        Some(c) => Some(runtime::start(c, takeover).await?),
+        Some(c) => Some(runtime::start(c, predecessors).await?),
         None => None,
     };
     if cli.mode == Mode::Proxy {

@@ -1,7 +1,7 @@
 //! Serving a config with the userspace proxy, behind the same agent loop
 //! as XDP: the health checks feed it, SIGHUP reloads, the runtime API
 //! reads its counters.
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use tracing::{info, warn};
@@ -11,6 +11,7 @@ use crate::{
     health::{Monitor, Snapshot, effective_weights, recalls_backups},
     proxy::{self, SharedAvailability},
     stats::{BackendCounters, Counters, FrontendCounters, ServerCounters},
+    takeover::Stop,
 };
 
 /// Pushes each server's health and effective weight (the backup rule
@@ -134,6 +135,7 @@ pub async fn run(
     // Checked before anything is bound: a user that doesn't exist stops here.
     let drop_to = crate::privileges::target(&config.global)?;
     let paths = &crate::privileges::absolute(paths);
+    migrate_requests();
     let monitor = Monitor::start(&config).0;
     let avail = SharedAvailability::from_config(&config);
     push(&avail, &config, &monitor.snapshot());
@@ -157,9 +159,41 @@ pub async fn run(
         stats_interval: 0,
     };
     let engine = ProxyEngine { proxy: p, avail };
-    let (engine, report) = crate::agent::serve(engine, config, monitor, runtime, &opts).await?;
-    engine.proxy.shutdown().await;
+    let hard_stop_after = config.global.hard_stop_after;
+    let (engine, report, stop) = crate::agent::serve(engine, config, monitor, runtime, &opts).await?;
+    match stop {
+        Stop::Hard => engine.proxy.shutdown().await,
+        Stop::Soft => {
+            // HAProxy waits for the sessions as long as they last unless
+            // `hard-stop-after` says otherwise; a year is that, bounded.
+            let grace = hard_stop_after.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+            engine.proxy.drain(grace).await;
+            info!("soft stop: the last session ended (or hard-stop-after passed)");
+        }
+    }
     Ok(report)
+}
+
+/// Every listener shares its address (SO_REUSEPORT) with the listeners of
+/// an agent that takes over (-sf, a master's reload). When the old agent
+/// closes its own, the connections still queued on them would be reset;
+/// with `tcp_migrate_req` the kernel hands them to the new agent's instead.
+/// HAProxy passes the listening sockets themselves (-x) for the same end.
+/// Turned on for the network namespace and left on: it only changes what
+/// happens to a closing SO_REUSEPORT listener's queue.
+fn migrate_requests() {
+    const PATH: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+    match std::fs::read_to_string(PATH) {
+        Ok(v) if v.trim() == "1" => {}
+        Ok(_) => match std::fs::write(PATH, "1") {
+            Ok(()) => info!(
+                "net.ipv4.tcp_migrate_req set to 1: a takeover (-sf, reload under -W) moves the old agent's queued \
+                 connections to the new one instead of resetting them"
+            ),
+            Err(e) => warn!("{PATH}: {e}; a takeover may reset connections queued on the old agent"),
+        },
+        Err(e) => warn!("{PATH}: {e}; a takeover may reset connections queued on the old agent"),
+    }
 }
 
 /// `source` is in the model for the XDP datapath; the proxy doesn't bind

@@ -1,5 +1,6 @@
 //! The signals a serving agent answers, HAProxy-style: SIGINT/SIGTERM stop,
-//! SIGHUP reloads, SIGUSR1 logs the counters. Both modes install the same set.
+//! SIGHUP reloads, SIGUSR1 stops softly (HAProxy's soft stop). Both modes
+//! install the same set.
 use anyhow::Context as _;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 

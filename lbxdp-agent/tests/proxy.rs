@@ -686,6 +686,10 @@ backend be
         .expect("a log line")
         .unwrap();
     let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // HAProxy ends each datagram with an LF.
+    let line = line
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("no LF at the end: {line:?}"));
     // <PRI>: local3 (19) * 8 + info (6).
     assert!(line.starts_with("<158>"), "{line}");
     let (header, msg) = line.split_once(": ").unwrap();

@@ -1,7 +1,8 @@
 //! Logging into a real rsyslog, configured as the seed configures it
 //! (`$ModLoad imudp`, `$UDPServerRun 514`, `local2.* <file>`), with the
 //! seed's `log 127.0.0.1 local2`: the proxy's tcplog lines and, in both
-//! modes, the health transitions arrive in rsyslog's file.
+//! modes, the health transitions arrive in rsyslog's file. Also `format
+//! rfc5424` with a `log-tag`, which rsyslog parses as RFC 5424.
 mod common;
 
 use std::{
@@ -132,4 +133,50 @@ fn seed_logging_proxy() {
 #[test]
 fn seed_logging_xdp() {
     seed_logging("xdp");
+}
+
+/// `log 127.0.0.1 format rfc5424 local2` and `log-tag lbtest`: rsyslog reads
+/// the RFC 5424 header (its file keeps the microseconds of the timestamp,
+/// which it drops for RFC 3164 lines, and shows APP-NAME[PROCID] as the tag,
+/// as it does for real HAProxy 2.6's rfc5424 lines).
+#[test]
+fn rfc5424_logging() {
+    let Some(mut tb) = common::plain_testbed("rfc5424_logging", Layout::OneArm, 2) else {
+        return;
+    };
+    let Some(file) = start_rsyslog(&mut tb) else {
+        return;
+    };
+    let cfg = format!(
+        "global\n    log 127.0.0.1 format rfc5424 local2\n    log-tag lbtest\n\n\
+         defaults\n    mode tcp\n    log global\n    \
+         timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
+        tb.lb.v4()
+    ) + &tb
+        .backends
+        .iter()
+        .map(|b| format!("    server {} {}:80 check inter 300 fall 1 rise 1\n", b.name, b.v4()))
+        .collect::<String>();
+    let path = common::write_config(&tb, &cfg);
+    let mut agent = common::Agent::start(&tb, &["-f", path.as_str(), "-i", "eth0", "--mode", "proxy"]);
+    agent.wait_for("balancing", Duration::from_secs(20));
+    let pid = agent.pid();
+    let web2 = tb.backends[1].clone();
+    tb.stop_nginx(&web2, 80).expect("stop web2");
+    let line = wait_for_line(&file, "DOWN line", |l| l.contains("Server pool/web2 is DOWN"));
+    // "2026-11-29T22:04:53.976486+00:00 - lbtest[1234] Server pool/web2 is DOWN, ..."
+    let tag = format!(" lbtest[{pid}] Server pool/web2 is DOWN");
+    assert!(line.contains(&tag), "tag and message as rsyslog parsed them: {line}");
+    let stamp = line.split(' ').next().unwrap_or_default();
+    let fraction = stamp
+        .split_once('.')
+        .map(|(_, f)| &f[..f.find(['+', '-', 'Z']).unwrap_or(f.len())]);
+    assert_eq!(
+        fraction.map(str::len),
+        Some(6),
+        "rsyslog kept the RFC 5424 timestamp's microseconds: {line}"
+    );
+    assert!(line.contains("1 active and 0 backup servers left"), "{line}");
+    agent.stop();
 }

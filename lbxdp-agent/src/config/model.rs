@@ -69,6 +69,9 @@ pub struct Global {
     /// `master-worker no-exit-on-failure`: the master stays when its last
     /// worker dies, instead of leaving with the worker's code.
     pub master_no_exit_on_failure: bool,
+    /// How long a soft stop (SIGUSR1, a takeover's -sf) waits for the open
+    /// sessions before closing them; None: as long as they last.
+    pub hard_stop_after: Option<Duration>,
     pub pidfile: Option<String>,
     pub user: Option<String>,
     pub group: Option<String>,
@@ -76,6 +79,9 @@ pub struct Global {
     pub gid: Option<u32>,
     pub chroot: Option<String>,
     pub logs: Vec<LogTarget>,
+    /// `log-tag`: the syslog tag of every proxy without its own.
+    pub log_tag: Option<String>,
+    pub log_send_hostname: Option<LogHostname>,
     pub stats_sockets: Vec<StatsSocket>,
     pub stats_timeout: Option<Duration>,
     /// `stats maxconn`: clients the stats sockets serve at once. None when
@@ -106,13 +112,75 @@ pub struct EnvRef {
     pub origin: Origin,
 }
 
+/// One `log` line: `log <address> [len N] [format F] [sample R:S] <facility> [level [minlevel]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTarget {
     /// As written: `127.0.0.1`, `127.0.0.1:514`, `/dev/log`, `stdout`, ...
     pub address: String,
+    /// `len`: the longest line sent, header included (80..=65535).
+    pub max_len: usize,
+    pub format: LogFormat,
+    pub sample: Option<LogSample>,
     pub facility: String,
     pub level: Option<String>,
     pub min_level: Option<String>,
+    /// The proxy's `log-tag`, else the global one; None sends lbxdp's own
+    /// name. Filled in when resolving, since a proxy's tag applies to the
+    /// targets it takes from `log global` too.
+    pub tag: Option<String>,
+    /// Global `log-send-hostname`, filled in when resolving.
+    pub hostname: Option<LogHostname>,
+}
+
+/// HAProxy's `len` default (MAX_SYSLOG_LEN).
+pub const DEFAULT_LOG_LEN: usize = 1024;
+
+/// `log ... format <F>`; `Unspec` is HAProxy's default when none is given:
+/// `local`, or `rfc3164` once a host name is to be sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Unspec,
+    Local,
+    Rfc3164,
+    Rfc5424,
+    Priority,
+    Short,
+    Timed,
+    Iso,
+    Raw,
+}
+
+impl LogFormat {
+    pub fn from_name(name: &str) -> Option<LogFormat> {
+        Some(match name {
+            "local" => LogFormat::Local,
+            "rfc3164" => LogFormat::Rfc3164,
+            "rfc5424" => LogFormat::Rfc5424,
+            "priority" => LogFormat::Priority,
+            "short" => LogFormat::Short,
+            "timed" => LogFormat::Timed,
+            "iso" => LogFormat::Iso,
+            "raw" => LogFormat::Raw,
+            _ => return None,
+        })
+    }
+}
+
+/// `sample <ranges>:<size>`: of each run of `size` lines, only those whose
+/// 1-based position falls in one of `ranges` are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSample {
+    /// Inclusive (low, high), 1-based, in HAProxy's order (sorted, not overlapping).
+    pub ranges: Vec<(u32, u32)>,
+    pub size: u32,
+}
+
+/// `log-send-hostname [name]`: without a name, the machine's host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogHostname {
+    Machine,
+    Named(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

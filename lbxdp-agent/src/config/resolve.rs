@@ -21,7 +21,9 @@ const DEFAULT_FALL: u32 = 3;
 const DEFAULT_RETRIES: u32 = 3;
 
 /// `log global` in defaults and again in the proxy means the same targets once.
-fn logs(entries: &[LogEntry], global: &Global) -> Vec<LogTarget> {
+/// Each carries the header HAProxy gives the proxy's lines: its `log-tag`,
+/// else the global one, and the global `log-send-hostname`.
+fn logs(entries: &[LogEntry], log_tag: Option<&String>, global: &Global) -> Vec<LogTarget> {
     let mut out: Vec<LogTarget> = Vec::new();
     for t in entries.iter().flat_map(|e| match e {
         LogEntry::Global => global.logs.clone(),
@@ -30,6 +32,10 @@ fn logs(entries: &[LogEntry], global: &Global) -> Vec<LogTarget> {
         if !out.contains(&t) {
             out.push(t);
         }
+    }
+    for t in &mut out {
+        t.tag = log_tag.or(global.log_tag.as_ref()).cloned();
+        t.hostname.clone_from(&global.log_send_hostname);
     }
     out
 }
@@ -363,7 +369,7 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
         tcplog: p.tcplog,
         dontlognull: p.dontlognull,
         tcpka: p.tcpka,
-        logs: logs(&p.logs, global),
+        logs: logs(&p.logs, p.log_tag.as_ref(), global),
         disabled: p.disabled,
         stats_page,
         origin: p.origin.clone(),
@@ -446,7 +452,7 @@ fn backend(p: &Draft, id: u32, global: &Global) -> Backend {
         allbackups: p.allbackups,
         log_health_checks: p.log_health_checks,
         tcpka: p.tcpka,
-        logs: logs(&p.logs, global),
+        logs: logs(&p.logs, p.log_tag.as_ref(), global),
         disabled: p.disabled,
         origin: p.origin.clone(),
     }

@@ -873,3 +873,86 @@ fn stats_pages_lbxdp_cant_serve_are_refused_with_their_line() {
             .any(|d| d.message.contains("'stats admin' not allowed in 'defaults' section"))
     );
 }
+
+#[test]
+fn log_options_tag_and_hostname_reach_each_proxys_targets() {
+    let text = "global\n log 127.0.0.1:514 len 200 format rfc5424 sample 1:2 local2 info\n log-tag lb\n \
+                log-send-hostname edge1\n\
+                defaults\n timeout client 1s\n timeout connect 1s\n timeout server 1s\n log global\n log-tag fromdef\n\
+                frontend f\n bind :80\n log-tag web\n default_backend b\n\
+                backend b\n log stdout format raw local0\n server s 198.18.0.1:80\n\
+                backend c\n log-tag web2\n no log\n log global\n server s 198.18.0.1:80\n";
+    let (c, diags) = ok(text);
+    assert!(
+        diags.iter().all(|d| !d.message.contains("log")),
+        "log lines are applied, not warned about: {diags:#?}"
+    );
+    let fe = &c.frontends[0];
+    assert_eq!(fe.logs.len(), 1);
+    let t = &fe.logs[0];
+    assert_eq!((t.max_len, t.format), (200, LogFormat::Rfc5424));
+    assert_eq!(
+        t.sample.as_ref().map(|s| (s.ranges.clone(), s.size)),
+        Some((vec![(1, 1)], 2))
+    );
+    assert_eq!(t.tag.as_deref(), Some("web"));
+    assert_eq!(t.hostname, Some(LogHostname::Named("edge1".into())));
+    // The defaults' tag is inherited; a proxy's own replaces it.
+    let b = c.backend("b").unwrap();
+    assert_eq!(b.logs.len(), 2);
+    assert!(b.logs.iter().all(|t| t.tag.as_deref() == Some("fromdef")));
+    assert_eq!(b.logs[1].format, LogFormat::Raw);
+    assert_eq!(c.backend("c").unwrap().logs[0].tag.as_deref(), Some("web2"));
+    // Without any log-tag, the target has none and lbxdp's own name is sent.
+    let (c, _) = ok(&format!(
+        "global\n log 127.0.0.1 local2\n{TIMEOUTS} log global\nfrontend f\n bind :80\n default_backend b\nbackend b\n"
+    ));
+    assert_eq!(
+        (
+            c.frontends[0].logs[0].tag.clone(),
+            c.frontends[0].logs[0].hostname.clone()
+        ),
+        (None, None)
+    );
+}
+
+#[test]
+fn log_errors_are_haproxys_with_their_line() {
+    for (line, said) in [
+        (" log 127.0.0.1 format json local0", "log: unknown log format 'json'"),
+        (
+            " log 127.0.0.1 len 79 local0",
+            "log: invalid log length '79', must be between 80 and 65535",
+        ),
+        (" log 127.0.0.1 sample 1-2 local0", "log: Missing sample size"),
+        (" log-tag", "'log-tag' expects a tag for use in syslog."),
+        (" log-tag a b", "'log-tag' cannot handle unexpected argument 'b'"),
+        (" log", "log: expects <address> and <facility>  as arguments"),
+        (
+            " log global",
+            "log: 'global' is not supported for a global syslog server",
+        ),
+        (
+            " log-send-hostname a\n log-send-hostname b",
+            "'log-send-hostname' already specified. Continuing.",
+        ),
+    ] {
+        let text = format!("global\n{line}\n{TIMEOUTS}frontend f\n bind :80\n default_backend b\nbackend b\n");
+        let a = alerts(&text);
+        assert_eq!(a.len(), 1, "{line}: {a:#?}");
+        assert_eq!(a[0].message, said, "{line}");
+        assert_eq!(a[0].origin.line, 1 + line.lines().count(), "{line}");
+    }
+    let a = alerts(&format!(
+        "{TIMEOUTS}frontend f\n bind :80\n log-tag\n log\n default_backend b\nbackend b\n"
+    ));
+    assert_eq!(
+        a.iter()
+            .map(|d| (d.origin.line, d.message.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (7, "'log-tag' expects a tag for use in syslog."),
+            (8, "log: expects <address> and <facility> or global as arguments"),
+        ]
+    );
+}

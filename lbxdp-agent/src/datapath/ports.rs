@@ -100,6 +100,12 @@ impl NatPorts {
         }
     }
 
+    /// Leaves the reservation for the agent that took the datapath over (it
+    /// puts the old value back when it stops).
+    pub fn keep(&mut self) {
+        self.before = None;
+    }
+
     /// Writes `old` back as the reservation (for a dead agent's, say).
     pub fn restore(old: &str) {
         Saved::new(RESERVED, old).restore();

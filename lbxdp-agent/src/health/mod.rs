@@ -347,8 +347,10 @@ impl Monitor {
         let mut keep: HashMap<ServerId, Running> = HashMap::new();
         let mut fresh: Vec<(ServerId, ServerState, Option<task::ServerTask>)> = Vec::new();
         // One logger (and so one socket) per distinct set of log targets,
-        // not one per server: 300 backends with `log global` share one.
-        let mut loggers: Vec<(&[crate::config::LogTarget], Arc<crate::syslog::Logger>)> = Vec::new();
+        // not one per server: 300 backends with `log global` share one. A
+        // `sample` target counts lines per proxy, as HAProxy's copies of it
+        // do, so a backend with one has its own.
+        let mut loggers: Vec<(&str, &[crate::config::LogTarget], Arc<crate::syslog::Logger>)> = Vec::new();
         for be in &config.backends {
             for s in &be.servers {
                 let id = ServerId::new(&be.name, &s.name);
@@ -372,11 +374,14 @@ impl Monitor {
                         id: id.clone(),
                         settings: settings.clone(),
                         log_health_checks: be.log_health_checks,
-                        syslog: match loggers.iter().find(|(t, _)| *t == be.logs.as_slice()) {
-                            Some((_, l)) => Arc::clone(l),
+                        syslog: match loggers.iter().find(|(name, t, _)| {
+                            *t == be.logs.as_slice()
+                                && (*name == be.name.as_str() || t.iter().all(|x| x.sample.is_none()))
+                        }) {
+                            Some((_, _, l)) => Arc::clone(l),
                             None => {
                                 let l = Arc::new(crate::syslog::Logger::new(&be.logs));
-                                loggers.push((&be.logs, Arc::clone(&l)));
+                                loggers.push((&be.name, &be.logs, Arc::clone(&l)));
                                 l
                             }
                         },

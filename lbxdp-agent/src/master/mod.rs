@@ -31,6 +31,10 @@
 //! - systemd (NOTIFY_SOCKET, `-Ws`): the master says READY=1 when its first
 //!   worker serves and after each reload (with the worker's STATUS),
 //!   RELOADING=1 when a reload begins, STOPPING=1 at the end.
+//! - `-D` with `-W`: the daemon (see `daemon`) is the master; its READY=1
+//!   (its first worker's) sends the foreground process away, and the
+//!   workers, which inherit the daemon's environment, leave the terminal
+//!   themselves.
 //! - The master CLI: see [`cli`]; `@1 <command>` and `@!<pid> <command>` go
 //!   to the worker's admin runtime socket, which the worker opens at the
 //!   path the master gives it in `LBXDP_WORKER_CLI`, in a private directory.
@@ -262,6 +266,8 @@ impl Master {
         if !self.stopping {
             self.notifier.ready(status);
         }
+        // -D: the process in front left on that READY=1; its pipe is gone.
+        crate::daemon::leave_terminal();
     }
 
     fn exited(&mut self, pid: u32, code: i32) -> Option<i32> {

@@ -85,7 +85,7 @@ pub fn accept_date(t: SystemTime, tz: &TimeZone) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syslog::{facility_code, level_code, rfc3164, rfc3164_timestamp};
+    use crate::syslog::header::rfc3164_timestamp;
 
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -156,19 +156,6 @@ mod tests {
         assert_eq!(
             format_tcplog(&r, &UTC),
             "2001:db8::5:4000 [06/Feb/2009:12:12:51.443] fnt bck/<NOSRV> -1/-1/5007 212 SC 0/0/0/0/+1 0/0"
-        );
-    }
-
-    #[test]
-    fn syslog_framing() {
-        let f = facility_code("local0").unwrap();
-        assert_eq!(f, 16);
-        assert_eq!(facility_code("kern"), Some(0));
-        assert_eq!(facility_code("bogus"), None);
-        assert_eq!(level_code("info"), Some(6));
-        assert_eq!(
-            rfc3164(f, SEVERITY_INFO, at(1_233_922_371, 0), &UTC, "lbxdp", 42, "hello"),
-            "<134>Feb  6 12:12:51 lbxdp[42]: hello"
         );
     }
 }

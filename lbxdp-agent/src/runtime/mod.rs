@@ -20,10 +20,14 @@ pub const WORKER_CLI_ENV: &str = "LBXDP_WORKER_CLI";
 /// Binds every `stats socket` and every stats page of `config` (as root,
 /// before privileges drop) and starts serving them; what they ask waits for
 /// the agent loop, which takes the returned [`crate::agent::Runtime`].
-/// `takeover`: another agent serves the same sockets and this one replaces
+/// With `predecessors`, another agent serves the same sockets and this one replaces
 /// it (-sf/-st, a master's new worker), so a socket file that still answers
 /// is replaced, as HAProxy does, instead of refused.
-pub async fn start(config: &Config, takeover: bool) -> anyhow::Result<crate::agent::Runtime> {
+pub async fn start(
+    config: &Config,
+    predecessors: crate::takeover::Predecessors,
+) -> anyhow::Result<crate::agent::Runtime> {
+    let takeover = !predecessors.is_empty();
     // First: a SIGTERM that comes while the datapath is being set up is
     // kept for the loop (which then stops cleanly), not the default action
     // that would kill the agent with its VIPs and sysctls left behind.
@@ -72,6 +76,7 @@ pub async fn start(config: &Config, takeover: bool) -> anyhow::Result<crate::age
         listeners: tasks,
         signals,
         notifier,
+        predecessors,
     })
 }
 

@@ -188,6 +188,29 @@ impl Agent {
         self.child.as_ref().expect("agent running").id()
     }
 
+    /// Waits (bounded) for the agent to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("agent running");
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for the agent") {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("the agent did not exit within {within:?}; stderr:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the agent still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     /// SIGKILL, as a crash or the OOM killer would end it; waits for it.
     pub fn kill(mut self) {
         if let Some(mut child) = self.child.take() {

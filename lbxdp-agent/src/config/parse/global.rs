@@ -3,7 +3,7 @@ use super::{Modifier, Parser, arg, atol, refusal_at};
 use crate::config::{
     diag::Origin,
     keywords as kw,
-    model::{CliLevel, EnvRef, EnvRefKind, LogTarget, StatsSocket, Unsupported},
+    model::{CliLevel, EnvRef, EnvRefKind, LogHostname, StatsSocket, Unsupported},
     time,
 };
 
@@ -15,13 +15,6 @@ impl Parser<'_> {
             "daemon" => {
                 if !self.too_many(w, 0, at) {
                     self.out.global.daemon = true;
-                    // Said, not silently dropped: HAProxy too stays in the
-                    // foreground under systemd (-Ws), which is how lbxdp runs.
-                    self.diags.warn(
-                        at,
-                        "'daemon': lbxdp-agent stays in the foreground; run it as a service \
-                         (contrib/lbxdp.service, Type=notify) or under a supervisor",
-                    );
                 }
             }
             "master-worker" => {
@@ -31,6 +24,19 @@ impl Parser<'_> {
                 } else if !self.too_many(w, 1, at) {
                     self.out.global.master_worker = true;
                     self.out.global.master_no_exit_on_failure = a1 == "no-exit-on-failure";
+                }
+            }
+            "hard-stop-after" => {
+                if self.too_many(w, 1, at) {
+                    return;
+                }
+                if a1.is_empty() {
+                    self.diags.alert(at, "'hard-stop-after' expects <time> as argument.");
+                    return;
+                }
+                match time::parse_ms(&a1) {
+                    Ok(t) => self.out.global.hard_stop_after = Some(t.value),
+                    Err(e) => self.diags.alert(at, format!("{e} in argument to <hard-stop-after>.")),
                 }
             }
             "maxconn" | "nbthread" => {
@@ -133,13 +139,37 @@ impl Parser<'_> {
                     self.out.global.logs.clear();
                     return;
                 }
-                if a1 == "global" {
-                    self.diags.alert(at, "log: 'global' is only usable in proxies");
+                if a1 == "global" && arg(w, 2).is_empty() {
+                    self.diags
+                        .alert(at, "log: 'global' is not supported for a global syslog server");
                     return;
                 }
-                if let Some(t) = self.log_target(w, at) {
+                if let Some(t) = self.log_target(w, at, true) {
                     self.out.global.logs.push(t);
                 }
+            }
+            "log-tag" => {
+                if self.too_many(w, 1, at) {
+                    return;
+                }
+                if a1.is_empty() {
+                    self.diags.alert(at, "'log-tag' expects a tag for use in syslog.");
+                    return;
+                }
+                self.out.global.log_tag = Some(a1);
+            }
+            "log-send-hostname" => {
+                if self.out.global.log_send_hostname.is_some() {
+                    // HAProxy's words; it keeps the first and refuses to start.
+                    self.diags
+                        .alert(at, "'log-send-hostname' already specified. Continuing.");
+                    return;
+                }
+                self.out.global.log_send_hostname = Some(if a1.is_empty() {
+                    LogHostname::Machine
+                } else {
+                    LogHostname::Named(a1)
+                });
             }
             "stats" => self.global_stats(w, at),
             "spread-checks" => {
@@ -343,46 +373,5 @@ impl Parser<'_> {
         }
         self.out.refused.extend(refused);
         self.out.global.stats_sockets.push(sock);
-    }
-
-    /// `log <target> [len N] [format F] [sample R:S] <facility> [level [minlevel]]`.
-    pub(super) fn log_target(&mut self, w: &[String], at: &Origin) -> Option<LogTarget> {
-        let address = arg(w, 1).to_string();
-        let mut i = 2;
-        while let "len" | "format" | "sample" = arg(w, i) {
-            i += 2;
-        }
-        let facility = arg(w, i);
-        if address.is_empty() || facility.is_empty() {
-            self.diags
-                .alert(at, "log: expects <address> and <facility> as arguments");
-            return None;
-        }
-        if !kw::LOG_FACILITIES.contains(&facility) {
-            self.diags.alert(at, format!("log: unknown log facility '{facility}'"));
-            return None;
-        }
-        let mut levels = [None, None];
-        for (slot, word) in levels.iter_mut().zip([arg(w, i + 1), arg(w, i + 2)]) {
-            if word.is_empty() {
-                break;
-            }
-            if !kw::LOG_LEVELS.contains(&word) {
-                self.diags.alert(at, format!("log: unknown log level '{word}'"));
-                return None;
-            }
-            *slot = Some(word.to_string());
-        }
-        if let Some(extra) = w.get(i + 3).filter(|x| !x.is_empty()) {
-            self.diags.alert(at, format!("log: unexpected argument '{extra}'"));
-            return None;
-        }
-        let [level, min_level] = levels;
-        Some(LogTarget {
-            address,
-            facility: facility.to_string(),
-            level,
-            min_level,
-        })
     }
 }

@@ -4,6 +4,7 @@
 //! where HAProxy's manual puts them: `global`, proxies, checks, servers.
 mod checks;
 mod global;
+mod log;
 mod proxies;
 mod servers;
 mod stats;
@@ -99,6 +100,8 @@ pub(super) struct Draft {
     pub(super) log_health_checks: bool,
     pub(super) timeouts: Timeouts,
     pub(super) logs: Vec<LogEntry>,
+    /// `log-tag`, own or from defaults.
+    pub(super) log_tag: Option<String>,
     pub(super) health: HealthCheck,
     /// tcp-check rules inherited from defaults are replaced, not extended.
     pub(super) checks_inherited: bool,
@@ -147,6 +150,7 @@ impl Draft {
             log_health_checks: false,
             timeouts: Timeouts::default(),
             logs: Vec::new(),
+            log_tag: None,
             health: HealthCheck::Connect,
             checks_inherited: false,
             defsrv: ServerOpts::default(),
@@ -183,6 +187,7 @@ impl Draft {
         p.log_health_checks = d.log_health_checks;
         p.timeouts = d.timeouts.clone();
         p.logs = d.logs.clone();
+        p.log_tag = d.log_tag.clone();
         p.health = d.health.clone();
         p.checks_inherited = !matches!(d.health, HealthCheck::Connect);
         p.defsrv = d.defsrv.clone();

@@ -205,8 +205,16 @@ impl Parser<'_> {
                         return;
                     }
                     p.logs.push(LogEntry::Global);
-                } else if let Some(t) = self.log_target(w, at) {
+                } else if let Some(t) = self.log_target(w, at, false) {
                     p.logs.push(LogEntry::Target(t));
+                }
+            }
+            // HAProxy's proxy `log-tag` takes the first word and ignores the rest.
+            "log-tag" => {
+                if a1.is_empty() {
+                    self.diags.alert(at, "'log-tag' expects a tag for use in syslog.");
+                } else {
+                    p.log_tag = Some(a1.to_string());
                 }
             }
             "option" => self.option(p, w, at, modifier),
