@@ -98,7 +98,17 @@ fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn master_worker_proxy() {
-    let Some(tb) = common::testbed("master_worker_proxy", Layout::OneArm, 2, true) else {
+    master_worker("master_worker_proxy", &["--mode", "proxy"]);
+}
+
+#[test]
+fn master_worker_xdp() {
+    // The flags a user starts it with: the interface from the bind line.
+    master_worker("master_worker_xdp", &["--stats-interval", "0"]);
+}
+
+fn master_worker(name: &str, mode_args: &[&str]) {
+    let Some(tb) = common::testbed(name, Layout::OneArm, 2, true) else {
         return;
     };
     let good = common::web_config(&tb, "check inter 1000");
@@ -110,20 +120,10 @@ fn master_worker_proxy() {
         pidfile.to_string_lossy().into_owned(),
     );
     let mut workers = Workers::default();
-    let mut master = Agent::start(
-        &tb,
-        &[
-            "-W",
-            "-S",
-            &format!("{msock_s},mode,600"),
-            "-f",
-            &cfg,
-            "--mode",
-            "proxy",
-            "-p",
-            &pidfile_s,
-        ],
-    );
+    let cli = format!("{msock_s},mode,600");
+    let mut args = vec!["-W", "-S", &cli, "-f", &cfg, "-p", &pidfile_s];
+    args.extend_from_slice(mode_args);
+    let mut master = Agent::start(&tb, &args);
     master.wait_for("Loading success.", Duration::from_secs(30));
     let url = format!("http://{}/", tb.lb.v4());
     let get = |when: &str| {
@@ -177,7 +177,7 @@ fn master_worker_proxy() {
     assert_eq!(answer, "");
     eprintln!("{}", wrk.text);
     eprintln!(
-        "across a master reload (proxy): {:.0} requests/s, socket errors {} (connect {}, read {}, write {}, timeout {})",
+        "across a master reload ({name}): {:.0} requests/s, socket errors {} (connect {}, read {}, write {}, timeout {})",
         wrk.rate,
         wrk.socket_errors(),
         wrk.connect,

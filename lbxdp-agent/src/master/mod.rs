@@ -137,6 +137,7 @@ async fn serve(opts: Options, config: &Config) -> anyhow::Result<i32> {
         exit_on_failure: !config.global.master_no_exit_on_failure,
         stopping: false,
         exit_code: None,
+        said_stopping: false,
     };
     m.start_worker()?;
     let code = loop {
@@ -153,7 +154,9 @@ async fn serve(opts: Options, config: &Config) -> anyhow::Result<i32> {
             break code;
         }
     };
-    m.notifier.stopping();
+    if !m.said_stopping {
+        m.notifier.stopping();
+    }
     cli_tasks.shutdown().await;
     Ok(code)
 }
@@ -172,6 +175,8 @@ struct Master {
     stopping: bool,
     /// The first failure's code: what the master leaves with.
     exit_code: Option<i32>,
+    /// STOPPING=1 went out (once is enough for systemd).
+    said_stopping: bool,
 }
 
 impl Master {
@@ -313,6 +318,7 @@ impl Master {
         warn!("Exiting Master process...");
         self.stopping = true;
         self.notifier.stopping();
+        self.said_stopping = true;
         self.signal_all(sig);
         if self.workers.is_empty() {
             return Some(self.exit_code.unwrap_or(0).max(0));
