@@ -11,6 +11,7 @@ mod handover;
 mod health;
 pub mod logging;
 pub mod maglev;
+pub mod master;
 mod notify;
 mod outside;
 pub mod pidfile;

@@ -8,7 +8,7 @@ use lbxdp_agent::{
     config::{Config, Severity},
     config_files,
     datapath::{NatMode, XdpModeArg},
-    logging, proxy_mode, runtime,
+    logging, master, proxy_mode, runtime,
 };
 use tracing::{info, warn};
 
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
     lbxdp_agent::daemon::new_session();
     logging::init(cli.verbose);
     match start(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("lbxdp-agent: error: {e:#}");
             ExitCode::FAILURE
@@ -147,12 +147,20 @@ fn wants_daemon(paths: &[PathBuf]) -> bool {
 }
 
 /// The config is read before the runtime exists: `nbthread` sizes it.
-fn start(cli: Cli) -> anyhow::Result<()> {
+fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = if cli.xdp_pass || cli.detach {
         None
     } else {
         load_config(&cli.config)?
     };
+    if !cli.xdp_pass && !cli.detach && master::wanted(cli.master_worker, config.as_ref()) {
+        let opts = master::Options {
+            config_paths: cli.config.clone(),
+            master_cli: cli.master_cli.clone(),
+            pidfile: cli.pidfile.clone(),
+        };
+        return master::run(opts, config.as_ref());
+    }
     let threads = config.as_ref().map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         lbxdp_agent::proxy::worker_threads,
@@ -162,7 +170,8 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(run(cli, config))
+    rt.block_on(run(cli, config))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `-c`: diagnostics on stderr in HAProxy's format, the verdict on stdout.
@@ -258,12 +267,17 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     if cli.detach {
         return balancer::detach_pinned(cli.instance.as_deref()).await;
     }
-    let pidfile = cli.pidfile.clone().or_else(|| {
-        config
-            .as_ref()
-            .and_then(|c| c.global.pidfile.clone())
-            .map(PathBuf::from)
-    });
+    // A master's worker leaves the pidfile to the master, as HAProxy's do.
+    let pidfile = cli
+        .pidfile
+        .clone()
+        .or_else(|| {
+            config
+                .as_ref()
+                .and_then(|c| c.global.pidfile.clone())
+                .map(PathBuf::from)
+        })
+        .filter(|_| !master::is_worker());
     let _pidfile = match &pidfile {
         Some(p) => Some(lbxdp_agent::pidfile::PidFile::write(p)?),
         None => None,

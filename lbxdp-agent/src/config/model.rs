@@ -63,7 +63,12 @@ impl Config {
 pub struct Global {
     pub maxconn: Option<u32>,
     pub daemon: bool,
+    /// `master-worker`: the agent runs as a master that supervises a worker
+    /// (see `master`).
     pub master_worker: bool,
+    /// `master-worker no-exit-on-failure`: the master stays when its last
+    /// worker dies, instead of leaving with the worker's code.
+    pub master_no_exit_on_failure: bool,
     /// How long a soft stop (SIGUSR1, a takeover's -sf) waits for the open
     /// sessions before closing them; None: as long as they last.
     pub hard_stop_after: Option<Duration>,

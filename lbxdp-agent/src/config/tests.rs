@@ -956,3 +956,23 @@ fn log_errors_are_haproxys_with_their_line() {
         ]
     );
 }
+
+#[test]
+fn master_worker_and_its_option() {
+    const LISTEN: &str = "listen l\n    bind :80\n    server s 10.0.0.1:80\n";
+    let (c, diags) = ok(&format!("global\n    master-worker\n{LISTEN}"));
+    assert!(c.global.master_worker && !c.global.master_no_exit_on_failure);
+    assert!(
+        !diags.iter().any(|d| d.origin.line == 2),
+        "applied, not warned about: {diags:?}"
+    );
+    let (c, _) = ok(&format!("global\n    master-worker no-exit-on-failure\n{LISTEN}"));
+    assert!(c.global.master_worker && c.global.master_no_exit_on_failure);
+    let a = alerts(&format!("global\n    master-worker exit\n{LISTEN}"));
+    assert!(
+        a.iter().any(|d| d
+            .to_string()
+            .contains("'master-worker' only supports 'no-exit-on-failure' option")),
+        "{a:?}"
+    );
+}

@@ -46,12 +46,13 @@ pub struct Session {
 }
 
 /// A command's keywords and the line `help` shows for it. HAProxy sorts
-/// help lines by their text; this table is kept in that order.
-struct Keyword {
-    words: &'static [&'static str],
-    usage: &'static str,
+/// help lines by their text; this table is kept in that order. The master
+/// CLI has a table of its own (`master::cli`).
+pub(crate) struct Keyword {
+    pub(crate) words: &'static [&'static str],
+    pub(crate) usage: &'static str,
     /// The level its parser demands; lower levels get "Permission denied".
-    level: CliLevel,
+    pub(crate) level: CliLevel,
 }
 
 const KEYWORDS: &[Keyword] = &[
@@ -157,7 +158,7 @@ impl Session {
         let first = args.first().copied().unwrap_or("");
         if BUILTIN.contains(&first) {
             return match first {
-                "help" => Step::Answer(usage(&args, true)),
+                "help" => Step::Answer(usage(KEYWORDS, &args, true)),
                 "prompt" => {
                     self.interactive = !self.interactive;
                     done()
@@ -169,7 +170,7 @@ impl Session {
             .iter()
             .find(|k| k.words.len() <= args.len() && k.words.iter().zip(&args).all(|(a, b)| a == b))
         else {
-            return Step::Answer(usage(&args, false));
+            return Step::Answer(usage(KEYWORDS, &args, false));
         };
         if self.level < kw.level {
             return Step::Answer("Permission denied\n\n".into());
@@ -210,7 +211,7 @@ impl Session {
                 Ok(id) => set_server(id, arg(1), arg(2)),
                 Err(e) => e,
             },
-            _ => Step::Answer(usage(&args, false)),
+            _ => Step::Answer(usage(KEYWORDS, &args, false)),
         }
     }
 
@@ -453,11 +454,11 @@ fn timeout_secs(text: &str) -> Option<u64> {
 /// HAProxy's `cli_gen_usage_msg()`: `help [words]`, or the answer to an
 /// unknown command. Commands whose first words match are listed; when the
 /// words go further than any command, the closest ones by fingerprint are.
-fn usage(args: &[&str], help: bool) -> String {
+pub(crate) fn usage(keywords: &[Keyword], args: &[&str], help: bool) -> String {
     let args = if help { &args[1..] } else { args };
     let arg = |i: usize| args.get(i).copied().unwrap_or("");
     let prefix_len = |kw: &Keyword| kw.words.iter().zip(args).take_while(|(a, b)| a == b).count();
-    let length = KEYWORDS.iter().map(prefix_len).max().unwrap_or(0);
+    let length = keywords.iter().map(prefix_len).max().unwrap_or(0);
     let mut out = String::from(if help {
         "The following commands are valid at this level:\n"
     } else if length == 0 && arg(0).is_empty() {
@@ -466,7 +467,7 @@ fn usage(args: &[&str], help: bool) -> String {
         "Unknown command, but maybe one of the following ones is a better match:\n"
     });
     // A command whose first `length` words are the ones typed.
-    let candidates = KEYWORDS.iter().filter(|kw| prefix_len(kw) == length);
+    let candidates = keywords.iter().filter(|kw| prefix_len(kw) == length);
     let mut matches: Vec<(usize, &Keyword)> = Vec::new();
     if !arg(length).is_empty() {
         for kw in candidates.clone() {

@@ -23,10 +23,7 @@ impl Parser<'_> {
                         .alert(at, "'master-worker' only supports 'no-exit-on-failure' option");
                 } else if !self.too_many(w, 1, at) {
                     self.out.global.master_worker = true;
-                    self.diags.warn(
-                        at,
-                        "'master-worker': lbxdp-agent has no master process yet; it reloads in place on SIGHUP",
-                    );
+                    self.out.global.master_no_exit_on_failure = a1 == "no-exit-on-failure";
                 }
             }
             "hard-stop-after" => {
