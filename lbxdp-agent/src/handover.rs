@@ -64,8 +64,11 @@ fn path(dir: &Path) -> PathBuf {
 
 impl Handover {
     /// The handover in `dir`, if an agent left one.
+    /// Read through [`crate::outside`]: a chrooted agent reads it at exit to
+    /// learn whether a successor took the datapath over.
     pub fn read(dir: &Path) -> anyhow::Result<Option<Self>> {
-        match std::fs::read(path(dir)) {
+        // A handover is a few kilobytes; a megabyte is not one.
+        match crate::outside::read(&path(dir), 1 << 20) {
             Ok(bytes) => Ok(Some(
                 serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path(dir).display()))?,
             )),
