@@ -138,6 +138,7 @@ async fn serve(opts: Options, config: &Config) -> anyhow::Result<i32> {
         stopping: false,
         exit_code: None,
         said_stopping: false,
+        stats_sockets: config.global.stats_sockets.clone(),
     };
     m.start_worker()?;
     let code = loop {
@@ -158,6 +159,9 @@ async fn serve(opts: Options, config: &Config) -> anyhow::Result<i32> {
         m.notifier.stopping();
     }
     cli_tasks.shutdown().await;
+    for sock in &m.stats_sockets {
+        crate::runtime::socket::remove_if_stale(sock);
+    }
     Ok(code)
 }
 
@@ -177,6 +181,9 @@ struct Master {
     exit_code: Option<i32>,
     /// STOPPING=1 went out (once is enough for systemd).
     said_stopping: bool,
+    /// The workers' stats sockets (the last good configuration's): removed
+    /// when the master leaves, which a chrooted worker can't do.
+    stats_sockets: Vec<crate::config::StatsSocket>,
 }
 
 impl Master {
@@ -222,7 +229,7 @@ impl Master {
 
     /// The configuration's `master-worker no-exit-on-failure`, once it
     /// parsed; its diagnostics are logged as the agent logs them.
-    fn check_config(&self) -> anyhow::Result<bool> {
+    fn check_config(&mut self) -> anyhow::Result<bool> {
         let loaded = crate::config_files::load(&self.config_paths)?;
         for d in &loaded.diags {
             match d.severity {
@@ -233,6 +240,7 @@ impl Master {
         let config = loaded
             .config
             .context("the configuration has errors (see the [ALERT] lines); the current worker keeps serving")?;
+        self.stats_sockets = config.global.stats_sockets.clone();
         Ok(config.global.master_no_exit_on_failure)
     }
 

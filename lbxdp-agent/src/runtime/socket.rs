@@ -179,6 +179,23 @@ async fn bind_path(path: &Path, sock: &StatsSocket, takeover: bool) -> anyhow::R
     Ok((listener, file))
 }
 
+/// Removes a UNIX stats socket file nobody answers on any more. A chrooted
+/// worker that dropped its privileges can't remove its own; its master
+/// (root, outside the chroot) does it once the last worker is gone.
+pub fn remove_if_stale(sock: &StatsSocket) {
+    let Ok(Address::Path(path)) = parse_address(&sock.address) else {
+        return;
+    };
+    let is_socket = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+    let refused = matches!(
+        std::os::unix::net::UnixStream::connect(&path),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
+    );
+    if is_socket && refused {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 /// Refuses to replace what isn't a socket, or a live one unless taking over.
 async fn check_stale(path: &Path, takeover: bool) -> anyhow::Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
