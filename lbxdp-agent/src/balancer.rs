@@ -646,6 +646,9 @@ async fn apply(
     for note in &p.notes {
         info!("{note}");
     }
+    for what in &p.unapplied {
+        warn!("{what}");
+    }
     let addrs: Vec<IfAddr> = host.local.iter().map(|(_, a)| *a).collect();
     for be in &p.backends {
         for s in &be.servers {

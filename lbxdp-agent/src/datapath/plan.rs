@@ -15,6 +15,9 @@ pub struct Plan {
     pub backends: Vec<PlanBackend>,
     /// Things the datapath does differently from HAProxy, to log once.
     pub notes: Vec<String>,
+    /// Settings of the config XDP mode doesn't apply (the proxy does), each
+    /// with its section's place: said as warnings, never dropped silently.
+    pub unapplied: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +110,7 @@ pub enum PlanError {
 /// `local` lists the LB's own addresses, for `*:PORT` and `[::]:PORT` binds.
 pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
     let mut notes = Vec::new();
+    let mut unapplied = Vec::new();
     let mut backends: Vec<PlanBackend> = Vec::new();
     let mut backend_names: Vec<&str> = Vec::new();
     let mut frontends = Vec::new();
@@ -248,6 +252,11 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
                 origin: fe.origin.to_string(),
             });
         }
+        for what in proxy_only(fe, be) {
+            if !unapplied.contains(&what) {
+                unapplied.push(what);
+            }
+        }
         frontends.push(PlanFrontend {
             name: fe.name.clone(),
             id: frontends.len() as u32,
@@ -262,7 +271,42 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
         frontends,
         backends,
         notes,
+        unapplied,
     })
+}
+
+/// What the userspace proxy applies for `fe` and `be` and the datapath
+/// can't: it forwards packets of flows, it holds no sessions.
+fn proxy_only(fe: &crate::config::Frontend, be: &crate::config::Backend) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(n) = fe.maxconn {
+        out.push(format!(
+            "{}: frontend {}: 'maxconn {n}' is not enforced in XDP mode (--mode proxy enforces it)",
+            fe.origin, fe.name
+        ));
+    }
+    if fe.tcplog && !fe.logs.is_empty() {
+        out.push(format!(
+            "{}: frontend {}: 'option tcplog': XDP mode logs no line per connection (health, runtime API \
+             and stop lines are logged)",
+            fe.origin, fe.name
+        ));
+    }
+    if fe.timeout_client.is_some() || be.timeouts.server.is_some() {
+        out.push(format!(
+            "{}: frontend {}: 'timeout client/server' don't age XDP flows: an idle flow is kept up to 1 h \
+             (the flow table evicts the least recently used first), 10 s after FIN/RST",
+            fe.origin, fe.name
+        ));
+    }
+    if be.redispatch.is_some() {
+        out.push(format!(
+            "{}: backend {}: 'option redispatch' and 'retries' are the proxy's: in XDP mode a connection \
+             refused by its server is not retried on another",
+            be.origin, be.name
+        ));
+    }
+    out
 }
 
 /// 0 for IPv4, 1 for IPv6: the index into `PlanBackend::ids`.
@@ -298,6 +342,37 @@ mod tests {
             [(0, 80, 1), (1, 8080, 3), (2, 80, 1)]
         );
         assert!(be.servers[2].backup);
+    }
+
+    #[test]
+    fn what_only_the_proxy_applies_is_said_with_its_place() {
+        let p = plan(&cfg(SEED), &[]).expect("plan");
+        assert_eq!(p.unapplied.len(), 1, "{:?}", p.unapplied);
+        assert!(p.unapplied[0].starts_with("t.cfg:6: frontend web: 'timeout client/server'"));
+        let seed = "global\n log 127.0.0.1 local2\n\
+            defaults\n mode tcp\n log global\n option tcplog\n option redispatch\n retries 3\n maxconn 3000\n\
+            frontend nginx\n bind 198.18.0.2:80\n maxconn 2048\n default_backend be\n\
+            frontend other\n bind 198.18.0.2:81\n default_backend be\n\
+            backend be\n server m1 198.18.0.101:80\n";
+        let p = plan(&cfg(seed), &[]).expect("plan");
+        assert_eq!(
+            p.unapplied
+                .iter()
+                .map(|u| u.split(" '").next().unwrap_or_default())
+                .collect::<Vec<_>>(),
+            [
+                "t.cfg:10: frontend nginx:",
+                "t.cfg:10: frontend nginx:",
+                "t.cfg:17: backend be:",
+                "t.cfg:14: frontend other:",
+                "t.cfg:14: frontend other:",
+            ],
+            "{:#?}",
+            p.unapplied
+        );
+        assert!(p.unapplied[0].contains("'maxconn 2048'"));
+        // The backend's line comes once, not once per frontend.
+        assert_eq!(p.unapplied.iter().filter(|u| u.contains("redispatch")).count(), 1);
     }
 
     #[test]
