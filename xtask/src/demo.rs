@@ -72,10 +72,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     tb.attach_peer_pass(&agent, &tb.lb.clone())?;
 
     step("demo: lbxdp-agent on the lb's eth0");
+    let agent_bin = agent;
     let mut agent = Agent::start(
         &tb,
         AgentRun {
-            bin: &agent,
+            bin: &agent_bin,
             cfg: &cfg,
             args: &[],
             report: tb.dir().join("agent-report.json"),
@@ -146,6 +147,59 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         "    the stats page: {page} (from the client namespace {}-client)",
         tb.prefix()
     );
+
+    step("demo: seamless upgrade, as `haproxy -sf`: a new agent takes over under wrk load");
+    let old_pid = agent.pid().context("the agent is not running")?.to_string();
+    let url = format!("http://{vip}/");
+    let (wrk, new_agent) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            tb.command(&tb.client, "wrk")
+                .args([
+                    "-t1",
+                    "-c32",
+                    "-d6s",
+                    "--timeout",
+                    "2s",
+                    "-H",
+                    "Connection: close",
+                    &url,
+                ])
+                .output_timeout(Duration::from_secs(30))
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let new_agent = Agent::start_until(
+            &tb,
+            AgentRun {
+                bin: &agent_bin,
+                cfg: &cfg,
+                args: &["-sf", &old_pid],
+                report: tb.dir().join("agent-report-new.json"),
+                log: Some(tb.dir().join("agent-new.log")),
+            },
+            agent::Ready::LogLine("balancing"),
+        );
+        let wrk = load.join().map_err(|_| anyhow::anyhow!("the wrk thread panicked"));
+        (wrk, new_agent)
+    });
+    let mut new_agent = new_agent?;
+    let wrk = wrk??;
+    let text = String::from_utf8_lossy(&wrk.stdout);
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Socket errors"))
+        .unwrap_or("  Socket errors: none");
+    let requests = text.lines().find(|l| l.contains("requests in")).unwrap_or_default();
+    let status = agent.wait_exit(Duration::from_secs(10))?;
+    println!("    lbxdp-agent -f {} -i eth0 -sf {old_pid}", cfg.display());
+    println!("    wrk across the upgrade:{requests}; {}", errors.trim());
+    println!(
+        "    the old agent (pid {old_pid}) exited with {status}, leaving the datapath to pid {}",
+        new_agent.pid().unwrap_or_default()
+    );
+    let mut agent = {
+        new_agent.check_running()?;
+        new_agent
+    };
 
     step("demo: stopping the agent (SIGTERM)");
     let (status, report) = agent.stop()?;
