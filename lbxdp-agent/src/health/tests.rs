@@ -219,11 +219,13 @@ async fn transition_log_lines() {
         logs.lines(),
         vec![
             "Server be/web1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", \
-             check duration: 0ms. 1 active and 0 backup servers left.",
+             check duration: 0ms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, \
+             0 remaining in queue.",
             "Server be/web1 is UP, reason: Layer4 check passed, check duration: 0ms. \
-             2 active and 0 backup servers online.",
+             2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
             "Server be/web2 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", \
-             check duration: 0ms. 1 active and 0 backup servers left.",
+             check duration: 0ms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, \
+             0 remaining in queue.",
         ]
     );
 }
@@ -249,7 +251,8 @@ async fn log_health_checks_and_backups() {
         vec![
             "Health check for server be/a failed, reason: Layer4 connection problem, info: \"Connection refused\", \
              check duration: 0ms, status: 0/2 DOWN.",
-            "Server be/a is DOWN. 0 active and 1 backup servers left. Running on backup.",
+            "Server be/a is DOWN. 0 active and 1 backup servers left. Running on backup. 0 sessions active, \
+             0 requeued, 0 remaining in queue.",
             "Health check for backup server be/b succeeded, reason: Layer4 check passed, check duration: 0ms, \
              status: 3/3 UP.",
             "Health check for backup server be/b failed, reason: Layer4 connection problem, info: \
@@ -260,9 +263,11 @@ async fn log_health_checks_and_backups() {
     let lines = logs.lines();
     assert_eq!(
         lines[lines.len() - 2],
-        "Backup Server be/b is DOWN. 0 active and 0 backup servers left."
+        "Backup Server be/b is DOWN. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, \
+         0 remaining in queue."
     );
-    assert_eq!(lines[lines.len() - 1], "backend be has no server available!");
+    // HAProxy quotes the name on stderr (not in the syslog line).
+    assert_eq!(lines[lines.len() - 1], "backend 'be' has no server available!");
 }
 
 #[tokio::test(start_paused = true)]
@@ -316,12 +321,15 @@ async fn maintenance_at_runtime() {
     assert_eq!(
         logs.lines(),
         vec![
-            "Server be/s is going DOWN for maintenance. 1 active and 0 backup servers left.",
+            "Server be/s is going DOWN for maintenance. 1 active and 0 backup servers left. 0 sessions active, \
+             0 requeued, 0 remaining in queue.",
             "Server be/s is UP/READY (leaving forced maintenance).",
             "Server be/s is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", \
-             check duration: 0ms. 1 active and 0 backup servers left.",
-            "Server be/u is going DOWN for maintenance. 0 active and 0 backup servers left.",
-            "backend be has no server available!",
+             check duration: 0ms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, \
+             0 remaining in queue.",
+            "Server be/u is going DOWN for maintenance. 0 active and 0 backup servers left. 0 sessions active, \
+             0 requeued, 0 remaining in queue.",
+            "backend 'be' has no server available!",
             "Server be/u is UP/READY (leaving forced maintenance).",
         ]
     );
