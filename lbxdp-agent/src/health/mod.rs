@@ -310,8 +310,8 @@ pub struct Monitor {
     /// Numbers each forced health change (see `task::Admin::forced`).
     forced_seq: u64,
     /// Where each backend's state lines go, by backend name; its checked
-    /// servers' tasks hold the same.
-    logs: HashMap<String, report::BackendLog>,
+    /// servers' tasks share it.
+    logs: HashMap<String, report::SharedLog>,
 }
 
 impl Monitor {
@@ -373,6 +373,13 @@ impl Monitor {
             let log = report::BackendLog {
                 syslog,
                 kind: if listen { "proxy" } else { "backend" },
+            };
+            let log = match self.logs.remove(&be.name) {
+                Some(shared) => {
+                    shared.set(log);
+                    shared
+                }
+                None => report::SharedLog::new(log),
             };
             logs.insert(be.name.clone(), log.clone());
             for s in &be.servers {
@@ -476,7 +483,10 @@ impl Monitor {
     /// MAINT, and on leaving it a checked server restarts UP with a check at
     /// once. False if unknown.
     pub fn set_maint(&self, id: &ServerId, maint: bool) -> bool {
-        let (Some(r), Some(log)) = (self.servers.get(id), self.logs.get(&id.backend)) else {
+        let (Some(r), Some(log)) = (
+            self.servers.get(id),
+            self.logs.get(&id.backend).map(report::SharedLog::get),
+        ) else {
             return false;
         };
         match &r.task {
@@ -485,7 +495,7 @@ impl Monitor {
                 job.admin
                     .send_if_modified(|v| std::mem::replace(&mut v.maint, maint) != maint);
             }
-            None => task::set_unchecked_maint(&self.tx, id, maint, log),
+            None => task::set_unchecked_maint(&self.tx, id, maint, &log),
         }
         true
     }
@@ -498,7 +508,12 @@ impl Monitor {
         f: impl FnOnce(&mut ServerState),
         log: impl FnOnce(&report::Change) -> Option<&'static str>,
     ) -> bool {
-        let Some(bl) = self.logs.get(&id.backend).filter(|_| self.servers.contains_key(id)) else {
+        let Some(bl) = self
+            .logs
+            .get(&id.backend)
+            .filter(|_| self.servers.contains_key(id))
+            .map(report::SharedLog::get)
+        else {
             return false;
         };
         match task::runtime_update(&self.tx, id, f) {

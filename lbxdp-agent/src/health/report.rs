@@ -4,7 +4,10 @@
 //! against HAProxy 2.6.12's own output. Each line goes to stderr, at `warn`
 //! where HAProxy writes `[WARNING]` and `error` where it writes `[ALERT]`,
 //! and to the backend's `log` targets at HAProxy's syslog severity.
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+};
 
 use super::{ServerId, ServerState, Status};
 use crate::syslog::{Logger, SEVERITY_ALERT, SEVERITY_EMERG, SEVERITY_NOTICE};
@@ -88,6 +91,25 @@ pub(crate) struct BackendLog {
     pub syslog: Arc<Logger>,
     /// HAProxy's `proxy_type_str()`: "backend", or "proxy" for a listen section.
     pub kind: &'static str,
+}
+
+/// A backend's [`BackendLog`] as the Monitor and its check tasks share it:
+/// a reload puts the new targets in place for the tasks it keeps running.
+#[derive(Clone)]
+pub(crate) struct SharedLog(Arc<RwLock<BackendLog>>);
+
+impl SharedLog {
+    pub(crate) fn new(log: BackendLog) -> Self {
+        Self(Arc::new(RwLock::new(log)))
+    }
+
+    pub(crate) fn set(&self, log: BackendLog) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = log;
+    }
+
+    pub(crate) fn get(&self) -> BackendLog {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl BackendLog {

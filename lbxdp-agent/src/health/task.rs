@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::{
     CheckResult, Probe, ServerId, ServerState, Snapshot, Status,
-    report::{self, BackendLog, Change, Counts},
+    report::{self, BackendLog, Change, Counts, SharedLog},
     state::{self, Health, Phase, Transition},
 };
 use crate::config::CheckSettings;
@@ -23,7 +23,7 @@ pub(crate) struct ServerTask {
     pub settings: CheckSettings,
     pub log_health_checks: bool,
     /// Where its state lines go.
-    pub log: BackendLog,
+    pub log: SharedLog,
     /// `spread-checks` percent.
     pub spread: u32,
     pub first_delay: Duration,
@@ -218,7 +218,7 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
                     return;
                 };
                 if op_changed(&c) {
-                    t.log.report(&t.id, &c, FORCED_REASON);
+                    t.log.get().report(&t.id, &c, FORCED_REASON);
                 }
                 delay = state::spread(
                     health.interval(s.inter, s.fastinter, s.downinter),
@@ -250,7 +250,7 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
             }) else {
                 return;
             };
-            t.log.report(&t.id, &c, "");
+            t.log.get().report(&t.id, &c, "");
             delay = Duration::ZERO;
         }
         if in_maint || a.checks_off {
@@ -330,7 +330,7 @@ fn log_check(t: &ServerTask, res: &CheckResult, health: &Health, c: &Change, ste
             if c.new.backup { "backup " } else { "" },
             if res.ok() { "succeeded" } else { "failed" },
         );
-        t.log.send(
+        t.log.get().send(
             SEVERITY_NOTICE,
             &format!(
                 "Health check for {b}server {id} {verdict}{}, status: {x}/{y} {word}.",
@@ -346,6 +346,6 @@ fn log_check(t: &ServerTask, res: &CheckResult, health: &Health, c: &Change, ste
         } else {
             res.details()
         };
-        t.log.report(id, c, &details);
+        t.log.get().report(id, c, &details);
     }
 }

@@ -1001,3 +1001,33 @@ async fn check_lines_reach_the_log_targets() {
         ]
     );
 }
+
+/// A reload that changes only the log targets keeps the check task, which
+/// logs to the new targets from then on.
+#[tokio::test(start_paused = true)]
+async fn a_kept_task_logs_to_the_reloaded_targets() {
+    let (old, new) = (Syslog::new(), Syslog::new());
+    let fakes = Fakes::new();
+    let cfg = |log: &Syslog| {
+        config(&format!(
+            "backend be\n{} server s 127.0.0.1:1251 check inter 1s\n",
+            log.target()
+        ))
+    };
+    fakes.get(1251).set(true);
+    let (mut m, _rx) = Monitor::start_with(&cfg(&old), fakes.factory());
+    sleep(Duration::from_millis(100)).await;
+    m.reload(&cfg(&new));
+    let calls = fakes.get(1251).calls().len();
+    assert!(m.set_maint(&ServerId::new("be", "s"), true));
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(fakes.get(1251).calls().len(), calls, "the same task, paused");
+    assert!(old.take().is_empty());
+    assert_eq!(
+        new.take(),
+        [
+            format!("<145> Server be/s is going DOWN for maintenance. 0 active and 0 backup servers left. {DOWN_TAIL}"),
+            "<144> backend be has no server available!".into()
+        ]
+    );
+}
