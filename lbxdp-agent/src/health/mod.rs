@@ -577,11 +577,12 @@ impl Monitor {
                 id,
                 |st| {
                     if st.status != Status::Maint {
-                        st.status = match health {
+                        let forced = match health {
                             ForcedHealth::Up => Status::Up,
                             ForcedHealth::Stopping => Status::Nolb,
                             ForcedHealth::Down => Status::Down,
                         };
+                        task::set_status(st, forced);
                     }
                 },
                 |c| task::op_changed(c).then_some(task::FORCED_REASON),

@@ -83,7 +83,7 @@ pub(crate) fn random(id: &ServerId) -> u32 {
 /// changes nothing): the state and the backend's counts before and after.
 /// None when the server is no longer in the snapshot or the writer is no
 /// longer `alive` (checked under the channel's lock).
-pub(crate) fn update(
+fn update(
     tx: &watch::Sender<Snapshot>,
     id: &ServerId,
     alive: Option<&AtomicBool>,
