@@ -21,6 +21,7 @@
 //!   the smallest interval as HAProxy's `start_checks()` does.
 //! - Timeouts follow `timeout check` (see [`check`]).
 pub mod check;
+mod report;
 pub mod state;
 mod task;
 
@@ -308,6 +309,9 @@ pub struct Monitor {
     probes: ProbeFactory,
     /// Numbers each forced health change (see `task::Admin::forced`).
     forced_seq: u64,
+    /// Where each backend's state lines go, by backend name; its checked
+    /// servers' tasks share it.
+    logs: HashMap<String, report::SharedLog>,
 }
 
 impl Monitor {
@@ -324,6 +328,7 @@ impl Monitor {
             servers: HashMap::new(),
             probes,
             forced_seq: 0,
+            logs: HashMap::new(),
         };
         m.reload(config);
         (m, rx)
@@ -351,7 +356,32 @@ impl Monitor {
         // `sample` target counts lines per proxy, as HAProxy's copies of it
         // do, so a backend with one has its own.
         let mut loggers: Vec<(&str, &[crate::config::LogTarget], Arc<crate::syslog::Logger>)> = Vec::new();
+        let mut logs = HashMap::new();
         for be in &config.backends {
+            let syslog = match loggers.iter().find(|(name, t, _)| {
+                *t == be.logs.as_slice() && (*name == be.name.as_str() || t.iter().all(|x| x.sample.is_none()))
+            }) {
+                Some((_, _, l)) => Arc::clone(l),
+                None => {
+                    let l = Arc::new(crate::syslog::Logger::new(&be.logs));
+                    loggers.push((&be.name, &be.logs, Arc::clone(&l)));
+                    l
+                }
+            };
+            // A listen section is both: HAProxy calls it a proxy.
+            let listen = config.frontends.iter().any(|f| f.id == be.id && f.name == be.name);
+            let log = report::BackendLog {
+                syslog,
+                kind: if listen { "proxy" } else { "backend" },
+            };
+            let log = match self.logs.remove(&be.name) {
+                Some(shared) => {
+                    shared.set(log);
+                    shared
+                }
+                None => report::SharedLog::new(log),
+            };
+            logs.insert(be.name.clone(), log.clone());
             for s in &be.servers {
                 let id = ServerId::new(&be.name, &s.name);
                 let fingerprint = Fingerprint {
@@ -374,17 +404,7 @@ impl Monitor {
                         id: id.clone(),
                         settings: settings.clone(),
                         log_health_checks: be.log_health_checks,
-                        syslog: match loggers.iter().find(|(name, t, _)| {
-                            *t == be.logs.as_slice()
-                                && (*name == be.name.as_str() || t.iter().all(|x| x.sample.is_none()))
-                        }) {
-                            Some((_, _, l)) => Arc::clone(l),
-                            None => {
-                                let l = Arc::new(crate::syslog::Logger::new(&be.logs));
-                                loggers.push((&be.name, &be.logs, Arc::clone(&l)));
-                                l
-                            }
-                        },
+                        log: log.clone(),
                         spread,
                         first_delay: Duration::ZERO,
                         maint: fingerprint.disabled,
@@ -455,13 +475,18 @@ impl Monitor {
             }
         }
         self.servers = keep;
+        self.logs = logs;
     }
 
-    /// Puts a server into maintenance or takes it out, as HAProxy's `set
-    /// server be/s state maint|ready`: checks pause in MAINT, and on leaving
-    /// it a checked server restarts UP with a check at once. False if unknown.
+    /// Puts a server into maintenance (which also ends drain) or takes it
+    /// out, as HAProxy's `set server be/s state maint|ready`: checks pause in
+    /// MAINT, and on leaving it a checked server restarts UP with a check at
+    /// once. False if unknown.
     pub fn set_maint(&self, id: &ServerId, maint: bool) -> bool {
-        let Some(r) = self.servers.get(id) else {
+        let (Some(r), Some(log)) = (
+            self.servers.get(id),
+            self.logs.get(&id.backend).map(report::SharedLog::get),
+        ) else {
             return false;
         };
         match &r.task {
@@ -470,25 +495,59 @@ impl Monitor {
                 job.admin
                     .send_if_modified(|v| std::mem::replace(&mut v.maint, maint) != maint);
             }
-            None => task::set_unchecked_maint(&self.tx, id, maint),
+            None => task::set_unchecked_maint(&self.tx, id, maint, &log),
         }
         true
     }
 
-    /// `set server B/S weight`: the weight traffic follows from now on (the
-    /// configured one stays the initial weight). False if unknown.
-    pub fn set_weight(&self, id: &ServerId, weight: u32) -> bool {
-        self.servers.contains_key(id) && task::runtime_update(&self.tx, id, |st| st.weight = weight)
+    /// Changes a server's state for the runtime API and logs it; `log`
+    /// says whether HAProxy would have: None never, else the reason.
+    fn admin_update(
+        &self,
+        id: &ServerId,
+        f: impl FnOnce(&mut ServerState),
+        log: impl FnOnce(&report::Change) -> Option<&'static str>,
+    ) -> bool {
+        let Some(bl) = self
+            .logs
+            .get(&id.backend)
+            .filter(|_| self.servers.contains_key(id))
+            .map(report::SharedLog::get)
+        else {
+            return false;
+        };
+        match task::runtime_update(&self.tx, id, f) {
+            Some(c) => {
+                if let Some(reason) = log(&c) {
+                    bl.report(id, &c, reason);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
-    /// `set server B/S state drain` (true) or `ready` (false, which also
-    /// ends maintenance). False if unknown.
+    /// `set server B/S weight`: the weight traffic follows from now on (the
+    /// configured one stays the initial weight). HAProxy logs nothing for it
+    /// but what it causes: the backend left without a server, a drained
+    /// server "remains in forced drain mode". False if unknown.
+    pub fn set_weight(&self, id: &ServerId, weight: u32) -> bool {
+        self.admin_update(id, |st| st.weight = weight, |_| Some(""))
+    }
+
+    /// `set server B/S state drain` (true) or its end (false). In
+    /// maintenance the flag is kept silently for when it ends. False if
+    /// unknown.
     pub fn set_drain(&self, id: &ServerId, drain: bool) -> bool {
-        self.servers.contains_key(id) && task::runtime_update(&self.tx, id, |st| st.drain = drain)
+        self.admin_update(
+            id,
+            |st| st.drain = drain,
+            |c| (c.old.drain != c.new.drain).then_some(""),
+        )
     }
 
     /// `enable|disable health B/S`: checks resume or pause; the state
-    /// stays. False if unknown.
+    /// stays, and HAProxy logs nothing. False if unknown.
     pub fn set_checks(&self, id: &ServerId, enabled: bool) -> bool {
         let Some(r) = self.servers.get(id) else {
             return false;
@@ -497,7 +556,7 @@ impl Monitor {
             job.admin
                 .send_if_modified(|v| std::mem::replace(&mut v.checks_off, !enabled) == enabled);
         }
-        task::runtime_update(&self.tx, id, |st| st.checks_enabled = enabled)
+        task::runtime_update(&self.tx, id, |st| st.checks_enabled = enabled).is_some()
     }
 
     /// `set server B/S health up|stopping|down`: the check counter is set
@@ -514,15 +573,20 @@ impl Monitor {
                 job.admin.send_modify(|v| v.forced = Some((seq, health)));
                 true
             }
-            None => task::runtime_update(&self.tx, id, |st| {
-                if st.status != Status::Maint {
-                    st.status = match health {
-                        ForcedHealth::Up => Status::Up,
-                        ForcedHealth::Stopping => Status::Nolb,
-                        ForcedHealth::Down => Status::Down,
-                    };
-                }
-            }),
+            None => self.admin_update(
+                id,
+                |st| {
+                    if st.status != Status::Maint {
+                        let forced = match health {
+                            ForcedHealth::Up => Status::Up,
+                            ForcedHealth::Stopping => Status::Nolb,
+                            ForcedHealth::Down => Status::Down,
+                        };
+                        task::set_status(st, forced);
+                    }
+                },
+                |c| task::op_changed(c).then_some(task::FORCED_REASON),
+            ),
         }
     }
 

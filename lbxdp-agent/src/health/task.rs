@@ -1,6 +1,5 @@
 //! One server's check loop: wait, check, feed the counter, publish, log.
 use std::{
-    collections::BTreeMap,
     hash::{BuildHasher, RandomState},
     sync::{
         Arc,
@@ -11,20 +10,20 @@ use std::{
 
 use tokio::sync::watch;
 
-use crate::syslog::{Logger, SEVERITY_ALERT, SEVERITY_EMERG, SEVERITY_NOTICE};
-
 use super::{
     CheckResult, Probe, ServerId, ServerState, Snapshot, Status,
+    report::{self, BackendLog, Change, Counts, SharedLog},
     state::{self, Health, Phase, Transition},
 };
 use crate::config::CheckSettings;
+use crate::syslog::SEVERITY_NOTICE;
 
 pub(crate) struct ServerTask {
     pub id: ServerId,
     pub settings: CheckSettings,
     pub log_health_checks: bool,
-    /// The backend's `log` targets.
-    pub syslog: Arc<Logger>,
+    /// Where its state lines go.
+    pub log: SharedLog,
     /// `spread-checks` percent.
     pub spread: u32,
     pub first_delay: Duration,
@@ -80,53 +79,16 @@ pub(crate) fn random(id: &ServerId) -> u32 {
     (RandomState::new().hash_one(id) >> 32) as u32
 }
 
-/// Servers of a backend that take traffic: HAProxy's srv_act and srv_bck.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Counts {
-    active: usize,
-    backup: usize,
-}
-
-impl Counts {
-    fn of(map: &BTreeMap<ServerId, ServerState>, backend: &str) -> Self {
-        let from = ServerId::new(backend, "");
-        let mut c = Counts { active: 0, backup: 0 };
-        for (_, st) in map.range(from..).take_while(|(id, _)| id.backend == backend) {
-            if st.takes_traffic() {
-                if st.backup {
-                    c.backup += 1;
-                } else {
-                    c.active += 1;
-                }
-            }
-        }
-        c
-    }
-
-    fn any(self) -> bool {
-        self.active + self.backup > 0
-    }
-
-    /// ". 2 active and 0 backup servers left." (HAProxy's `srv_append_more()`
-    /// without the session and queue counts, which lbxdp doesn't have).
-    fn tail(self, down: bool) -> String {
-        let (a, b) = (self.active, self.backup);
-        let on_backup = if b > 0 && a == 0 { " Running on backup." } else { "" };
-        let word = if down { "left" } else { "online" };
-        format!(". {a} active and {b} backup servers {word}.{on_backup}")
-    }
-}
-
 /// Changes one server's state in a single snapshot change (none when `f`
-/// changes nothing). Returns the backend's counts before and after, and
-/// the new state; None when the server is no longer in the snapshot or the
-/// writer is no longer `alive` (checked under the channel's lock).
+/// changes nothing): the state and the backend's counts before and after.
+/// None when the server is no longer in the snapshot or the writer is no
+/// longer `alive` (checked under the channel's lock).
 fn update(
     tx: &watch::Sender<Snapshot>,
     id: &ServerId,
     alive: Option<&AtomicBool>,
     f: impl FnOnce(&mut ServerState),
-) -> Option<(Counts, Counts, ServerState)> {
+) -> Option<Change> {
     let mut out = None;
     tx.send_if_modified(|snap| {
         if alive.is_some_and(|a| !a.load(Ordering::SeqCst)) {
@@ -135,106 +97,67 @@ fn update(
         let Some(old) = snap.get(id) else {
             return false;
         };
+        let old = old.clone();
         let mut new = old.clone();
         f(&mut new);
         let before = Counts::of(snap, &id.backend);
-        let changed = new != *old;
+        let changed = new != old;
         if changed {
             Arc::make_mut(snap).insert(id.clone(), new.clone());
         }
-        out = Some((before, Counts::of(snap, &id.backend), new));
+        out = Some(Change {
+            old,
+            new,
+            before,
+            after: Counts::of(snap, &id.backend),
+        });
         changed
     });
     out
 }
 
-fn prefix(st: &ServerState) -> &'static str {
-    if st.backup { "Backup " } else { "" }
-}
-
-fn no_server_left(id: &ServerId, before: Counts, after: Counts, syslog: Option<&Logger>) {
-    if before.any() && !after.any() {
-        let line = format!("backend {} has no server available!", id.backend);
-        tracing::error!("{line}");
-        if let Some(l) = syslog {
-            l.send(SEVERITY_EMERG, &line);
-        }
-    }
-}
-
-/// For servers without checks, which have no task: maintenance on and off.
-pub(crate) fn set_unchecked_maint(tx: &watch::Sender<Snapshot>, id: &ServerId, maint: bool) {
+/// Maintenance on or off, for a server without checks (it has no task).
+/// Entering maintenance ends drain, as HAProxy's `srv_adm_set_maint()` does.
+pub(crate) fn set_unchecked_maint(tx: &watch::Sender<Snapshot>, id: &ServerId, maint: bool, log: &BackendLog) {
     let already = tx.borrow().get(id).map(|st| st.status == Status::Maint);
     if already != Some(!maint) {
         return;
     }
-    if let Some((before, after, st)) = update(tx, id, None, |st| {
-        set_status(
-            st,
-            if maint {
-                Status::Maint
-            } else {
-                with_weight(Status::Up, st.effective_weight())
-            },
-        );
+    if let Some(c) = update(tx, id, None, |st| {
+        if maint {
+            st.drain = false;
+            set_status(st, Status::Maint);
+        } else {
+            set_status(st, with_weight(Status::Up, st.effective_weight()));
+        }
     }) {
-        log_maint(id, &st, maint, before, after);
-    }
-}
-
-fn log_forced(id: &ServerId, st: &ServerState, before: Counts, after: Counts) {
-    let word = match st.status {
-        Status::Down => "DOWN",
-        Status::Nolb => "NOLB",
-        _ => "UP",
-    };
-    let line = format!(
-        "{}Server {id} is {word} (forced by the runtime API){}",
-        prefix(st),
-        after.tail(word == "DOWN")
-    );
-    if word == "DOWN" {
-        tracing::warn!("{line}");
-        no_server_left(id, before, after, None);
-    } else {
-        tracing::info!("{line}");
+        log.report(id, &c, "");
     }
 }
 
 /// Changes the snapshot for the runtime API (weight, drain, the check
-/// switch, forced health of an unchecked server); logs state changes as
-/// HAProxy does. False when the server is unknown.
-pub(crate) fn runtime_update(tx: &watch::Sender<Snapshot>, id: &ServerId, f: impl FnOnce(&mut ServerState)) -> bool {
-    let Some((before, after, st)) = update(tx, id, None, |st| {
+/// switch, forced health of an unchecked server), keeping the status in
+/// line with the weight. None when the server is unknown.
+pub(crate) fn runtime_update(
+    tx: &watch::Sender<Snapshot>,
+    id: &ServerId,
+    f: impl FnOnce(&mut ServerState),
+) -> Option<Change> {
+    update(tx, id, None, |st| {
         f(st);
         let status = with_weight(st.status, st.effective_weight());
         set_status(st, status);
-    }) else {
-        return false;
-    };
-    if before.any() && !after.any() {
-        no_server_left(id, before, after, None);
-    }
-    let _ = st;
-    true
+    })
 }
 
-fn log_maint(id: &ServerId, st: &ServerState, maint: bool, before: Counts, after: Counts) {
-    if maint {
-        tracing::warn!(
-            "{}Server {id} is going DOWN for maintenance{}",
-            prefix(st),
-            after.tail(true)
-        );
-        no_server_left(id, before, after, None);
-    } else {
-        let state = if st.is_up() { "UP" } else { "DOWN" };
-        let ready = if st.weight == 0 { "DRAIN" } else { "READY" };
-        tracing::info!(
-            "{}Server {id} is {state}/{ready} (leaving forced maintenance).",
-            prefix(st)
-        );
-    }
+/// The reason a forced state gives in its line.
+pub(crate) const FORCED_REASON: &str = ", changed from CLI";
+
+/// Whether HAProxy's `srv_set_running/stopping/stopped()` would have
+/// changed the operational state, and so logged.
+pub(crate) fn op_changed(c: &Change) -> bool {
+    let (was, now) = (report::op(&c.old), report::op(&c.new));
+    was.is_some() && now.is_some() && was != now
 }
 
 /// What the runtime API asks of a checked server's task.
@@ -288,13 +211,15 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
             if !in_maint {
                 health = forced_counter(f, s.rise, s.fall);
                 let h = health;
-                let Some((before, after, st)) = update(&tx, &t.id, Some(&t.alive), |st| {
+                let Some(c) = update(&tx, &t.id, Some(&t.alive), |st| {
                     set_status(st, forced_status(f, &h, st.effective_weight()));
                     st.health = Some(counter(&h));
                 }) else {
                     return;
                 };
-                log_forced(&t.id, &st, before, after);
+                if op_changed(&c) {
+                    t.log.get().report(&t.id, &c, FORCED_REASON);
+                }
                 delay = state::spread(
                     health.interval(s.inter, s.fastinter, s.downinter),
                     t.spread,
@@ -313,20 +238,19 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
                 Health::starting(s.rise, s.fall)
             };
             let h = health;
-            let Some((before, after, st)) = update(&tx, &t.id, Some(&t.alive), |st| {
-                set_status(
-                    st,
-                    if want {
-                        Status::Maint
-                    } else {
-                        status_of(&h, st.effective_weight())
-                    },
-                );
+            let Some(c) = update(&tx, &t.id, Some(&t.alive), |st| {
+                if want {
+                    // As HAProxy's srv_adm_set_maint(): maintenance ends drain.
+                    st.drain = false;
+                    set_status(st, Status::Maint);
+                } else {
+                    set_status(st, status_of(&h, st.effective_weight()));
+                }
                 st.health = Some(counter(&h));
             }) else {
                 return;
             };
-            log_maint(&t.id, &st, in_maint, before, after);
+            t.log.get().report(&t.id, &c, "");
             delay = Duration::ZERO;
         }
         if in_maint || a.checks_off {
@@ -356,11 +280,15 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
         };
         let outcome = health.record(res.ok());
         // HAProxy logs a step when the counter moved or the check status changed.
-        let report = outcome.counted || prev != Some(res.status);
+        let step = outcome.counted || prev != Some(res.status);
         prev = Some(res.status);
         let h = health;
-        let Some((before, after, st)) = update(&tx, &t.id, Some(&t.alive), |st| {
-            set_status(st, status_of(&h, st.effective_weight()));
+        let Some(c) = update(&tx, &t.id, Some(&t.alive), |st| {
+            // A server forced to stopping stays so until a check passes or
+            // its counter reaches 0 (HAProxy's check_notify_success/failure).
+            if !(st.status == Status::Nolb && h.is_up() && !res.ok()) {
+                set_status(st, status_of(&h, st.effective_weight()));
+            }
             st.last_reason = Some(res.summary());
             st.health = Some(counter(&h));
             st.last_check = Some(super::LastCheck {
@@ -380,7 +308,7 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
         }) else {
             return;
         };
-        log_check(&t, &res, &health, &st, report, outcome.transition, before, after);
+        log_check(&t, &res, &health, &c, step);
         delay = state::spread(
             health.interval(s.inter, s.fastinter, s.downinter),
             t.spread,
@@ -389,59 +317,35 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn log_check(
-    t: &ServerTask,
-    res: &CheckResult,
-    health: &Health,
-    st: &ServerState,
-    report: bool,
-    transition: Option<Transition>,
-    before: Counts,
-    after: Counts,
-) {
+fn log_check(t: &ServerTask, res: &CheckResult, health: &Health, c: &Change, step: bool) {
     let id = &t.id;
-    if t.log_health_checks && report {
+    if t.log_health_checks && step {
         let (x, y) = health.counts();
-        let word = match (health.is_up(), st.weight) {
+        let word = match (health.is_up(), c.new.weight) {
             (false, _) => "DOWN",
             (true, 0) => "DRAIN",
             (true, _) => "UP",
         };
         let (b, verdict) = (
-            if st.backup { "backup " } else { "" },
+            if c.new.backup { "backup " } else { "" },
             if res.ok() { "succeeded" } else { "failed" },
         );
-        let line = format!(
-            "Health check for {b}server {id} {verdict}{}, status: {x}/{y} {word}.",
-            res.details()
+        t.log.get().send(
+            SEVERITY_NOTICE,
+            &format!(
+                "Health check for {b}server {id} {verdict}{}, status: {x}/{y} {word}.",
+                res.details()
+            ),
         );
-        if res.ok() {
-            tracing::info!("{line}");
-        } else {
-            tracing::warn!("{line}");
-        }
     }
-    // With log-health-checks the step line above carried the reason, so
-    // HAProxy leaves it out of the transition line.
-    let details = if t.log_health_checks {
-        String::new()
-    } else {
-        res.details()
-    };
-    match transition {
-        // Transitions also go to the backend's `log` targets, at HAProxy's levels.
-        Some(Transition::WentDown) => {
-            let line = format!("{}Server {id} is DOWN{details}{}", prefix(st), after.tail(true));
-            tracing::warn!("{line}");
-            t.syslog.send(SEVERITY_ALERT, &line);
-            no_server_left(id, before, after, Some(&t.syslog));
-        }
-        Some(Transition::WentUp) => {
-            let line = format!("{}Server {id} is UP{details}{}", prefix(st), after.tail(false));
-            tracing::info!("{line}");
-            t.syslog.send(SEVERITY_NOTICE, &line);
-        }
-        None => {}
+    if op_changed(c) {
+        // With log-health-checks the step line above carried the reason, so
+        // HAProxy leaves it out of the state line.
+        let details = if t.log_health_checks {
+            String::new()
+        } else {
+            res.details()
+        };
+        t.log.get().report(id, c, &details);
     }
 }

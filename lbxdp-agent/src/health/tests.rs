@@ -219,11 +219,13 @@ async fn transition_log_lines() {
         logs.lines(),
         vec![
             "Server be/web1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", \
-             check duration: 0ms. 1 active and 0 backup servers left.",
+             check duration: 0ms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, \
+             0 remaining in queue.",
             "Server be/web1 is UP, reason: Layer4 check passed, check duration: 0ms. \
-             2 active and 0 backup servers online.",
+             2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
             "Server be/web2 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", \
-             check duration: 0ms. 1 active and 0 backup servers left.",
+             check duration: 0ms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, \
+             0 remaining in queue.",
         ]
     );
 }
@@ -249,7 +251,8 @@ async fn log_health_checks_and_backups() {
         vec![
             "Health check for server be/a failed, reason: Layer4 connection problem, info: \"Connection refused\", \
              check duration: 0ms, status: 0/2 DOWN.",
-            "Server be/a is DOWN. 0 active and 1 backup servers left. Running on backup.",
+            "Server be/a is DOWN. 0 active and 1 backup servers left. Running on backup. 0 sessions active, \
+             0 requeued, 0 remaining in queue.",
             "Health check for backup server be/b succeeded, reason: Layer4 check passed, check duration: 0ms, \
              status: 3/3 UP.",
             "Health check for backup server be/b failed, reason: Layer4 connection problem, info: \
@@ -260,9 +263,11 @@ async fn log_health_checks_and_backups() {
     let lines = logs.lines();
     assert_eq!(
         lines[lines.len() - 2],
-        "Backup Server be/b is DOWN. 0 active and 0 backup servers left."
+        "Backup Server be/b is DOWN. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, \
+         0 remaining in queue."
     );
-    assert_eq!(lines[lines.len() - 1], "backend be has no server available!");
+    // HAProxy quotes the name on stderr (not in the syslog line).
+    assert_eq!(lines[lines.len() - 1], "backend 'be' has no server available!");
 }
 
 #[tokio::test(start_paused = true)]
@@ -316,12 +321,15 @@ async fn maintenance_at_runtime() {
     assert_eq!(
         logs.lines(),
         vec![
-            "Server be/s is going DOWN for maintenance. 1 active and 0 backup servers left.",
+            "Server be/s is going DOWN for maintenance. 1 active and 0 backup servers left. 0 sessions active, \
+             0 requeued, 0 remaining in queue.",
             "Server be/s is UP/READY (leaving forced maintenance).",
             "Server be/s is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", \
-             check duration: 0ms. 1 active and 0 backup servers left.",
-            "Server be/u is going DOWN for maintenance. 0 active and 0 backup servers left.",
-            "backend be has no server available!",
+             check duration: 0ms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, \
+             0 remaining in queue.",
+            "Server be/u is going DOWN for maintenance. 0 active and 0 backup servers left. 0 sessions active, \
+             0 requeued, 0 remaining in queue.",
+            "backend 'be' has no server available!",
             "Server be/u is UP/READY (leaving forced maintenance).",
         ]
     );
@@ -569,5 +577,457 @@ fn backups_are_recalled_while_an_active_server_with_the_option_takes_traffic() {
     assert!(
         !recalls_backups(c.backend("be").expect("be"), &[0, 1]),
         "a backup with it recalls nothing"
+    );
+}
+
+/// What a backend's `log 127.0.0.1:PORT format priority local2` target
+/// receives, as "<PRI> message" (the way HAProxy's captures below are quoted).
+struct Syslog(std::net::UdpSocket);
+
+impl Syslog {
+    fn new() -> Self {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+        Self(s)
+    }
+
+    fn target(&self) -> String {
+        let port = self.0.local_addr().expect("addr").port();
+        format!(" log 127.0.0.1:{port} format priority local2\n")
+    }
+
+    /// Everything received so far (each read waits 50 ms of real time at most).
+    fn take(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = self.0.recv(&mut buf) {
+            let line = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+            out.push(line.replacen('>', "> ", 1));
+        }
+        out
+    }
+}
+
+impl Logs {
+    /// Log lines with their level, e.g. "WARN Server be/s ...".
+    fn capture_levels() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let w = logs.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .without_time()
+            .with_target(false)
+            .with_ansi(false)
+            .finish();
+        (logs, tracing::subscriber::set_default(sub))
+    }
+
+    fn take(&self) -> Vec<String> {
+        let lines = self.lines();
+        self.0.lock().expect("lock").clear();
+        lines
+    }
+}
+
+/// `set server B/S state X` as the agent runs it: drain, then maintenance.
+fn cli_state(m: &Monitor, id: &ServerId, state: crate::runtime::AdminState) {
+    use crate::runtime::AdminState::{Drain, Maint, Ready};
+    let (maint, drain) = match state {
+        Ready => (false, false),
+        Drain => (false, true),
+        Maint => (true, false),
+    };
+    assert!(m.set_drain(id, drain));
+    assert!(m.set_maint(id, maint));
+}
+
+const DOWN_TAIL: &str = "0 sessions active, 0 requeued, 0 remaining in queue.";
+const UP_TAIL: &str = "0 sessions requeued, 0 total in queue.";
+
+/// Real HAProxy 2.6.12's datagrams for these commands on two servers
+/// without checks (`log 127.0.0.1:15514 local2`, commands through the stats
+/// socket), and its stderr: each as `[WARNING]` but the backend's last
+/// server gone, `[ALERT]`.
+#[tokio::test(start_paused = true)]
+async fn runtime_lines_of_unchecked_servers_are_haproxys() {
+    let (logs, _g) = Logs::capture_levels();
+    let syslog = Syslog::new();
+    let c = config(&format!(
+        "backend be\n{} server s 127.0.0.1:1201\n server s2 127.0.0.1:1202\n",
+        syslog.target()
+    ));
+    let (mut m, _rx) = Monitor::start_with(&c, Fakes::new().factory());
+    let (s, s2) = (ServerId::new("be", "s"), ServerId::new("be", "s2"));
+    use crate::runtime::AdminState::{Drain, Maint, Ready};
+
+    cli_state(&m, &s, Maint);
+    let maint = format!("Server be/s is going DOWN for maintenance. 1 active and 0 backup servers left. {DOWN_TAIL}");
+    assert_eq!(syslog.take(), [format!("<145> {maint}")]);
+    assert_eq!(logs.take(), [format!("WARN {maint}")]);
+    cli_state(&m, &s, Ready);
+    assert_eq!(
+        syslog.take(),
+        ["<149> Server be/s is UP/READY (leaving forced maintenance)."]
+    );
+    cli_state(&m, &s, Drain);
+    assert_eq!(
+        syslog.take(),
+        [format!(
+            "<149> Server be/s enters drain state. 1 active and 0 backup servers online. {UP_TAIL}"
+        )]
+    );
+    assert!(m.set_weight(&s, 50));
+    assert_eq!(syslog.take(), ["<149> Server be/s remains in forced drain mode."]);
+    logs.take();
+    assert!(m.force_health(&s2, ForcedHealth::Down));
+    let down = format!("Server be/s2 is DOWN, changed from CLI. 0 active and 0 backup servers left. {DOWN_TAIL}");
+    assert_eq!(
+        syslog.take(),
+        [
+            format!("<145> {down}"),
+            "<144> backend be has no server available!".into()
+        ]
+    );
+    assert_eq!(
+        logs.take(),
+        [
+            format!("WARN {down}"),
+            "ERROR backend 'be' has no server available!".into()
+        ]
+    );
+    cli_state(&m, &s2, Maint);
+    assert_eq!(
+        syslog.take(),
+        ["<149> Server be/s2 was DOWN and now enters maintenance."]
+    );
+    cli_state(&m, &s2, Ready);
+    assert_eq!(
+        syslog.take(),
+        ["<149> Server be/s2 is UP/READY (leaving forced maintenance)."]
+    );
+    assert_eq!(
+        logs.take(),
+        [
+            "WARN Server be/s2 was DOWN and now enters maintenance.",
+            "WARN Server be/s2 is UP/READY (leaving forced maintenance)."
+        ]
+    );
+}
+
+/// More of HAProxy 2.6.12's answers, captured the same way (servers s, s2
+/// and the backup b, none checked).
+#[tokio::test(start_paused = true)]
+async fn runtime_lines_for_drain_weight_stopping_and_backups() {
+    let syslog = Syslog::new();
+    let c = config(&format!(
+        "backend be\n{} server s 127.0.0.1:1211\n server s2 127.0.0.1:1212\n server b 127.0.0.1:1213 backup\n",
+        syslog.target()
+    ));
+    let (mut m, _rx) = Monitor::start_with(&c, Fakes::new().factory());
+    let (s, s2, b) = (
+        ServerId::new("be", "s"),
+        ServerId::new("be", "s2"),
+        ServerId::new("be", "b"),
+    );
+    use crate::runtime::AdminState::{Drain, Maint, Ready};
+    let expect = |what: &str, want: &[&str]| {
+        let want: Vec<String> = want
+            .iter()
+            .map(|l| l.replace("{D}", DOWN_TAIL).replace("{U}", UP_TAIL))
+            .collect();
+        assert_eq!(syslog.take(), want, "{what}");
+    };
+
+    cli_state(&m, &s, Drain);
+    expect(
+        "drain",
+        &["<149> Server be/s enters drain state. 1 active and 1 backup servers online. {U}"],
+    );
+    cli_state(&m, &s, Drain);
+    expect("drain again", &[]);
+    cli_state(&m, &s, Ready);
+    expect("ready from drain", &["<149> Server be/s is UP (leaving forced drain)."]);
+    // HAProxy's maint from drain (flag set, then drain cleared): no alert.
+    cli_state(&m, &s, Drain);
+    syslog.take();
+    assert!(m.set_maint(&s, true));
+    assert!(!st(&m, "s").drain);
+    expect(
+        "maint from drain",
+        &["<149> Server be/s is going DOWN for maintenance. 1 active and 1 backup servers left. {D}"],
+    );
+    cli_state(&m, &s, Drain);
+    expect(
+        "drain from maint",
+        &[
+            "<149> Server be/s is UP/DRAIN (leaving forced maintenance).",
+            "<149> Server be/s remains in forced drain mode.",
+        ],
+    );
+    cli_state(&m, &s, Ready);
+    expect("ready", &["<149> Server be/s is UP (leaving forced drain)."]);
+    // Weight: nothing of itself, but the last usable server taken.
+    assert!(m.set_weight(&s, 0));
+    expect("weight 0", &[]);
+    cli_state(&m, &s, Maint);
+    cli_state(&m, &s, Ready);
+    expect(
+        "a weight of 0 is not drain",
+        &[
+            "<145> Server be/s is going DOWN for maintenance. 1 active and 1 backup servers left. {D}",
+            "<149> Server be/s is UP/READY (leaving forced maintenance).",
+        ],
+    );
+    assert!(m.set_weight(&s, 1));
+    assert!(m.set_checks(&s, false) && m.set_checks(&s, true));
+    expect("weight back, health checks off and on", &[]);
+    // Forced health.
+    assert!(m.force_health(&s, ForcedHealth::Stopping));
+    expect(
+        "stopping",
+        &["<149> Server be/s is stopping, changed from CLI. 1 active and 1 backup servers online. {U}"],
+    );
+    assert!(m.force_health(&s, ForcedHealth::Up));
+    assert!(m.force_health(&s, ForcedHealth::Up));
+    expect(
+        "up, then up again",
+        &["<149> Server be/s is UP, changed from CLI. 2 active and 1 backup servers online. {U}"],
+    );
+    // Backups, and running on them.
+    cli_state(&m, &s2, Maint);
+    assert!(m.force_health(&s, ForcedHealth::Down));
+    expect(
+        "actives gone",
+        &[
+            "<145> Server be/s2 is going DOWN for maintenance. 1 active and 1 backup servers left. {D}",
+            "<145> Server be/s is DOWN, changed from CLI. 0 active and 1 backup servers left. Running on backup. {D}",
+        ],
+    );
+    assert!(m.force_health(&s, ForcedHealth::Down));
+    cli_state(&m, &s, Drain);
+    cli_state(&m, &s, Ready);
+    expect(
+        "drain of a DOWN server",
+        &[
+            "<149> Server be/s enters drain state. 0 active and 1 backup servers left. Running on backup. {D}",
+            "<149> Server be/s is DOWN (leaving forced drain).",
+        ],
+    );
+    cli_state(&m, &b, Drain);
+    expect(
+        "the last backup drained",
+        &[
+            "<149> Backup Server be/b enters drain state. 0 active and 0 backup servers online. {U}",
+            "<144> backend be has no server available!",
+        ],
+    );
+    assert!(m.force_health(&b, ForcedHealth::Down));
+    expect(
+        "a drained server forced DOWN: no alert",
+        &[
+            "<149> Backup Server be/b is DOWN, changed from CLI. 0 active and 0 backup servers left. {D}",
+            "<149> Backup Server be/b remains in forced drain mode.",
+        ],
+    );
+    // In maintenance (entered in HAProxy's order: the flag, then drain
+    // ends), forced health and weights change nothing that logs.
+    assert!(m.set_maint(&b, true));
+    assert!(m.force_health(&b, ForcedHealth::Up));
+    assert!(m.set_weight(&b, 5));
+    cli_state(&m, &b, Maint);
+    expect(
+        "maintenance",
+        &["<149> Backup Server be/b was DOWN and now enters maintenance."],
+    );
+}
+
+/// A listen section is a "proxy" in HAProxy's line.
+#[tokio::test(start_paused = true)]
+async fn a_listen_section_is_a_proxy() {
+    let syslog = Syslog::new();
+    let c = config(&format!(
+        "backend be\n server x 127.0.0.1:1222\nlisten l\n bind :81\n{} server s 127.0.0.1:1221\n",
+        syslog.target()
+    ));
+    let (m, _rx) = Monitor::start_with(&c, Fakes::new().factory());
+    assert!(m.set_maint(&ServerId::new("l", "s"), true));
+    assert_eq!(
+        syslog.take(),
+        [
+            format!("<145> Server l/s is going DOWN for maintenance. 0 active and 0 backup servers left. {DOWN_TAIL}"),
+            "<144> proxy l has no server available!".into(),
+        ]
+    );
+}
+
+/// Checked servers, against HAProxy 2.6.12 with `check inter 500` on s
+/// and the backup b (both passing), s2 unchecked.
+#[tokio::test(start_paused = true)]
+async fn runtime_lines_of_checked_servers_are_haproxys() {
+    let syslog = Syslog::new();
+    let fakes = Fakes::new();
+    let c = config(&format!(
+        "backend be\n{} server s 127.0.0.1:1231 check inter 500\n server s2 127.0.0.1:1232\n \
+         server b 127.0.0.1:1233 backup check inter 500\n",
+        syslog.target()
+    ));
+    fakes.get(1231).set(true);
+    fakes.get(1233).set(true);
+    let (mut m, _rx) = Monitor::start_with(&c, fakes.factory());
+    sleep(Duration::from_secs(2)).await;
+    let (s, s2) = (ServerId::new("be", "s"), ServerId::new("be", "s2"));
+    use crate::runtime::AdminState::{Drain, Maint, Ready};
+    let tick = || sleep(Duration::from_millis(1));
+    let expect = |what: &str, want: &[&str]| {
+        let want: Vec<String> = want
+            .iter()
+            .map(|l| l.replace("{D}", DOWN_TAIL).replace("{U}", UP_TAIL))
+            .collect();
+        assert_eq!(syslog.take(), want, "{what}");
+    };
+    expect("nothing at start", &[]);
+
+    cli_state(&m, &s, Drain);
+    tick().await;
+    expect(
+        "drain",
+        &["<149> Server be/s enters drain state. 1 active and 1 backup servers online. {U}"],
+    );
+    assert!(m.force_health(&s, ForcedHealth::Down));
+    tick().await;
+    assert!(m.force_health(&s, ForcedHealth::Up));
+    tick().await;
+    assert!(m.force_health(&s, ForcedHealth::Stopping));
+    tick().await;
+    expect(
+        "forced while drained",
+        &[
+            "<149> Server be/s is DOWN, changed from CLI. 1 active and 1 backup servers left. {D}",
+            "<149> Server be/s remains in forced drain mode.",
+            "<149> Server be/s is UP, changed from CLI. 1 active and 1 backup servers online. {U}",
+            "<149> Server be/s remains in forced drain mode.",
+            "<149> Server be/s is stopping, changed from CLI. 1 active and 1 backup servers online. {U}",
+            "<149> Server be/s remains in forced drain mode.",
+        ],
+    );
+    // The next passing check ends "stopping".
+    sleep(Duration::from_millis(600)).await;
+    expect(
+        "a passing check",
+        &[
+            "<149> Server be/s is UP, reason: Layer4 check passed, check duration: 0ms. \
+             1 active and 1 backup servers online. {U}",
+            "<149> Server be/s remains in forced drain mode.",
+        ],
+    );
+    cli_state(&m, &s, Ready);
+    cli_state(&m, &s, Maint);
+    tick().await;
+    cli_state(&m, &s, Ready);
+    tick().await;
+    expect(
+        "ready, maint, ready",
+        &[
+            "<149> Server be/s is UP (leaving forced drain).",
+            "<145> Server be/s is going DOWN for maintenance. 1 active and 1 backup servers left. {D}",
+            "<149> Server be/s is UP/READY (leaving forced maintenance).",
+        ],
+    );
+    cli_state(&m, &s2, Maint);
+    assert!(m.force_health(&s, ForcedHealth::Down));
+    tick().await;
+    assert!(m.force_health(&s, ForcedHealth::Stopping));
+    tick().await;
+    expect(
+        "on backup",
+        &[
+            "<145> Server be/s2 is going DOWN for maintenance. 1 active and 1 backup servers left. {D}",
+            "<145> Server be/s is DOWN, changed from CLI. 0 active and 1 backup servers left. Running on backup. {D}",
+            "<149> Server be/s is stopping, changed from CLI. 0 active and 1 backup servers online. \
+             Running on backup. {U}",
+        ],
+    );
+    // A failing check leaves a stopping server stopping until its counter
+    // is spent; then it is DOWN, with no alert.
+    fakes.get(1231).set(false);
+    sleep(Duration::from_millis(600)).await;
+    assert_eq!(st(&m, "s").status, Status::Nolb);
+    expect("still stopping", &[]);
+    sleep(Duration::from_secs(2)).await;
+    assert_eq!(st(&m, "s").status, Status::Down);
+    expect(
+        "down from stopping",
+        &[
+            "<149> Server be/s is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", \
+             check duration: 0ms. 0 active and 1 backup servers left. Running on backup. {D}",
+        ],
+    );
+    assert!(m.set_checks(&s, false));
+    cli_state(&m, &s, Maint);
+    tick().await;
+    expect(
+        "maint of a DOWN server",
+        &["<149> Server be/s was DOWN and now enters maintenance."],
+    );
+    m.stop();
+}
+
+/// The checks' own lines reach the log targets too: state changes at
+/// alert (DOWN) and notice (UP), `option log-health-checks` steps at notice.
+#[tokio::test(start_paused = true)]
+async fn check_lines_reach_the_log_targets() {
+    let syslog = Syslog::new();
+    let fakes = Fakes::new();
+    let c = config(&format!(
+        "backend be\n{} option log-health-checks\n server s 127.0.0.1:1241 check inter 1s rise 1 fall 1\n",
+        syslog.target()
+    ));
+    let (_m, _rx) = Monitor::start_with(&c, fakes.factory());
+    sleep(Duration::from_millis(100)).await;
+    fakes.get(1241).set(true);
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        syslog.take(),
+        [
+            "<149> Health check for server be/s failed, reason: Layer4 connection problem, info: \
+             \"Connection refused\", check duration: 0ms, status: 0/1 DOWN."
+                .to_string(),
+            format!("<145> Server be/s is DOWN. 0 active and 0 backup servers left. {DOWN_TAIL}"),
+            "<144> backend be has no server available!".into(),
+            "<149> Health check for server be/s succeeded, reason: Layer4 check passed, check duration: 0ms, \
+             status: 1/1 UP."
+                .into(),
+            format!("<149> Server be/s is UP. 1 active and 0 backup servers online. {UP_TAIL}"),
+        ]
+    );
+}
+
+/// A reload that changes only the log targets keeps the check task, which
+/// logs to the new targets from then on.
+#[tokio::test(start_paused = true)]
+async fn a_kept_task_logs_to_the_reloaded_targets() {
+    let (old, new) = (Syslog::new(), Syslog::new());
+    let fakes = Fakes::new();
+    let cfg = |log: &Syslog| {
+        config(&format!(
+            "backend be\n{} server s 127.0.0.1:1251 check inter 1s\n",
+            log.target()
+        ))
+    };
+    fakes.get(1251).set(true);
+    let (mut m, _rx) = Monitor::start_with(&cfg(&old), fakes.factory());
+    sleep(Duration::from_millis(100)).await;
+    m.reload(&cfg(&new));
+    let calls = fakes.get(1251).calls().len();
+    assert!(m.set_maint(&ServerId::new("be", "s"), true));
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(fakes.get(1251).calls().len(), calls, "the same task, paused");
+    assert!(old.take().is_empty());
+    assert_eq!(
+        new.take(),
+        [
+            format!("<145> Server be/s is going DOWN for maintenance. 0 active and 0 backup servers left. {DOWN_TAIL}"),
+            "<144> backend be has no server available!".into()
+        ]
     );
 }
