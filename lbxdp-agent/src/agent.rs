@@ -11,7 +11,7 @@ use crate::{
     config::Config,
     engine::Engine,
     health::{Monitor, ServerId},
-    runtime::{AdminState, Command, Request, Weight},
+    runtime::{Command, Request, Weight},
     stats::{self, StatsTable},
     takeover::Stop,
 };
@@ -331,17 +331,7 @@ impl<E: Engine> Agent<E> {
             Command::ShowSess => self.engine.sessions(),
             Command::SetState(id, state) => {
                 self.server(&id)?;
-                let m = &self.monitor;
-                // HAProxy's srv_adm_set_*: maint clears drain, drain clears maint.
-                let (maint, drain) = match state {
-                    AdminState::Ready => (false, false),
-                    AdminState::Drain => (false, true),
-                    AdminState::Maint => (true, false),
-                };
-                // Drain first: a server leaving maintenance for DRAIN never
-                // shows READY in between.
-                m.set_drain(&id, drain);
-                m.set_maint(&id, maint);
+                self.monitor.set_state(&id, state);
                 String::new()
             }
             Command::SetWeight(id, w) => {

@@ -527,6 +527,20 @@ impl Monitor {
         }
     }
 
+    /// `set server B/S state ready|drain|maint`, in HAProxy's order
+    /// (srv_adm_set_*): a server leaving maintenance for DRAIN never shows
+    /// READY in between, and one drained then put in maintenance says only
+    /// that it goes DOWN for maintenance (entering it ends the drain
+    /// silently). False if unknown.
+    pub fn set_state(&self, id: &ServerId, state: crate::runtime::AdminState) -> bool {
+        use crate::runtime::AdminState;
+        match state {
+            AdminState::Ready => self.set_maint(id, false) && self.set_drain(id, false),
+            AdminState::Drain => self.set_drain(id, true) && self.set_maint(id, false),
+            AdminState::Maint => self.set_maint(id, true),
+        }
+    }
+
     /// `set server B/S weight`: the weight traffic follows from now on (the
     /// configured one stays the initial weight). HAProxy logs nothing for it
     /// but what it causes: the backend left without a server, a drained

@@ -629,16 +629,9 @@ impl Logs {
     }
 }
 
-/// `set server B/S state X` as the agent runs it: drain, then maintenance.
+/// `set server B/S state X` as the agent runs it.
 fn cli_state(m: &Monitor, id: &ServerId, state: crate::runtime::AdminState) {
-    use crate::runtime::AdminState::{Drain, Maint, Ready};
-    let (maint, drain) = match state {
-        Ready => (false, false),
-        Drain => (false, true),
-        Maint => (true, false),
-    };
-    assert!(m.set_drain(id, drain));
-    assert!(m.set_maint(id, maint));
+    assert!(m.set_state(id, state));
 }
 
 const DOWN_TAIL: &str = "0 sessions active, 0 requeued, 0 remaining in queue.";
@@ -747,10 +740,11 @@ async fn runtime_lines_for_drain_weight_stopping_and_backups() {
     expect("drain again", &[]);
     cli_state(&m, &s, Ready);
     expect("ready from drain", &["<149> Server be/s is UP (leaving forced drain)."]);
-    // HAProxy's maint from drain (flag set, then drain cleared): no alert.
+    // HAProxy's maint from drain (flag set, then drain cleared): one line,
+    // and no alert.
     cli_state(&m, &s, Drain);
     syslog.take();
-    assert!(m.set_maint(&s, true));
+    cli_state(&m, &s, Maint);
     assert!(!st(&m, "s").drain);
     expect(
         "maint from drain",
