@@ -2,8 +2,6 @@
 //! binding, serving clients, and relaying `@` commands to a worker's
 //! runtime socket.
 use std::{
-    net::SocketAddr,
-    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -11,7 +9,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader},
-    net::{TcpListener, UnixListener, UnixStream},
+    net::UnixStream,
     sync::{mpsc, oneshot},
     task::JoinSet,
     time::timeout,
@@ -19,7 +17,13 @@ use tokio::{
 use tracing::{debug, warn};
 
 use super::cli::{self, Session, Step, Target};
-use crate::{config::CliLevel, runtime::cli as runtime_cli};
+use crate::{
+    config::{CliLevel, StatsSocket},
+    runtime::{
+        cli as runtime_cli,
+        socket::{self, Socket},
+    },
+};
 
 /// A client idle this long is closed, as HAProxy's CLI does by default.
 const IDLE: Duration = runtime_cli::DEFAULT_TIMEOUT;
@@ -28,60 +32,32 @@ const IDLE: Duration = runtime_cli::DEFAULT_TIMEOUT;
 /// given up on; the client gets what came so far.
 const RELAY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One `-S` argument.
+/// One `-S` argument: a socket as a `stats socket` line has it (bound by
+/// the same code), admin by default as HAProxy's master CLI is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Spec {
-    addr: Addr,
-    mode: Option<u32>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    user: Option<String>,
-    group: Option<String>,
-    level: CliLevel,
+    socket: StatsSocket,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Addr {
-    Path(PathBuf),
-    Inet(SocketAddr),
-}
-
-/// `/path`, `unix@/path`, `ipv4@ADDR:PORT`, `ipv6@ADDR:PORT` or `ADDR:PORT`,
-/// then `,name,value` bind options: mode, uid, gid, user, group, level (the
-/// master CLI is admin by default).
+/// `/path`, `unix@/path`, `abns@name`, `ipv4@ADDR:PORT`, `ipv6@ADDR:PORT`
+/// or `ADDR:PORT` (the address is checked when bound), then `,name,value`
+/// bind options: mode, uid, gid, user, group, level.
 pub(super) fn parse(text: &str) -> anyhow::Result<Spec> {
     let mut parts = text.split(',');
     let address = parts.next().unwrap_or("");
-    let addr = if let Some(path) = address.strip_prefix("unix@") {
-        Addr::Path(path.into())
-    } else if address.starts_with('/') {
-        Addr::Path(address.into())
-    } else {
-        let rest = address
-            .strip_prefix("ipv4@")
-            .or_else(|| address.strip_prefix("ipv6@"))
-            .unwrap_or(address);
-        let Some((host, port)) = rest.rsplit_once(':') else {
-            bail!("-S {text}: '{address}' is neither a socket path nor ADDR:PORT");
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let ip: std::net::IpAddr = match host {
-            "" | "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
-            h => h.parse().with_context(|| format!("-S {text}: invalid address '{h}'"))?,
-        };
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("-S {text}: invalid port '{port}'"))?;
-        Addr::Inet(SocketAddr::new(ip, port))
-    };
-    let mut spec = Spec {
-        addr,
+    if address.is_empty() {
+        bail!("-S {text}: no address");
+    }
+    let mut socket = StatsSocket {
+        address: address.to_string(),
         mode: None,
-        uid: None,
-        gid: None,
         user: None,
         group: None,
+        uid: None,
+        gid: None,
         level: CliLevel::Admin,
+        maxconn: None,
+        origin: crate::config::Origin::new("-S", 0),
     };
     while let Some(name) = parts.next() {
         let Some(value) = parts.next() else {
@@ -92,13 +68,13 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Spec> {
                 .with_context(|| format!("-S {text}: '{name}' expects a number, not '{value}'"))
         };
         match name {
-            "mode" => spec.mode = Some(number(8)?),
-            "uid" => spec.uid = Some(number(10)?),
-            "gid" => spec.gid = Some(number(10)?),
-            "user" => spec.user = Some(value.into()),
-            "group" => spec.group = Some(value.into()),
+            "mode" => socket.mode = Some(number(8)?),
+            "uid" => socket.uid = Some(number(10)?),
+            "gid" => socket.gid = Some(number(10)?),
+            "user" => socket.user = Some(value.into()),
+            "group" => socket.group = Some(value.into()),
             "level" => {
-                spec.level = match value {
+                socket.level = match value {
                     "user" => CliLevel::User,
                     "operator" => CliLevel::Operator,
                     "admin" => CliLevel::Admin,
@@ -108,7 +84,7 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Spec> {
             _ => bail!("-S {text}: unsupported bind option '{name}' (lbxdp knows mode, uid, gid, user, group, level)"),
         }
     }
-    Ok(spec)
+    Ok(Spec { socket })
 }
 
 /// What a client asks the master's loop.
@@ -125,95 +101,17 @@ pub(super) struct Bound {
     level: CliLevel,
 }
 
-enum Socket {
-    /// The file is held for its Drop.
-    Unix(UnixListener, #[allow(dead_code)] SocketFile),
-    Tcp(TcpListener),
-}
-
-/// Removed when the master goes, if it is still the one this master made.
-struct SocketFile {
-    path: PathBuf,
-    ino: u64,
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Binds as HAProxy binds a UNIX CLI socket: a stale file (nobody
-/// answering) is replaced, a live one refused; mode and owner are set
-/// under a temporary name before it appears at its path.
+/// Binds as HAProxy binds a CLI socket, with the stats sockets' code: a
+/// stale file (nobody answering) is replaced, a live one refused; mode and
+/// owner are set under a temporary name before it appears at its path.
 pub(super) async fn bind(spec: &Spec) -> anyhow::Result<Bound> {
-    let socket = match &spec.addr {
-        Addr::Inet(addr) => Socket::Tcp(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the master CLI on {addr}"))?,
-        ),
-        Addr::Path(path) => {
-            if UnixStream::connect(path).await.is_ok() {
-                bail!("master CLI {}: another process answers on it", path.display());
-            }
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(format!(".{}.tmp", std::process::id()));
-            let tmp = PathBuf::from(tmp);
-            let _ = std::fs::remove_file(&tmp);
-            let listener =
-                UnixListener::bind(&tmp).with_context(|| format!("binding the master CLI {}", path.display()))?;
-            let placed = owner_and_mode(&tmp, spec).and_then(|()| Ok(std::fs::rename(&tmp, path)?));
-            if let Err(e) = placed {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e.context(format!("placing the master CLI {}", path.display())));
-            }
-            let ino = std::fs::symlink_metadata(path)?.ino();
-            Socket::Unix(
-                listener,
-                SocketFile {
-                    path: path.clone(),
-                    ino,
-                },
-            )
-        }
-    };
+    let socket = socket::open(&spec.socket, false)
+        .await
+        .with_context(|| format!("the master CLI {}", spec.socket.address))?;
     Ok(Bound {
         socket,
-        level: spec.level,
+        level: spec.socket.level,
     })
-}
-
-fn owner_and_mode(path: &Path, spec: &Spec) -> anyhow::Result<()> {
-    let uid = match (spec.uid, &spec.user) {
-        (Some(uid), _) => Some(uid),
-        (None, Some(name)) => Some(
-            nix::unistd::User::from_name(name)?
-                .with_context(|| format!("user {name} doesn't exist"))?
-                .uid
-                .as_raw(),
-        ),
-        (None, None) => None,
-    };
-    let gid = match (spec.gid, &spec.group) {
-        (Some(gid), _) => Some(gid),
-        (None, Some(name)) => Some(
-            nix::unistd::Group::from_name(name)?
-                .with_context(|| format!("group {name} doesn't exist"))?
-                .gid
-                .as_raw(),
-        ),
-        (None, None) => None,
-    };
-    if uid.is_some() || gid.is_some() {
-        std::os::unix::fs::chown(path, uid, gid)?;
-    }
-    if let Some(mode) = spec.mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
 }
 
 impl Bound {
@@ -226,7 +124,7 @@ impl Bound {
             let session = Session::new(self.level);
             let asks = asks.clone();
             let accepted = match &self.socket {
-                Socket::Unix(l, _) => l.accept().await.map(|(s, _)| {
+                Socket::Unix { listener: l, .. } => l.accept().await.map(|(s, _)| {
                     clients.spawn(client(s, session, asks));
                 }),
                 Socket::Tcp(l) => l.accept().await.map(|(s, _)| {
@@ -345,28 +243,33 @@ mod tests {
     #[test]
     fn haproxy_s_arguments() {
         let spec = parse("/run/haproxy-master.sock").expect("path");
-        assert_eq!(spec.addr, Addr::Path("/run/haproxy-master.sock".into()));
-        assert_eq!(spec.level, CliLevel::Admin);
+        assert_eq!(spec.socket.address, "/run/haproxy-master.sock");
+        assert_eq!(spec.socket.level, CliLevel::Admin);
         let spec = parse("unix@/tmp/m.sock,mode,600,level,operator,uid,0").expect("options");
-        assert_eq!(spec.addr, Addr::Path("/tmp/m.sock".into()));
+        assert_eq!(spec.socket.address, "unix@/tmp/m.sock");
         assert_eq!(
-            (spec.mode, spec.uid, spec.level),
+            (spec.socket.mode, spec.socket.uid, spec.socket.level),
             (Some(0o600), Some(0), CliLevel::Operator)
         );
-        let spec = parse("ipv4@127.0.0.1:9999").expect("ipv4");
-        assert_eq!(spec.addr, Addr::Inet("127.0.0.1:9999".parse().expect("addr")));
         let spec = parse("ipv6@::1:9999,user,root,group,root").expect("ipv6");
-        assert_eq!(spec.addr, Addr::Inet("[::1]:9999".parse().expect("addr")));
-        assert_eq!(spec.user.as_deref(), Some("root"));
+        assert_eq!(spec.socket.address, "ipv6@::1:9999");
+        assert_eq!(spec.socket.user.as_deref(), Some("root"));
         for bad in [
-            "127.0.0.1",
-            "ipv4@127.0.0.1:x",
+            "",
             "/m.sock,mode",
             "/m.sock,mode,9z",
             "/m.sock,level,root",
             "/m.sock,expose-fd,listeners",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_addresses_are_refused_when_bound() {
+        for bad in ["127.0.0.1", "ipv4@127.0.0.1:x", "tcp@1.2.3.4:5"] {
+            let spec = parse(bad).expect("options parse");
+            assert!(bind(&spec).await.is_err(), "{bad}");
         }
     }
 }

@@ -42,8 +42,9 @@ pub struct Listener {
     timeout: Duration,
 }
 
+/// A bound UNIX (file or abstract) or TCP socket; a socket file goes with it.
 #[derive(Debug)]
-enum Socket {
+pub(crate) enum Socket {
     Unix {
         listener: UnixListener,
         /// Held for its Drop.
@@ -55,7 +56,7 @@ enum Socket {
 /// The socket file this agent created; removed when the listener goes,
 /// unless another process has put its own socket at that path since.
 #[derive(Debug)]
-struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -84,24 +85,7 @@ enum Address {
 /// and renamed), a stale one (nobody answering) is replaced, a live one is
 /// refused unless this agent takes over from the one answering there.
 pub async fn bind(sock: &StatsSocket, global: &Global, takeover: bool) -> anyhow::Result<Listener> {
-    let socket = match parse_address(&sock.address)? {
-        Address::Inet(addr) => Socket::Tcp(
-            super::listen_shared(addr).with_context(|| format!("binding the stats socket {}", sock.address))?,
-        ),
-        Address::Abstract(name) => Socket::Unix {
-            listener: bind_abstract(&name)?,
-            _file: None,
-        },
-        Address::Path(path) => {
-            let (listener, file) = bind_path(&path, sock, takeover)
-                .await
-                .with_context(|| format!("binding the stats socket {}", path.display()))?;
-            Socket::Unix {
-                listener,
-                _file: Some(file),
-            }
-        }
-    };
+    let socket = open(sock, takeover).await?;
     Ok(Listener {
         socket,
         level: sock.level,
@@ -111,6 +95,29 @@ pub async fn bind(sock: &StatsSocket, global: &Global, takeover: bool) -> anyhow
             .or(global.stats_maxconn)
             .map_or(DEFAULT_MAXCONN, |m| m.max(1) as usize),
         timeout: global.stats_timeout.unwrap_or(cli::DEFAULT_TIMEOUT),
+    })
+}
+
+/// Binds `sock`'s address with its mode and owner (the stats sockets' and
+/// the master CLI's rule, see [`bind`]).
+pub(crate) async fn open(sock: &StatsSocket, takeover: bool) -> anyhow::Result<Socket> {
+    Ok(match parse_address(&sock.address)? {
+        Address::Inet(addr) => {
+            Socket::Tcp(super::listen_shared(addr).with_context(|| format!("binding {}", sock.address))?)
+        }
+        Address::Abstract(name) => Socket::Unix {
+            listener: bind_abstract(&name)?,
+            _file: None,
+        },
+        Address::Path(path) => {
+            let (listener, file) = bind_path(&path, sock, takeover)
+                .await
+                .with_context(|| format!("binding {}", path.display()))?;
+            Socket::Unix {
+                listener,
+                _file: Some(file),
+            }
+        }
     })
 }
 
@@ -221,7 +228,7 @@ fn owner_and_mode(path: &Path, sock: &StatsSocket) -> anyhow::Result<()> {
         (Some(uid), _) => Some(uid),
         (None, Some(name)) => Some(
             nix::unistd::User::from_name(name)?
-                .with_context(|| format!("user {name} (stats socket 'user') doesn't exist"))?
+                .with_context(|| format!("user {name} (the socket's 'user') doesn't exist"))?
                 .uid
                 .as_raw(),
         ),
@@ -231,7 +238,7 @@ fn owner_and_mode(path: &Path, sock: &StatsSocket) -> anyhow::Result<()> {
         (Some(gid), _) => Some(gid),
         (None, Some(name)) => Some(
             nix::unistd::Group::from_name(name)?
-                .with_context(|| format!("group {name} (stats socket 'group') doesn't exist"))?
+                .with_context(|| format!("group {name} (the socket's 'group') doesn't exist"))?
                 .gid
                 .as_raw(),
         ),
