@@ -123,6 +123,9 @@ pub async fn serve<E: Engine>(
             }
             Some(req) = requests.recv() => {
                 let answer = a.execute(req.command);
+                // A check task takes a runtime order in on its own time;
+                // the next command must see it done, as in HAProxy.
+                a.monitor.settle().await;
                 // A client that left doesn't want its answer.
                 let _ = req.reply.send(answer);
             }

@@ -131,6 +131,9 @@ pub struct ServerState {
     pub health: Option<HealthCounter>,
     /// When the status last changed (HAProxy's lastchg counts from it).
     pub since: std::time::Instant,
+    /// The last runtime order (numbered by the Monitor) that the server's
+    /// check task has taken in: see [`Monitor::settle`].
+    pub admin_seq: u64,
 }
 
 /// The last check's result, as `show stat` reports it.
@@ -208,6 +211,7 @@ pub(crate) fn initial_state(server: &crate::config::Server, backend_disabled: bo
             }
         }),
         since: std::time::Instant::now(),
+        admin_seq: 0,
     }
 }
 
@@ -307,8 +311,10 @@ pub struct Monitor {
     tx: Arc<watch::Sender<Snapshot>>,
     servers: HashMap<ServerId, Running>,
     probes: ProbeFactory,
-    /// Numbers each forced health change (see `task::Admin::forced`).
-    forced_seq: u64,
+    /// Numbers each order to a check task (see `task::Admin::seq`).
+    admin_seq: std::sync::atomic::AtomicU64,
+    /// Orders sent to check tasks that they may not have taken in yet.
+    unsettled: std::sync::Mutex<Vec<(ServerId, u64)>>,
     /// Where each backend's state lines go, by backend name; its checked
     /// servers' tasks share it.
     logs: HashMap<String, report::SharedLog>,
@@ -327,7 +333,8 @@ impl Monitor {
             tx: Arc::new(tx),
             servers: HashMap::new(),
             probes,
-            forced_seq: 0,
+            admin_seq: std::sync::atomic::AtomicU64::new(0),
+            unsettled: std::sync::Mutex::new(Vec::new()),
             logs: HashMap::new(),
         };
         m.reload(config);
@@ -491,13 +498,49 @@ impl Monitor {
         };
         match &r.task {
             // Only a real change wakes the task (a wake-up restarts its wait).
-            Some(job) => {
-                job.admin
-                    .send_if_modified(|v| std::mem::replace(&mut v.maint, maint) != maint);
-            }
+            Some(job) => self.order(id, job, |v, _| std::mem::replace(&mut v.maint, maint) != maint),
             None => task::set_unchecked_maint(&self.tx, id, maint, &log),
         }
         true
+    }
+
+    /// Sends a check task an order (`change` says whether it changed
+    /// anything), numbered so that [`Monitor::settle`] can wait for it.
+    fn order(&self, id: &ServerId, job: &Job, change: impl FnOnce(&mut task::Admin, u64) -> bool) {
+        let seq = self.admin_seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let sent = job.admin.send_if_modified(|v| {
+            let changed = change(v, seq);
+            if changed {
+                v.seq = seq;
+            }
+            changed
+        });
+        if sent {
+            self.unsettled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((id.clone(), seq));
+        }
+    }
+
+    /// Waits (at most a second) until the check tasks have taken in the
+    /// orders sent so far, so that the runtime API's next command sees them
+    /// done, as HAProxy's CLI does (`set server be/s health down; show stat`
+    /// shows DOWN). Orders to unchecked servers are done at once.
+    pub async fn settle(&self) {
+        let orders = std::mem::take(&mut *self.unsettled.lock().unwrap_or_else(|e| e.into_inner()));
+        if orders.is_empty() {
+            return;
+        }
+        let mut rx = self.tx.subscribe();
+        let all = rx.wait_for(|snap| {
+            orders
+                .iter()
+                .all(|(id, seq)| snap.get(id).is_none_or(|st| st.admin_seq >= *seq))
+        });
+        if tokio::time::timeout(Duration::from_secs(1), all).await.is_err() {
+            tracing::debug!("a check task took more than 1 s to take in a runtime order");
+        }
     }
 
     /// Changes a server's state for the runtime API and logs it; `log`
@@ -567,8 +610,9 @@ impl Monitor {
             return false;
         };
         if let Some(job) = &r.task {
-            job.admin
-                .send_if_modified(|v| std::mem::replace(&mut v.checks_off, !enabled) == enabled);
+            self.order(id, job, |v, _| {
+                std::mem::replace(&mut v.checks_off, !enabled) == enabled
+            });
         }
         task::runtime_update(&self.tx, id, |st| st.checks_enabled = enabled).is_some()
     }
@@ -576,15 +620,16 @@ impl Monitor {
     /// `set server B/S health up|stopping|down`: the check counter is set
     /// as if the checks had said so; the next check goes on from there. On a
     /// server in maintenance it changes nothing. False if unknown.
-    pub fn force_health(&mut self, id: &ServerId, health: ForcedHealth) -> bool {
-        self.forced_seq += 1;
-        let seq = self.forced_seq;
+    pub fn force_health(&self, id: &ServerId, health: ForcedHealth) -> bool {
         let Some(r) = self.servers.get(id) else {
             return false;
         };
         match &r.task {
             Some(job) => {
-                job.admin.send_modify(|v| v.forced = Some((seq, health)));
+                self.order(id, job, |v, seq| {
+                    v.forced = Some((seq, health));
+                    true
+                });
                 true
             }
             None => self.admin_update(

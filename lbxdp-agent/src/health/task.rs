@@ -166,8 +166,12 @@ pub(crate) struct Admin {
     pub maint: bool,
     /// `disable health`: no checks, the state stays where it is.
     pub checks_off: bool,
-    /// `set server B/S health ...`, numbered so that the same order twice counts twice.
+    /// `set server B/S health ...`, with its order's number: the same
+    /// order twice counts twice.
     pub forced: Option<(u64, super::ForcedHealth)>,
+    /// The Monitor's number of the last order in here: once the task has
+    /// taken it in, it says so in the snapshot (`ServerState::admin_seq`).
+    pub seq: u64,
 }
 
 /// The counter `set server B/S health` leaves: fully up, or fully down.
@@ -202,6 +206,7 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
     let mut prev: Option<super::CheckStatus> = None;
     let mut delay = t.first_delay;
     let mut forced_seen: Option<u64> = None;
+    let mut acked = 0;
     loop {
         let a = *admin.borrow_and_update();
         if let Some((seq, f)) = a.forced
@@ -252,6 +257,14 @@ pub(crate) async fn run(t: ServerTask, tx: Arc<watch::Sender<Snapshot>>, mut adm
             };
             t.log.get().report(&t.id, &c, "");
             delay = Duration::ZERO;
+        }
+        // The orders above are done: the runtime API may answer its next
+        // command (see Monitor::settle).
+        if a.seq != acked {
+            acked = a.seq;
+            if update(&tx, &t.id, Some(&t.alive), |st| st.admin_seq = a.seq).is_none() {
+                return;
+            }
         }
         if in_maint || a.checks_off {
             if admin.changed().await.is_err() {

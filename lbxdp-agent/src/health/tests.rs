@@ -400,6 +400,7 @@ fn state(status: Status, weight: u32, backup: bool) -> ServerState {
         last_check: None,
         health: None,
         since: std::time::Instant::now(),
+        admin_seq: 0,
     }
 }
 
@@ -510,7 +511,7 @@ async fn runtime_weight_drain_checks_and_forced_health() {
          server u 127.0.0.1:1103\n",
     );
     fakes.get(1101).set(true);
-    let (mut m, _rx) = Monitor::start_with(&c, fakes.factory());
+    let (m, _rx) = Monitor::start_with(&c, fakes.factory());
     sleep(Duration::from_millis(100)).await;
     let (s, u) = (ServerId::new("be", "s"), ServerId::new("be", "u"));
     let be = c.backend("be").expect("be");
@@ -649,7 +650,7 @@ async fn runtime_lines_of_unchecked_servers_are_haproxys() {
         "backend be\n{} server s 127.0.0.1:1201\n server s2 127.0.0.1:1202\n",
         syslog.target()
     ));
-    let (mut m, _rx) = Monitor::start_with(&c, Fakes::new().factory());
+    let (m, _rx) = Monitor::start_with(&c, Fakes::new().factory());
     let (s, s2) = (ServerId::new("be", "s"), ServerId::new("be", "s2"));
     use crate::runtime::AdminState::{Drain, Maint, Ready};
 
@@ -716,7 +717,7 @@ async fn runtime_lines_for_drain_weight_stopping_and_backups() {
         "backend be\n{} server s 127.0.0.1:1211\n server s2 127.0.0.1:1212\n server b 127.0.0.1:1213 backup\n",
         syslog.target()
     ));
-    let (mut m, _rx) = Monitor::start_with(&c, Fakes::new().factory());
+    let (m, _rx) = Monitor::start_with(&c, Fakes::new().factory());
     let (s, s2, b) = (
         ServerId::new("be", "s"),
         ServerId::new("be", "s2"),
@@ -1024,4 +1025,33 @@ async fn a_kept_task_logs_to_the_reloaded_targets() {
             "<144> backend be has no server available!".into()
         ]
     );
+}
+
+/// A checked server's task takes runtime orders in on its own time; once
+/// `settle` returns they are done, without any sleep, so the runtime API's
+/// next command sees them (`set server be/s health down; show stat`).
+#[tokio::test]
+async fn runtime_orders_are_done_once_settled() {
+    let fakes = Fakes::new();
+    let c = config("backend be\n server s 127.0.0.1:1301 check inter 10s\n");
+    fakes.get(1301).set(true);
+    let (m, _rx) = Monitor::start_with(&c, fakes.factory());
+    let s = ServerId::new("be", "s");
+    for (order, want) in [
+        (Some(ForcedHealth::Stopping), Status::Nolb),
+        (Some(ForcedHealth::Down), Status::Down),
+        (Some(ForcedHealth::Up), Status::Up),
+        (None, Status::Maint),
+    ] {
+        match order {
+            Some(f) => assert!(m.force_health(&s, f)),
+            None => assert!(m.set_maint(&s, true)),
+        }
+        m.settle().await;
+        assert_eq!(st(&m, "s").status, want, "after {order:?}");
+    }
+    // Nothing pending: settling returns at once.
+    tokio::time::timeout(Duration::from_millis(50), m.settle())
+        .await
+        .expect("settle with nothing pending");
 }

@@ -65,6 +65,7 @@ fn state(status: Status, weight: u32, now: Instant) -> ServerState {
         last_check: None,
         health: None,
         since: now - Duration::from_secs(7),
+        admin_seq: 0,
     }
 }
 
