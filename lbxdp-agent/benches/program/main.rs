@@ -23,7 +23,9 @@
 //!
 //! One JSON line per case on stdout, a readable line per case on stderr.
 //! Needs root (a network namespace, loading the object); `--quick` runs a
-//! few repetitions only, to see that it works. Run by `cargo xtask bench`.
+//! few repetitions only, to see that it works; `--spin CASE` runs one IPv4
+//! case for 3 s and prints nothing, for `perf record`. Run by `cargo xtask
+//! bench`.
 mod frames;
 mod setup;
 
@@ -67,11 +69,19 @@ const QUICK: Plan = Plan {
 };
 /// The SYNs' clients start above the fixed client's address (198.19.0.10).
 const FIRST_SYN: u32 = 256;
+/// How long `--spin` runs one case.
+const SPIN_FOR: Duration = Duration::from_secs(3);
 /// A figure stops taking batches after this long (it has at least one).
 const FIGURE_WITHIN: Duration = Duration::from_secs(10);
 
 fn main() -> anyhow::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--spin CASE`: that IPv4 case alone for a few seconds, under `perf record`.
+    let spin = args
+        .iter()
+        .position(|a| a == "--spin")
+        .map(|i| args.get(i + 1).cloned().unwrap_or_default());
     if let Err(why) = lbxdp_testbed::require_root() {
         eprintln!("!!! SKIPPED the program's costs: {why} (a network namespace, loading the XDP object) !!!");
         return Ok(());
@@ -83,13 +93,16 @@ fn main() -> anyhow::Result<()> {
         pin_to_one_cpu();
         let ifindex = setup::network()?;
         let dp = setup::balancer()?;
-        Bench {
+        let mut bench = Bench {
             dp: &dp,
             ifindex,
             plan,
             syns: FIRST_SYN,
+        };
+        match spin {
+            Some(case) => bench.spin(&case).map(|()| Vec::new()),
+            None => bench.all(),
         }
-        .all()
     })
     .join()
     .map_err(|_| anyhow!("the measuring thread panicked"))??;
@@ -252,6 +265,23 @@ impl Bench<'_> {
                 })
             })
             .collect())
+    }
+
+    /// One IPv4 case's single runs over and over for `SPIN_FOR`, so that a
+    /// profiler sees that path alone.
+    fn spin(&mut self, case: &str) -> anyhow::Result<()> {
+        let c = self.cases(V4)?;
+        let t = Instant::now();
+        while t.elapsed() < SPIN_FOR {
+            match case {
+                "syn-new-flow" => self.syns(V4).map(|_| ())?,
+                "established-hit" => self.singles(&mut || c.hit.clone(), XDP_TX, case).map(|_| ())?,
+                "reply" => self.singles(&mut || c.reply.clone(), XDP_TX, case).map(|_| ())?,
+                "non-vip" => self.singles(&mut || c.non_vip.clone(), XDP_PASS, case).map(|_| ())?,
+                _ => anyhow::bail!("--spin takes syn-new-flow, established-hit, reply or non-vip, not {case:?}"),
+            }
+        }
+        Ok(())
     }
 
     /// bpf_stats' figure for every case, while this process holds the

@@ -145,3 +145,33 @@ fn print_table(c: &ProgramCosts) {
         c.load_10k_ms
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines as the benches print them (cargo's own lines are on stderr).
+    const LINES: [&str; 3] = [
+        r#"{"bytes":582359,"kind":"parse","load_ms":37.9,"parse_ms":47.0,"runs":15,"servers":10000}"#,
+        r#"{"action":"XDP_TX","batches":9,"case":"established-hit","family":"ipv4","kind":"packet","method":"single runs minus the overhead","ns":321.9,"overhead_ns":33.8,"repeat":1,"runs_per_batch":2000,"single_ns":355.7,"stats_ns":333.5}"#,
+        r#"{"action":"XDP_PASS","batches":9,"case":"non-vip","family":"ipv6","kind":"packet","method":"repeat","ns":72.0,"overhead_ns":76.7,"repeat":1000000,"runs_per_batch":2000,"single_ns":148.7,"stats_ns":null}"#,
+    ];
+
+    #[test]
+    fn the_benches_lines_are_read_back() {
+        let lines: Vec<String> = LINES.iter().map(|l| l.to_string()).collect();
+        let c = read(&lines, false).expect("the lines read back");
+        assert_eq!(c.cases.len(), 2);
+        assert_eq!(c.hit_ns(), Some(321.9));
+        assert_eq!(c.cases[1].stats_ns, None);
+        assert_eq!((c.parse_servers, c.parse_10k_ms, c.load_10k_ms), (10000, 47.0, 37.9));
+        let json = serde_json::to_value(&c).expect("serializable");
+        assert_eq!(json["cases"][0]["case"], "established-hit");
+    }
+
+    #[test]
+    fn no_case_is_an_error() {
+        let lines = vec![LINES[0].to_string(), "some other line".to_string()];
+        assert!(read(&lines, false).is_err());
+    }
+}
