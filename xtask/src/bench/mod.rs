@@ -16,11 +16,13 @@
 //! is stopped after it, so each run has its own counters from the agent's
 //! JSON report.
 mod balancer;
+mod cargo_bench;
 mod client;
 mod counters;
 mod cpu;
 mod iperf;
 mod maglev;
+mod program;
 mod report;
 mod route;
 mod wrk;
@@ -157,6 +159,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let bin = build::build(&BuildArgs::default())?;
 
     let maglev = if args.no_maglev { Vec::new() } else { maglev_bench()? };
+    let program = program::program_costs(false)?;
 
     step(&format!(
         "bench: testbed (client, lb, {BACKENDS} nginx backends on one bridge; iperf3 server on web1:{IPERF_PORT})"
@@ -253,7 +256,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
 
-    let results = summarize(args, &wrk_line, &iperf_line, &paths, &runs, &maglev, started.elapsed());
+    let mut results = summarize(args, &wrk_line, &iperf_line, &paths, &runs, &maglev, started.elapsed());
+    results["program"] = serde_json::to_value(&program)?;
     let out = args
         .out
         .clone()
