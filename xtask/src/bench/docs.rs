@@ -185,7 +185,7 @@ pub(super) fn render(p: &Published, notes: Option<&str>) -> String {
     for t in &m.tools {
         line(&format!("- `{t}`"));
     }
-    line(&format!("- {}", ipvs_note(m.ipvs)));
+    line(&format!("- {}", ipvs_note(m.ipvs, &m.ipvs_evidence)));
     line("");
 
     line("## How to reproduce");
@@ -300,12 +300,21 @@ pub(super) fn render(p: &Published, notes: Option<&str>) -> String {
     s
 }
 
-fn ipvs_note(ipvs: bool) -> &'static str {
-    if ipvs {
-        "IPVS: the kernel has `ip_vs`, but the bench doesn't measure it: nftables stands for the kernel's balancer."
+fn ipvs_note(ipvs: bool, evidence: &str) -> String {
+    let evidence = if evidence.is_empty() {
+        String::new()
     } else {
-        "IPVS isn't built into this kernel (`ip_vs` is neither built in nor a module), so it is no peer here: \
-         nftables stands for the kernel's balancer."
+        format!(" ({evidence})")
+    };
+    if ipvs {
+        format!(
+            "IPVS: the kernel has `ip_vs`{evidence}, but the bench doesn't measure it: nftables stands for the \
+             kernel's balancer."
+        )
+    } else {
+        format!(
+            "IPVS isn't built into this kernel{evidence}, so it is no peer here: nftables stands for the kernel's balancer."
+        )
     }
 }
 
@@ -497,7 +506,7 @@ mod tests {
         }
         assert!(md.contains("Linux 6.18.0-test"));
         assert!(md.contains("Test CPU @ 2.00GHz, 2 core(s)"));
-        assert!(md.contains("IPVS isn't built into this kernel"));
+        assert!(md.contains("IPVS isn't built into this kernel (/proc/config.gz: CONFIG_IP_VS is not set), so"));
         assert!(md.contains("sudo cargo xtask bench --rounds 3 --duration 5"));
         assert!(md.contains("| XDP ≥ 1.5× nftables' new connections/s | xdp-native/nftables in close_rps | 1.25× | ≥ 1.5× | **missed** |"));
         assert!(md.contains("| p50 (ms) | p75 (ms) | p90 (ms) | p99 (ms) |"));

@@ -18,6 +18,8 @@ pub(super) struct Machine {
     pub(super) memory: String,
     /// IPVS (ip_vs) is built in or available as a module.
     pub(super) ipvs: bool,
+    /// What says so: the kernel's config, or the modules' lists.
+    pub(super) ipvs_evidence: String,
     /// The commit measured (`-dirty` with uncommitted changes).
     pub(super) commit: String,
     /// The first line of each peer tool's version.
@@ -45,16 +47,14 @@ pub(super) fn this_machine(tb: &Testbed) -> Machine {
         std::env::consts::ARCH
     );
     let cpuinfo = read("/proc/cpuinfo");
-    let modules = Path::new("/lib/modules").join(&release);
-    let listed = |file: &str| std::fs::read_to_string(modules.join(file)).unwrap_or_default();
+    let (ipvs, ipvs_evidence) = ipvs(&release);
     Machine {
         kernel,
         cpu_model: cpu_model(&cpuinfo),
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         memory: mem_total(&read("/proc/meminfo")),
-        ipvs: Path::new("/proc/net/ip_vs").exists()
-            || lists_module(&listed("modules.builtin"), "ip_vs")
-            || lists_module(&listed("modules.dep"), "ip_vs"),
+        ipvs,
+        ipvs_evidence,
         commit: commit(),
         tools: TOOLS
             .iter()
@@ -98,6 +98,42 @@ fn mem_total(meminfo: &str) -> String {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map(|kb| format!("{:.1} GiB", kb / (1024.0 * 1024.0)))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// Whether the kernel has IPVS, and what says so: loaded (/proc/net/ip_vs),
+/// else the kernel's own config (/proc/config.gz), else the modules' lists.
+fn ipvs(release: &str) -> (bool, String) {
+    if Path::new("/proc/net/ip_vs").exists() {
+        return (true, "/proc/net/ip_vs exists".into());
+    }
+    let config = std::process::Command::new("zcat")
+        .arg("/proc/config.gz")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if let Some(config) = config {
+        return match config_value(&config, "CONFIG_IP_VS") {
+            Some("y") => (true, "CONFIG_IP_VS=y in /proc/config.gz".into()),
+            Some("m") => (true, "CONFIG_IP_VS=m in /proc/config.gz".into()),
+            _ => (false, "/proc/config.gz: CONFIG_IP_VS is not set".into()),
+        };
+    }
+    let modules = Path::new("/lib/modules").join(release);
+    let listed = |file: &str| std::fs::read_to_string(modules.join(file)).unwrap_or_default();
+    if lists_module(&listed("modules.builtin"), "ip_vs") || lists_module(&listed("modules.dep"), "ip_vs") {
+        (true, format!("{} lists ip_vs", modules.display()))
+    } else {
+        (false, format!("no ip_vs in {}", modules.display()))
+    }
+}
+
+/// A kernel config option's value (`y`, `m`, ...); None when it is not set.
+fn config_value<'a>(config: &'a str, option: &str) -> Option<&'a str> {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix(option)?.strip_prefix('='))
+        .map(str::trim)
 }
 
 /// Whether a modules.builtin or modules.dep lists the module
@@ -151,5 +187,9 @@ mod tests {
         ));
         assert!(lists_module("kernel/net/netfilter/ipvs/ip_vs.ko\n", "ip_vs"));
         assert!(!lists_module("kernel/net/netfilter/nf_nat.ko\n", "ip_vs"));
+        let config = "CONFIG_IP_VS_IPV6=y\n# CONFIG_IP_VS is not set\nCONFIG_NF_NAT=m\n";
+        assert_eq!(config_value(config, "CONFIG_IP_VS"), None);
+        assert_eq!(config_value(config, "CONFIG_NF_NAT"), Some("m"));
+        assert_eq!(config_value("CONFIG_IP_VS=y\n", "CONFIG_IP_VS"), Some("y"));
     }
 }

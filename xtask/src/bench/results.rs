@@ -179,6 +179,7 @@ pub(super) mod fixture {
         "cores": 2,
         "memory": "3.8 GiB",
         "ipvs": false,
+        "ipvs_evidence": "/proc/config.gz: CONFIG_IP_VS is not set",
         "commit": "abc1234",
         "tools": ["HAProxy version 2.6.12", "nftables v1.0.6"]
       },

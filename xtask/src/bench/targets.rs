@@ -196,13 +196,19 @@ pub(super) fn check(p: &Published) -> Vec<Checked> {
                     Some((d, dv)) if dv != 0.0 => (format!("{n}/{d} in {}", t.workload), Some(v / dv)),
                     _ => (format!("{n}/{} in {}", den[0], t.workload), None),
                 },
-                (den, None) => (
-                    match den {
-                        Some(den) => format!("{}/{} in {}", t.num[0], den[0], t.workload),
-                        None => format!("{} in {}", t.num[0], t.workload),
-                    },
-                    None,
-                ),
+                (den, None) => {
+                    // Named as the run's other workloads would have it.
+                    let n = t
+                        .num
+                        .iter()
+                        .find(|n| p.workloads.iter().any(|w| w.get(n).is_some()))
+                        .unwrap_or(&t.num[0]);
+                    let figure = match den {
+                        Some(den) => format!("{n}/{} in {}", den[0], t.workload),
+                        None => format!("{n} in {}", t.workload),
+                    };
+                    (figure, None)
+                }
             };
             let unit = w.map(|w| w.unit.as_str()).unwrap_or_default();
             Checked {
