@@ -49,7 +49,7 @@ pub(super) fn workloads(rounds: u32, wrk_line: &str, iperf_line: &str, paths: &[
         .rows_by_path(paths, runs, |r| r.wrk(Conn::KeepAlive).map(|w| w.lat_p99_ms)),
         Workload::new(
             "iperf3_gbps",
-            "One TCP stream (iperf3)",
+            "One TCP stream, iperf3",
             "Gbit/s",
             true,
             &format!("`{iperf_line}`, {medians}."),
