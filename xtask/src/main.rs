@@ -31,7 +31,8 @@ enum Cmd {
     /// Side by side in one namespace testbed (needs root): requests/s (wrk,
     /// keep-alive and `Connection: close`) and single-stream throughput (iperf3)
     /// straight to a backend, through XDP, the userspace proxy and HAProxy;
-    /// and the Maglev table rebuild time.
+    /// and the Maglev table rebuild time. Results in target/bench/results.json;
+    /// --write-docs writes docs/benchmarks.md and its plots; --quick is a smoke run.
     Bench(bench::BenchArgs),
 }
 

@@ -1,9 +1,9 @@
 //! `cargo xtask test`: lints, unit tests, then the integration tests, which
-//! build namespace testbeds and need root.
+//! build namespace testbeds and need root, then the bench's smoke run.
 use clap::Args;
 
 use crate::{
-    build, setup,
+    bench, build, setup,
     util::{self, step},
 };
 
@@ -18,6 +18,9 @@ pub struct TestArgs {
     /// Only the integration tests.
     #[arg(long)]
     pub integration: bool,
+    /// Skip the bench's smoke run (`cargo xtask bench --quick`) after the integration tests.
+    #[arg(long)]
+    pub no_bench: bool,
     /// Passed to the test binaries, e.g. a test name filter.
     #[arg(last = true)]
     pub test_args: Vec<String>,
@@ -76,6 +79,26 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
             "--test",
             "*",
         ])))?;
+        smoke_bench(args)?;
     }
     Ok(())
+}
+
+/// `cargo xtask bench --quick`: every part of the bench for a second or two,
+/// checking that each ran and gave numbers; it times nothing. Its results and
+/// docs go to target/bench/smoke/, never to docs/.
+fn smoke_bench(args: &TestArgs) -> anyhow::Result<()> {
+    if args.no_bench {
+        return Ok(());
+    }
+    step("test: the bench's smoke run (cargo xtask bench --quick; times nothing)");
+    if !args.test_args.is_empty() {
+        println!("    SKIPPED: a test filter was given");
+        return Ok(());
+    }
+    if !util::is_root() {
+        println!("    SKIPPED: not root");
+        return Ok(());
+    }
+    bench::smoke(&util::target_dir().join("bench/smoke"))
 }

@@ -15,16 +15,27 @@
 //! balancer (agent or haproxy) that must answer a request before the run and
 //! is stopped after it, so each run has its own counters from the agent's
 //! JSON report.
+//!
+//! The results go to `target/bench/results.json`; `--write-docs` writes
+//! `docs/benchmarks.md` and its plots from them (`--from FILE`: from a saved
+//! run, measuring nothing). `--quick` runs every part for a second or two: a
+//! smoke test that times nothing (`cargo xtask test` runs it).
 mod balancer;
 mod cargo_bench;
 mod client;
 mod counters;
 mod cpu;
+mod docs;
 mod iperf;
+mod machine;
 mod maglev;
 mod program;
+mod plots;
 mod report;
+mod results;
 mod route;
+mod targets;
+mod workloads;
 mod wrk;
 
 use std::{
@@ -33,17 +44,19 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use clap::Args;
+use clap::{Args, Parser};
 use lbxdp_testbed::{Layout, Testbed, Topology};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use self::{
     client::tune_client,
     counters::report_note,
     cpu::{BUSY_BEFORE, Cpu, Namespaces, OTHERS_DURING},
     iperf::{IPERF_PORT, Iperf, run_iperf, start_iperf_server},
+    machine::this_machine,
     maglev::maglev_bench,
     report::{ms, summarize},
+    results::Published,
     route::{Route, parse_paths, round_order},
     wrk::{Conn, Wrk, run_wrk},
 };
@@ -83,12 +96,50 @@ pub struct BenchArgs {
     /// Skip the Maglev rebuild micro-benchmark.
     #[arg(long)]
     pub no_maglev: bool,
-    /// Where to write the results as JSON [default: target/bench/latest.json].
+    /// Where to write the results as JSON [default: target/bench/results.json].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Every part for a second or two (1 round, 1 s runs): a smoke test that
+    /// times nothing, and checks only that each part ran and gave numbers.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the docs (docs/benchmarks.md and its plots in docs/bench/) from the results.
+    #[arg(long)]
+    pub write_docs: bool,
+    /// With --write-docs: write them from this saved results file, measuring nothing.
+    #[arg(long, value_name = "FILE", requires = "write_docs")]
+    pub from: Option<PathBuf>,
+    /// With --write-docs: the markdown file to write (plots go in `bench/` beside it)
+    /// [default: docs/benchmarks.md].
+    #[arg(long, value_name = "FILE", requires = "write_docs")]
+    pub docs: Option<PathBuf>,
 }
 
 impl BenchArgs {
+    /// The arguments a run uses: `--quick` makes every part last a second or
+    /// two (other parts read `quick` for their own bounds).
+    fn effective(&self) -> Self {
+        let mut a = self.clone();
+        if a.quick {
+            a.rounds = 1;
+            a.duration = 1;
+            a.iperf_secs = a.iperf_secs.min(1);
+        }
+        a
+    }
+
+    /// The markdown file `--write-docs` writes. A quick run's figures mean
+    /// nothing: they never go to docs/ unless another file is named.
+    fn docs_file(&self, quick: bool) -> anyhow::Result<PathBuf> {
+        match &self.docs {
+            Some(f) => Ok(f.clone()),
+            None if quick => {
+                bail!("a --quick run times nothing: its docs don't replace docs/benchmarks.md (name a file: --docs)")
+            }
+            None => Ok(util::root().join("docs/benchmarks.md")),
+        }
+    }
+
     fn check(&self) -> anyhow::Result<Vec<Route>> {
         if !(1..=300).contains(&self.duration) {
             bail!("--duration is 1..=300 seconds, not {}", self.duration);
@@ -151,7 +202,18 @@ impl Run {
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(from) = &args.from {
+        let text = std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
+        let results: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", from.display()))?;
+        return write_docs(args, &Published::from_json(&results)?);
+    }
+    let invocation = invocation(args);
+    let args = &args.effective();
     let paths = args.check()?;
+    if args.write_docs {
+        // Fail before a long run, not after it.
+        args.docs_file(args.quick)?;
+    }
     if !util::is_root() {
         bail!("the benchmark builds network namespaces and loads XDP: run it as root (sudo cargo xtask bench)");
     }
@@ -159,7 +221,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let bin = build::build(&BuildArgs::default())?;
 
     let maglev = if args.no_maglev { Vec::new() } else { maglev_bench()? };
-    let program = program::program_costs(false)?;
+    let program = program::program_costs(args.quick)?;
 
     step(&format!(
         "bench: testbed (client, lb, {BACKENDS} nginx backends on one bridge; iperf3 server on web1:{IPERF_PORT})"
@@ -174,6 +236,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     std::fs::write(&cfg, agent::haproxy_cfg_with_iperf(&tb, IPERF_PORT)).context("writing haproxy.cfg")?;
     tb.attach_peer_pass(&bin, &tb.lb.clone())?;
     tune_client(&tb)?;
+    let machine = this_machine(&tb);
     if args.iperf_secs > 0 {
         start_iperf_server(&mut tb)?;
     }
@@ -258,21 +321,104 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
     let mut results = summarize(args, &wrk_line, &iperf_line, &paths, &runs, &maglev, started.elapsed());
     results["program"] = serde_json::to_value(&program)?;
+    if let Some(w) = results["workloads"].as_array_mut() {
+        w.push(serde_json::to_value(program.workload())?);
+    }
+    results["quick"] = json!(args.quick);
+    results["machine"] = serde_json::to_value(&machine)?;
+    let mut commands = vec![
+        invocation,
+        format!("{wrk_line} [-H 'Connection: close'] http://TARGET/"),
+    ];
+    if args.iperf_secs > 0 {
+        commands.push(iperf_line.clone());
+    }
+    if !maglev.is_empty() {
+        commands.push("cargo bench -p lbxdp-agent --bench maglev".into());
+    }
+    results["commands"] = json!(commands);
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| util::target_dir().join("bench/latest.json"));
+        .unwrap_or_else(|| util::target_dir().join("bench/results.json"));
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(&out, serde_json::to_string_pretty(&results)? + "\n")
         .with_context(|| format!("writing {}", out.display()))?;
     println!("    results: {}", out.display());
+    let published = Published::from_json(&results)?;
+    if args.quick {
+        let names: Vec<&str> = paths.iter().map(|p| p.name()).collect();
+        published.check_ran(&names).context("the --quick smoke run")?;
+        println!("    --quick: every part ran and gave numbers (nothing was timed)");
+    }
+    if args.write_docs {
+        write_docs(args, &published)?;
+    }
     step(&format!(
         "bench: done in {:.0?}; tearing the testbed down",
         started.elapsed()
     ));
     Ok(())
+}
+
+/// `cargo xtask test`'s smoke run: `--quick --write-docs`, with the results
+/// and the docs in `dir` (never docs/).
+pub fn smoke(dir: &Path) -> anyhow::Result<()> {
+    let argv: [std::ffi::OsString; 7] = [
+        "bench".into(),
+        "--quick".into(),
+        "--write-docs".into(),
+        "--out".into(),
+        dir.join("results.json").into_os_string(),
+        "--docs".into(),
+        dir.join("benchmarks.md").into_os_string(),
+    ];
+    bench(&BenchCli::try_parse_from(argv)?.bench)
+}
+
+/// `BenchArgs` from a command line of xtask's own (the smoke run's), so that
+/// every option not given takes its default.
+#[derive(Parser)]
+struct BenchCli {
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+fn write_docs(args: &BenchArgs, published: &Published) -> anyhow::Result<()> {
+    if published.workloads.is_empty() {
+        bail!("the results hold no workloads (written by an older bench?): nothing to write docs from");
+    }
+    let md = args.docs_file(published.quick)?;
+    step(&format!("bench: writing {} and its plots", md.display()));
+    for f in docs::write_docs(published, &md)? {
+        println!("    {}", f.display());
+    }
+    Ok(())
+}
+
+/// How this run was started, for the docs: this process's own arguments when
+/// it is `cargo xtask bench`, else (the smoke test) the equivalent.
+fn invocation(args: &BenchArgs) -> String {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("bench") {
+        return format!("cargo xtask {}", argv.join(" "));
+    }
+    format!(
+        "cargo xtask bench --duration {} --connections {} --threads {} --rounds {} --timeout {} --paths {}{} \
+         --iperf-secs {}{}{}",
+        args.duration,
+        args.connections,
+        args.threads,
+        args.rounds,
+        args.timeout,
+        args.paths,
+        if args.generic { " --generic" } else { "" },
+        args.iperf_secs,
+        if args.no_maglev { " --no-maglev" } else { "" },
+        if args.quick { " --quick" } else { "" },
+    )
 }
 
 fn note_busy(run: &Run) {
@@ -297,4 +443,48 @@ struct Bed<'a> {
     cfg: &'a Path,
     args: &'a BenchArgs,
     ns: Namespaces,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_docs_from_a_saved_results_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("results.json");
+        std::fs::write(&from, results::fixture::RESULTS).unwrap();
+        let md = dir.path().join("out/benchmarks.md");
+        let argv = [
+            "bench",
+            "--write-docs",
+            "--from",
+            from.to_str().unwrap(),
+            "--docs",
+            md.to_str().unwrap(),
+        ];
+        bench(&BenchCli::try_parse_from(argv).unwrap().bench).unwrap();
+        assert!(std::fs::read_to_string(&md).unwrap().contains("\n## Results\n"));
+        assert!(dir.path().join("out/bench/close_rps.svg").exists());
+        // A file without workloads writes nothing.
+        std::fs::write(&from, "{}").unwrap();
+        assert!(bench(&BenchCli::try_parse_from(argv).unwrap().bench).is_err());
+    }
+
+    #[test]
+    fn quick_runs_are_short_and_keep_off_docs() {
+        assert!(
+            BenchCli::try_parse_from(["bench", "--from", "x.json"]).is_err(),
+            "--from needs --write-docs"
+        );
+        let quick = BenchCli::try_parse_from(["bench", "--quick", "--write-docs"])
+            .unwrap()
+            .bench;
+        let q = quick.effective();
+        assert_eq!((q.rounds, q.duration, q.iperf_secs), (1, 1, 1));
+        assert!(quick.docs_file(true).is_err());
+        let full = BenchCli::try_parse_from(["bench", "--write-docs"]).unwrap().bench;
+        assert_eq!(full.effective().rounds, 3);
+        assert!(full.docs_file(false).unwrap().ends_with("docs/benchmarks.md"));
+    }
 }

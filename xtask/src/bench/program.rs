@@ -58,6 +58,19 @@ pub struct ProgramCosts {
 }
 
 impl ProgramCosts {
+    /// The docs' workload: a row per case and family (`established-v4`, ...).
+    pub(super) fn workload(&self) -> super::results::Workload {
+        let how = "BPF_PROG_TEST_RUN on the loaded program, the test run's own overhead taken out \
+                   (`cargo bench -p lbxdp-agent --bench program`).";
+        let mut w = super::results::Workload::new("prog_ns", "The program alone, ns per packet", "ns", false, how);
+        for c in &self.cases {
+            let case = c.case.trim_end_matches("-hit").trim_end_matches("-new-flow");
+            let family = if c.family == "ipv6" { "v6" } else { "v4" };
+            w = w.row(&format!("{case}-{family}"), vec![Some(c.ns)]);
+        }
+        w
+    }
+
     /// An established flow's packet, worst of the two families.
     pub fn hit_ns(&self) -> Option<f64> {
         self.cases

@@ -10,6 +10,7 @@ use super::{
     cpu::{BUSY_BEFORE, OTHERS_DURING},
     iperf::Iperf,
     route::Route,
+    workloads::{latency, workloads},
     wrk::{Conn, Wrk},
 };
 use crate::util::step;
@@ -324,6 +325,9 @@ pub(super) fn summarize(
         "ratios_to_direct": ratios,
         "balancers": balancers,
         "maglev": maglev,
+        // What the docs are written from (results::Published).
+        "workloads": workloads(args.rounds, wrk_line, iperf_line, paths, runs),
+        "latency": latency(paths, runs),
     })
 }
 

@@ -35,6 +35,8 @@ pub(super) struct Wrk {
     pub(super) requests: u64,
     pub(super) lat_avg_ms: f64,
     pub(super) lat_p99_ms: f64,
+    /// The latency distribution (`--latency`): (percentile, ms), as wrk prints it.
+    pub(super) percentiles: Vec<(f64, f64)>,
     /// connect, read, write, timeout.
     pub(super) socket_errors: [u64; 4],
     pub(super) non_2xx: u64,
@@ -110,8 +112,15 @@ fn parse_wrk(out: &str) -> anyhow::Result<Wrk> {
             saw_rps = true;
         } else if words.first() == Some(&"Latency") && words.len() > 1 && words[1] != "Distribution" {
             w.lat_avg_ms = parse_time_ms(words[1])?;
-        } else if words.first() == Some(&"99%") && words.len() > 1 {
-            w.lat_p99_ms = parse_time_ms(words[1])?;
+        } else if let (Some(pct), Some(time)) = (words.first().and_then(|w| w.strip_suffix('%')), words.get(1))
+            && words.len() == 2
+            && let Ok(pct) = pct.parse::<f64>()
+        {
+            let ms = parse_time_ms(time)?;
+            w.percentiles.push((pct, ms));
+            if pct == 99.0 {
+                w.lat_p99_ms = ms;
+            }
         } else if words.len() > 2 && words[1] == "requests" && words[2] == "in" {
             w.requests = words[0].parse().with_context(|| format!("{line:?}"))?;
         } else if let Some(rest) = line.strip_prefix("Socket errors:") {
@@ -174,6 +183,8 @@ Transfer/sec:      3.00MB
         assert_eq!(w.requests, 200_000);
         assert_eq!(w.lat_avg_ms, 1.23);
         assert!((w.lat_p99_ms - 0.812).abs() < 1e-9);
+        assert_eq!(w.percentiles.len(), 4);
+        assert_eq!(w.percentiles[..3], [(50.0, 1.0), (75.0, 1.5), (90.0, 2.0)]);
         assert_eq!(w.socket_errors, [1, 2, 3, 4]);
         assert_eq!(w.non_2xx, 5);
         assert_eq!(w.errors(), 15);

@@ -1,0 +1,159 @@
+//! The workloads and latency curves the docs show, built from the runs: one
+//! `Workload` per measured quantity, a row per path. A new workload is one
+//! more entry in `workloads` (or a `Workload` built elsewhere and pushed).
+use super::{
+    Run,
+    results::{Latency, Workload, median},
+    route::Route,
+    wrk::Conn,
+};
+
+pub(super) fn workloads(rounds: u32, wrk_line: &str, iperf_line: &str, paths: &[Route], runs: &[Run]) -> Vec<Workload> {
+    let medians = format!("medians of {rounds} round(s)");
+    let wrk = |conn: Conn| {
+        let header = match conn {
+            Conn::Close => " -H 'Connection: close'",
+            Conn::KeepAlive => "",
+        };
+        format!("`{wrk_line}{header}`, {medians}.")
+    };
+    let mut w = vec![
+        Workload::new("close_rps", "New connections/s", "req/s", true, &wrk(Conn::Close)).rows_by_path(
+            paths,
+            runs,
+            |r| r.wrk(Conn::Close).map(|w| w.rps),
+        ),
+        Workload::new(
+            "close_p99_ms",
+            "p99 latency, new connections",
+            "ms",
+            false,
+            &wrk(Conn::Close),
+        )
+        .rows_by_path(paths, runs, |r| r.wrk(Conn::Close).map(|w| w.lat_p99_ms)),
+        Workload::new(
+            "keepalive_rps",
+            "Keep-alive requests/s",
+            "req/s",
+            true,
+            &wrk(Conn::KeepAlive),
+        )
+        .rows_by_path(paths, runs, |r| r.wrk(Conn::KeepAlive).map(|w| w.rps)),
+        Workload::new(
+            "keepalive_p99_ms",
+            "p99 latency, keep-alive",
+            "ms",
+            false,
+            &wrk(Conn::KeepAlive),
+        )
+        .rows_by_path(paths, runs, |r| r.wrk(Conn::KeepAlive).map(|w| w.lat_p99_ms)),
+        Workload::new(
+            "iperf3_gbps",
+            "One TCP stream, iperf3",
+            "Gbit/s",
+            true,
+            &format!("`{iperf_line}`, {medians}."),
+        )
+        .rows_by_path(paths, runs, |r| r.iperf().map(|i| i.bps / 1e9)),
+    ];
+    w.retain(|w| !w.rows.is_empty());
+    w
+}
+
+/// wrk's percentiles per workload and path, each the median over rounds.
+pub(super) fn latency(paths: &[Route], runs: &[Run]) -> Vec<Latency> {
+    let mut out = Vec::new();
+    for conn in Conn::ALL {
+        for &path in paths {
+            let mine: Vec<&[(f64, f64)]> = runs
+                .iter()
+                .filter(|r| r.path == path)
+                .filter_map(|r| r.wrk(conn))
+                .map(|w| w.percentiles.as_slice())
+                .collect();
+            let Some(first) = mine.first() else {
+                continue;
+            };
+            let percentiles: Vec<(f64, f64)> = first
+                .iter()
+                .filter_map(|&(pct, _)| {
+                    let at: Vec<f64> = mine
+                        .iter()
+                        .filter_map(|run| run.iter().find(|(p, _)| *p == pct).map(|&(_, ms)| ms))
+                        .filter(|ms| ms.is_finite())
+                        .collect();
+                    median(at).map(|ms| (pct, ms))
+                })
+                .collect();
+            out.push(Latency {
+                workload: conn.name().into(),
+                path: path.name().into(),
+                percentiles,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        super::{Measured, cpu::Cpu, iperf::Iperf, wrk::Wrk},
+        *,
+    };
+
+    fn wrk_run(round: u32, path: Route, conn: Conn, rps: f64, p50: f64) -> Run {
+        Run {
+            round,
+            path,
+            measured: Measured::Wrk(
+                conn,
+                Wrk {
+                    rps,
+                    lat_p99_ms: p50 * 4.0,
+                    percentiles: vec![(50.0, p50), (99.0, p50 * 4.0)],
+                    ..Wrk::default()
+                },
+            ),
+            cpu: Cpu::default(),
+            report: None,
+        }
+    }
+
+    #[test]
+    fn workloads_and_latency_from_runs() {
+        let paths = [Route::Direct, Route::Haproxy];
+        let runs = vec![
+            wrk_run(2, Route::Direct, Conn::Close, 300.0, 1.0),
+            wrk_run(1, Route::Direct, Conn::Close, 100.0, 3.0),
+            wrk_run(1, Route::Haproxy, Conn::Close, 50.0, 2.0),
+            Run {
+                round: 1,
+                path: Route::Haproxy,
+                measured: Measured::Iperf(Iperf {
+                    bps: 2e9,
+                    ..Iperf::default()
+                }),
+                cpu: Cpu::default(),
+                report: None,
+            },
+        ];
+        let w = workloads(2, "wrk -t1", "iperf3 -c TARGET", &paths, &runs);
+        let keys: Vec<&str> = w.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["close_rps", "close_p99_ms", "iperf3_gbps"],
+            "no keep-alive runs, no keep-alive rows"
+        );
+        assert_eq!(w[0].rows[0].rounds, [Some(100.0), Some(300.0)], "in round order");
+        assert_eq!(w[0].get("direct"), Some(200.0));
+        assert_eq!(w[0].how, "`wrk -t1 -H 'Connection: close'`, medians of 2 round(s).");
+        assert_eq!(w[2].rows.len(), 1);
+        assert_eq!(w[2].get("haproxy"), Some(2.0));
+        let l = latency(&paths, &runs);
+        assert_eq!(l.len(), 2);
+        assert_eq!((l[0].workload.as_str(), l[0].path.as_str()), ("close", "direct"));
+        assert_eq!(l[0].percentiles, [(50.0, 2.0), (99.0, 8.0)]);
+        assert_eq!(l[1].percentiles, [(50.0, 2.0), (99.0, 8.0)]);
+    }
+}
