@@ -13,9 +13,20 @@ use crate::{build, util};
 /// `cargo bench -p lbxdp-agent --bench B... -- ARGS` (killed after `within`,
 /// compile included), echoing the command; returns the non-empty lines it
 /// printed on stdout. Cargo's and the benches' stderr show only on failure.
-pub(super) fn cargo_bench(benches: &[&str], args: &[&str], within: Duration) -> anyhow::Result<Vec<String>> {
+/// `quick` (a smoke run that times nothing) builds them with the dev
+/// profile, whose dependencies the tests already built: the optimised build
+/// takes minutes on this machine.
+pub(super) fn cargo_bench(
+    benches: &[&str],
+    args: &[&str],
+    within: Duration,
+    quick: bool,
+) -> anyhow::Result<Vec<String>> {
     let mut cmd = util::cargo();
     cmd.args(["bench", "--locked", "-p", "lbxdp-agent"]);
+    if quick {
+        cmd.args(["--profile", "dev"]);
+    }
     for b in benches {
         cmd.args(["--bench", b]);
     }

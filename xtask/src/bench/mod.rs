@@ -29,8 +29,8 @@ mod docs;
 mod iperf;
 mod machine;
 mod maglev;
-mod program;
 mod plots;
+mod program;
 mod report;
 mod results;
 mod route;
@@ -220,7 +220,11 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let bin = build::build(&BuildArgs::default())?;
 
-    let maglev = if args.no_maglev { Vec::new() } else { maglev_bench()? };
+    let maglev = if args.no_maglev {
+        Vec::new()
+    } else {
+        maglev_bench(args.quick)?
+    };
     let program = program::program_costs(args.quick)?;
 
     step(&format!(

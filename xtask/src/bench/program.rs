@@ -86,7 +86,7 @@ impl ProgramCosts {
 pub(super) fn program_costs(quick: bool) -> anyhow::Result<ProgramCosts> {
     step("bench: the XDP program alone under BPF_PROG_TEST_RUN, and the parse of 10,000 servers");
     let args: &[&str] = if quick { &["--quick"] } else { &[] };
-    let lines = cargo_bench(&["program", "parse"], args, PROGRAM_WITHIN)?;
+    let lines = cargo_bench(&["program", "parse"], args, PROGRAM_WITHIN, quick)?;
     let costs = read(&lines, quick)?;
     print_table(&costs);
     Ok(costs)
