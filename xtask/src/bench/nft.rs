@@ -110,6 +110,7 @@ impl<'a> Nft<'a> {
         })?;
         // From here on, Drop restores the sysctls if nft fails.
         let me = Self { tb, pick, saved };
+        me.flush_conntrack()?;
         let out = me
             .nft(&["-f", &path.to_string_lossy()])
             .context("nft (`cargo xtask setup` installs nftables)")?;
@@ -121,6 +122,24 @@ impl<'a> Nft<'a> {
             );
         }
         Ok(me)
+    }
+
+    /// Forgets the connections the LB's kernel tracks. Deleting the table
+    /// leaves them, with their NAT bindings, for minutes (UDP 30-120 s, TCP
+    /// TIME_WAIT 120 s): the next nftables run would skip the NAT chains for
+    /// every 5-tuple it repeats (trafgen's UDP ports do), and be measured
+    /// with the last run's choice of servers.
+    fn flush_conntrack(&self) -> anyhow::Result<()> {
+        let out = self
+            .tb
+            .command(&self.tb.lb, "conntrack")
+            .arg("-F")
+            .output_timeout(Duration::from_secs(10))
+            .context("conntrack (`cargo xtask setup` installs it)")?;
+        if !out.status.success() {
+            bail!("conntrack -F: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
     }
 
     fn nft(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
@@ -165,7 +184,7 @@ impl<'a> Nft<'a> {
         if !out.status.success() {
             bail!("nft delete table: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
-        Ok(())
+        self.flush_conntrack()
     }
 }
 

@@ -566,7 +566,7 @@ const COST: [Column; 8] = [
 ];
 
 fn row(label: &str, cells: impl Iterator<Item = String>) {
-    let cells: Vec<String> = cells.map(|c| format!("{c:>16}")).collect();
+    let cells: Vec<String> = cells.map(|c| format!(" {c:>16}")).collect();
     println!("    {label:<26}{}", cells.join(""));
 }
 
