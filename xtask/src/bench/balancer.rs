@@ -189,3 +189,28 @@ pub(super) fn wait_answers(tb: &Testbed, url: &str, within: Duration, lb: &mut L
         }
     }
 }
+
+/// Ends the TIME_WAIT sockets of the servers and the LB (`ss -K`), before a
+/// run. Every balancer here but DNAT reaches the servers from the LB's one
+/// address, so a run's connections leave TIME_WAIT on the servers for 60 s
+/// under (LB address, port) pairs that the next run's balancer may pick
+/// again; its SYN then meets the old connection and waits for a 1 s
+/// retransmit (nftables' masquerade keeps the client's port: its `close` run
+/// fell from 13,500 to 1,650 req/s right after haproxy's). The rule
+/// is a fresh testbed per run or the servers' TIME_WAIT drained: this drains.
+pub(super) fn drain_time_wait(tb: &Testbed) -> anyhow::Result<()> {
+    for host in tb.backends.iter().chain([&tb.lb]) {
+        let out = tb
+            .command(host, "ss")
+            .args(["-K", "-Htan", "state", "time-wait"])
+            .output_timeout(Duration::from_secs(10))?;
+        if !out.status.success() {
+            bail!(
+                "ss -K state time-wait in {}: {}",
+                host.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}

@@ -367,7 +367,7 @@ pub(super) fn summarize(
                 .collect();
             let troubled: Vec<String> = trouble.iter().map(|(k, n)| format!("{k} {n}")).collect();
             println!(
-                "      {:<9} {:<11} mode {}; {}{}; {}",
+                "      {:<9} {:<11} mode {}; {}{}{}",
                 kind,
                 path.name(),
                 mode.as_str().unwrap_or("?"),
@@ -377,7 +377,11 @@ pub(super) fn summarize(
                 } else {
                     String::new()
                 },
-                troubled.join(", ")
+                if troubled.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", troubled.join(", "))
+                }
             );
             balancers.push(json!({
                 "workload": kind,
