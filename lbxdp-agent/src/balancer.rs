@@ -4,7 +4,7 @@ use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use crate::datapath::OpenFlows;
 use anyhow::{Context as _, bail};
-use lbxdp_common::{FrontendStats, ServerStats, Settings, XDP_PASS_PROGRAM, XDP_PROGRAM};
+use lbxdp_common::{FrontendStats, ServerStats, Settings, XDP_PROGRAM};
 use serde::Serialize;
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -1046,12 +1046,14 @@ pub async fn detach_pinned(instance: Option<&str>) -> anyhow::Result<()> {
 }
 
 /// `--xdp-pass`: an XDP program that passes everything, for the far end of
-/// a veth pair (native XDP_TX into a veth delivers only when the peer runs XDP).
-pub async fn run_pass(ifaces: &[String], mode: XdpModeArg) -> anyhow::Result<()> {
-    let mut dp = Datapath::load(Sizes::default(), false, XDP_PASS_PROGRAM)?;
+/// a veth pair (native XDP_TX into a veth delivers only when the peer runs
+/// XDP); `--xdp-tx-floor`: the bench's MAC-swapping XDP_TX program. Either
+/// stays attached until SIGINT or SIGTERM.
+pub async fn run_pass(ifaces: &[String], mode: XdpModeArg, program: &'static str) -> anyhow::Result<()> {
+    let mut dp = Datapath::load(Sizes::default(), false, program)?;
     for iface in ifaces {
         let m = dp.attach_to(iface, mode)?;
-        info!("attached {XDP_PASS_PROGRAM} to {iface} in {} mode", m.as_str());
+        info!("attached {program} to {iface} in {} mode", m.as_str());
     }
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;

@@ -10,6 +10,7 @@ use lbxdp_agent::{
     datapath::{NatMode, XdpModeArg},
     logging, master, proxy_mode, runtime,
 };
+use lbxdp_common::{XDP_PASS_PROGRAM, XDP_TX_FLOOR_PROGRAM};
 use tracing::{info, warn};
 
 #[derive(Parser, Debug)]
@@ -54,6 +55,10 @@ struct Cli {
     /// end of a veth, where native XDP_TX delivers only if that end runs XDP.
     #[arg(long)]
     xdp_pass: bool,
+    /// For `cargo xtask bench`: attach a program that swaps MACs and bounces
+    /// every frame (XDP_TX), the floor any XDP balancer stands on.
+    #[arg(long, hide = true, conflicts_with = "xdp_pass")]
+    xdp_tx_floor: bool,
     /// Names the pinned datapath under /sys/fs/bpf/lbxdp/ (default: this
     /// network namespace, "net<inode>").
     #[arg(long, value_name = "NAME")]
@@ -148,12 +153,12 @@ fn wants_daemon(paths: &[PathBuf]) -> bool {
 
 /// The config is read before the runtime exists: `nbthread` sizes it.
 fn start(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = if cli.xdp_pass || cli.detach {
+    let config = if cli.xdp_pass || cli.xdp_tx_floor || cli.detach {
         None
     } else {
         load_config(&cli.config)?
     };
-    if !cli.xdp_pass && !cli.detach && master::wanted(cli.master_worker, config.as_ref()) {
+    if !cli.xdp_pass && !cli.xdp_tx_floor && !cli.detach && master::wanted(cli.master_worker, config.as_ref()) {
         let opts = master::Options {
             config_paths: cli.config.clone(),
             master_cli: cli.master_cli.clone(),
@@ -262,7 +267,10 @@ fn load_config(paths: &[PathBuf]) -> anyhow::Result<Option<Config>> {
 
 async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     if cli.xdp_pass {
-        return balancer::run_pass(&cli.iface, cli.xdp_mode).await;
+        return balancer::run_pass(&cli.iface, cli.xdp_mode, XDP_PASS_PROGRAM).await;
+    }
+    if cli.xdp_tx_floor {
+        return balancer::run_pass(&cli.iface, cli.xdp_mode, XDP_TX_FLOOR_PROGRAM).await;
     }
     if cli.detach {
         return balancer::detach_pinned(cli.instance.as_deref()).await;

@@ -249,6 +249,8 @@ pub const TX_PORTS_MAP: &str = "TX_PORTS";
 /// The program for the far end of a veth: native XDP_TX into a veth delivers
 /// only when the peer runs an XDP program too.
 pub const XDP_PASS_PROGRAM: &str = "lbxdp_pass";
+/// The bench's XDP_TX floor: swaps MACs and bounces every frame (`--xdp-tx-floor`).
+pub const XDP_TX_FLOOR_PROGRAM: &str = "lbxdp_tx_floor";
 
 /// Sizes the object declares; the agent resizes per config at load time.
 pub const DEFAULT_MAX_FRONTENDS: u32 = 1024;

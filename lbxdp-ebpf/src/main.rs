@@ -137,6 +137,24 @@ pub fn lbxdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// The XDP_TX floor of a box, for `cargo xtask bench`: swaps the Ethernet
+/// addresses and bounces every frame back out of the interface it came in
+/// on. No balancer that answers with XDP_TX can move packets faster than
+/// this on the same machine, so the bench reports its own rate against it.
+#[xdp]
+pub fn lbxdp_tx_floor(ctx: XdpContext) -> u32 {
+    let Some(eth) = parse::ptr_at_mut::<network_types::eth::EthHdr>(&ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: ptr_at_mut checked that the whole header lies inside the packet.
+    unsafe {
+        let dst = (*eth).dst_addr;
+        (*eth).dst_addr = (*eth).src_addr;
+        (*eth).src_addr = dst;
+    }
+    xdp_action::XDP_TX
+}
+
 #[inline(always)]
 fn count(proto: Proto, len: u64) {
     if let Some(s) = PROTO_STATS.get_ptr_mut(proto as u32) {

@@ -37,6 +37,9 @@ const TESTBED_PACKAGES: &[&str] = &[
     // (netsniff-ng) sends their bounded spoofed floods.
     "nftables",
     "netsniff-ng",
+    // The bench flushes the LB's connection tracking around an nftables
+    // peer's run, so that no run inherits another's NAT bindings.
+    "conntrack",
     // The runtime-API tests drive lbxdp with HAProxy's own clients: hatop on
     // the stats socket (inside tmux, whose capture-pane reads its screen),
     // the Prometheus exporter scraping that socket, and headless chromium

@@ -11,7 +11,11 @@ use anyhow::{Context as _, bail};
 use lbxdp_testbed::Testbed;
 use serde_json::{Value, json};
 
-use super::route::Route;
+use super::{
+    iperf::IPERF_PORT,
+    nft::{Nft, Pick},
+    route::Route,
+};
 use crate::agent::{self, Agent, AgentRun, Ready};
 
 /// How long a balancer has to answer its first request.
@@ -84,18 +88,21 @@ impl Drop for Haproxy {
     }
 }
 
-/// The balancer of one run: none (direct), the agent, or haproxy.
-pub(super) enum Lb {
+/// The balancer of one run: none (direct), the agent, haproxy, nftables'
+/// rules, or the XDP_TX floor program (the agent with `--xdp-tx-floor`).
+pub(super) enum Lb<'a> {
     None,
     Agent(Agent),
     Haproxy(Haproxy),
+    Nft(Nft<'a>),
+    TxFloor(Agent),
 }
 
-impl Lb {
+impl<'a> Lb<'a> {
     /// Starts a fresh balancer for `path` (bounded: the agent until it is
     /// attached or listening; haproxy is only spawned, `wait_answers` follows).
-    pub(super) fn start(tb: &Testbed, bin: &Path, cfg: &Path, path: Route, tag: &str) -> anyhow::Result<Self> {
-        let agent = |args: &[&str], ready: Ready<'_>| -> anyhow::Result<Self> {
+    pub(super) fn start(tb: &'a Testbed, bin: &Path, cfg: &Path, path: Route, tag: &str) -> anyhow::Result<Self> {
+        let agent = |args: &[&str], ready: Ready<'_>| -> anyhow::Result<Agent> {
             let run = AgentRun {
                 bin,
                 cfg,
@@ -103,25 +110,40 @@ impl Lb {
                 report: tb.dir().join(format!("agent-{tag}.json")),
                 log: Some(tb.dir().join(format!("agent-{tag}.log"))),
             };
-            Ok(Self::Agent(Agent::start_until(tb, run, ready)?))
+            Agent::start_until(tb, run, ready)
         };
         match path {
             Route::Direct => Ok(Self::None),
-            Route::XdpNative => agent(&["--mode", "xdp", "--xdp-mode", "native"], Ready::XdpAttached),
-            Route::XdpGeneric => agent(&["--mode", "xdp", "--xdp-mode", "generic"], Ready::XdpAttached),
-            Route::Proxy => agent(&["--mode", "proxy"], Ready::LogLine("with the userspace proxy")),
+            Route::XdpNative => Ok(Self::Agent(agent(
+                &["--mode", "xdp", "--xdp-mode", "native"],
+                Ready::XdpAttached,
+            )?)),
+            Route::XdpGeneric => Ok(Self::Agent(agent(
+                &["--mode", "xdp", "--xdp-mode", "generic"],
+                Ready::XdpAttached,
+            )?)),
+            Route::Proxy => Ok(Self::Agent(agent(
+                &["--mode", "proxy"],
+                Ready::LogLine("with the userspace proxy"),
+            )?)),
             Route::Haproxy => Ok(Self::Haproxy(Haproxy::start(
                 tb,
                 cfg,
                 tb.dir().join(format!("haproxy-{tag}.log")),
+            )?)),
+            Route::Nftables => Ok(Self::Nft(Nft::install(tb, Pick::Numgen, IPERF_PORT, tag)?)),
+            Route::NftablesJhash => Ok(Self::Nft(Nft::install(tb, Pick::Jhash, IPERF_PORT, tag)?)),
+            Route::TxFloor => Ok(Self::TxFloor(agent(
+                &["--xdp-tx-floor", "--xdp-mode", "native"],
+                Ready::XdpAttached,
             )?)),
         }
     }
 
     fn check_running(&mut self) -> anyhow::Result<()> {
         match self {
-            Self::None => Ok(()),
-            Self::Agent(a) => a.check_running(),
+            Self::None | Self::Nft(_) => Ok(()),
+            Self::Agent(a) | Self::TxFloor(a) => a.check_running(),
             Self::Haproxy(h) => h.check_running(),
         }
     }
@@ -138,13 +160,21 @@ impl Lb {
                 Ok(Some(agent::parse_report(&text)?))
             }
             Self::Haproxy(h) => Ok(Some(h.stop()?)),
+            Self::Nft(n) => Ok(Some(n.stop()?)),
+            Self::TxFloor(a) => {
+                let (status, _) = a.stop()?;
+                if !status.success() {
+                    bail!("the XDP_TX floor program's agent exited with {status}");
+                }
+                Ok(Some(json!({ "mode": "xdp-tx-floor" })))
+            }
         }
     }
 }
 
 /// Retries one GET from the client (bounded) until `url` answers; fails
 /// early if the balancer exits.
-pub(super) fn wait_answers(tb: &Testbed, url: &str, within: Duration, lb: &mut Lb) -> anyhow::Result<()> {
+pub(super) fn wait_answers(tb: &Testbed, url: &str, within: Duration, lb: &mut Lb<'_>) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     loop {
         match agent::curl(tb, url) {
@@ -158,4 +188,29 @@ pub(super) fn wait_answers(tb: &Testbed, url: &str, within: Duration, lb: &mut L
             }
         }
     }
+}
+
+/// Ends the TIME_WAIT sockets of the servers and the LB (`ss -K`), before a
+/// run. Every balancer here but DNAT reaches the servers from the LB's one
+/// address, so a run's connections leave TIME_WAIT on the servers for 60 s
+/// under (LB address, port) pairs that the next run's balancer may pick
+/// again; its SYN then meets the old connection and waits for a 1 s
+/// retransmit (nftables' masquerade keeps the client's port: its `close` run
+/// fell from 13,500 to 1,650 req/s right after haproxy's). The rule
+/// is a fresh testbed per run or the servers' TIME_WAIT drained: this drains.
+pub(super) fn drain_time_wait(tb: &Testbed) -> anyhow::Result<()> {
+    for host in tb.backends.iter().chain([&tb.lb]) {
+        let out = tb
+            .command(host, "ss")
+            .args(["-K", "-Htan", "state", "time-wait"])
+            .output_timeout(Duration::from_secs(10))?;
+        if !out.status.success() {
+            bail!(
+                "ss -K state time-wait in {}: {}",
+                host.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
 }

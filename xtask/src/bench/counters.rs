@@ -44,6 +44,9 @@ pub(super) fn server_counts(report: &Value) -> Vec<(String, u64)> {
 /// A one-line note on a run's balancer report, for the progress line.
 pub(super) fn report_note(report: &Value) -> String {
     let mode = report["mode"].as_str().unwrap_or("?");
+    if mode == "xdp-tx-floor" {
+        return String::new();
+    }
     if mode == "haproxy" {
         let n = report["log_alerts_warnings"].as_array().map_or(0, Vec::len);
         return if n > 0 {
@@ -102,6 +105,8 @@ pub(super) fn problems(report: &Value) -> Vec<(&'static str, u64)> {
             .sum()
     };
     match report["mode"].as_str() {
+        // nftables and the floor program keep no trouble counters.
+        Some("nftables" | "nftables-jhash" | "xdp-tx-floor") => Vec::new(),
         Some("haproxy") => vec![(
             "log_alerts_warnings",
             report["log_alerts_warnings"].as_array().map_or(0, |a| a.len() as u64),

@@ -25,9 +25,27 @@ pub(super) struct Cpu {
     pub(super) others: f64,
     /// The processes in the LB's namespace (the agent, haproxy) during the run, in cores.
     pub(super) lb_cores: f64,
+    /// Softirq time on all CPUs during the run, in CPU-seconds: every
+    /// namespace's packet processing (veths, bridge, TCP/IP, conntrack, XDP).
+    pub(super) softirq_s: f64,
+    /// CPU-seconds (user + system) of the processes in the LB's namespace.
+    pub(super) lb_s: f64,
 }
 
+/// The clock of /proc/stat and /proc/PID/stat: USER_HZ, 100 on every Linux
+/// architecture's ABI (the kernel converts from its own HZ).
+const USER_HZ: f64 = 100.0;
+
 impl Cpu {
+    /// CPU-seconds that the run cost where a balancer can spend them: softirq
+    /// (all of it: the testbed's namespaces share the CPUs, and the kernel
+    /// doesn't split softirq time by namespace) plus the LB's processes.
+    /// Subtracting the `direct` path's figure per unit of work leaves what
+    /// the balancer added (see `report::LbCost`).
+    pub(super) fn cost_s(&self) -> f64 {
+        self.softirq_s + self.lb_s
+    }
+
     /// Whether something outside the benchmark competed for the CPUs.
     pub(super) fn noisy(&self) -> bool {
         self.before > BUSY_BEFORE || self.others > OTHERS_DURING
@@ -103,6 +121,8 @@ pub(super) fn with_cpu<T>(ns: &Namespaces, f: impl FnOnce() -> anyhow::Result<T>
             softirq,
             others: 100.0 * share(others),
             lb_cores: cpus * share(lb),
+            softirq_s: after.get(6).unwrap_or(&0).saturating_sub(*before.get(6).unwrap_or(&0)) as f64 / USER_HZ,
+            lb_s: lb as f64 / USER_HZ,
         },
     ))
 }

@@ -1,4 +1,5 @@
-//! iperf3: the server on web1, one-stream client runs, and their JSON, parsed.
+//! iperf3: the server on web1, client runs of one or more parallel streams
+//! (`-P`), and their JSON, parsed.
 use std::{
     fs::File,
     net::Ipv4Addr,
@@ -25,6 +26,8 @@ pub(super) const IPERF_PORT: u16 = 5201;
 pub(super) struct Iperf {
     /// end.sum_received.bits_per_second.
     pub(super) bps: f64,
+    /// end.sum_received.bytes: what the CPU cost per Gbit is divided by.
+    pub(super) bytes: u64,
     /// end.sum_sent.retransmits.
     pub(super) retransmits: u64,
     /// The client's (sender's) and the server's (receiver's) CPU use, in %.
@@ -64,11 +67,11 @@ pub(super) fn start_iperf_server(tb: &mut Testbed) -> anyhow::Result<()> {
     }
 }
 
-/// One bounded iperf3 run (one TCP stream, client to server), with a fresh
-/// balancer around it.
-pub(super) fn run_iperf(bed: &Bed<'_>, round: u32, path: Route) -> anyhow::Result<Run> {
+/// One bounded iperf3 run (`streams` parallel TCP streams, client to
+/// server), with a fresh balancer around it.
+pub(super) fn run_iperf(bed: &Bed<'_>, round: u32, path: Route, streams: u32) -> anyhow::Result<Run> {
     let Bed { tb, bin, cfg, args, ns } = bed;
-    let tag = format!("r{round}-iperf3-{}", path.name());
+    let tag = format!("r{round}-iperf3-P{streams}-{}", path.name());
     let target = match path {
         Route::Direct => tb.backends[0].v4(),
         _ => tb.lb.v4(),
@@ -76,12 +79,12 @@ pub(super) fn run_iperf(bed: &Bed<'_>, round: u32, path: Route) -> anyhow::Resul
     let mut lb = Lb::start(tb, bin, cfg, path, &tag)?;
     // The balancer answers HTTP on the same VIP first: it is up, with both frontends.
     wait_answers(tb, &format!("http://{target}/"), ANSWER_WITHIN, &mut lb)?;
-    let (iperf, cpu) = with_cpu(ns, || iperf_client(tb, target, args.iperf_secs))?;
+    let (iperf, cpu) = with_cpu(ns, || iperf_client(tb, target, args.iperf_secs, streams))?;
     let report = lb.stop()?;
     Ok(Run {
         round,
         path,
-        measured: Measured::Iperf(iperf),
+        measured: Measured::Iperf(streams, iperf),
         cpu,
         report,
     })
@@ -90,12 +93,13 @@ pub(super) fn run_iperf(bed: &Bed<'_>, round: u32, path: Route) -> anyhow::Resul
 /// `iperf3 -c target -J` from the client (bounded). Errors before the test
 /// started (refused, server still busy with the last one) are retried for a
 /// few seconds; anything else fails.
-fn iperf_client(tb: &Testbed, target: Ipv4Addr, secs: u64) -> anyhow::Result<Iperf> {
+fn iperf_client(tb: &Testbed, target: Ipv4Addr, secs: u64, streams: u32) -> anyhow::Result<Iperf> {
     let deadline = Instant::now() + ANSWER_WITHIN;
     loop {
         let mut cmd = tb.command(&tb.client, "iperf3");
         cmd.args(["-c", &target.to_string(), "-p", &IPERF_PORT.to_string()])
-            .args(["-t", &secs.to_string(), "-J", "--connect-timeout", "3000"]);
+            .args(["-t", &secs.to_string(), "-J", "--connect-timeout", "3000"])
+            .args(["-P", &streams.to_string()]);
         let out = cmd
             .output_timeout(Duration::from_secs(secs + 30))
             .context("running iperf3 (`cargo xtask setup` installs it)")?;
@@ -128,6 +132,7 @@ fn parse_iperf(out: &str) -> anyhow::Result<Iperf> {
         bps: end["sum_received"]["bits_per_second"]
             .as_f64()
             .context("no end.sum_received.bits_per_second")?,
+        bytes: end["sum_received"]["bytes"].as_u64().unwrap_or(0),
         retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
         sender_cpu: end["cpu_utilization_percent"]["host_total"]
             .as_f64()
@@ -145,10 +150,11 @@ mod tests {
     #[test]
     fn parses_iperf_json() {
         let out = r#"{"start": {}, "end": {"sum_sent": {"bits_per_second": 2.1e10, "retransmits": 7},
-            "sum_received": {"bits_per_second": 2.0e10},
+            "sum_received": {"bits_per_second": 2.0e10, "bytes": 12500000000},
             "cpu_utilization_percent": {"host_total": 55.5, "remote_total": 80.25}}}"#;
         let i = parse_iperf(out).unwrap();
         assert_eq!(i.bps, 2.0e10);
+        assert_eq!(i.bytes, 12_500_000_000);
         assert_eq!(i.retransmits, 7);
         assert_eq!(i.sender_cpu, 55.5);
         assert_eq!(i.receiver_cpu, 80.25);

@@ -1,15 +1,19 @@
 //! `cargo xtask bench`: what a request costs through each way to the servers,
 //! measured side by side in one run: straight to one backend (`direct`), the
 //! agent's XDP datapath (`xdp-native`), the agent's userspace TCP proxy
-//! (`proxy`), and HAProxy itself in `mode tcp` on the same haproxy.cfg
-//! (`haproxy`).
+//! (`proxy`), HAProxy itself in `mode tcp` on the same haproxy.cfg
+//! (`haproxy`), and the kernel's own balancer, nftables full NAT with round
+//! robin (`nftables`) or a hash of the client's address and port
+//! (`nftables-jhash`).
 //!
 //! First the Maglev rebuild micro-benchmark (`cargo bench --bench maglev`).
 //! Then one namespace testbed (one-arm, 3 nginx backends, an iperf3 server on
 //! web1) serves every scenario; wrk and iperf3 run in the client's namespace.
 //! The scenarios are interleaved in rounds (keep-alive over every path, then
-//! `Connection: close` over every path, then one iperf3 stream over every
-//! path; the order of the paths rotates every round) so that the machine's
+//! `Connection: close` over every path, then iperf3 with one stream and with
+//! `--iperf-parallel` streams over every path, then 64-byte UDP packets from
+//! trafgen over every path that carries UDP and the XDP_TX floor; the order
+//! of the paths rotates every round) so that the machine's
 //! noise hits them all alike, and the results are medians over rounds and
 //! ratios of medians. Every run through the VIP has its own, freshly started
 //! balancer (agent or haproxy) that must answer a request before the run and
@@ -29,12 +33,14 @@ mod docs;
 mod iperf;
 mod machine;
 mod maglev;
+mod nft;
 mod plots;
 mod program;
 mod report;
 mod results;
 mod route;
 mod targets;
+mod udp;
 mod workloads;
 mod wrk;
 
@@ -58,6 +64,7 @@ use self::{
     report::{ms, summarize},
     results::Published,
     route::{Route, parse_paths, round_order},
+    udp::{Udp, carries_udp, run_udp},
     wrk::{Conn, Wrk, run_wrk},
 };
 use crate::{
@@ -84,15 +91,27 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2, value_name = "SECS")]
     pub timeout: u64,
     /// The paths to measure, comma-separated: direct, xdp (native XDP),
-    /// xdp-generic, proxy (the agent's userspace proxy), haproxy.
-    #[arg(long, default_value = "direct,xdp,proxy,haproxy", value_name = "LIST")]
+    /// xdp-generic, proxy (the agent's userspace proxy), haproxy, nftables,
+    /// nftables-jhash.
+    #[arg(
+        long,
+        default_value = "direct,xdp,proxy,haproxy,nftables,nftables-jhash",
+        value_name = "LIST"
+    )]
     pub paths: String,
     /// Also measure the agent in generic (skb) XDP mode (as `--paths ...,xdp-generic`).
     #[arg(long)]
     pub generic: bool,
-    /// Seconds per iperf3 run (one TCP stream); 0 skips iperf3.
+    /// Seconds per iperf3 run (one stream, then `--iperf-parallel`); 0 skips iperf3.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub iperf_secs: u64,
+    /// Streams of the second iperf3 run per path (`-P`); 0 or 1 skips it.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub iperf_parallel: u32,
+    /// Seconds per trafgen run (64-byte UDP through the VIP, and the XDP_TX
+    /// floor); 0 skips them.
+    #[arg(long, default_value_t = 3, value_name = "SECS")]
+    pub udp_secs: u64,
     /// Skip the Maglev rebuild micro-benchmark.
     #[arg(long)]
     pub no_maglev: bool,
@@ -124,6 +143,8 @@ impl BenchArgs {
             a.rounds = 1;
             a.duration = 1;
             a.iperf_secs = a.iperf_secs.min(1);
+            a.udp_secs = a.udp_secs.min(1);
+            a.iperf_parallel = a.iperf_parallel.min(2);
         }
         a
     }
@@ -163,6 +184,12 @@ impl BenchArgs {
         if self.iperf_secs > 60 {
             bail!("--iperf-secs is 0..=60 seconds, not {}", self.iperf_secs);
         }
+        if self.iperf_parallel > 128 {
+            bail!("--iperf-parallel is 0..=128 streams, not {}", self.iperf_parallel);
+        }
+        if self.udp_secs > 60 {
+            bail!("--udp-secs is 0..=60 seconds, not {}", self.udp_secs);
+        }
         parse_paths(&self.paths, self.generic)
     }
 }
@@ -172,7 +199,9 @@ const BACKENDS: usize = 3;
 /// What one run measured.
 enum Measured {
     Wrk(Conn, Wrk),
-    Iperf(Iperf),
+    /// iperf3 with this many parallel streams.
+    Iperf(u32, Iperf),
+    Udp(Udp),
 }
 
 /// One bounded run (wrk or iperf3) and what surrounded it.
@@ -193,10 +222,17 @@ impl Run {
         }
     }
 
-    fn iperf(&self) -> Option<&Iperf> {
+    fn iperf(&self, streams: u32) -> Option<&Iperf> {
         match &self.measured {
-            Measured::Iperf(i) => Some(i),
-            Measured::Wrk(..) => None,
+            Measured::Iperf(n, i) if *n == streams => Some(i),
+            _ => None,
+        }
+    }
+
+    fn udp(&self) -> Option<&Udp> {
+        match &self.measured {
+            Measured::Udp(u) => Some(u),
+            _ => None,
         }
     }
 }
@@ -249,17 +285,21 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "wrk -t{} -c{} -d{}s --timeout {}s --latency",
         args.threads, args.connections, args.duration, args.timeout
     );
-    let iperf_line = format!("iperf3 -c TARGET -p {IPERF_PORT} -t {} -J", args.iperf_secs);
+    let iperf_line = format!("iperf3 -c TARGET -p {IPERF_PORT} -t {} -J [-P N]", args.iperf_secs);
+    let streams = iperf_streams(args);
+    let udp_paths = udp_paths(args, &paths);
     let wrk_runs = args.rounds as usize * Conn::ALL.len() * paths.len();
-    let iperf_runs = if args.iperf_secs > 0 {
-        args.rounds as usize * paths.len()
-    } else {
-        0
-    };
+    let iperf_runs = args.rounds as usize * streams.len() * paths.len();
+    let udp_runs = args.rounds as usize * udp_paths.len();
     step(&format!(
-        "bench: {wrk_runs} runs of `{wrk_line}`{} from the client over {} ({} round(s); direct = {}, the rest = VIP {}), ~{} s",
+        "bench: {wrk_runs} runs of `{wrk_line}`{}{} from the client over {} ({} round(s); direct = {}, the rest = VIP {}), ~{} s",
         if iperf_runs > 0 {
-            format!(" and {iperf_runs} of `{iperf_line}`")
+            format!(", {iperf_runs} of `{iperf_line}` (P = {streams:?})")
+        } else {
+            String::new()
+        },
+        if udp_runs > 0 {
+            format!(", {udp_runs} of trafgen for {} s", args.udp_secs)
         } else {
             String::new()
         },
@@ -267,7 +307,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         args.rounds,
         tb.backends[0].v4(),
         tb.lb.v4(),
-        wrk_runs as u64 * (args.duration + 2) + iperf_runs as u64 * (args.iperf_secs + 2)
+        wrk_runs as u64 * (args.duration + 2)
+            + iperf_runs as u64 * (args.iperf_secs + 2)
+            + udp_runs as u64 * (args.udp_secs + 2)
     ));
     let bed = Bed {
         tb: &tb,
@@ -300,15 +342,15 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
                 runs.push(run);
             }
         }
-        if args.iperf_secs > 0 {
+        for &n in &streams {
             for &path in &order {
-                let run =
-                    run_iperf(&bed, round, path).with_context(|| format!("round {round}, iperf3 {}", path.name()))?;
-                let i = run.iperf().cloned().unwrap_or_default();
+                let run = run_iperf(&bed, round, path, n)
+                    .with_context(|| format!("round {round}, iperf3 -P {n} {}", path.name()))?;
+                let i = run.iperf(n).cloned().unwrap_or_default();
                 println!(
                     "    round {round}/{} {:<9} {:<11} {:>9.2} Gbit/s  retransmits {:>5}  iperf3 cpu: sender {:>3.0}% receiver {:>3.0}%  {}{}",
                     args.rounds,
-                    "iperf3",
+                    format!("iperf3-P{n}"),
                     path.name(),
                     i.bps / 1e9,
                     i.retransmits,
@@ -320,6 +362,23 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
                 note_busy(&run);
                 runs.push(run);
             }
+        }
+        for &path in &round_order(&udp_paths, round) {
+            let run = run_udp(&bed, round, path).with_context(|| format!("round {round}, udp {}", path.name()))?;
+            let u = run.udp().cloned().unwrap_or_default();
+            println!(
+                "    round {round}/{} {:<9} {:<11} {:>9.0} pkt/s delivered of {:>9.0} sent (loss {:>5.1}%)  {}{}",
+                args.rounds,
+                "udp-64B",
+                path.name(),
+                u.pps(),
+                u.sent_pps(),
+                u.loss_pct(),
+                run.cpu.note(path),
+                run.report.as_ref().map(report_note).unwrap_or_default()
+            );
+            note_busy(&run);
+            runs.push(run);
         }
     }
 
@@ -423,6 +482,26 @@ fn invocation(args: &BenchArgs) -> String {
         if args.no_maglev { " --no-maglev" } else { "" },
         if args.quick { " --quick" } else { "" },
     )
+}
+
+/// The iperf3 runs of a round, by streams: one, then `--iperf-parallel`.
+fn iperf_streams(args: &BenchArgs) -> Vec<u32> {
+    match (args.iperf_secs, args.iperf_parallel) {
+        (0, _) => Vec::new(),
+        (_, 0 | 1) => vec![1],
+        (_, n) => vec![1, n],
+    }
+}
+
+/// The UDP runs of a round: the paths that carry UDP, then the XDP_TX floor
+/// (which needs native XDP, as `xdp-native` does).
+fn udp_paths(args: &BenchArgs, paths: &[Route]) -> Vec<Route> {
+    if args.udp_secs == 0 {
+        return Vec::new();
+    }
+    let mut v: Vec<Route> = paths.iter().copied().filter(|&p| carries_udp(p)).collect();
+    v.push(Route::TxFloor);
+    v
 }
 
 fn note_busy(run: &Run) {

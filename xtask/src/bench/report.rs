@@ -10,10 +10,42 @@ use super::{
     cpu::{BUSY_BEFORE, OTHERS_DURING},
     iperf::Iperf,
     route::Route,
+    udp::Udp,
     workloads::{latency, workloads},
     wrk::{Conn, Wrk},
 };
 use crate::util::step;
+
+/// What the balancer costs, per unit of work, in CPU-milliseconds: the run's
+/// softirq time on all CPUs plus the CPU time of the processes in the LB's
+/// namespace (from /proc/stat and /proc/PID/stat, in USER_HZ ticks, around
+/// the run; see `Cpu::cost_s`), divided by the run's work: 1,000 new
+/// connections (`Connection: close` runs; one connection per request), one
+/// Gbit received (iperf3's `sum_received.bytes`), or a million UDP packets
+/// delivered. The kernel doesn't split softirq time by namespace, and the
+/// client's and servers' packet processing is in it too, so the path
+/// `direct` (no balancer) has a cost of its own; the `lb_` figures subtract
+/// direct's median from the path's, which leaves what the balancer added
+/// (its softirq work such as XDP, bridge and veth hops, conntrack and NAT,
+/// or TCP termination, plus its processes). With 2 cores shared by client,
+/// LB and servers, and others' load on the machine, these are noisy; the
+/// rounds' medians are what is reported.
+pub(super) fn close_cost(r: &Run) -> Option<f64> {
+    let w = r.wrk(Conn::Close)?;
+    (w.requests > 0).then(|| r.cpu.cost_s() * 1e6 / w.requests as f64)
+}
+
+/// See [`close_cost`]: CPU-ms per Gbit received.
+pub(super) fn iperf_cost(r: &Run, streams: u32) -> Option<f64> {
+    let gbit = r.iperf(streams)?.bytes as f64 * 8.0 / 1e9;
+    (gbit > 0.0).then(|| r.cpu.cost_s() * 1e3 / gbit)
+}
+
+/// See [`close_cost`]: CPU-ms per million UDP packets delivered.
+pub(super) fn udp_cost(r: &Run) -> Option<f64> {
+    let u = r.udp()?;
+    (u.delivered > 0).then(|| r.cpu.cost_s() * 1e9 / u.delivered as f64)
+}
 
 /// Medians of one path over the rounds.
 struct PathSummary {
@@ -23,23 +55,57 @@ struct PathSummary {
     keepalive_rps: f64,
     keepalive_p99_ms: f64,
     iperf_gbps: f64,
+    /// iperf3 with `--iperf-parallel` streams.
+    parallel_gbps: f64,
+    udp_pps: f64,
+    udp_sent_pps: f64,
+    udp_loss_pct: f64,
+    /// CPU-ms per 1,000 connections, per Gbit (one and parallel streams), per
+    /// million UDP packets: see [`close_cost`].
+    close_cost: f64,
+    iperf_cost: f64,
+    parallel_cost: f64,
+    udp_cost: f64,
 }
 
 impl PathSummary {
-    fn of(path: Route, runs: &[Run]) -> Self {
+    fn of(path: Route, runs: &[Run], parallel: u32) -> Self {
         let mine = || runs.iter().filter(move |r| r.path == path);
         let wrk = |conn: Conn, f: fn(&Wrk) -> f64| median(mine().filter_map(|r| r.wrk(conn)).map(f).collect());
+        let iperf = |n: u32| median(mine().filter_map(|r| r.iperf(n)).map(|i| i.bps / 1e9).collect());
+        let udp = |f: fn(&Udp) -> f64| median(mine().filter_map(Run::udp).map(f).collect());
+        let cost = |f: &dyn Fn(&Run) -> Option<f64>| median(mine().filter_map(f).collect());
         Self {
             path,
             close_rps: wrk(Conn::Close, |w| w.rps),
             close_p99_ms: wrk(Conn::Close, |w| w.lat_p99_ms),
             keepalive_rps: wrk(Conn::KeepAlive, |w| w.rps),
             keepalive_p99_ms: wrk(Conn::KeepAlive, |w| w.lat_p99_ms),
-            iperf_gbps: median(mine().filter_map(Run::iperf).map(|i| i.bps / 1e9).collect()),
+            iperf_gbps: iperf(1),
+            parallel_gbps: if parallel > 1 { iperf(parallel) } else { f64::NAN },
+            udp_pps: udp(Udp::pps),
+            udp_sent_pps: udp(Udp::sent_pps),
+            udp_loss_pct: udp(Udp::loss_pct),
+            close_cost: cost(&close_cost),
+            iperf_cost: cost(&|r| iperf_cost(r, 1)),
+            parallel_cost: if parallel > 1 {
+                cost(&|r| iperf_cost(r, parallel))
+            } else {
+                f64::NAN
+            },
+            udp_cost: cost(&udp_cost),
         }
     }
 
-    fn json(&self) -> Value {
+    /// What the balancer added to a cost: this path's minus direct's.
+    fn lb(&self, direct: Option<&Self>, f: fn(&Self) -> f64) -> f64 {
+        match direct {
+            Some(d) if self.path != Route::Direct => f(self) - f(d),
+            _ => f64::NAN,
+        }
+    }
+
+    fn json(&self, direct: Option<&Self>, floor_pps: f64) -> Value {
         json!({
             "path": self.path.name(),
             "close_rps": nan_null(self.close_rps),
@@ -47,6 +113,19 @@ impl PathSummary {
             "keepalive_rps": nan_null(self.keepalive_rps),
             "keepalive_p99_ms": nan_null(self.keepalive_p99_ms),
             "iperf3_gbps": nan_null(self.iperf_gbps),
+            "iperf3_parallel_gbps": nan_null(self.parallel_gbps),
+            "udp_pps": nan_null(self.udp_pps),
+            "udp_sent_pps": nan_null(self.udp_sent_pps),
+            "udp_loss_pct": nan_null(self.udp_loss_pct),
+            "udp_of_tx_floor": nan_null(self.udp_pps / floor_pps),
+            "close_cpu_ms_per_1k_conns": nan_null(self.close_cost),
+            "close_lb_cpu_ms_per_1k_conns": nan_null(self.lb(direct, |s| s.close_cost)),
+            "iperf3_cpu_ms_per_gbit": nan_null(self.iperf_cost),
+            "iperf3_lb_cpu_ms_per_gbit": nan_null(self.lb(direct, |s| s.iperf_cost)),
+            "iperf3_parallel_cpu_ms_per_gbit": nan_null(self.parallel_cost),
+            "iperf3_parallel_lb_cpu_ms_per_gbit": nan_null(self.lb(direct, |s| s.parallel_cost)),
+            "udp_cpu_ms_per_mpkt": nan_null(self.udp_cost),
+            "udp_lb_cpu_ms_per_mpkt": nan_null(self.lb(direct, |s| s.udp_cost)),
         })
     }
 }
@@ -57,7 +136,12 @@ fn nan_null(v: f64) -> Value {
 }
 
 /// The ratios the comparison shows, numerator / denominator, where both were measured.
-const RATIOS: [(Route, Route); 7] = [
+const RATIOS: [(Route, Route); 12] = [
+    (Route::XdpNative, Route::Nftables),
+    (Route::XdpNative, Route::NftablesJhash),
+    (Route::XdpGeneric, Route::Nftables),
+    (Route::Nftables, Route::Haproxy),
+    (Route::Nftables, Route::Direct),
     (Route::Proxy, Route::Haproxy),
     (Route::XdpNative, Route::Haproxy),
     (Route::XdpNative, Route::Direct),
@@ -127,8 +211,8 @@ pub(super) fn summarize(
     }
 
     let mut iperf = Vec::new();
-    if runs.iter().any(|r| r.iperf().is_some()) {
-        println!("    {iperf_line} (one stream; TARGET = web1 for direct, else the VIP):");
+    for n in iperf_streams(runs) {
+        println!("    {iperf_line} (-P {n}; TARGET = web1 for direct, else the VIP):");
         println!(
             "    {:<11} {:>13}  {:<24} {:>11} {:>15} {:>17} {:>9} {:>9}",
             "path",
@@ -144,7 +228,7 @@ pub(super) fn summarize(
             let mine: Vec<(&Run, &Iperf)> = runs
                 .iter()
                 .filter(|r| r.path == path)
-                .filter_map(|r| r.iperf().map(|i| (r, i)))
+                .filter_map(|r| r.iperf(n).map(|i| (r, i)))
                 .collect();
             let gbps: Vec<f64> = mine.iter().map(|(_, i)| i.bps / 1e9).collect();
             let per_round: Vec<String> = gbps.iter().map(|v| format!("{v:.2}")).collect();
@@ -166,6 +250,7 @@ pub(super) fn summarize(
             );
             iperf.push(json!({
                 "path": path.name(),
+                "streams": n,
                 "median_gbps": nan_null(median(gbps)),
                 "retransmits": retr,
                 "median_sender_cpu_pct": nan_null(sender),
@@ -176,6 +261,8 @@ pub(super) fn summarize(
             }));
         }
     }
+
+    let udp = udp_table(args, paths, runs);
 
     println!("    ratios to direct (ratio of the medians; in brackets, each round's own ratio):");
     let mut ratios = Vec::new();
@@ -219,21 +306,38 @@ pub(super) fn summarize(
         "    the balancers' counters, summed over rounds (connections per server: XDP new flows, proxy sessions):"
     );
     let mut balancers = Vec::new();
-    let kinds: Vec<(&str, Option<Conn>)> = Conn::ALL
+    let kinds: Vec<(String, Workload)> = Conn::ALL
         .iter()
-        .map(|&c| (c.name(), Some(c)))
-        .chain(runs.iter().any(|r| r.iperf().is_some()).then_some(("iperf3", None)))
+        .map(|&c| (c.name().to_string(), Workload::Wrk(c)))
+        .chain(
+            iperf_streams(runs)
+                .into_iter()
+                .map(|n| (format!("iperf3-P{n}"), Workload::Iperf(n))),
+        )
+        .chain(
+            runs.iter()
+                .any(|r| r.udp().is_some())
+                .then(|| ("udp-64B".to_string(), Workload::Udp)),
+        )
         .collect();
-    for &(kind, conn) in &kinds {
+    for (kind, workload) in &kinds {
+        let conn = match workload {
+            Workload::Wrk(c) => Some(*c),
+            _ => None,
+        };
         for &path in paths.iter().filter(|p| **p != Route::Direct) {
             let mine: Vec<&Run> = runs
                 .iter()
                 .filter(|r| r.path == path)
-                .filter(|r| match conn {
-                    Some(c) => r.wrk(c).is_some(),
-                    None => r.iperf().is_some(),
+                .filter(|r| match workload {
+                    Workload::Wrk(c) => r.wrk(*c).is_some(),
+                    Workload::Iperf(n) => r.iperf(*n).is_some(),
+                    Workload::Udp => r.udp().is_some(),
                 })
                 .collect();
+            if mine.is_empty() {
+                continue;
+            }
             let reports: Vec<&Value> = mine.iter().filter_map(|r| r.report.as_ref()).collect();
             let mode = reports.first().map(|r| r["mode"].clone()).unwrap_or(Value::Null);
             let mut servers: Vec<(String, u64)> = Vec::new();
@@ -264,7 +368,7 @@ pub(super) fn summarize(
                 .collect();
             let troubled: Vec<String> = trouble.iter().map(|(k, n)| format!("{k} {n}")).collect();
             println!(
-                "      {:<9} {:<11} mode {}; {}{}; {}",
+                "      {:<9} {:<11} mode {}; {}{}{}",
                 kind,
                 path.name(),
                 mode.as_str().unwrap_or("?"),
@@ -274,7 +378,11 @@ pub(super) fn summarize(
                 } else {
                     String::new()
                 },
-                troubled.join(", ")
+                if troubled.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", troubled.join(", "))
+                }
             );
             balancers.push(json!({
                 "workload": kind,
@@ -287,7 +395,7 @@ pub(super) fn summarize(
         }
     }
 
-    let comparison = compare(paths, runs);
+    let comparison = compare(paths, runs, args.iperf_parallel);
 
     if !maglev.is_empty() {
         println!("    Maglev rebuild (cargo bench -p lbxdp-agent --bench maglev):");
@@ -322,82 +430,234 @@ pub(super) fn summarize(
         "comparison": comparison,
         "scenarios": scenarios,
         "iperf3_runs": iperf,
+        "iperf3_parallel_streams": if args.iperf_parallel > 1 { json!(args.iperf_parallel) } else { Value::Null },
+        "udp_runs": udp,
         "ratios_to_direct": ratios,
         "balancers": balancers,
         "maglev": maglev,
         // What the docs are written from (results::Published).
-        "workloads": workloads(args.rounds, wrk_line, iperf_line, paths, runs),
+        "workloads": workloads(args.rounds, wrk_line, iperf_line, args.iperf_parallel, paths, runs),
         "latency": latency(paths, runs),
     })
 }
 
-/// The side-by-side table (medians per path) and the ratios between paths.
-fn compare(paths: &[Route], runs: &[Run]) -> Value {
-    let sums: Vec<PathSummary> = paths.iter().map(|&p| PathSummary::of(p, runs)).collect();
-    let gbps = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{v:.2}") };
-    let rps = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{v:.0}") };
-    step("bench: side by side (medians over rounds)");
-    println!(
-        "    {:<11} {:>12} {:>10} {:>16} {:>14} {:>15}",
-        "path", "close req/s", "close p99", "keep-alive req/s", "keep-alive p99", "iperf3 Gbit/s"
-    );
-    for s in &sums {
-        println!(
-            "    {:<11} {:>12} {:>10} {:>16} {:>14} {:>15}",
-            s.path.name(),
-            rps(s.close_rps),
-            ms(s.close_p99_ms),
-            rps(s.keepalive_rps),
-            ms(s.keepalive_p99_ms),
-            gbps(s.iperf_gbps)
-        );
+/// A kind of run, for the balancers' counters.
+#[derive(Clone, Copy)]
+enum Workload {
+    Wrk(Conn),
+    Iperf(u32),
+    Udp,
+}
+
+/// The iperf3 stream counts that were run, in order.
+fn iperf_streams(runs: &[Run]) -> Vec<u32> {
+    let mut n: Vec<u32> = runs
+        .iter()
+        .filter_map(|r| match r.measured {
+            Measured::Iperf(n, _) => Some(n),
+            _ => None,
+        })
+        .collect();
+    n.sort_unstable();
+    n.dedup();
+    n
+}
+
+/// The UDP paths that ran (the XDP_TX floor last), as `paths` orders them.
+fn udp_routes(paths: &[Route], runs: &[Run]) -> Vec<Route> {
+    paths
+        .iter()
+        .copied()
+        .chain([Route::TxFloor])
+        .filter(|&p| runs.iter().any(|r| r.path == p && r.udp().is_some()))
+        .collect()
+}
+
+/// The UDP table, printed, and its JSON.
+fn udp_table(args: &BenchArgs, paths: &[Route], runs: &[Run]) -> Vec<Value> {
+    let routes = udp_routes(paths, runs);
+    if routes.is_empty() {
+        return Vec::new();
     }
-    println!("    ratios of the medians (req/s and Gbit/s: higher is better; p99: lower is better):");
     println!(
-        "    {:<24} {:>12} {:>10} {:>16} {:>14} {:>15}",
-        "", "close req/s", "close p99", "keep-alive req/s", "keep-alive p99", "iperf3 Gbit/s"
+        "    trafgen, 64-byte UDP for {} s from the client (to web1 for direct, else the LB; delivered = the servers' \
+         eth0 rx, the client's for the XDP_TX floor):",
+        args.udp_secs
     );
-    let ratio = |a: f64, b: f64| a / b;
-    let shown = |v: f64| {
-        if v.is_finite() {
-            format!("{v:.2}")
-        } else {
-            "-".to_string()
+    println!(
+        "    {:<14} {:>14} {:<30} {:>12} {:>8} {:>9} {:>11}",
+        "path", "delivered/s", "per round (delivered/s)", "sent/s", "loss", "cpu busy", "ms/Mpkt"
+    );
+    let mut out = Vec::new();
+    for path in routes {
+        let mine: Vec<(&Run, &Udp)> = runs
+            .iter()
+            .filter(|r| r.path == path)
+            .filter_map(|r| r.udp().map(|u| (r, u)))
+            .collect();
+        let pps: Vec<f64> = mine.iter().map(|(_, u)| u.pps()).collect();
+        let per_round: Vec<String> = pps.iter().map(|v| format!("{v:.0}")).collect();
+        let sent = median(mine.iter().map(|(_, u)| u.sent_pps()).collect());
+        let loss = median(mine.iter().map(|(_, u)| u.loss_pct()).collect());
+        let cpu = median(mine.iter().map(|(r, _)| r.cpu.busy).collect());
+        let cost = median(mine.iter().filter_map(|(r, _)| udp_cost(r)).collect());
+        println!(
+            "    {:<14} {:>14.0} {:<30} {:>12.0} {:>7.1}% {:>8.0}% {:>11.1}",
+            path.name(),
+            median(pps.clone()),
+            per_round.join(" "),
+            sent,
+            loss,
+            cpu,
+            cost
+        );
+        out.push(json!({
+            "path": path.name(),
+            "median_pps": nan_null(median(pps)),
+            "median_sent_pps": nan_null(sent),
+            "median_loss_pct": nan_null(loss),
+            "median_cpu_busy_pct": nan_null(cpu),
+            "median_cpu_ms_per_mpkt": nan_null(cost),
+            "runs": mine.iter().map(|(r, _)| run_json(r)).collect::<Vec<_>>(),
+        }));
+    }
+    out
+}
+
+/// One column of the side-by-side tables: header, JSON key of the ratio,
+/// the figure, and its decimals.
+type Column = (
+    &'static str,
+    &'static str,
+    fn(&PathSummary, Option<&PathSummary>) -> f64,
+    usize,
+);
+
+/// Rates and latencies (higher and lower is better, as the header says).
+const SPEED: [Column; 8] = [
+    ("close req/s", "close_rps", |s, _| s.close_rps, 0),
+    ("close p99 ms", "close_p99_ms", |s, _| s.close_p99_ms, 2),
+    ("keep-alive req/s", "keepalive_rps", |s, _| s.keepalive_rps, 0),
+    ("k-a p99 ms", "keepalive_p99_ms", |s, _| s.keepalive_p99_ms, 2),
+    ("iperf3 Gbit/s", "iperf3_gbps", |s, _| s.iperf_gbps, 2),
+    ("-P Gbit/s", "iperf3_parallel_gbps", |s, _| s.parallel_gbps, 2),
+    ("UDP pkt/s", "udp_pps", |s, _| s.udp_pps, 0),
+    ("UDP loss %", "udp_loss_pct", |s, _| s.udp_loss_pct, 1),
+];
+
+/// CPU-ms per unit of work (see [`close_cost`]), in all and added by the
+/// balancer (the path's minus direct's): lower is better.
+const COST: [Column; 8] = [
+    ("ms/1k conns", "close_cpu_per_conn", |s, _| s.close_cost, 1),
+    ("lb ms/1k", "close_lb_cpu_per_conn", |s, d| s.lb(d, |x| x.close_cost), 1),
+    ("ms/Gbit", "iperf3_cpu_per_gbit", |s, _| s.iperf_cost, 1),
+    (
+        "lb ms/Gbit",
+        "iperf3_lb_cpu_per_gbit",
+        |s, d| s.lb(d, |x| x.iperf_cost),
+        1,
+    ),
+    ("-P ms/Gbit", "iperf3_parallel_cpu_per_gbit", |s, _| s.parallel_cost, 1),
+    (
+        "-P lb ms/Gbit",
+        "iperf3_parallel_lb_cpu_per_gbit",
+        |s, d| s.lb(d, |x| x.parallel_cost),
+        1,
+    ),
+    ("UDP ms/Mpkt", "udp_cpu_per_mpkt", |s, _| s.udp_cost, 1),
+    (
+        "UDP lb ms/Mpkt",
+        "udp_lb_cpu_per_mpkt",
+        |s, d| s.lb(d, |x| x.udp_cost),
+        1,
+    ),
+];
+
+fn row(label: &str, cells: impl Iterator<Item = String>) {
+    let cells: Vec<String> = cells.map(|c| format!(" {c:>16}")).collect();
+    println!("    {label:<26}{}", cells.join(""));
+}
+
+fn cell(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        "-".to_string()
+    }
+}
+
+/// The side-by-side tables (medians per path) and the ratios between paths.
+fn compare(paths: &[Route], runs: &[Run], parallel: u32) -> Value {
+    let sums: Vec<PathSummary> = paths.iter().map(|&p| PathSummary::of(p, runs, parallel)).collect();
+    let direct = sums.iter().find(|s| s.path == Route::Direct);
+    let floor = median(
+        runs.iter()
+            .filter(|r| r.path == Route::TxFloor)
+            .filter_map(Run::udp)
+            .map(Udp::pps)
+            .collect(),
+    );
+    let floor_sent = median(
+        runs.iter()
+            .filter(|r| r.path == Route::TxFloor)
+            .filter_map(Run::udp)
+            .map(Udp::sent_pps)
+            .collect(),
+    );
+    step("bench: side by side (medians over rounds)");
+    for (title, columns) in [
+        ("rates and latencies", &SPEED),
+        (
+            "CPU-ms per 1,000 new connections (close), per Gbit (iperf3), per million UDP packets; \
+             softirq + the LB's processes; lb = minus direct's",
+            &COST,
+        ),
+    ] {
+        println!("    {title}:");
+        row("path", columns.iter().map(|c| c.0.to_string()));
+        for s in &sums {
+            row(s.path.name(), columns.iter().map(|c| cell((c.2)(s, direct), c.3)));
         }
-    };
+    }
+    if floor.is_finite() {
+        println!(
+            "    XDP_TX floor (MAC swap and XDP_TX on the LB's eth0): {floor:.0} pkt/s back at the client of \
+             {floor_sent:.0} sent"
+        );
+        for s in sums.iter().filter(|s| s.udp_pps.is_finite()) {
+            println!("      {:<16} UDP {:.2} of the floor", s.path.name(), s.udp_pps / floor);
+        }
+    }
+    println!("    ratios of the medians (rates: higher is better; p99, loss and CPU: lower is better):");
+    for columns in [&SPEED, &COST] {
+        row("", columns.iter().map(|c| c.0.to_string()));
+        for (num, den) in RATIOS {
+            let (Some(n), Some(d)) = (sums.iter().find(|s| s.path == num), sums.iter().find(|s| s.path == den)) else {
+                continue;
+            };
+            row(
+                &format!("{}/{}", num.name(), den.name()),
+                columns.iter().map(|c| cell((c.2)(n, direct) / (c.2)(d, direct), 2)),
+            );
+        }
+    }
     let mut ratios = Vec::new();
     for (num, den) in RATIOS {
         let (Some(n), Some(d)) = (sums.iter().find(|s| s.path == num), sums.iter().find(|s| s.path == den)) else {
             continue;
         };
-        let r = [
-            ratio(n.close_rps, d.close_rps),
-            ratio(n.close_p99_ms, d.close_p99_ms),
-            ratio(n.keepalive_rps, d.keepalive_rps),
-            ratio(n.keepalive_p99_ms, d.keepalive_p99_ms),
-            ratio(n.iperf_gbps, d.iperf_gbps),
-        ];
-        println!(
-            "    {:<24} {:>12} {:>10} {:>16} {:>14} {:>15}",
-            format!("{}/{}", num.name(), den.name()),
-            shown(r[0]),
-            shown(r[1]),
-            shown(r[2]),
-            shown(r[3]),
-            shown(r[4])
-        );
-        ratios.push(json!({
-            "ratio": format!("{}/{}", num.name(), den.name()),
-            "close_rps": nan_null(r[0]),
-            "close_p99_ms": nan_null(r[1]),
-            "keepalive_rps": nan_null(r[2]),
-            "keepalive_p99_ms": nan_null(r[3]),
-            "iperf3_gbps": nan_null(r[4]),
-        }));
+        let mut r = serde_json::Map::new();
+        r.insert("ratio".into(), json!(format!("{}/{}", num.name(), den.name())));
+        for c in SPEED.iter().chain(&COST) {
+            r.insert(c.1.into(), nan_null((c.2)(n, direct) / (c.2)(d, direct)));
+        }
+        ratios.push(Value::Object(r));
     }
     json!({
-        "paths": sums.iter().map(PathSummary::json).collect::<Vec<_>>(),
+        "paths": sums.iter().map(|s| s.json(direct, floor)).collect::<Vec<_>>(),
         "ratios": ratios,
+        "xdp_tx_floor_pps": nan_null(floor),
+        "xdp_tx_floor_sent_pps": nan_null(floor_sent),
     })
 }
 
@@ -418,6 +678,8 @@ fn run_json(r: &Run) -> Value {
         "cpu_softirq_pct": nan_null(r.cpu.softirq),
         "cpu_others_pct": nan_null(r.cpu.others),
         "lb_cpu_cores": nan_null(r.cpu.lb_cores),
+        "cpu_softirq_s": nan_null(r.cpu.softirq_s),
+        "lb_cpu_s": nan_null(r.cpu.lb_s),
         "report": r.report,
     });
     match &r.measured {
@@ -434,11 +696,20 @@ fn run_json(r: &Run) -> Value {
             });
             v["non_2xx"] = json!(w.non_2xx);
         }
-        Measured::Iperf(i) => {
+        Measured::Iperf(n, i) => {
+            v["streams"] = json!(n);
             v["gbps"] = json!(i.bps / 1e9);
+            v["bytes"] = json!(i.bytes);
             v["retransmits"] = json!(i.retransmits);
             v["sender_cpu_pct"] = nan_null(i.sender_cpu);
             v["receiver_cpu_pct"] = nan_null(i.receiver_cpu);
+        }
+        Measured::Udp(u) => {
+            v["sent"] = json!(u.sent);
+            v["delivered"] = json!(u.delivered);
+            v["secs"] = json!(u.secs);
+            v["pps"] = nan_null(u.pps());
+            v["loss_pct"] = nan_null(u.loss_pct());
         }
     }
     v

@@ -14,6 +14,16 @@ pub(super) enum Route {
     Proxy,
     /// To the VIP, through HAProxy (`haproxy -db -f` the same haproxy.cfg).
     Haproxy,
+    /// To the VIP, through the kernel's own balancer on the LB, no agent:
+    /// nftables full NAT, `dnat to numgen inc mod 3 map {...}` and masquerade.
+    Nftables,
+    /// As [`Route::Nftables`], the server picked by
+    /// `jhash ip saddr . th sport mod 3` instead of round robin.
+    NftablesJhash,
+    /// Not a way to the servers: the LB only bounces frames (MACs swapped,
+    /// XDP_TX) back to the client. Measured by the UDP workload alone, as the
+    /// fastest an XDP balancer could be on this box; never in `--paths`.
+    TxFloor,
 }
 
 impl Route {
@@ -24,6 +34,9 @@ impl Route {
             Self::XdpGeneric => "xdp-generic",
             Self::Proxy => "proxy",
             Self::Haproxy => "haproxy",
+            Self::Nftables => "nftables",
+            Self::NftablesJhash => "nftables-jhash",
+            Self::TxFloor => "xdp-tx-floor",
         }
     }
 
@@ -34,7 +47,9 @@ impl Route {
             "xdp-generic" | "generic" => Self::XdpGeneric,
             "proxy" => Self::Proxy,
             "haproxy" => Self::Haproxy,
-            _ => bail!("unknown path {s:?} (direct, xdp, xdp-generic, proxy, haproxy)"),
+            "nftables" | "nft" => Self::Nftables,
+            "nftables-jhash" | "nft-jhash" | "jhash" => Self::NftablesJhash,
+            _ => bail!("unknown path {s:?} (direct, xdp, xdp-generic, proxy, haproxy, nftables, nftables-jhash)"),
         })
     }
 }
@@ -81,6 +96,11 @@ mod tests {
             [Route::Haproxy, Route::XdpNative, Route::XdpGeneric]
         );
         assert!(parse_paths("direct,nginx", false).is_err());
+        assert!(parse_paths("xdp-tx-floor", false).is_err());
+        assert_eq!(
+            parse_paths("nft,nftables-jhash", false).unwrap(),
+            [Route::Nftables, Route::NftablesJhash]
+        );
         assert!(parse_paths(",", false).is_err());
         assert_eq!(round_order(&all, 1), all);
         assert_eq!(

@@ -3,12 +3,20 @@
 //! more entry in `workloads` (or a `Workload` built elsewhere and pushed).
 use super::{
     Run,
+    report::{close_cost, iperf_cost},
     results::{Latency, Workload, median},
     route::Route,
     wrk::Conn,
 };
 
-pub(super) fn workloads(rounds: u32, wrk_line: &str, iperf_line: &str, paths: &[Route], runs: &[Run]) -> Vec<Workload> {
+pub(super) fn workloads(
+    rounds: u32,
+    wrk_line: &str,
+    iperf_line: &str,
+    parallel: u32,
+    paths: &[Route],
+    runs: &[Run],
+) -> Vec<Workload> {
     let medians = format!("medians of {rounds} round(s)");
     let wrk = |conn: Conn| {
         let header = match conn {
@@ -54,7 +62,54 @@ pub(super) fn workloads(rounds: u32, wrk_line: &str, iperf_line: &str, paths: &[
             true,
             &format!("`{iperf_line}`, {medians}."),
         )
-        .rows_by_path(paths, runs, |r| r.iperf().map(|i| i.bps / 1e9)),
+        .rows_by_path(paths, runs, |r| r.iperf(1).map(|i| i.bps / 1e9)),
+        Workload::new(
+            "iperf3_parallel_gbps",
+            &format!("{parallel} TCP streams, iperf3"),
+            "Gbit/s",
+            true,
+            &format!("`{iperf_line} -P {parallel}`, {medians}."),
+        )
+        .rows_by_path(paths, runs, |r| r.iperf(parallel).map(|i| i.bps / 1e9)),
+        Workload::new(
+            "udp_pps",
+            "64-byte UDP packets/s delivered to the servers",
+            "pkt/s",
+            true,
+            &format!(
+                "trafgen from the client, 16,384 flows to the VIP; delivered = the servers' rx packets \
+                 (the XDP_TX floor: a program that only swaps MACs, what comes back to the client); {medians}."
+            ),
+        )
+        .rows_by_path(paths, runs, |r| r.udp().map(|u| u.pps()))
+        .rows_by_path(&[Route::TxFloor], runs, |r| r.udp().map(|u| u.pps())),
+        Workload::new(
+            "udp_loss_pct",
+            "64-byte UDP: loss",
+            "%",
+            false,
+            &format!("sent by trafgen but not delivered, {medians}."),
+        )
+        .rows_by_path(paths, runs, |r| r.udp().map(|u| u.loss_pct())),
+        Workload::new(
+            "cpu_per_conn",
+            "CPU per 1,000 new connections (softirq + the LB's processes)",
+            "CPU-ms",
+            false,
+            &format!(
+                "machine-wide softirq and the LB namespace's process CPU time around each `Connection: close` \
+                 run, per 1,000 connections (see report.rs, close_cost); {medians}."
+            ),
+        )
+        .rows_by_path(paths, runs, close_cost),
+        Workload::new(
+            "cpu_per_gbit",
+            "CPU per Gbit, one iperf3 stream",
+            "CPU-ms",
+            false,
+            &format!("as above, per Gbit received; {medians}."),
+        )
+        .rows_by_path(paths, runs, |r| iperf_cost(r, 1)),
     ];
     w.retain(|w| !w.rows.is_empty());
     w
@@ -130,15 +185,18 @@ mod tests {
             Run {
                 round: 1,
                 path: Route::Haproxy,
-                measured: Measured::Iperf(Iperf {
-                    bps: 2e9,
-                    ..Iperf::default()
-                }),
+                measured: Measured::Iperf(
+                    1,
+                    Iperf {
+                        bps: 2e9,
+                        ..Iperf::default()
+                    },
+                ),
                 cpu: Cpu::default(),
                 report: None,
             },
         ];
-        let w = workloads(2, "wrk -t1", "iperf3 -c TARGET", &paths, &runs);
+        let w = workloads(2, "wrk -t1", "iperf3 -c TARGET", 8, &paths, &runs);
         let keys: Vec<&str> = w.iter().map(|w| w.key.as_str()).collect();
         assert_eq!(
             keys,

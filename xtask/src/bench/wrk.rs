@@ -5,7 +5,7 @@ use anyhow::{Context as _, bail};
 
 use super::{
     Bed, Measured, Run,
-    balancer::{ANSWER_WITHIN, Lb, wait_answers},
+    balancer::{ANSWER_WITHIN, Lb, drain_time_wait, wait_answers},
     cpu::with_cpu,
     route::Route,
 };
@@ -56,6 +56,7 @@ pub(super) fn run_wrk(bed: &Bed<'_>, round: u32, path: Route, conn: Conn) -> any
         Route::Direct => format!("http://{}/", tb.backends[0].v4()),
         _ => format!("http://{}/", tb.lb.v4()),
     };
+    drain_time_wait(tb)?;
     let mut lb = Lb::start(tb, bin, cfg, path, &tag)?;
     // One answer first: a broken path fails here in seconds, not after a whole
     // run. The agent attaches before it fills its maps, so the VIP may refuse
