@@ -10,6 +10,22 @@ use std::time::Duration;
 use common::rsyslog::{start_rsyslog, wait_for_line};
 use lbxdp_testbed::Layout;
 
+/// The test's haproxy.cfg: `global` lines, `defaults` lines, and a TCP
+/// frontend over the testbed's servers, checked fast enough to go DOWN soon.
+fn config(tb: &lbxdp_testbed::Testbed, global: &str, defaults: &str) -> String {
+    let servers: String = tb
+        .backends
+        .iter()
+        .map(|b| format!("    server {} {}:80 check inter 300 fall 1 rise 1\n", b.name, b.v4()))
+        .collect();
+    format!(
+        "global\n{global}\ndefaults\n    mode tcp\n    log global\n{defaults}    \
+         timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n{servers}",
+        tb.lb.v4()
+    )
+}
+
 fn seed_logging(mode: &str) {
     let name = format!("seed_logging_{mode}");
     let Some(mut tb) = common::plain_testbed(&name, Layout::OneArm, 2) else {
@@ -18,16 +34,7 @@ fn seed_logging(mode: &str) {
     let Some(file) = start_rsyslog(&mut tb) else {
         return;
     };
-    let cfg = format!(
-        "global\n    log 127.0.0.1 local2\n\ndefaults\n    mode tcp\n    log global\n    option tcplog\n    \
-         timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
-         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
-        tb.lb.v4()
-    ) + &tb
-        .backends
-        .iter()
-        .map(|b| format!("    server {} {}:80 check inter 300 fall 1 rise 1\n", b.name, b.v4()))
-        .collect::<String>();
+    let cfg = config(&tb, "    log 127.0.0.1 local2\n", "    option tcplog\n");
     let path = common::write_config(&tb, &cfg);
     let mut args = vec!["-f", path.as_str(), "-i", "eth0", "--mode", mode];
     if mode == "xdp" {
@@ -79,17 +86,7 @@ fn rfc5424_logging() {
     let Some(file) = start_rsyslog(&mut tb) else {
         return;
     };
-    let cfg = format!(
-        "global\n    log 127.0.0.1 format rfc5424 local2\n    log-tag lbtest\n\n\
-         defaults\n    mode tcp\n    log global\n    \
-         timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n\
-         frontend web\n    bind {}:80\n    default_backend pool\n\nbackend pool\n",
-        tb.lb.v4()
-    ) + &tb
-        .backends
-        .iter()
-        .map(|b| format!("    server {} {}:80 check inter 300 fall 1 rise 1\n", b.name, b.v4()))
-        .collect::<String>();
+    let cfg = config(&tb, "    log 127.0.0.1 format rfc5424 local2\n    log-tag lbtest\n", "");
     let path = common::write_config(&tb, &cfg);
     let mut agent = common::Agent::start(&tb, &["-f", path.as_str(), "-i", "eth0", "--mode", "proxy"]);
     agent.wait_for("balancing", Duration::from_secs(20));

@@ -203,6 +203,25 @@ pub struct StatsSocket {
     pub origin: Origin,
 }
 
+impl StatsSocket {
+    /// An admin-level socket at `address` with no other option: what the
+    /// agent opens for its own use (a master's line to its worker, the
+    /// master CLI before its `-S` options).
+    pub fn admin(address: impl Into<String>, origin: Origin) -> Self {
+        Self {
+            address: address.into(),
+            mode: None,
+            user: None,
+            group: None,
+            uid: None,
+            gid: None,
+            level: CliLevel::Admin,
+            maxconn: None,
+            origin,
+        }
+    }
+}
+
 /// The runtime API's access levels, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum CliLevel {

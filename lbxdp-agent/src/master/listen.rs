@@ -48,17 +48,7 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Spec> {
     if address.is_empty() {
         bail!("-S {text}: no address");
     }
-    let mut socket = StatsSocket {
-        address: address.to_string(),
-        mode: None,
-        user: None,
-        group: None,
-        uid: None,
-        gid: None,
-        level: CliLevel::Admin,
-        maxconn: None,
-        origin: crate::config::Origin::new("-S", 0),
-    };
+    let mut socket = StatsSocket::admin(address, crate::config::Origin::new("-S", 0));
     while let Some(name) = parts.next() {
         let Some(value) = parts.next() else {
             bail!("-S {text}: '{name}' needs a value");

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::{CliLevel, Config, StatsSocket};
+use crate::config::{Config, StatsSocket};
 pub use command::{AdminState, Command, ForcedHealth, Request, StatFilter, Weight};
 
 /// Where a master process (-W) asks its worker to open an admin-level
@@ -38,15 +38,8 @@ pub async fn start(
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let mut tasks = Vec::new();
     let for_master = std::env::var_os(WORKER_CLI_ENV).map(|path| StatsSocket {
-        address: path.to_string_lossy().into_owned(),
         mode: Some(0o600),
-        user: None,
-        group: None,
-        uid: None,
-        gid: None,
-        level: CliLevel::Admin,
-        maxconn: None,
-        origin: crate::config::Origin::new("master", 0),
+        ..StatsSocket::admin(path.to_string_lossy(), crate::config::Origin::new("master", 0))
     });
     for sock in config.global.stats_sockets.iter().chain(&for_master) {
         let l = socket::bind(sock, &config.global, takeover)
