@@ -125,15 +125,6 @@ fn main() -> ExitCode {
         // No logging set-up, root or interface: this is only the parser.
         return check(&cli.config, cli.quiet);
     }
-    if !cli.foreground && !lbxdp_agent::daemon::is_daemon() && (cli.daemon || wants_daemon(&cli.config)) {
-        return match lbxdp_agent::daemon::start_in_background() {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("lbxdp-agent: error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     lbxdp_agent::daemon::new_session();
     logging::init(cli.verbose);
     match start(cli) {
@@ -145,12 +136,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// `daemon` in the global section. Read quietly: the daemon reads the
-/// configuration again and says what is wrong with it.
-fn wants_daemon(paths: &[PathBuf]) -> bool {
-    !paths.is_empty() && config_files::load(paths).is_ok_and(|l| l.config.is_some_and(|c| c.global.daemon))
-}
-
 /// The config is read before the runtime exists: `nbthread` sizes it.
 fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = if cli.xdp_pass || cli.xdp_tx_floor || cli.detach {
@@ -158,6 +143,10 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         load_config(&cli.config)?
     };
+    let daemon = cli.daemon || config.as_ref().is_some_and(|c| c.global.daemon);
+    if daemon && !cli.foreground && !lbxdp_agent::daemon::is_daemon() {
+        return lbxdp_agent::daemon::start_in_background();
+    }
     if !cli.xdp_pass && !cli.xdp_tx_floor && !cli.detach && master::wanted(cli.master_worker, config.as_ref()) {
         let opts = master::Options {
             config_paths: cli.config.clone(),
@@ -217,8 +206,13 @@ fn load_config(paths: &[PathBuf]) -> anyhow::Result<Option<Config>> {
         return Ok(None);
     }
     let loaded = config_files::load(paths)?;
+    // A daemon's warnings and summary were said by the process that started
+    // it, which read the same files (and relays this one's output until it
+    // serves).
+    let said = lbxdp_agent::daemon::is_daemon();
     for d in &loaded.diags {
         match d.severity {
+            Severity::Warning if said => {}
             Severity::Warning => warn!("{d}"),
             Severity::Alert => eprintln!("{d}"),
         }
@@ -231,37 +225,39 @@ fn load_config(paths: &[PathBuf]) -> anyhow::Result<Option<Config>> {
     let config = loaded
         .config
         .context("the configuration has errors (see the [ALERT] lines)")?;
-    for fe in &config.frontends {
-        let binds: Vec<String> = fe
-            .binds
-            .iter()
-            .map(|b| {
-                let ip = b.addr.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "*".into());
-                let (lo, hi) = (b.addr.ports.start(), b.addr.ports.end());
-                if lo == hi {
-                    format!("{ip}:{lo}")
-                } else {
-                    format!("{ip}:{lo}-{hi}")
-                }
-            })
-            .collect();
-        let backend = fe.backend.as_deref().unwrap_or("(none)");
-        let servers = fe
-            .backend
-            .as_deref()
-            .and_then(|b| config.backend(b))
-            .map_or(0, |b| b.servers.len());
+    if !said {
+        for fe in &config.frontends {
+            let binds: Vec<String> = fe
+                .binds
+                .iter()
+                .map(|b| {
+                    let ip = b.addr.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "*".into());
+                    let (lo, hi) = (b.addr.ports.start(), b.addr.ports.end());
+                    if lo == hi {
+                        format!("{ip}:{lo}")
+                    } else {
+                        format!("{ip}:{lo}-{hi}")
+                    }
+                })
+                .collect();
+            let backend = fe.backend.as_deref().unwrap_or("(none)");
+            let servers = fe
+                .backend
+                .as_deref()
+                .and_then(|b| config.backend(b))
+                .map_or(0, |b| b.servers.len());
+            info!(
+                "frontend {}: {} -> backend {backend} ({servers} servers)",
+                fe.name,
+                binds.join(", ")
+            );
+        }
         info!(
-            "frontend {}: {} -> backend {backend} ({servers} servers)",
-            fe.name,
-            binds.join(", ")
+            "configuration: {} frontends, {} backends",
+            config.frontends.len(),
+            config.backends.len()
         );
     }
-    info!(
-        "configuration: {} frontends, {} backends",
-        config.frontends.len(),
-        config.backends.len()
-    );
     Ok(Some(config))
 }
 
