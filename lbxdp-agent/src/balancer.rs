@@ -20,11 +20,10 @@ use crate::{
         pin,
         plan::{self, Plan},
         ports::NatPorts,
-        to_server_ids,
     },
     handover::{self, Handover},
     health::{Monitor, ServerId, ServerState, Snapshot, effective_weights, recalls_backups},
-    maglev, privileges,
+    privileges,
     stats::{Counters, FrontendCounters, ServerCounters, XdpCounters},
 };
 
@@ -711,7 +710,6 @@ async fn apply(
         &live.snat,
         &mut live.up,
         &mut live.weights,
-        opts,
     )?;
     // A removed server (or a server's old address) drains, as HAProxy's old
     // process lets its sessions finish on a reload: no table sends it new
@@ -807,7 +805,6 @@ fn datapath_up(state: Option<&ServerState>, server: &crate::config::Server) -> b
 /// Brings servers' up/down flags and the backends' tables in line with a
 /// health snapshot; a backend's tables are rebuilt only when its weights
 /// changed, and each rebuild fills the idle copy and flips.
-#[allow(clippy::too_many_arguments)]
 fn sync_health(
     dp: &mut Datapath,
     p: &Plan,
@@ -816,7 +813,6 @@ fn sync_health(
     snat: &HashMap<u32, IpAddr>,
     up: &mut HashMap<u32, bool>,
     weights: &mut HashMap<String, Vec<u32>>,
-    opts: &Options,
 ) -> anyhow::Result<()> {
     for be in &p.backends {
         let Some(cfg) = config.backend(&be.name) else { continue };
@@ -850,17 +846,13 @@ fn sync_health(
         }
         let started = std::time::Instant::now();
         for (fam, id) in be.ids.iter().enumerate().filter(|(_, id)| **id != NO_TABLE) {
-            let members: Vec<maglev::Member<'_>> = be
+            let weights: Vec<u32> = be
                 .servers
                 .iter()
                 .zip(&w)
-                .map(|(s, w)| maglev::Member {
-                    id: &s.name,
-                    weight: if plan::family_index(s.addr) == fam { *w } else { 0 },
-                })
+                .map(|(s, w)| if plan::family_index(s.addr) == fam { *w } else { 0 })
                 .collect();
-            let table = maglev::build(&members, opts.table_size)?;
-            dp.set_table(*id, &to_server_ids(&table, &be.servers))?;
+            dp.set_maglev(*id, &be.servers, &weights)?;
         }
         flag(dp, false)?;
         info!(
@@ -1131,7 +1123,7 @@ impl crate::engine::Engine for XdpEngine<'_> {
             weights,
             ..
         } = &mut self.live;
-        sync_health(self.dp, plan, config, snapshot, snat, up, weights, self.opts)
+        sync_health(self.dp, plan, config, snapshot, snat, up, weights)
     }
 
     async fn prepare(&mut self, config: &Config) -> anyhow::Result<Prepared> {

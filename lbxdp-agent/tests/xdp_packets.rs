@@ -16,10 +16,7 @@ use std::{
 };
 
 use common::skip_without_root;
-use lbxdp_agent::{
-    datapath::{Datapath, NatMode, Sizes, plan::PlanServer, to_server_ids},
-    maglev,
-};
+use lbxdp_agent::datapath::{Datapath, NatMode, Sizes, plan::PlanServer};
 use lbxdp_common::{
     DEFAULT_NAT_PORT_COUNT, DEFAULT_NAT_PORT_FIRST, FLOW_CLOSING, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FlowKey,
     FrontendStats, Proto, Settings, XDP_PROGRAM,
@@ -157,15 +154,8 @@ fn balancer() -> Datapath {
         for s in &servers {
             dp.set_server(s, snat, true).expect("server");
         }
-        let members: Vec<maglev::Member<'_>> = servers
-            .iter()
-            .map(|s| maglev::Member {
-                id: &s.name,
-                weight: s.weight,
-            })
-            .collect();
-        let table = maglev::build(&members, TABLE).expect("maglev table");
-        dp.set_table(backend, &to_server_ids(&table, &servers))
+        let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
+        dp.set_maglev(backend, &servers, &weights)
             .expect("maglev table into the map");
     }
     dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full)
@@ -1439,12 +1429,7 @@ fn mixed_family_backend_never_garbles_a_packet() {
         ];
         dp.set_server(&servers[0], SNAT4.into(), true).expect("server");
         dp.set_server(&servers[1], SNAT6.into(), true).expect("server");
-        let members: Vec<maglev::Member<'_>> = servers
-            .iter()
-            .map(|s| maglev::Member { id: &s.name, weight: 1 })
-            .collect();
-        let table = maglev::build(&members, TABLE).expect("maglev table");
-        dp.set_table(0, &to_server_ids(&table, &servers)).expect("table");
+        dp.set_maglev(0, &servers, &[1, 1]).expect("table");
         dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full)
             .expect("frontend v4");
         dp.add_frontend(VIP6.into(), VIP_PORT, 1, 0, NatMode::Full)
@@ -1646,12 +1631,7 @@ fn full_nat_state_is_syn_driven_and_bounded() {
         // Backend 0 with one server, so every flow competes for the same
         // (server, port).
         let only = &v4_servers()[..1];
-        let members = [maglev::Member {
-            id: &only[0].name,
-            weight: 1,
-        }];
-        let table = maglev::build(&members, TABLE).expect("maglev table");
-        dp.set_table(0, &to_server_ids(&table, only)).expect("one-server table");
+        dp.set_maglev(0, only, &[1]).expect("one-server table");
         let port = DEFAULT_NAT_PORT_FIRST;
         let tcp4 = [Proto::Ipv4, Proto::Tcp];
         let seg = |cport: u16, flags: u8| V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(cport, VIP_PORT, flags, &[])).frame();

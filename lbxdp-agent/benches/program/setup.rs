@@ -8,10 +8,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use lbxdp_agent::{
-    datapath::{Datapath, NatMode, Sizes, plan::PlanServer, to_server_ids},
-    maglev,
-};
+use lbxdp_agent::datapath::{Datapath, NatMode, Sizes, plan::PlanServer};
 use lbxdp_common::{Settings, XDP_PROGRAM};
 
 pub const TABLE: u32 = 251;
@@ -133,15 +130,8 @@ pub fn balancer() -> anyhow::Result<Datapath> {
         for s in &servers {
             dp.set_server(s, f.lb, true)?;
         }
-        let members: Vec<maglev::Member<'_>> = servers
-            .iter()
-            .map(|s| maglev::Member {
-                id: &s.name,
-                weight: s.weight,
-            })
-            .collect();
-        let table = maglev::build(&members, TABLE).context("the Maglev table")?;
-        dp.set_table(backend as u32, &to_server_ids(&table, &servers))?;
+        let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
+        dp.set_maglev(backend as u32, &servers, &weights)?;
         dp.add_frontend(f.vip, VIP_PORT, f.frontend, backend as u32, NatMode::Full)?;
     }
     Ok(dp)

@@ -104,6 +104,19 @@ impl Datapath {
         Ok(())
     }
 
+    /// Builds the Maglev table of `servers` weighted by `weights` (one per
+    /// server; 0 leaves a server out) and installs it as `backend`'s.
+    pub fn set_maglev(&mut self, backend: u32, servers: &[PlanServer], weights: &[u32]) -> Result<(), DatapathError> {
+        let members: Vec<crate::maglev::Member<'_>> = servers
+            .iter()
+            .zip(weights)
+            .map(|(s, &weight)| crate::maglev::Member { id: &s.name, weight })
+            .collect();
+        let table = crate::maglev::build(&members, self.sizes.table_size)
+            .map_err(|e| DatapathError::Other(format!("backend table {backend}: {e}")))?;
+        self.set_table(backend, &to_server_ids(&table, servers))
+    }
+
     /// Installs a backend's Maglev table (slot -> server id, or NO_SERVER):
     /// fills the copy that packets don't read, then flips to it in one update.
     pub fn set_table(&mut self, backend: u32, table: &[u32]) -> Result<(), DatapathError> {
@@ -183,7 +196,7 @@ impl Datapath {
 }
 
 /// Turns a Maglev table of member indices into one of server ids.
-pub fn to_server_ids(table: &[u32], servers: &[PlanServer]) -> Vec<u32> {
+fn to_server_ids(table: &[u32], servers: &[PlanServer]) -> Vec<u32> {
     table
         .iter()
         .map(|&i| servers.get(i as usize).map_or(NO_SERVER, |s| s.id))

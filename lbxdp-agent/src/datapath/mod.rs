@@ -12,6 +12,6 @@ mod test_run;
 
 pub use error::DatapathError;
 pub use loader::{AttachMode, Datapath, Sizes, XdpModeArg};
-pub use maps::{NatMode, OpenFlows, addr_bytes, to_server_ids};
+pub use maps::{NatMode, OpenFlows, addr_bytes};
 pub use stats::{Counter, ProtoCounters};
 pub use test_run::TestRunOutcome;
