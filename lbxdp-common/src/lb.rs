@@ -12,7 +12,7 @@ pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 
 /// Key of `FRONTENDS`: what a client connects to.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FrontendKey {
     pub addr: [u8; 16],
@@ -76,7 +76,7 @@ pub const fn maglev_slot(backend: u32, copy: u32, table_size: u32, hash: u32) ->
 pub const NO_SERVER: u32 = u32::MAX;
 
 /// Value of `SERVERS`.
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Server {
     pub addr: [u8; 16],
@@ -92,7 +92,7 @@ pub struct Server {
 pub const SERVER_UP: u8 = 1;
 
 /// Key of `FLOWS` (client to VIP) and `REPLIES` (server to LB).
-#[repr(C)]
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub src: [u8; 16],

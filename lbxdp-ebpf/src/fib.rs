@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use network_types::eth::EthHdr;
 
-use crate::{TX_PORTS, parse::Packet};
+use crate::{TX_PORTS, copy, parse::Packet};
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -24,11 +24,13 @@ pub enum Verdict {
     Pass,
 }
 
-/// Routes the (already rewritten) packet to its new destination.
+/// Routes the (already rewritten) packet to its new destination. `params`
+/// is scratch space: the query is built there, not on the stack.
 #[inline(never)]
-pub fn forward(ctx: &XdpContext, p: &Packet) -> Verdict {
-    // SAFETY: bpf_fib_lookup is plain old data; all-zero is its documented initial state.
-    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+pub fn forward(ctx: &XdpContext, p: &Packet, params: &mut bpf_fib_lookup) -> Verdict {
+    // SAFETY: bpf_fib_lookup is plain old data of u32-aligned fields, a
+    // multiple of 4 long (asserted below); all-zero is its documented initial state.
+    unsafe { copy::clear_words(params) };
     params.l4_protocol = p.proto;
     params.sport = p.sport;
     params.dport = p.dport;
@@ -46,7 +48,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet) -> Verdict {
     }
     let size = core::mem::size_of::<bpf_fib_lookup>() as i32;
     // SAFETY: ctx.ctx is the live xdp_md and params a stack struct of the size we pass.
-    let rc = unsafe { fib_lookup(ctx.ctx as *mut _, &mut params, size, 0) };
+    let rc = unsafe { fib_lookup(ctx.ctx as *mut _, params, size, 0) };
     match rc {
         BPF_FIB_LKUP_RET_SUCCESS => {}
         BPF_FIB_LKUP_RET_NO_NEIGH => return Verdict::NoNeighbour,
@@ -58,8 +60,8 @@ pub fn forward(ctx: &XdpContext, p: &Packet) -> Verdict {
     };
     // SAFETY: bounds checked by ptr_at_mut.
     unsafe {
-        (*eth).dst_addr = params.dmac;
-        (*eth).src_addr = params.smac;
+        copy::bytes::<6>(&mut (*eth).dst_addr, &params.dmac);
+        copy::bytes::<6>(&mut (*eth).src_addr, &params.smac);
     }
     // SAFETY: as above.
     if params.ifindex == unsafe { (*ctx.ctx).ingress_ifindex } {
@@ -80,3 +82,8 @@ fn words(a: &[u8; 16]) -> [u32; 4] {
         u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
     ]
 }
+
+const _: () = {
+    assert!(core::mem::align_of::<bpf_fib_lookup>() >= 4);
+    assert!(core::mem::size_of::<bpf_fib_lookup>() % 4 == 0);
+};

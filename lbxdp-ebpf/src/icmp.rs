@@ -17,7 +17,7 @@ use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lbxdp_common::{FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FrontendKey, PROTO_TCP, PROTO_UDP};
 
 use crate::{
-    FLOWS, FRONTENDS, REPLIES, SERVERS, Scratch, csum, frontend_stats,
+    FLOWS, FRONTENDS, REPLIES, SERVERS, Scratch, copy, csum, frontend_stats,
     parse::{ptr_at, ptr_at_mut},
     send,
 };
@@ -54,7 +54,7 @@ pub fn handle(ctx: &XdpContext, s: &mut Scratch, v6: bool) -> Option<u32> {
         return Some(xdp_action::XDP_ABORTED);
     }
     fs.icmp_errors += 1;
-    Some(send(ctx, &s.p, fs))
+    Some(send(ctx, s, fs))
 }
 
 /// ICMPv4 destination-unreachable or time-exceeded, quoting TCP or UDP.
@@ -75,20 +75,18 @@ fn read_v4(ctx: &XdpContext, s: &mut Scratch) -> bool {
         return false;
     }
     let o = &mut s.old;
-    *o = IcmpNat {
-        outer_src: [0; 16],
-        outer_dst: [0; 16],
-        inner_src: [0; 16],
-        inner_dst: [0; 16],
-        inner_sport: u16::from_ne_bytes([h[inner + 20], h[inner + 21]]),
-        inner_dport: u16::from_ne_bytes([h[inner + 22], h[inner + 23]]),
-        proto: h[inner + 9],
-        frontend: 0,
-    };
-    o.outer_src[..4].copy_from_slice(&h[12..16]);
-    o.outer_dst[..4].copy_from_slice(&h[16..20]);
-    o.inner_src[..4].copy_from_slice(&h[inner + 12..inner + 16]);
-    o.inner_dst[..4].copy_from_slice(&h[inner + 16..inner + 20]);
+    let a4 = |i: usize| [h[i], h[i + 1], h[i + 2], h[i + 3]];
+    // SAFETY: fields of the scratch space (see `copy`).
+    unsafe {
+        copy::v4_addr(&mut o.outer_src, a4(12));
+        copy::v4_addr(&mut o.outer_dst, a4(16));
+        copy::v4_addr(&mut o.inner_src, a4(inner + 12));
+        copy::v4_addr(&mut o.inner_dst, a4(inner + 16));
+    }
+    o.inner_sport = u16::from_ne_bytes([h[inner + 20], h[inner + 21]]);
+    o.inner_dport = u16::from_ne_bytes([h[inner + 22], h[inner + 23]]);
+    o.proto = h[inner + 9];
+    o.frontend = 0;
     s.p.ip_len = u16::from_be_bytes([h[2], h[3]]);
     true
 }
@@ -111,10 +109,10 @@ fn read_v6(ctx: &XdpContext, s: &mut Scratch) -> bool {
         return false;
     }
     let o = &mut s.old;
-    o.outer_src.copy_from_slice(&h[8..24]);
-    o.outer_dst.copy_from_slice(&h[24..40]);
-    o.inner_src.copy_from_slice(&h[inner + 8..inner + 24]);
-    o.inner_dst.copy_from_slice(&h[inner + 24..inner + 40]);
+    copy::bytes::<16>(&mut o.outer_src, &h[8..]);
+    copy::bytes::<16>(&mut o.outer_dst, &h[24..]);
+    copy::bytes::<16>(&mut o.inner_src, &h[inner + 8..]);
+    copy::bytes::<16>(&mut o.inner_dst, &h[inner + 24..]);
     o.inner_sport = u16::from_ne_bytes([h[inner + 40], h[inner + 41]]);
     o.inner_dport = u16::from_ne_bytes([h[inner + 42], h[inner + 43]]);
     o.proto = h[inner + 6];
@@ -127,8 +125,10 @@ fn read_v6(ctx: &XdpContext, s: &mut Scratch) -> bool {
 #[inline(always)]
 fn translate(s: &mut Scratch, family: u8) -> bool {
     // A packet we sent to a server: its reply entry is keyed the other way round.
-    s.rkey.src = s.old.inner_dst;
-    s.rkey.dst = s.old.inner_src;
+    // SAFETY: fields of the scratch space or a map value (see `copy`).
+    unsafe { copy::addr(&mut s.rkey.src, &s.old.inner_dst) };
+    // SAFETY: fields of the scratch space or a map value (see `copy`).
+    unsafe { copy::addr(&mut s.rkey.dst, &s.old.inner_src) };
     s.rkey.sport = s.old.inner_dport;
     s.rkey.dport = s.old.inner_sport;
     s.rkey.proto = s.old.proto;
@@ -136,18 +136,24 @@ fn translate(s: &mut Scratch, family: u8) -> bool {
     s.rkey.pad = [0; 2];
     // SAFETY: a map value we only read.
     if let Some(r) = unsafe { REPLIES.get(&s.rkey) } {
-        s.new.outer_src = r.vip;
-        s.new.outer_dst = r.client;
-        s.new.inner_src = r.client;
+        // SAFETY: fields of the scratch space or a map value (see `copy`).
+        unsafe { copy::addr(&mut s.new.outer_src, &r.vip) };
+        // SAFETY: fields of the scratch space or a map value (see `copy`).
+        unsafe { copy::addr(&mut s.new.outer_dst, &r.client) };
+        // SAFETY: fields of the scratch space or a map value (see `copy`).
+        unsafe { copy::addr(&mut s.new.inner_src, &r.client) };
         s.new.inner_sport = r.client_port;
-        s.new.inner_dst = r.vip;
+        // SAFETY: fields of the scratch space or a map value (see `copy`).
+        unsafe { copy::addr(&mut s.new.inner_dst, &r.vip) };
         s.new.inner_dport = r.vip_port;
         s.new.frontend = r.frontend;
         return true;
     }
     // A packet we sent to a client: the client's flow entry, keyed as its packets come.
-    s.key.src = s.old.inner_dst;
-    s.key.dst = s.old.inner_src;
+    // SAFETY: fields of the scratch space or a map value (see `copy`).
+    unsafe { copy::addr(&mut s.key.src, &s.old.inner_dst) };
+    // SAFETY: fields of the scratch space or a map value (see `copy`).
+    unsafe { copy::addr(&mut s.key.dst, &s.old.inner_src) };
     s.key.sport = s.old.inner_dport;
     s.key.dport = s.old.inner_sport;
     s.key.proto = s.old.proto;
@@ -168,17 +174,23 @@ fn translate(s: &mut Scratch, family: u8) -> bool {
     };
     // SAFETY: as above.
     let dnat = unsafe { FRONTENDS.get(&fkey) }.is_some_and(|fe| fe.flags & FRONTEND_DNAT != 0);
-    s.new.outer_dst = server.addr;
-    s.new.inner_src = server.addr;
+    // SAFETY: fields of the scratch space or a map value (see `copy`).
+    unsafe { copy::addr(&mut s.new.outer_dst, &server.addr) };
+    // SAFETY: fields of the scratch space or a map value (see `copy`).
+    unsafe { copy::addr(&mut s.new.inner_src, &server.addr) };
     s.new.inner_sport = server.port;
     if dnat {
         // The server sent it to the client itself.
-        s.new.outer_src = s.old.outer_src;
-        s.new.inner_dst = s.old.inner_dst;
+        // SAFETY: fields of the scratch space or a map value (see `copy`).
+        unsafe { copy::addr(&mut s.new.outer_src, &s.old.outer_src) };
+        // SAFETY: fields of the scratch space or a map value (see `copy`).
+        unsafe { copy::addr(&mut s.new.inner_dst, &s.old.inner_dst) };
         s.new.inner_dport = s.old.inner_dport;
     } else {
-        s.new.outer_src = server.snat;
-        s.new.inner_dst = server.snat;
+        // SAFETY: fields of the scratch space or a map value (see `copy`).
+        unsafe { copy::addr(&mut s.new.outer_src, &server.snat) };
+        // SAFETY: fields of the scratch space or a map value (see `copy`).
+        unsafe { copy::addr(&mut s.new.inner_dst, &server.snat) };
         s.new.inner_dport = f.nat_port;
     }
     s.new.frontend = f.frontend;
@@ -246,10 +258,10 @@ fn write_v6(ctx: &XdpContext, s: &mut Scratch) -> bool {
     c = csum::replace16(c, o.inner_sport, n.inner_sport);
     c = csum::replace16(c, o.inner_dport, n.inner_dport);
     h[42..44].copy_from_slice(&c.to_ne_bytes());
-    h[8..24].copy_from_slice(&n.outer_src);
-    h[24..40].copy_from_slice(&n.outer_dst);
-    h[inner + 8..inner + 24].copy_from_slice(&n.inner_src);
-    h[inner + 24..inner + 40].copy_from_slice(&n.inner_dst);
+    copy::bytes::<16>(&mut h[8..24], &n.outer_src);
+    copy::bytes::<16>(&mut h[24..40], &n.outer_dst);
+    copy::bytes::<16>(&mut h[inner + 8..inner + 24], &n.inner_src);
+    copy::bytes::<16>(&mut h[inner + 24..inner + 40], &n.inner_dst);
     h[inner + 40..inner + 42].copy_from_slice(&n.inner_sport.to_ne_bytes());
     h[inner + 42..inner + 44].copy_from_slice(&n.inner_dport.to_ne_bytes());
     set_route(s, FAMILY_V6, IPPROTO_ICMPV6);
@@ -261,8 +273,10 @@ fn write_v6(ctx: &XdpContext, s: &mut Scratch) -> bool {
 fn set_route(s: &mut Scratch, family: u8, proto: u8) {
     s.p.family = family;
     s.p.proto = proto;
-    s.p.src = s.new.outer_src;
-    s.p.dst = s.new.outer_dst;
+    // SAFETY: fields of the scratch space or a map value (see `copy`).
+    unsafe { copy::addr(&mut s.p.src, &s.new.outer_src) };
+    // SAFETY: fields of the scratch space or a map value (see `copy`).
+    unsafe { copy::addr(&mut s.p.dst, &s.new.outer_dst) };
     s.p.sport = 0;
     s.p.dport = 0;
 }

@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+mod copy;
 mod csum;
 mod fib;
 mod icmp;
@@ -16,8 +17,9 @@ mod nat;
 mod parse;
 
 use aya_ebpf::{
+    bindings::bpf_fib_lookup,
     bindings::{BPF_ANY, BPF_NOEXIST, xdp_action},
-    helpers::bpf_ktime_get_ns,
+    helpers::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
@@ -82,6 +84,7 @@ const TIME_WAIT_NS: u64 = 60_000_000_000;
 #[repr(C)]
 pub struct Scratch {
     pub p: Packet,
+    pub fkey: FrontendKey,
     pub key: FlowKey,
     pub rkey: FlowKey,
     pub reply: Reply,
@@ -89,6 +92,7 @@ pub struct Scratch {
     /// An ICMP error's addresses as they came and as they leave.
     pub old: icmp::IcmpNat,
     pub new: icmp::IcmpNat,
+    pub fib: bpf_fib_lookup,
 }
 
 #[map(name = "SCRATCH")]
@@ -169,14 +173,14 @@ fn count(proto: Proto, len: u64) {
 
 #[inline(always)]
 fn balance(ctx: &XdpContext, s: &mut Scratch, len: u64) -> u32 {
-    let fkey = FrontendKey {
-        addr: s.p.dst,
-        port: s.p.dport,
-        proto: s.p.proto,
-        family: s.p.family,
-    };
+    // Built in place: a key on the stack costs a copy (see `copy`).
+    // SAFETY: fields of the scratch space (see `copy`).
+    unsafe { copy::addr(&mut s.fkey.addr, &s.p.dst) };
+    s.fkey.port = s.p.dport;
+    s.fkey.proto = s.p.proto;
+    s.fkey.family = s.p.family;
     // SAFETY: a map value we only read; the agent replaces frontends whole.
-    if let Some(fe) = unsafe { FRONTENDS.get(&fkey) } {
+    if let Some(fe) = unsafe { FRONTENDS.get(&s.fkey) } {
         return to_server(ctx, s, fe, len);
     }
     set_flow_key(&mut s.rkey, &s.p);
@@ -188,8 +192,11 @@ fn balance(ctx: &XdpContext, s: &mut Scratch, len: u64) -> u32 {
 
 #[inline(always)]
 fn set_flow_key(k: &mut FlowKey, p: &Packet) {
-    k.src = p.src;
-    k.dst = p.dst;
+    // SAFETY: fields of the scratch space (see `copy`).
+    unsafe {
+        copy::addr(&mut k.src, &p.src);
+        copy::addr(&mut k.dst, &p.dst);
+    }
     k.sport = p.sport;
     k.dport = p.dport;
     k.proto = p.proto;
@@ -224,8 +231,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
         fs.passed += 1;
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = now();
     set_flow_key(&mut s.key, &s.p);
     let tcp = s.p.proto == PROTO_TCP;
     let closing = tcp && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
@@ -306,11 +312,14 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
         let op = if closing { SYNC_CLOSE } else { 0 }
             | if confirm { SYNC_CONFIRM } else { 0 }
             | if dnat { SYNC_DNAT } else { 0 };
-        sync_reply(s, server, nat_port, op);
+        sync_reply(s, server, nat_port, op, now);
     }
-    s.rw.src = if dnat { s.p.src } else { server.snat };
+    // SAFETY: fields of the scratch space and of a map value (see `copy`).
+    unsafe {
+        copy::addr(&mut s.rw.src, if dnat { &s.p.src } else { &server.snat });
+        copy::addr(&mut s.rw.dst, &server.addr);
+    }
     s.rw.sport = nat_port;
-    s.rw.dst = server.addr;
     s.rw.dport = server.port;
     if !nat::rewrite(ctx, &mut s.p, &s.rw) {
         return xdp_action::XDP_ABORTED;
@@ -319,7 +328,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
         ss.packets_in += 1;
         ss.bytes_in += len;
     }
-    send(ctx, &s.p, fs)
+    send(ctx, s, fs)
 }
 
 /// Server to client: the reply entry says who the client was.
@@ -330,8 +339,7 @@ fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 
     let Some(fs) = frontend_stats(r.frontend) else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = now();
     let tcp = s.p.proto == PROTO_TCP;
     if r.flags & FLOW_HALF_OPEN == 0 {
         r.seen_ns = now;
@@ -345,8 +353,11 @@ fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 
         if closing {
             r.flags |= FLOW_CLOSING;
         }
-        s.key.src = r.client;
-        s.key.dst = r.vip;
+        // SAFETY: fields of the scratch space and of a map value (see `copy`).
+        unsafe {
+            copy::addr(&mut s.key.src, &r.client);
+            copy::addr(&mut s.key.dst, &r.vip);
+        }
         s.key.sport = r.client_port;
         s.key.dport = r.vip_port;
         s.key.proto = s.p.proto;
@@ -367,19 +378,22 @@ fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 
         ss.packets_out += 1;
         ss.bytes_out += len;
     }
-    s.rw.src = r.vip;
+    // SAFETY: as above.
+    unsafe {
+        copy::addr(&mut s.rw.src, &r.vip);
+        copy::addr(&mut s.rw.dst, &r.client);
+    }
     s.rw.sport = r.vip_port;
-    s.rw.dst = r.client;
     s.rw.dport = r.client_port;
     if !nat::rewrite(ctx, &mut s.p, &s.rw) {
         return xdp_action::XDP_ABORTED;
     }
-    send(ctx, &s.p, fs)
+    send(ctx, s, fs)
 }
 
 #[inline(always)]
-fn send(ctx: &XdpContext, p: &Packet, fs: &mut FrontendStats) -> u32 {
-    match fib::forward(ctx, p) {
+fn send(ctx: &XdpContext, s: &mut Scratch, fs: &mut FrontendStats) -> u32 {
+    match fib::forward(ctx, &s.p, &mut s.fib) {
         Verdict::Action(a) => a,
         Verdict::NoNeighbour => {
             fs.drop_no_neigh += 1;
@@ -414,8 +428,11 @@ enum NewFlowError {
 /// to the client itself, through us as its gateway.
 #[inline(always)]
 fn set_reply_key(k: &mut FlowKey, flow: &FlowKey, server: &Server, nat_port: u16, dnat: bool) {
-    k.src = server.addr;
-    k.dst = if dnat { flow.src } else { server.snat };
+    // SAFETY: fields of the scratch space and of a map value (see `copy`).
+    unsafe {
+        copy::addr(&mut k.src, &server.addr);
+        copy::addr(&mut k.dst, if dnat { &flow.src } else { &server.snat });
+    }
     k.sport = server.port;
     k.dport = nat_port;
     k.proto = flow.proto;
@@ -429,9 +446,7 @@ const SYNC_DNAT: u32 = 4;
 
 /// The client side's news for the flow's reply entry (see `to_server`).
 #[inline(never)]
-fn sync_reply(s: &mut Scratch, server: &Server, nat_port: u16, op: u32) {
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
+fn sync_reply(s: &mut Scratch, server: &Server, nat_port: u16, op: u32, now: u64) {
     set_reply_key(&mut s.rkey, &s.key, server, nat_port, op & SYNC_DNAT != 0);
     let Some(r) = REPLIES.get_ptr_mut(&s.rkey) else {
         return;
@@ -458,6 +473,16 @@ fn sync_reply(s: &mut Scratch, server: &Server, nat_port: u16, op: u32) {
         }
     }
     r.seen_ns = now;
+}
+
+/// The time of this packet, read once. The coarse clock (the last tick's
+/// time) is precise enough for timeouts of a quarter second and more, and
+/// it costs no clock-source read: a third of the helpers' time in a flow
+/// hit was `read_tsc` before.
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_coarse_ns() }
 }
 
 #[inline(always)]
@@ -536,8 +561,11 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     if server.flags & SERVER_UP == 0 || server.family != s.p.family {
         return Err(NewFlowError::NoServer);
     }
-    s.reply.client = s.p.src;
-    s.reply.vip = s.p.dst;
+    // SAFETY: fields of the scratch space (see `copy`).
+    unsafe {
+        copy::addr(&mut s.reply.client, &s.p.src);
+        copy::addr(&mut s.reply.vip, &s.p.dst);
+    }
     s.reply.client_port = s.p.sport;
     s.reply.vip_port = s.p.dport;
     s.reply.server = server_id;
@@ -624,7 +652,8 @@ fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Resu
                     expired(old.flags, old.seen_ns, now, s.rkey.proto, settings) && idle > TIME_WAIT_NS
                 };
                 if same || gone {
-                    *old = s.reply;
+                    // SAFETY: a map value and the scratch space, both `Reply`s (see `copy`).
+                    unsafe { copy::words(old, &s.reply) };
                     return Ok(s.rkey.dport);
                 }
             }

@@ -3,18 +3,18 @@ use aya_ebpf::programs::XdpContext;
 use lbxdp_common::{FAMILY_V4, PROTO_UDP};
 
 use crate::{
-    csum,
+    copy, csum,
     parse::{Packet, ptr_at_mut},
 };
 
 const ETH_LEN: usize = 14;
 
 /// The new source and destination of a packet.
-#[repr(C)]
+#[repr(C, align(4))]
 pub struct Rewrite {
     pub src: [u8; 16],
-    pub sport: u16,
     pub dst: [u8; 16],
+    pub sport: u16,
     pub dport: u16,
 }
 
@@ -60,8 +60,8 @@ pub fn rewrite(ctx: &XdpContext, p: &mut Packet, rw: &Rewrite) -> bool {
             let ipc = ipc.to_ne_bytes();
             ip[10] = ipc[0];
             ip[11] = ipc[1];
-            ip[12..16].copy_from_slice(&new_src);
-            ip[16..20].copy_from_slice(&new_dst);
+            copy::bytes::<4>(&mut ip[12..16], &new_src);
+            copy::bytes::<4>(&mut ip[16..20], &new_dst);
         } else {
             let Some(ip) = ptr_at_mut::<[u8; 40]>(ctx, ETH_LEN) else {
                 return false;
@@ -69,8 +69,8 @@ pub fn rewrite(ctx: &XdpContext, p: &mut Packet, rw: &Rewrite) -> bool {
             let ip = &mut *ip;
             c = csum::replace_bytes(c, &p.src, &rw.src);
             c = csum::replace_bytes(c, &p.dst, &rw.dst);
-            ip[8..24].copy_from_slice(&rw.src);
-            ip[24..40].copy_from_slice(&rw.dst);
+            copy::bytes::<16>(&mut ip[8..24], &rw.src);
+            copy::bytes::<16>(&mut ip[24..40], &rw.dst);
         }
         if update_l4 {
             // In UDP a computed 0 is sent as all ones (RFC 768).
@@ -80,8 +80,11 @@ pub fn rewrite(ctx: &XdpContext, p: &mut Packet, rw: &Rewrite) -> bool {
             *l4_csum = c.to_ne_bytes();
         }
     }
-    p.src = rw.src;
-    p.dst = rw.dst;
+    // SAFETY: fields of the scratch space (see `copy`).
+    unsafe {
+        copy::addr(&mut p.src, &rw.src);
+        copy::addr(&mut p.dst, &rw.dst);
+    }
     p.sport = rw.sport;
     p.dport = rw.dport;
     true

@@ -6,6 +6,8 @@ use network_types::{
     ip::{Ipv4Hdr, Ipv6Hdr},
 };
 
+use crate::copy;
+
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_ARP: u16 = 0x0806;
@@ -106,10 +108,11 @@ fn ipv4(ctx: &XdpContext, off: usize, out: &mut Packet) -> Parsed {
     if u16::from_be_bytes(frags) & 0x3fff != 0 {
         return Parsed::Other(Proto::Ipv4, Some(Proto::OtherL4));
     }
-    out.src = [0; 16];
-    out.dst = [0; 16];
-    out.src[..4].copy_from_slice(&src);
-    out.dst[..4].copy_from_slice(&dst);
+    // SAFETY: fields of a `Packet` (see `copy`).
+    unsafe {
+        copy::v4_addr(&mut out.src, src);
+        copy::v4_addr(&mut out.dst, dst);
+    }
     out.family = FAMILY_V4;
     out.ip_len = u16::from_be_bytes(tot_len);
     l4(ctx, proto, off + ihl, out)
@@ -125,8 +128,8 @@ fn ipv6(ctx: &XdpContext, off: usize, out: &mut Packet) -> Parsed {
     if next == PROTO_TCP || next == PROTO_UDP {
         // SAFETY: bounds checked by ptr_at.
         unsafe {
-            out.src = (*ip).src_addr;
-            out.dst = (*ip).dst_addr;
+            copy::bytes::<16>(&mut out.src, &(*ip).src_addr);
+            copy::bytes::<16>(&mut out.dst, &(*ip).dst_addr);
         }
         out.family = FAMILY_V6;
         out.ip_len = u16::from_be_bytes(payload_len).saturating_add(Ipv6Hdr::LEN as u16);
