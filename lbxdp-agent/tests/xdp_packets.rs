@@ -1,7 +1,8 @@
 //! The XDP program on hand-crafted frames, through BPF_PROG_TEST_RUN: every
 //! kind of malformed or odd input gets a defined verdict and moves a counter,
 //! and the NAT rewrite leaves valid IPv4 header and TCP/UDP checksums
-//! (computed here from scratch, independently of the eBPF code).
+//! (computed from scratch by the fixtures, lbxdp_testbed::frames,
+//! independently of the eBPF code).
 //!
 //! Needs root (CAP_BPF); skips loudly without it. Each test runs on a thread
 //! in a network namespace of its own: a test run's packet comes in on that
@@ -21,6 +22,12 @@ use lbxdp_common::{
     DEFAULT_NAT_PORT_COUNT, DEFAULT_NAT_PORT_FIRST, FLOW_CLOSING, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FlowKey,
     FrontendStats, Proto, Settings, XDP_PROGRAM,
 };
+use lbxdp_testbed::frames::{
+    CLIENT_PORT, CLIENT4, CLIENT6, ETH_ARP, ETH_IP, ETH_IPV6, IP_MF, IPPROTO_DSTOPTS, IPPROTO_HOPOPTS, IPPROTO_ICMP,
+    IPPROTO_ROUTING, IPPROTO_TCP, IPPROTO_UDP, IcmpSeen, PEER_MAC, SERVER_PORT, SERVERS4, SERVERS6, SNAT4, SNAT6, Seen,
+    TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, V4, V6, VIP_PORT, VIP4, VIP6, checksum, dissect, dissect_icmp, eth,
+    frag_ext, icmp_error, ip_frame, opts_ext, syn4, syn6, tcp, udp, udp4, udp6,
+};
 
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
@@ -29,42 +36,7 @@ const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
 
 const TABLE: u32 = 251;
-const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, 2);
-/// The LB's own addresses towards the servers: the source of full NAT.
-const SNAT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const SNAT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, 1);
-const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x198, 0x18, 1, 0, 0, 0, 0x10);
-const VIP_PORT: u16 = 80;
-/// Not the VIP's port, so the destination port rewrite shows in the checksums.
-const SERVER_PORT: u16 = 8080;
-const CLIENT_PORT: u16 = 40000;
-
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_PSH: u8 = 0x08;
-const TCP_ACK: u8 = 0x10;
-
-const ETH_IP: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
-const ETH_ARP: u16 = 0x0806;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_ICMPV6: u8 = 58;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_DSTOPTS: u8 = 60;
-/// IPv4 "don't fragment": set on every packet the builder makes, as Linux does;
-/// it must not be mistaken for a fragment.
-const IP_DF: u16 = 0x4000;
-const IP_MF: u16 = 0x2000;
-
-const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+/// The destination MAC the FIB gives for a server in `forwarding_verdicts_follow_the_fib`.
 const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
 /// The LB's interface towards the servers in `forwarding_verdicts_follow_the_fib`.
 const V0_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -121,15 +93,15 @@ fn server(id: u32, name: &str, addr: IpAddr) -> PlanServer {
 
 fn v4_servers() -> Vec<PlanServer> {
     vec![
-        server(0, "s4a", Ipv4Addr::new(198, 18, 0, 101).into()),
-        server(1, "s4b", Ipv4Addr::new(198, 18, 0, 102).into()),
+        server(0, "s4a", SERVERS4[0].into()),
+        server(1, "s4b", SERVERS4[1].into()),
     ]
 }
 
 fn v6_servers() -> Vec<PlanServer> {
     vec![
-        server(2, "s6a", "fd00:198:18::101".parse::<Ipv6Addr>().expect("v6").into()),
-        server(3, "s6b", "fd00:198:18::102".parse::<Ipv6Addr>().expect("v6").into()),
+        server(2, "s6a", SERVERS6[0].into()),
+        server(3, "s6b", SERVERS6[1].into()),
     ]
 }
 
@@ -175,266 +147,18 @@ fn server_addr(id: u32) -> IpAddr {
 }
 
 // ---------------------------------------------------------------------------
-// A tiny packet builder
-// ---------------------------------------------------------------------------
-
-fn sum16(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// The Internet checksum of an L4 segment with its pseudo-header (RFC 793,
-/// 768, 8200): 0 when `seg` carries a valid checksum.
-fn l4_checksum(src: &[u8], dst: &[u8], proto: u8, seg: &[u8]) -> u16 {
-    let mut s = sum16(0, src);
-    s = sum16(s, dst);
-    s += u32::from(proto);
-    s += seg.len() as u32;
-    fold(sum16(s, seg))
-}
-
-fn eth(ethertype: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(128);
-    f.extend_from_slice(&LB_MAC);
-    f.extend_from_slice(&PEER_MAC);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f
-}
-
-fn tcp(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0u8; 20];
-    h[0..2].copy_from_slice(&sport.to_be_bytes());
-    h[2..4].copy_from_slice(&dport.to_be_bytes());
-    h[4..8].copy_from_slice(&0x0102_0304u32.to_be_bytes());
-    if flags & TCP_ACK != 0 {
-        h[8..12].copy_from_slice(&0x0a0b_0c0du32.to_be_bytes());
-    }
-    h[12] = 5 << 4;
-    h[13] = flags;
-    h[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    h.extend_from_slice(payload);
-    h
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0u8; 8];
-    h[0..2].copy_from_slice(&sport.to_be_bytes());
-    h[2..4].copy_from_slice(&dport.to_be_bytes());
-    h[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    h.extend_from_slice(payload);
-    h
-}
-
-/// Fills in a TCP or UDP checksum when the segment is long enough to hold one.
-fn with_l4_checksum(src: &[u8], dst: &[u8], proto: u8, mut seg: Vec<u8>) -> Vec<u8> {
-    let at = match proto {
-        IPPROTO_TCP if seg.len() >= 20 => 16,
-        IPPROTO_UDP if seg.len() >= 8 => 6,
-        _ => return seg,
-    };
-    seg[at..at + 2].copy_from_slice(&[0, 0]);
-    let mut c = l4_checksum(src, dst, proto, &seg);
-    if proto == IPPROTO_UDP && c == 0 {
-        c = 0xffff;
-    }
-    seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    seg
-}
-
-#[derive(Clone)]
-struct V4 {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    proto: u8,
-    /// IP options, a multiple of 4 bytes.
-    options: Vec<u8>,
-    /// Flags and fragment offset.
-    frag: u16,
-    seg: Vec<u8>,
-}
-
-impl V4 {
-    fn new(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, seg: Vec<u8>) -> Self {
-        Self {
-            src,
-            dst,
-            proto,
-            options: Vec::new(),
-            frag: IP_DF,
-            seg,
-        }
-    }
-
-    fn frame(&self) -> Vec<u8> {
-        assert_eq!(self.options.len() % 4, 0, "IPv4 options come in words");
-        let ihl = 20 + self.options.len();
-        let seg = with_l4_checksum(&self.src.octets(), &self.dst.octets(), self.proto, self.seg.clone());
-        let mut f = eth(ETH_IP);
-        f.push(0x40 | (ihl / 4) as u8);
-        f.push(0);
-        f.extend_from_slice(&((ihl + seg.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&0x1234u16.to_be_bytes());
-        f.extend_from_slice(&self.frag.to_be_bytes());
-        f.push(64);
-        f.push(self.proto);
-        f.extend_from_slice(&[0, 0]);
-        f.extend_from_slice(&self.src.octets());
-        f.extend_from_slice(&self.dst.octets());
-        f.extend_from_slice(&self.options);
-        let c = fold(sum16(0, &f[14..14 + ihl]));
-        f[24..26].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&seg);
-        f
-    }
-}
-
-#[derive(Clone)]
-struct V6 {
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    /// Extension headers (type, bytes); the builder fills in each one's next-header byte.
-    ext: Vec<(u8, Vec<u8>)>,
-    proto: u8,
-    seg: Vec<u8>,
-}
-
-impl V6 {
-    fn new(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, seg: Vec<u8>) -> Self {
-        Self {
-            src,
-            dst,
-            ext: Vec::new(),
-            proto,
-            seg,
-        }
-    }
-
-    fn frame(&self) -> Vec<u8> {
-        let seg = with_l4_checksum(&self.src.octets(), &self.dst.octets(), self.proto, self.seg.clone());
-        let mut exts = Vec::new();
-        for (i, (_, bytes)) in self.ext.iter().enumerate() {
-            let mut b = bytes.clone();
-            b[0] = self.ext.get(i + 1).map_or(self.proto, |e| e.0);
-            exts.extend_from_slice(&b);
-        }
-        let mut f = eth(ETH_IPV6);
-        f.extend_from_slice(&[0x60, 0, 0, 0]);
-        f.extend_from_slice(&((exts.len() + seg.len()) as u16).to_be_bytes());
-        f.push(self.ext.first().map_or(self.proto, |e| e.0));
-        f.push(64);
-        f.extend_from_slice(&self.src.octets());
-        f.extend_from_slice(&self.dst.octets());
-        f.extend_from_slice(&exts);
-        f.extend_from_slice(&seg);
-        f
-    }
-}
-
-/// An 8-byte hop-by-hop or destination options header (PadN only).
-fn opts_ext(kind: u8) -> (u8, Vec<u8>) {
-    (kind, vec![0, 0, 1, 4, 0, 0, 0, 0])
-}
-
-fn frag_ext(offset_words: u16, more: bool) -> (u8, Vec<u8>) {
-    let fo = (offset_words << 3) | u16::from(more);
-    let mut b = vec![0, 0];
-    b.extend_from_slice(&fo.to_be_bytes());
-    b.extend_from_slice(&0xdead_beefu32.to_be_bytes());
-    (IPPROTO_FRAGMENT, b)
-}
-
-fn syn4() -> V4 {
-    V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(CLIENT_PORT, VIP_PORT, TCP_SYN, &[]))
-}
-
-fn udp4() -> V4 {
-    V4::new(CLIENT4, VIP4, IPPROTO_UDP, udp(CLIENT_PORT, VIP_PORT, b"ping over udp"))
-}
-
-fn syn6() -> V6 {
-    V6::new(CLIENT6, VIP6, IPPROTO_TCP, tcp(CLIENT_PORT, VIP_PORT, TCP_SYN, &[]))
-}
-
-fn udp6() -> V6 {
-    V6::new(CLIENT6, VIP6, IPPROTO_UDP, udp(CLIENT_PORT, VIP_PORT, b"ping over udp"))
-}
-
-// ---------------------------------------------------------------------------
 // Reading a frame back
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, PartialEq, Eq)]
-struct Seen {
-    src: IpAddr,
-    dst: IpAddr,
-    proto: u8,
-    sport: u16,
-    dport: u16,
+/// The frame as the program left it, read back; a checksum it left wrong
+/// (or a frame it cut short) fails the test.
+fn dissect_and_verify(f: &[u8]) -> Seen {
+    dissect(f).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// Dissects a well-formed IPv4/IPv6 TCP/UDP frame (no IPv6 extension headers)
-/// and checks, from scratch, the IPv4 header checksum and the L4 checksum.
-fn dissect_and_verify(f: &[u8]) -> Seen {
-    let ethertype = u16::from_be_bytes([f[12], f[13]]);
-    let (src, dst, proto, l4): (IpAddr, IpAddr, u8, &[u8]) = match ethertype {
-        ETH_IP => {
-            let ihl = usize::from(f[14] & 0x0f) * 4;
-            let tot = usize::from(u16::from_be_bytes([f[16], f[17]]));
-            assert_eq!(
-                fold(sum16(0, &f[14..14 + ihl])),
-                0,
-                "IPv4 header checksum invalid: {f:02x?}"
-            );
-            let src = Ipv4Addr::new(f[26], f[27], f[28], f[29]);
-            let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
-            (src.into(), dst.into(), f[23], &f[14 + ihl..14 + tot])
-        }
-        ETH_IPV6 => {
-            let plen = usize::from(u16::from_be_bytes([f[18], f[19]]));
-            let src: [u8; 16] = f[22..38].try_into().expect("16 bytes");
-            let dst: [u8; 16] = f[38..54].try_into().expect("16 bytes");
-            (
-                Ipv6Addr::from(src).into(),
-                Ipv6Addr::from(dst).into(),
-                f[20],
-                &f[54..54 + plen],
-            )
-        }
-        other => panic!("not IP: EtherType {other:#06x}"),
-    };
-    let raw = |a: IpAddr| match a {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    };
-    let udp_v4_no_csum = proto == IPPROTO_UDP && src.is_ipv4() && l4[6..8] == [0, 0];
-    if !udp_v4_no_csum {
-        assert_eq!(
-            l4_checksum(&raw(src), &raw(dst), proto, l4),
-            0,
-            "{} checksum invalid: {f:02x?}",
-            if proto == IPPROTO_TCP { "TCP" } else { "UDP" }
-        );
-    }
-    Seen {
-        src,
-        dst,
-        proto,
-        sport: u16::from_be_bytes([l4[0], l4[1]]),
-        dport: u16::from_be_bytes([l4[2], l4[3]]),
-    }
+/// The ICMP error as the program left it, every checksum verified.
+fn dissect_icmp_and_verify(f: &[u8]) -> IcmpSeen {
+    dissect_icmp(f).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -801,7 +525,7 @@ fn malformed_and_odd_frames_get_defined_verdicts() {
             [NONE, NONE],
         );
         let mut icmp = vec![8, 0, 0, 0, 0, 1, 0, 1];
-        let c = fold(sum16(0, &icmp));
+        let c = checksum(&icmp);
         icmp[2..4].copy_from_slice(&c.to_be_bytes());
         let f = V4::new(CLIENT4, VIP4, IPPROTO_ICMP, icmp).frame();
         expect(&dp, "ICMP echo to the VIP", &f, XDP_PASS, &[Ipv4, Icmp], [NONE, NONE]);
@@ -1777,85 +1501,6 @@ fn full_nat_state_is_syn_driven_and_bounded() {
     });
 }
 
-/// An ICMP error frame: `rest` is the 4 bytes after the checksum (the MTU
-/// for fragmentation-needed and packet-too-big), `quote` the packet it is
-/// about from its IP header on.
-fn icmp_error(outer_src: IpAddr, outer_dst: IpAddr, kind: u8, code: u8, rest: [u8; 4], quote: &[u8]) -> Vec<u8> {
-    let mut msg = vec![kind, code, 0, 0];
-    msg.extend_from_slice(&rest);
-    msg.extend_from_slice(quote);
-    match (outer_src, outer_dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let c = fold(sum16(0, &msg));
-            msg[2..4].copy_from_slice(&c.to_be_bytes());
-            V4::new(s, d, IPPROTO_ICMP, msg).frame()
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let c = l4_checksum(&s.octets(), &d.octets(), IPPROTO_ICMPV6, &msg);
-            msg[2..4].copy_from_slice(&c.to_be_bytes());
-            V6::new(s, d, IPPROTO_ICMPV6, msg).frame()
-        }
-        _ => unreachable!("one family"),
-    }
-}
-
-/// What a translated ICMP error says, with every checksum checked.
-#[derive(Debug, PartialEq)]
-struct IcmpSeen {
-    outer: (IpAddr, IpAddr),
-    kind: u8,
-    rest: [u8; 4],
-    inner: (IpAddr, u16, IpAddr, u16),
-}
-
-fn dissect_icmp(f: &[u8]) -> IcmpSeen {
-    let v6 = u16::from_be_bytes([f[12], f[13]]) == ETH_IPV6;
-    let ip = |b: &[u8]| -> IpAddr {
-        if b.len() == 4 {
-            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-        } else {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(b);
-            IpAddr::V6(Ipv6Addr::from(a))
-        }
-    };
-    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
-    if v6 {
-        let (src, dst) = (&f[22..38], &f[38..54]);
-        let msg = &f[54..];
-        assert_eq!(l4_checksum(src, dst, IPPROTO_ICMPV6, msg), 0, "ICMPv6 checksum");
-        let inner = &msg[8..];
-        IcmpSeen {
-            outer: (ip(src), ip(dst)),
-            kind: msg[0],
-            rest: [msg[4], msg[5], msg[6], msg[7]],
-            inner: (
-                ip(&inner[8..24]),
-                port(&inner[40..]),
-                ip(&inner[24..40]),
-                port(&inner[42..]),
-            ),
-        }
-    } else {
-        assert_eq!(fold(sum16(0, &f[14..34])), 0, "outer IPv4 header checksum");
-        let msg = &f[34..];
-        assert_eq!(fold(sum16(0, msg)), 0, "ICMP checksum");
-        let inner = &msg[8..];
-        assert_eq!(fold(sum16(0, &inner[..20])), 0, "quoted IPv4 header checksum");
-        IcmpSeen {
-            outer: (ip(&f[26..30]), ip(&f[30..34])),
-            kind: msg[0],
-            rest: [msg[4], msg[5], msg[6], msg[7]],
-            inner: (
-                ip(&inner[12..16]),
-                port(&inner[20..]),
-                ip(&inner[16..20]),
-                port(&inner[22..]),
-            ),
-        }
-    }
-}
-
 /// ICMP errors about a balanced flow are rewritten both ways, as the flow's
 /// NAT: one about a packet to a server (fragmentation-needed from a router
 /// on the servers' side) reaches the client as about its packet to the VIP,
@@ -1903,13 +1548,8 @@ fn icmp_errors_about_balanced_flows_are_translated_both_ways() {
             ),
         ] {
             let fe = usize::from(l3 == Proto::Ipv6);
-            let frame = |src: IpAddr, dst: IpAddr, seg: Vec<u8>, proto: u8| match (src, dst) {
-                (IpAddr::V4(s), IpAddr::V4(d)) => V4::new(s, d, proto, seg).frame(),
-                (IpAddr::V6(s), IpAddr::V6(d)) => V6::new(s, d, proto, seg).frame(),
-                _ => unreachable!(),
-            };
             // The flow: a client's SYN, rewritten towards a server.
-            let syn = frame(client, vip, tcp(42100, VIP_PORT, TCP_SYN, &[]), IPPROTO_TCP);
+            let syn = ip_frame(client, vip, IPPROTO_TCP, tcp(42100, VIP_PORT, TCP_SYN, &[]));
             let mut fes = [NONE, NONE];
             fes[fe] = balanced(syn.len(), true, true, false);
             let out = expect(&dp, &format!("{name}: SYN"), &syn, XDP_PASS, &[l3, Proto::Tcp], fes);
@@ -1919,7 +1559,7 @@ fn icmp_errors_about_balanced_flows_are_translated_both_ways() {
             let quote = |f: &[u8]| f[14..14 + ip_len + 8].to_vec();
 
             // Too big on the servers' side, about the packet we sent there.
-            let sent = frame(snat, server, tcp(nat_port, SERVER_PORT, TCP_ACK, b"data"), IPPROTO_TCP);
+            let sent = ip_frame(snat, server, IPPROTO_TCP, tcp(nat_port, SERVER_PORT, TCP_ACK, b"data"));
             let err = icmp_error(router, snat, too_big.0, too_big.1, mtu, &quote(&sent));
             let mut fes = [NONE, NONE];
             fes[fe] = icmp_ok;
@@ -1932,7 +1572,7 @@ fn icmp_errors_about_balanced_flows_are_translated_both_ways() {
                 fes,
             );
             assert_eq!(
-                dissect_icmp(&out),
+                dissect_icmp_and_verify(&out),
                 IcmpSeen {
                     outer: (vip, client),
                     kind: too_big.0,
@@ -1943,7 +1583,7 @@ fn icmp_errors_about_balanced_flows_are_translated_both_ways() {
             );
 
             // Time exceeded on the client's side, about a packet we sent there.
-            let sent = frame(vip, client, tcp(VIP_PORT, 42100, TCP_ACK, b"reply"), IPPROTO_TCP);
+            let sent = ip_frame(vip, client, IPPROTO_TCP, tcp(VIP_PORT, 42100, TCP_ACK, b"reply"));
             let kind = if l3 == Proto::Ipv4 { 11 } else { 3 };
             let err = icmp_error(router, vip, kind, 0, [0; 4], &quote(&sent));
             let out = expect(
@@ -1955,7 +1595,7 @@ fn icmp_errors_about_balanced_flows_are_translated_both_ways() {
                 fes,
             );
             assert_eq!(
-                dissect_icmp(&out),
+                dissect_icmp_and_verify(&out),
                 IcmpSeen {
                     outer: (snat, server),
                     kind,
@@ -1966,7 +1606,7 @@ fn icmp_errors_about_balanced_flows_are_translated_both_ways() {
             );
 
             // About a flow we don't have: the stack's.
-            let sent = frame(snat, server, tcp(nat_port ^ 1, SERVER_PORT, TCP_ACK, &[]), IPPROTO_TCP);
+            let sent = ip_frame(snat, server, IPPROTO_TCP, tcp(nat_port ^ 1, SERVER_PORT, TCP_ACK, &[]));
             let err = icmp_error(router, snat, too_big.0, too_big.1, mtu, &quote(&sent));
             let out = expect(
                 &dp,

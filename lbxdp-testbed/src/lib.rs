@@ -7,7 +7,11 @@
 //! Dropping the testbed ends every process in its namespaces and removes them,
 //! also when a test panics; [`Testbed::build`] first sweeps namespaces left by
 //! runs that crashed.
+//!
+//! [`frames`] holds the packet fixtures the XDP program is tested and timed
+//! on through BPF_PROG_TEST_RUN.
 mod command;
+pub mod frames;
 mod links;
 mod netns;
 mod nginx;

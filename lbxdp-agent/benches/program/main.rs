@@ -26,7 +26,6 @@
 //! few repetitions only, to see that it works; `--spin CASE` runs one IPv4
 //! case for 3 s and prints nothing, for `perf record`. Run by `cargo xtask
 //! bench`.
-mod frames;
 mod setup;
 
 use std::{
@@ -38,10 +37,9 @@ use anyhow::{Context as _, anyhow, ensure};
 use lbxdp_agent::datapath::{Datapath, TestRunOutcome};
 use serde_json::{Value, json};
 
-use self::{
-    frames::{TCP_ACK, TCP_SYN, endpoints, tcp},
-    setup::{Family, SERVER_PORT, V4, V6, VIP_PORT},
-};
+use lbxdp_testbed::frames::{CLIENT_PORT, SERVER_PORT, TCP_ACK, TCP_SYN, VIP_PORT, dissect, tcp_frame};
+
+use self::setup::{Family, V4, V6};
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -380,18 +378,18 @@ impl Bench<'_> {
     /// and the frames of the family's cases, each run once and checked.
     fn cases(&self, family: Family) -> anyhow::Result<Cases> {
         let name = family.name;
-        let cport = 40000;
+        let cport = CLIENT_PORT;
         let client = (family.client, cport);
-        let syn = tcp(family.client, cport, family.vip, VIP_PORT, TCP_SYN);
+        let syn = tcp_frame(family.client, cport, family.vip, VIP_PORT, TCP_SYN);
         let out = self.run(&syn, 1, XDP_TX, "the handshake's SYN")?;
-        let ((snat, nat_port), (server, sport)) = endpoints(&out.frame).context("the SYN as sent")?;
+        let ((snat, nat_port), (server, sport)) = dissect(&out.frame).context("the SYN as sent")?.endpoints();
         ensure!(
             snat == family.lb && sport == SERVER_PORT && family.servers.contains(&server),
             "{name}: the SYN went out as {snat}:{nat_port} -> {server}:{sport}"
         );
         let to_client = |frame: &[u8], what: &str| -> anyhow::Result<()> {
             let out = self.run(frame, 1, XDP_TX, what)?;
-            let seen = endpoints(&out.frame).context("a reply as sent")?;
+            let seen = dissect(&out.frame).context("a reply as sent")?.endpoints();
             ensure!(
                 seen == ((family.vip, VIP_PORT), client),
                 "{name}: {what} went out as {seen:?}"
@@ -399,19 +397,19 @@ impl Bench<'_> {
             Ok(())
         };
         to_client(
-            &tcp(server, SERVER_PORT, snat, nat_port, TCP_SYN | TCP_ACK),
+            &tcp_frame(server, SERVER_PORT, snat, nat_port, TCP_SYN | TCP_ACK),
             "the SYN-ACK",
         )?;
-        let hit = tcp(family.client, cport, family.vip, VIP_PORT, TCP_ACK);
+        let hit = tcp_frame(family.client, cport, family.vip, VIP_PORT, TCP_ACK);
         let out = self.run(&hit, 1, XDP_TX, "the client's ACK")?;
-        let seen = endpoints(&out.frame).context("the ACK as sent")?;
+        let seen = dissect(&out.frame).context("the ACK as sent")?.endpoints();
         ensure!(
             seen == ((snat, nat_port), (server, SERVER_PORT)),
             "{name}: the client's ACK went out as {seen:?}"
         );
-        let reply = tcp(server, SERVER_PORT, snat, nat_port, TCP_ACK);
+        let reply = tcp_frame(server, SERVER_PORT, snat, nat_port, TCP_ACK);
         to_client(&reply, "the server's ACK")?;
-        let non_vip = tcp(family.client, cport + 1, family.lb, 22, TCP_ACK);
+        let non_vip = tcp_frame(family.client, cport + 1, family.lb, 22, TCP_ACK);
         Ok(Cases {
             family,
             non_vip,
@@ -435,5 +433,5 @@ fn syn_from(family: Family, n: u32) -> Vec<u8> {
             IpAddr::from(o)
         }
     };
-    tcp(client, port, family.vip, VIP_PORT, TCP_SYN)
+    tcp_frame(client, port, family.vip, VIP_PORT, TCP_SYN)
 }

@@ -2,18 +2,16 @@
 //! namespace of its own, programmed as the agent would for one IPv4 and one
 //! IPv6 frontend in full NAT, with a route and a neighbour entry for every
 //! server and client, so bpf_fib_lookup succeeds as on a live one-arm LB.
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    process::Command,
-};
+use std::{net::IpAddr, process::Command};
 
 use anyhow::{Context as _, bail};
 use lbxdp_agent::datapath::{Datapath, NatMode, Sizes, plan::PlanServer};
 use lbxdp_common::{Settings, XDP_PROGRAM};
+use lbxdp_testbed::frames::{
+    CLIENT4, CLIENT6, LB_MAC, SERVER_PORT, SERVERS4, SERVERS6, SNAT4, SNAT6, VIP_PORT, VIP4, VIP6,
+};
 
 pub const TABLE: u32 = 251;
-pub const VIP_PORT: u16 = 80;
-pub const SERVER_PORT: u16 = 8080;
 /// The LB's interface: its address is the full-NAT source, and the frames
 /// come in on it, so the FIB sends them back out of it (XDP_TX, one-arm).
 pub const LB_IF: &str = "v0";
@@ -36,26 +34,20 @@ pub struct Family {
 
 pub const V4: Family = Family {
     name: "ipv4",
-    vip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
-    lb: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
-    client: IpAddr::V4(Ipv4Addr::new(198, 19, 0, 10)),
-    servers: [
-        IpAddr::V4(Ipv4Addr::new(198, 18, 0, 101)),
-        IpAddr::V4(Ipv4Addr::new(198, 18, 0, 102)),
-    ],
+    vip: IpAddr::V4(VIP4),
+    lb: IpAddr::V4(SNAT4),
+    client: IpAddr::V4(CLIENT4),
+    servers: [IpAddr::V4(SERVERS4[0]), IpAddr::V4(SERVERS4[1])],
     prefix: "15",
     frontend: 0,
 };
 
 pub const V6: Family = Family {
     name: "ipv6",
-    vip: IpAddr::V6(Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, 2)),
-    lb: IpAddr::V6(Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, 1)),
-    client: IpAddr::V6(Ipv6Addr::new(0xfd00, 0x198, 0x18, 1, 0, 0, 0, 0x10)),
-    servers: [
-        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, 0x101)),
-        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, 0x102)),
-    ],
+    vip: IpAddr::V6(VIP6),
+    lb: IpAddr::V6(SNAT6),
+    client: IpAddr::V6(CLIENT6),
+    servers: [IpAddr::V6(SERVERS6[0]), IpAddr::V6(SERVERS6[1])],
     prefix: "48",
     frontend: 1,
 };
@@ -81,7 +73,9 @@ fn sysctl(path: &str, value: &str) -> anyhow::Result<()> {
 /// SYNs go to the servers. Returns `v0`'s ifindex.
 pub fn network() -> anyhow::Result<u32> {
     ip(&format!("link add {LB_IF} type veth peer name v1"))?;
-    ip(&format!("link set {LB_IF} address 02:00:00:00:00:0a"))?;
+    // The MAC the fixture frames are addressed to.
+    let mac = LB_MAC.map(|b| format!("{b:02x}")).join(":");
+    ip(&format!("link set {LB_IF} address {mac}"))?;
     ip(&format!("link set {LB_IF} up"))?;
     ip("link set v1 up")?;
     // After the link exists: "all" reaches every interface there is.
