@@ -273,6 +273,15 @@ pub async fn run(
         Some(dp) => dp,
         None => Datapath::load(sizes, opts.kernel_debug, XDP_PROGRAM)?,
     };
+    // Lets flows keep their next hops between route and neighbour changes.
+    // Without it the program looks every packet's up, as it did before.
+    let _fib_watch = match dp.fib_generation().and_then(|g| g.watch()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!("next hops will be looked up for every packet: {e}");
+            None
+        }
+    };
     for (net, ifindex) in &mut nets {
         dp.add_tx_port(*ifindex)?;
         if plan.is_some() {

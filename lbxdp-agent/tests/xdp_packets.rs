@@ -1027,6 +1027,74 @@ fn forwarding_verdicts_follow_the_fib() {
     });
 }
 
+/// A flow keeps its next hop (MACs, interface) while the FIB generation
+/// stays, and looks it up again once the agent's watch bumps it: shown by
+/// changing the server's neighbour entry under a flow.
+#[test]
+fn next_hops_are_cached_until_the_fib_generation_changes() {
+    if skip_without_root("next_hops_are_cached_until_the_fib_generation_changes") {
+        return;
+    }
+    in_fresh_netns(|| {
+        let dp = balancer();
+        sysctl("net/ipv4/conf/lo/forwarding", "1");
+        ip("link add v0 type veth peer name v1");
+        ip("link set v0 address 02:00:00:00:00:0a");
+        ip("link set v0 up");
+        ip("link set v1 up");
+        ip("addr add 198.18.0.1/15 dev v0");
+        let frame = udp4().frame();
+        let run = |what: &str| {
+            let (action, out) = dp.test_run(&frame).expect("test run");
+            assert_eq!(action_name(action), action_name(XDP_PASS), "{what}");
+            dissect_and_verify(&out);
+            out
+        };
+        // The first packet picks the server; where it went tells its address.
+        let (_, first) = dp.test_run(&frame).expect("test run");
+        let server = dissect_and_verify(&first).dst;
+        ip(&format!(
+            "-4 neigh replace {server} lladdr 02:00:00:00:01:01 dev v0 nud permanent"
+        ));
+        let mut generation = dp.fib_generation().expect("FIB_GEN");
+        generation.bump().expect("a first generation");
+
+        let out = run("a pinned flow: looked up, and kept");
+        assert_eq!(out[0..6], SERVER_MAC, "destination MAC from the FIB");
+        ip(&format!(
+            "-4 neigh replace {server} lladdr 02:00:00:00:01:02 dev v0 nud permanent"
+        ));
+        let out = run("the same generation: the cached next hop");
+        assert_eq!(
+            out[0..6],
+            SERVER_MAC,
+            "within a generation the flow must use its cached MAC (else nothing is cached)"
+        );
+        assert_eq!(out[6..12], V0_MAC, "source MAC from the cache");
+
+        generation.bump().expect("a new generation");
+        let out = run("a new generation: looked up again");
+        assert_eq!(
+            out[0..6],
+            [0x02, 0, 0, 0, 0x01, 0x02],
+            "the neighbour's new MAC after the bump"
+        );
+        let out = run("and cached again");
+        assert_eq!(out[0..6], [0x02, 0, 0, 0, 0x01, 0x02]);
+
+        // A packet longer than any the cache passed goes through the FIB's
+        // MTU check: over v0's MTU it is dropped, not sent from the cache.
+        ip("link set v0 mtu 1280");
+        let big = V4::new(CLIENT4, VIP4, IPPROTO_UDP, udp(CLIENT_PORT, VIP_PORT, &[0u8; 1400]));
+        let (action, _) = dp.test_run(&big.frame()).expect("test run");
+        assert_eq!(
+            action_name(action),
+            action_name(XDP_DROP),
+            "a packet over the MTU must meet the FIB's check even with a cached next hop"
+        );
+    });
+}
+
 #[test]
 fn tcp_fin_and_rst_mark_flows_closing() {
     if skip_without_root("tcp_fin_and_rst_mark_flows_closing") {

@@ -115,8 +115,27 @@ pub struct Flow {
     /// `FLOW_*` flags.
     pub flags: u16,
     pub pad: u32,
-    /// bpf_ktime_get_ns() of the last packet.
+    /// bpf_ktime_get_coarse_ns() of the last packet.
     pub seen_ns: u64,
+    /// Where the flow's packets to the server leave.
+    pub nh: NextHop,
+}
+
+/// A flow's next hop as `bpf_fib_lookup` last gave it, so that an
+/// established flow's packets skip the FIB. Valid while `generation` equals
+/// `FIB_GEN`'s, which the agent bumps on every change of routes,
+/// neighbours, links or addresses (and once a second besides); 0 never is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHop {
+    pub generation: u32,
+    pub ifindex: u32,
+    /// The longest IP packet (total length) the lookup has passed: a longer
+    /// one goes through the FIB again, for its MTU check.
+    pub max_len: u16,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    pub pad: u16,
 }
 
 /// A FIN or RST went by: the entry expires after `Settings::closing_timeout_ns`.
@@ -143,6 +162,8 @@ pub struct Reply {
     pub flags: u16,
     pub pad: u16,
     pub seen_ns: u64,
+    /// Where the server's replies leave, towards the client.
+    pub nh: NextHop,
 }
 
 /// Slot 0 of `SETTINGS`.
@@ -246,6 +267,8 @@ pub const SETTINGS_MAP: &str = "SETTINGS";
 pub const SERVER_STATS_MAP: &str = "SERVER_STATS";
 pub const FRONTEND_STATS_MAP: &str = "FRONTEND_STATS";
 pub const TX_PORTS_MAP: &str = "TX_PORTS";
+/// One `u32`: the generation of the kernel's routes and neighbours (see `NextHop`).
+pub const FIB_GEN_MAP: &str = "FIB_GEN";
 /// The program for the far end of a veth: native XDP_TX into a veth delivers
 /// only when the peer runs an XDP program too.
 pub const XDP_PASS_PROGRAM: &str = "lbxdp_pass";

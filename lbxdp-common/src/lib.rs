@@ -113,8 +113,9 @@ mod tests {
         assert_eq!(size_of::<Frontend>(), 12);
         assert_eq!(size_of::<Server>(), 16 + 16 + 2 + 1 + 1);
         assert_eq!(size_of::<FlowKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
-        assert_eq!(size_of::<Flow>(), 4 + 4 + 2 + 2 + 4 + 8);
-        assert_eq!(size_of::<Reply>(), 16 + 16 + 2 + 2 + 4 + 4 + 2 + 2 + 8);
+        assert_eq!(size_of::<NextHop>(), 4 + 4 + 2 + 6 + 6 + 2);
+        assert_eq!(size_of::<Flow>(), 4 + 4 + 2 + 2 + 4 + 8 + 24);
+        assert_eq!(size_of::<Reply>(), 16 + 16 + 2 + 2 + 4 + 4 + 2 + 2 + 8 + 24);
         assert_eq!(size_of::<Settings>(), 4 + 4 + 8 * 4 + 2 + 2 + 4);
         assert_eq!(size_of::<FrontendStats>(), 8 * 11);
     }

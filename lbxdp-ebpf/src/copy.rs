@@ -120,6 +120,6 @@ aligned_addrs! {
     Server: addr, snat;
     Packet: src, dst;
     Rewrite: src, dst;
-    Scratch: p, key, rkey, reply, rw, old, new;
+    Scratch: p, fkey, key, rkey, reply, flow, rw, old, new, fib;
     crate::icmp::IcmpNat: outer_src, outer_dst, inner_src, inner_dst;
 }

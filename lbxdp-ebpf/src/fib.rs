@@ -1,5 +1,11 @@
 //! Forwarding: the kernel's FIB gives the next hop and both MACs; the packet
 //! leaves by XDP_TX on the interface it came in on, or by the devmap.
+//!
+//! A flow keeps the answer (`NextHop`) for its next packets: the lookup was
+//! a fifth of an established flow's cost. The cache holds while `FIB_GEN`
+//! stays the same; the agent bumps it when routes, neighbours, links or
+//! addresses change, so a changed MAC or route is seen within the time a
+//! netlink notification takes, and within a second at worst.
 use aya_ebpf::{
     bindings::{bpf_fib_lookup, xdp_action},
     helpers::bpf_fib_lookup as fib_lookup,
@@ -7,7 +13,11 @@ use aya_ebpf::{
 };
 use network_types::eth::EthHdr;
 
-use crate::{TX_PORTS, copy, parse::Packet};
+use core::ptr::{read_volatile, write_volatile};
+
+use lbxdp_common::NextHop;
+
+use crate::{FIB_GEN, TX_PORTS, copy, parse::Packet};
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -25,9 +35,18 @@ pub enum Verdict {
 }
 
 /// Routes the (already rewritten) packet to its new destination. `params`
-/// is scratch space: the query is built there, not on the stack.
+/// is scratch space: the query is built there, not on the stack. `nh` is
+/// the flow's next-hop cache in its map entry, or null for a packet
+/// without one (a flow's first, an ICMP error).
 #[inline(never)]
-pub fn forward(ctx: &XdpContext, p: &Packet, params: &mut bpf_fib_lookup) -> Verdict {
+pub fn forward(ctx: &XdpContext, p: &Packet, params: &mut bpf_fib_lookup, nh: *mut NextHop) -> Verdict {
+    let generation = FIB_GEN.get(0).copied().unwrap_or(0);
+    if !nh.is_null() && generation != 0 {
+        // SAFETY: a value of a flow map, live for this run of the program.
+        if let Some(v) = cached(ctx, unsafe { &*nh }, generation, p.ip_len) {
+            return v;
+        }
+    }
     // SAFETY: bpf_fib_lookup is plain old data of u32-aligned fields, a
     // multiple of 4 long (asserted below); all-zero is its documented initial state.
     unsafe { copy::clear_words(params) };
@@ -63,13 +82,73 @@ pub fn forward(ctx: &XdpContext, p: &Packet, params: &mut bpf_fib_lookup) -> Ver
         copy::bytes::<6>(&mut (*eth).dst_addr, &params.dmac);
         copy::bytes::<6>(&mut (*eth).src_addr, &params.smac);
     }
-    // SAFETY: as above.
-    if params.ifindex == unsafe { (*ctx.ctx).ingress_ifindex } {
+    if !nh.is_null() && generation != 0 {
+        // SAFETY: as above.
+        keep(unsafe { &mut *nh }, params, generation, p.ip_len);
+    }
+    out(ctx, params.ifindex)
+}
+
+/// XDP_TX back out of the interface the packet came in on, else the devmap.
+#[inline(always)]
+fn out(ctx: &XdpContext, ifindex: u32) -> Verdict {
+    // SAFETY: reading the ingress ifindex from the context the kernel gave us.
+    if ifindex == unsafe { (*ctx.ctx).ingress_ifindex } {
         return Verdict::Action(xdp_action::XDP_TX);
     }
-    match TX_PORTS.redirect(params.ifindex, 0) {
+    match TX_PORTS.redirect(ifindex, 0) {
         Ok(a) => Verdict::Action(a),
         Err(_) => Verdict::Pass,
+    }
+}
+
+/// The flow's cached next hop, if it is of this generation and has passed
+/// a packet this long; the MACs are written into the frame. Two CPUs may
+/// write one entry's cache at once (a flow's packets are spread): `generation` is
+/// read before and after the rest, and a writer zeroes it first, so a
+/// half-written cache is never used.
+#[inline(always)]
+fn cached(ctx: &XdpContext, c: &NextHop, generation: u32, len: u16) -> Option<Verdict> {
+    // SAFETY: reads of plain fields of a map value (see above for why volatile).
+    let (ifindex, max_len) = unsafe {
+        if read_volatile(&c.generation) != generation {
+            return None;
+        }
+        (read_volatile(&c.ifindex), read_volatile(&c.max_len))
+    };
+    if len > max_len {
+        return None;
+    }
+    let eth = crate::parse::ptr_at_mut::<EthHdr>(ctx, 0)?;
+    // SAFETY: bounds checked by ptr_at_mut; the cache as above.
+    unsafe {
+        copy::bytes::<6>(&mut (*eth).dst_addr, &c.dmac);
+        copy::bytes::<6>(&mut (*eth).src_addr, &c.smac);
+        if read_volatile(&c.generation) != generation {
+            // Rewritten meanwhile: the full lookup writes the MACs again.
+            return None;
+        }
+    }
+    Some(out(ctx, ifindex))
+}
+
+/// Keeps a successful lookup's answer in the flow's cache.
+#[inline(always)]
+fn keep(c: &mut NextHop, params: &bpf_fib_lookup, generation: u32, len: u16) {
+    // SAFETY: writes of plain fields of a map value, `generation` last (see `cached`).
+    unsafe {
+        let was = read_volatile(&c.generation);
+        let max_len = if was == generation {
+            read_volatile(&c.max_len).max(len)
+        } else {
+            len
+        };
+        write_volatile(&mut c.generation, 0);
+        write_volatile(&mut c.ifindex, params.ifindex);
+        write_volatile(&mut c.max_len, max_len);
+        copy::bytes::<6>(&mut c.smac, &params.smac);
+        copy::bytes::<6>(&mut c.dmac, &params.dmac);
+        write_volatile(&mut c.generation, generation);
     }
 }
 

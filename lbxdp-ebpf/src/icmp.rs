@@ -54,7 +54,7 @@ pub fn handle(ctx: &XdpContext, s: &mut Scratch, v6: bool) -> Option<u32> {
         return Some(xdp_action::XDP_ABORTED);
     }
     fs.icmp_errors += 1;
-    Some(send(ctx, s, fs))
+    Some(send(ctx, s, fs, core::ptr::null_mut()))
 }
 
 /// ICMPv4 destination-unreachable or time-exceeded, quoting TCP or UDP.

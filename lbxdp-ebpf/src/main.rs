@@ -28,8 +28,8 @@ use aya_log_ebpf::debug;
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
     FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK,
-    MaglevChunk, NO_SERVER, PROTO_TCP, PROTO_UDP, Proto, ProtoStats, Reply, SERVER_UP, Server, ServerStats, Settings,
-    maglev_slot,
+    MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto, ProtoStats, Reply, SERVER_UP, Server, ServerStats,
+    Settings, maglev_slot,
 };
 
 use crate::{
@@ -64,6 +64,10 @@ static SERVER_STATS: PerCpuArray<ServerStats> = PerCpuArray::with_max_entries(DE
 static FRONTEND_STATS: PerCpuArray<FrontendStats> = PerCpuArray::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
 #[map(name = "TX_PORTS")]
 pub(crate) static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(64, 0);
+/// The generation of the kernel's routes and neighbours: a flow's cached
+/// next hop (`NextHop`) is good while its `generation` is this.
+#[map(name = "FIB_GEN")]
+pub(crate) static FIB_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Source ports tried for a new full-NAT flow: the client's own shifted into
 /// the NAT range, then these many hashed ones.
@@ -88,6 +92,7 @@ pub struct Scratch {
     pub key: FlowKey,
     pub rkey: FlowKey,
     pub reply: Reply,
+    pub flow: Flow,
     pub rw: Rewrite,
     /// An ICMP error's addresses as they came and as they leave.
     pub old: icmp::IcmpNat,
@@ -239,6 +244,8 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
     let dnat = fe.flags & FRONTEND_DNAT != 0;
 
     let mut pinned = None;
+    // The flow's cached next hop, if it has an entry that stays.
+    let mut nh: *mut NextHop = core::ptr::null_mut();
     // A live entry exists for this 5-tuple (its server may be down).
     let mut known = false;
     // A half-open flow's first non-SYN: confirmed if the server's SYN-ACK went by.
@@ -267,6 +274,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                     f.flags |= FLOW_CLOSING;
                 }
                 pinned = Some((f.server, f.nat_port));
+                nh = &mut f.nh;
             }
         }
     }
@@ -328,7 +336,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
         ss.packets_in += 1;
         ss.bytes_in += len;
     }
-    send(ctx, s, fs)
+    send(ctx, s, fs, nh)
 }
 
 /// Server to client: the reply entry says who the client was.
@@ -378,6 +386,7 @@ fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 
         ss.packets_out += 1;
         ss.bytes_out += len;
     }
+    let nh: *mut NextHop = &mut r.nh;
     // SAFETY: as above.
     unsafe {
         copy::addr(&mut s.rw.src, &r.vip);
@@ -388,12 +397,13 @@ fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 
     if !nat::rewrite(ctx, &mut s.p, &s.rw) {
         return xdp_action::XDP_ABORTED;
     }
-    send(ctx, s, fs)
+    send(ctx, s, fs, nh)
 }
 
+/// Sends the rewritten packet on; `nh` is the flow's next-hop cache, or null.
 #[inline(always)]
-fn send(ctx: &XdpContext, s: &mut Scratch, fs: &mut FrontendStats) -> u32 {
-    match fib::forward(ctx, &s.p, &mut s.fib) {
+fn send(ctx: &XdpContext, s: &mut Scratch, fs: &mut FrontendStats, nh: *mut NextHop) -> u32 {
+    match fib::forward(ctx, &s.p, &mut s.fib, nh) {
         Verdict::Action(a) => a,
         Verdict::NoNeighbour => {
             fs.drop_no_neigh += 1;
@@ -579,6 +589,7 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     };
     s.reply.pad = 0;
     s.reply.seen_ns = now;
+    s.reply.nh.generation = 0;
     let dnat = fe.flags & FRONTEND_DNAT != 0;
     set_reply_key(&mut s.rkey, &s.key, server, s.p.sport, dnat);
     let nat_port = if dnat {
@@ -589,16 +600,16 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     } else {
         claim_port(s, hash, now, settings)?
     };
-    let flow = Flow {
-        server: server_id,
-        frontend: fe.id,
-        nat_port,
-        flags: s.reply.flags,
-        pad: 0,
-        seen_ns: now,
-    };
+    // Built in place, as the keys are; no next hop cached yet.
+    s.flow.server = server_id;
+    s.flow.frontend = fe.id;
+    s.flow.nat_port = nat_port;
+    s.flow.flags = s.reply.flags;
+    s.flow.pad = 0;
+    s.flow.seen_ns = now;
+    s.flow.nh.generation = 0;
     FLOWS
-        .insert(&s.key, &flow, BPF_ANY as u64)
+        .insert(&s.key, &s.flow, BPF_ANY as u64)
         .map_err(|_| NewFlowError::TableFull)?;
     Ok((server_id, nat_port))
 }

@@ -5,6 +5,11 @@
 //! in IPv4 and IPv6. Every run's XDP action is checked: a figure for a packet
 //! that took another branch would be worthless.
 //!
+//! The FIB generation is set as the agent's watch sets it, so an
+//! established flow's packet and a reply use their flow's cached next hop
+//! (as every packet of a flow after its second does); a SYN's packet goes
+//! through bpf_fib_lookup.
+//!
 //! How each figure is got, because `repeat` is honest for one case only: the
 //! kernel copies the frame in once and every repetition sees it as the
 //! previous one left it. A packet to no VIP comes out as it went in, so its

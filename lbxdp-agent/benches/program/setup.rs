@@ -105,6 +105,9 @@ pub fn balancer() -> anyhow::Result<Datapath> {
     };
     let mut dp = Datapath::load(sizes, false, XDP_PROGRAM).context("loading the XDP object")?;
     dp.set_settings(&Settings::with_default_timeouts(TABLE))?;
+    // As the agent's watch does at start: flows may keep their next hops.
+    // Nothing changes the routes meanwhile, so a generation lasts the run.
+    dp.fib_generation()?.bump()?;
     for (backend, f) in [V4, V6].iter().enumerate() {
         let servers: Vec<PlanServer> = f
             .servers

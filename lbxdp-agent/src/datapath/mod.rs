@@ -1,5 +1,6 @@
 //! The XDP datapath: loading the program, attaching it, reading its maps.
 mod error;
+mod fib_gen;
 mod loader;
 mod maps;
 pub(crate) mod net;
@@ -11,6 +12,7 @@ mod sysctl;
 mod test_run;
 
 pub use error::DatapathError;
+pub use fib_gen::{FibGeneration, FibWatch};
 pub use loader::{AttachMode, Datapath, Sizes, XdpModeArg};
 pub use maps::{NatMode, OpenFlows, addr_bytes};
 pub use stats::{Counter, ProtoCounters};
