@@ -1027,6 +1027,80 @@ fn forwarding_verdicts_follow_the_fib() {
     });
 }
 
+/// A confirmed flow's segments are forwarded on the flow entry alone (the
+/// frontend isn't looked up), so a flow outlives a reload that drops its
+/// frontend, as HAProxy's old process finishes its sessions; new SYNs to
+/// the dropped frontend go to the stack. A frontend on a port another VIP
+/// still uses keeps balancing.
+#[test]
+fn established_flows_outlive_their_frontend_and_ports_stay_shared() {
+    if skip_without_root("established_flows_outlive_their_frontend_and_ports_stay_shared") {
+        return;
+    }
+    in_fresh_netns(|| {
+        let mut dp = balancer();
+        let seg = |cport: u16, flags: u8, data: &[u8]| {
+            V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(cport, VIP_PORT, flags, data)).frame()
+        };
+        let run = |dp: &Datapath, what: &str, f: &[u8]| {
+            let (action, out) = dp.test_run(f).expect("test run");
+            assert_ne!(action, XDP_ABORTED, "{what}");
+            (action, dissect_and_verify(&out))
+        };
+        // The handshake: SYN, the server's SYN-ACK to the NAT port, the client's ACK.
+        let (_, syn) = run(&dp, "SYN", &seg(42100, TCP_SYN, &[]));
+        let IpAddr::V4(srv) = syn.dst else {
+            panic!("an IPv4 server")
+        };
+        let synack = V4::new(
+            srv,
+            SNAT4,
+            IPPROTO_TCP,
+            tcp(SERVER_PORT, syn.sport, TCP_SYN | TCP_ACK, &[]),
+        )
+        .frame();
+        let (_, back) = run(&dp, "SYN-ACK", &synack);
+        assert_eq!(back.dst, IpAddr::from(CLIENT4), "the SYN-ACK goes back to the client");
+        run(&dp, "ACK", &seg(42100, TCP_ACK, &[]));
+        let mut key = client_key(CLIENT4.into(), VIP4.into(), IPPROTO_TCP);
+        key.sport = 42100u16.to_be();
+        let flow = flow_of(&dp, &key).expect("the flow");
+        assert_eq!(flow.flags & FLOW_HALF_OPEN, 0, "confirmed by the ACK");
+
+        let (_, data) = run(&dp, "data", &seg(42100, TCP_ACK | TCP_PSH, b"GET / HTTP/1.0\r\n\r\n"));
+        assert_eq!(
+            (data.dst, data.sport),
+            (syn.dst, syn.sport),
+            "data on the flow's server and port"
+        );
+
+        dp.remove_frontend(VIP4.into(), VIP_PORT).expect("frontend removed");
+        let (_, data) = run(
+            &dp,
+            "data after the frontend left",
+            &seg(42100, TCP_ACK | TCP_PSH, b"more"),
+        );
+        assert_eq!(
+            (data.dst, data.sport),
+            (syn.dst, syn.sport),
+            "an established flow goes on after its frontend left"
+        );
+        let (_, new) = run(&dp, "a new SYN to the removed frontend", &seg(42101, TCP_SYN, &[]));
+        assert_eq!(
+            new.dst,
+            IpAddr::from(VIP4),
+            "a new connection to a removed frontend isn't balanced"
+        );
+        // The IPv6 VIP listens on the same port: its frontend still balances.
+        let (_, v6) = run(&dp, "a SYN to the IPv6 VIP on the shared port", &syn6().frame());
+        assert_ne!(
+            v6.dst,
+            IpAddr::from(VIP6),
+            "the other VIP on the port is still balanced"
+        );
+    });
+}
+
 /// A flow keeps its next hop (MACs, interface) while the FIB generation
 /// stays, and looks it up again once the agent's watch bumps it: shown by
 /// changing the server's neighbour entry under a flow.

@@ -148,6 +148,10 @@ pub const FLOW_HALF_OPEN: u16 = 2;
 /// On a `REPLIES` entry: the server's SYN-ACK went by, so the client's next
 /// non-SYN packet confirms the flow.
 pub const FLOW_SYN_ACKED: u16 = 4;
+/// On a `FLOWS` entry: the frontend did DNAT when the flow began, so its
+/// packets keep the client's address (an established flow's packets don't
+/// look the frontend up).
+pub const FLOW_DNAT: u16 = 8;
 
 /// Value of `REPLIES`: how to turn a server's reply back into the VIP's.
 #[repr(C)]
@@ -269,6 +273,11 @@ pub const FRONTEND_STATS_MAP: &str = "FRONTEND_STATS";
 pub const TX_PORTS_MAP: &str = "TX_PORTS";
 /// One `u32`: the generation of the kernel's routes and neighbours (see `NextHop`).
 pub const FIB_GEN_MAP: &str = "FIB_GEN";
+/// A bit per port (host order): some frontend listens on it. A packet to
+/// another port skips the `FRONTENDS` lookup.
+pub const FRONTEND_PORTS_MAP: &str = "FRONTEND_PORTS";
+/// Entries of `FRONTEND_PORTS`: 65,536 bits in u64 words.
+pub const FRONTEND_PORT_WORDS: u32 = 65536 / 64;
 /// The program for the far end of a veth: native XDP_TX into a veth delivers
 /// only when the peer runs an XDP program too.
 pub const XDP_PASS_PROGRAM: &str = "lbxdp_pass";

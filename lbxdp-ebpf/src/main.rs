@@ -27,9 +27,9 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
-    FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK,
-    MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto, ProtoStats, Reply, SERVER_UP, Server, ServerStats,
-    Settings, maglev_slot,
+    FLOW_DNAT, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_PORT_WORDS, Flow, FlowKey, Frontend,
+    FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto, ProtoStats,
+    Reply, SERVER_UP, Server, ServerStats, Settings, maglev_slot,
 };
 
 use crate::{
@@ -42,6 +42,10 @@ use crate::{
 static PROTO_STATS: PerCpuArray<ProtoStats> = PerCpuArray::with_max_entries(Proto::COUNT, 0);
 #[map(name = "FRONTENDS")]
 static FRONTENDS: HashMap<FrontendKey, Frontend> = HashMap::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
+/// A bit per port some frontend listens on: packets to other ports (the
+/// servers' replies, the host's own traffic) skip the `FRONTENDS` lookup.
+#[map(name = "FRONTEND_PORTS")]
+static FRONTEND_PORTS: Array<u64> = Array::with_max_entries(FRONTEND_PORT_WORDS, 0);
 #[map(name = "BACKENDS")]
 static BACKENDS: Array<BackendMeta> = Array::with_max_entries(DEFAULT_MAX_BACKENDS, 0);
 /// Resized by the agent to backends x 2 copies x chunks per table.
@@ -178,21 +182,98 @@ fn count(proto: Proto, len: u64) {
 
 #[inline(always)]
 fn balance(ctx: &XdpContext, s: &mut Scratch, len: u64) -> u32 {
-    // Built in place: a key on the stack costs a copy (see `copy`).
-    // SAFETY: fields of the scratch space (see `copy`).
-    unsafe { copy::addr(&mut s.fkey.addr, &s.p.dst) };
-    s.fkey.port = s.p.dport;
-    s.fkey.proto = s.p.proto;
-    s.fkey.family = s.p.family;
-    // SAFETY: a map value we only read; the agent replaces frontends whole.
-    if let Some(fe) = unsafe { FRONTENDS.get(&s.fkey) } {
-        return to_server(ctx, s, fe, len);
+    if frontend_port(s.p.dport) {
+        // An established flow's segment: one lookup, the flow's, and out.
+        if s.p.proto == PROTO_TCP && s.p.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0 {
+            set_flow_key(&mut s.key, &s.p);
+            if let Some(f) = FLOWS.get_ptr_mut(&s.key) {
+                let action = established(ctx, s, f, len);
+                if action != NOT_ESTABLISHED {
+                    return action;
+                }
+            }
+        }
+        // Built in place: a key on the stack costs a copy (see `copy`).
+        // SAFETY: fields of the scratch space (see `copy`).
+        unsafe { copy::addr(&mut s.fkey.addr, &s.p.dst) };
+        s.fkey.port = s.p.dport;
+        s.fkey.proto = s.p.proto;
+        s.fkey.family = s.p.family;
+        // SAFETY: a map value we only read; the agent replaces frontends whole.
+        if let Some(fe) = unsafe { FRONTENDS.get(&s.fkey) } {
+            return to_server(ctx, s, fe, len);
+        }
     }
     set_flow_key(&mut s.rkey, &s.p);
     if let Some(r) = REPLIES.get_ptr_mut(&s.rkey) {
         return to_client(ctx, s, r, len);
     }
     xdp_action::XDP_PASS
+}
+
+/// Whether some frontend listens on `port` (network order).
+#[inline(always)]
+fn frontend_port(port: u16) -> bool {
+    let port = u16::from_be(port);
+    FRONTEND_PORTS
+        .get(u32::from(port >> 6))
+        .is_some_and(|w| w & (1u64 << (port & 63)) != 0)
+}
+
+/// Not an XDP action: `established` leaves the packet to `to_server`.
+const NOT_ESTABLISHED: u32 = u32::MAX;
+
+/// A client's segment on a live, confirmed flow whose server is up (no
+/// SYN, FIN or RST): forwarded on what the flow entry holds, without the
+/// frontend's lookup; a flow outlives a reload that drops its frontend, as
+/// HAProxy's old process finishes its sessions. Anything else (a half-open
+/// or closing flow, an expired one, a server gone down) goes the long way,
+/// through `to_server`, which knows all of that.
+#[inline(never)]
+fn established(ctx: &XdpContext, s: &mut Scratch, f: *mut Flow, len: u64) -> u32 {
+    // SAFETY: a value of our LRU map (see `to_server`).
+    let f = unsafe { &mut *f };
+    let Some(settings) = SETTINGS.get(0) else {
+        return NOT_ESTABLISHED;
+    };
+    let now = now();
+    if f.flags & (FLOW_CLOSING | FLOW_HALF_OPEN) != 0 || expired(f.flags, f.seen_ns, now, PROTO_TCP, settings) {
+        return NOT_ESTABLISHED;
+    }
+    let Some(server) = SERVERS
+        .get(f.server)
+        .filter(|sv| sv.flags & SERVER_UP != 0 && sv.family == s.p.family)
+    else {
+        return NOT_ESTABLISHED;
+    };
+    let Some(fs) = frontend_stats(f.frontend) else {
+        return NOT_ESTABLISHED;
+    };
+    fs.packets += 1;
+    fs.bytes += len;
+    f.seen_ns = now;
+    // SAFETY: fields of the scratch space and of a map value (see `copy`).
+    unsafe {
+        copy::addr(
+            &mut s.rw.src,
+            if f.flags & FLOW_DNAT != 0 {
+                &s.p.src
+            } else {
+                &server.snat
+            },
+        );
+        copy::addr(&mut s.rw.dst, &server.addr);
+    }
+    s.rw.sport = f.nat_port;
+    s.rw.dport = server.port;
+    if !nat::rewrite(ctx, &mut s.p, &s.rw) {
+        return xdp_action::XDP_ABORTED;
+    }
+    if let Some(ss) = server_stats(f.server) {
+        ss.packets_in += 1;
+        ss.bytes_in += len;
+    }
+    send(ctx, s, fs, &mut f.nh)
 }
 
 #[inline(always)]
@@ -604,7 +685,7 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     s.flow.server = server_id;
     s.flow.frontend = fe.id;
     s.flow.nat_port = nat_port;
-    s.flow.flags = s.reply.flags;
+    s.flow.flags = s.reply.flags | if dnat { FLOW_DNAT } else { 0 };
     s.flow.pad = 0;
     s.flow.seen_ns = now;
     s.flow.nh.generation = 0;

@@ -3,9 +3,10 @@ use std::net::IpAddr;
 
 use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray};
 use lbxdp_common::{
-    BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend,
-    FrontendKey, FrontendStats, MAGLEV_CHUNK, MAGLEV_MAP, MaglevChunk, NO_SERVER, PROTO_TCP, PROTO_UDP,
-    SERVER_STATS_MAP, SERVER_UP, SERVERS_MAP, SETTINGS_MAP, Server, ServerStats, Settings, TX_PORTS_MAP,
+    BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_PORT_WORDS, FRONTEND_PORTS_MAP,
+    FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MAGLEV_MAP, MaglevChunk,
+    NO_SERVER, PROTO_TCP, PROTO_UDP, SERVER_STATS_MAP, SERVER_UP, SERVERS_MAP, SETTINGS_MAP, Server, ServerStats,
+    Settings, TX_PORTS_MAP,
 };
 
 use super::{Datapath, DatapathError, error::chain, plan::PlanServer};
@@ -24,6 +25,13 @@ pub fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
         }
         IpAddr::V6(a) => (a.octets(), FAMILY_V6),
     }
+}
+
+/// `FRONTEND_PORTS`' word and bit for a port.
+fn port_bit(port: u16) -> (u32, u64) {
+    let (word, bit) = (u32::from(port >> 6), 1u64 << (port & 63));
+    debug_assert!(word < FRONTEND_PORT_WORDS);
+    (word, bit)
 }
 
 /// How the VIP's traffic reaches the servers.
@@ -74,6 +82,11 @@ impl Datapath {
     ) -> Result<(), DatapathError> {
         let (addr, family) = addr_bytes(vip);
         let flags = if nat == NatMode::Dnat { FRONTEND_DNAT } else { 0 };
+        // The port's bit first: without it the program doesn't look for the frontend.
+        let mut ports = self.array::<u64>(FRONTEND_PORTS_MAP)?;
+        let (word, bit) = port_bit(port);
+        let had = ports.get(&word, 0).map_err(other)?;
+        ports.set(word, had | bit, 0).map_err(other)?;
         let mut map: HashMap<&mut MapData, FrontendKey, Frontend> =
             HashMap::try_from(self.map_mut(FRONTENDS_MAP)?).map_err(other)?;
         for proto in [PROTO_TCP, PROTO_UDP] {
@@ -100,6 +113,14 @@ impl Datapath {
                 proto,
                 family,
             });
+        }
+        // The port's bit goes when no frontend is left on it (another VIP may share it).
+        let still = map.keys().filter_map(Result::ok).any(|k| k.port == port.to_be());
+        if !still {
+            let mut ports = self.array::<u64>(FRONTEND_PORTS_MAP)?;
+            let (word, bit) = port_bit(port);
+            let had = ports.get(&word, 0).map_err(other)?;
+            ports.set(word, had & !bit, 0).map_err(other)?;
         }
         Ok(())
     }
