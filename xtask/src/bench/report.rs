@@ -136,7 +136,7 @@ fn nan_null(v: f64) -> Value {
 }
 
 /// The ratios the comparison shows, numerator / denominator, where both were measured.
-const RATIOS: [(Route, Route); 12] = [
+const RATIOS: [(Route, Route); 14] = [
     (Route::XdpNative, Route::Nftables),
     (Route::XdpNative, Route::NftablesJhash),
     (Route::XdpGeneric, Route::Nftables),
@@ -149,6 +149,8 @@ const RATIOS: [(Route, Route); 12] = [
     (Route::Haproxy, Route::Direct),
     (Route::XdpGeneric, Route::Direct),
     (Route::XdpNative, Route::Proxy),
+    (Route::XdpGenericDnat, Route::NftablesDnat),
+    (Route::XdpNativeDnat, Route::NftablesDnat),
 ];
 
 /// Prints the summary tables and returns the JSON results.
