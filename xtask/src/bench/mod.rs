@@ -118,7 +118,7 @@ pub struct BenchArgs {
     pub iperf_parallel: u32,
     /// Seconds per trafgen run (64-byte UDP through the VIP, and the XDP_TX
     /// floor); 0 skips them.
-    #[arg(long, default_value_t = 3, value_name = "SECS")]
+    #[arg(long, default_value_t = UDP_SECS, value_name = "SECS")]
     pub udp_secs: u64,
     /// Seconds of sustained new connections per path (wrk `Connection:
     /// close`, the client with Linux's default sysctls, one round); 0 skips them.
@@ -238,11 +238,12 @@ impl BenchArgs {
 }
 
 const BACKENDS: usize = 3;
-/// The default seconds of a wrk run and of an iperf3 run: short enough that the
-/// whole default run (`--generic`, 3 rounds, the sustained minute per path)
-/// stays under 14 minutes (see [`planned_secs`]).
-const DURATION: u64 = 4;
-const IPERF_SECS: u64 = 3;
+/// The default seconds of a wrk, an iperf3 and a trafgen run: short enough
+/// that the whole default run (`--generic`, 3 rounds, the sustained minute
+/// per path) stays under 14 minutes (see [`plan`]; a test holds it there).
+const DURATION: u64 = 3;
+const IPERF_SECS: u64 = 2;
+const UDP_SECS: u64 = 2;
 /// What a run costs beyond its measured seconds: starting and stopping the
 /// balancer, its first answer, draining TIME_WAIT, the CPU sample before it.
 const RUN_OVERHEAD_S: u64 = 2;
@@ -320,10 +321,12 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let streams = iperf_streams(args);
     let iperf_paths = iperf_paths(&paths);
     let udp_paths = udp_paths(args, &paths);
-    let wrk_runs = args.rounds as usize * Conn::ALL.len() * paths.len();
-    let iperf_runs = args.rounds as usize * streams.len() * iperf_paths.len();
-    let udp_runs = args.rounds as usize * udp_paths.len();
-    let planned = planned_secs(args, wrk_runs, iperf_runs, udp_runs, sustained_paths.len());
+    let Plan {
+        wrk_runs,
+        iperf_runs,
+        udp_runs,
+        secs: planned,
+    } = plan(args, &paths, sustained_paths.len());
     step(&format!(
         "bench: planned {planned} s (~{:.0} min): {wrk_runs} wrk runs of {} s, {iperf_runs} iperf3 runs of {} s, \
          {udp_runs} trafgen runs of {} s, {} sustained run(s) of {} s, each run ~{RUN_OVERHEAD_S} s more",
@@ -618,14 +621,30 @@ fn iperf_paths(paths: &[Route]) -> Vec<Route> {
         .collect()
 }
 
-/// The run's planned seconds, printed at its start.
-fn planned_secs(args: &BenchArgs, wrk: usize, iperf: usize, udp: usize, sustained: usize) -> u64 {
+/// The runs of the whole bench, and its planned seconds (printed at its start).
+struct Plan {
+    wrk_runs: usize,
+    iperf_runs: usize,
+    udp_runs: usize,
+    secs: u64,
+}
+
+fn plan(args: &BenchArgs, paths: &[Route], sustained: usize) -> Plan {
+    let rounds = args.rounds as usize;
+    let wrk_runs = rounds * Conn::ALL.len() * paths.len();
+    let iperf_runs = rounds * iperf_streams(args).len() * iperf_paths(paths).len();
+    let udp_runs = rounds * udp_paths(args, paths).len();
     let per = |runs: usize, secs: u64| runs as u64 * (secs + RUN_OVERHEAD_S);
-    FIXED_S
-        + per(wrk, args.duration)
-        + per(iperf, args.iperf_secs)
-        + per(udp, args.udp_secs)
-        + per(sustained, args.sustained_slices() * args.sustained_slice)
+    Plan {
+        wrk_runs,
+        iperf_runs,
+        udp_runs,
+        secs: FIXED_S
+            + per(wrk_runs, args.duration)
+            + per(iperf_runs, args.iperf_secs)
+            + per(udp_runs, args.udp_secs)
+            + per(sustained, args.sustained_slices() * args.sustained_slice),
+    }
 }
 
 /// The sustained runs' client sysctls, for their workloads' description.
@@ -744,5 +763,28 @@ mod tests {
         let full = BenchCli::try_parse_from(["bench", "--write-docs"]).unwrap().bench;
         assert_eq!(full.effective().rounds, 3);
         assert!(full.docs_file(false).unwrap().ends_with("docs/benchmarks.md"));
+        assert_eq!((q.sustained_slices(), q.sustained_slice), (2, 1));
+        assert_eq!(full.sustained_slices(), 6);
+        assert_eq!(full.sustained().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn the_default_run_is_planned_under_14_minutes() {
+        let a = BenchCli::try_parse_from(["bench", "--generic", "--write-docs"])
+            .unwrap()
+            .bench
+            .effective();
+        let paths = a.check().unwrap();
+        assert_eq!(paths.len(), 9);
+        let p = plan(&a, &paths, a.sustained().unwrap().len());
+        // 9 paths x 2 wrk workloads; iperf3 over 6 of them (not jhash, not
+        // DNAT) x 2; UDP over 7 and the floor; 3 rounds.
+        assert_eq!((p.wrk_runs, p.iperf_runs, p.udp_runs), (54, 36, 24));
+        assert!(p.secs < 14 * 60, "planned {} s", p.secs);
+        let none = BenchCli::try_parse_from(["bench", "--sustained-secs", "0"])
+            .unwrap()
+            .bench;
+        assert!(none.sustained().unwrap().is_empty());
+        assert_eq!(none.sustained_slices(), 0);
     }
 }

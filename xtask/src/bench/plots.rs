@@ -191,14 +191,14 @@ pub(super) fn cdf(title: &str, curves: &[&Latency]) -> anyhow::Result<String> {
     })
 }
 
-/// Each sustained run's slices: seconds across (each slice at its end),
-/// new connections/s up, a line per path.
+/// Each sustained run's slices: seconds across, new connections/s up, a
+/// step line per path (each slice's rate held over its seconds).
 pub(super) fn slices(title: &str, runs: &[&Sustained]) -> anyhow::Result<String> {
     let points = |s: &Sustained| -> Vec<(f64, f64)> {
         s.slices
             .iter()
             .enumerate()
-            .map(|(i, &v)| ((i + 1) as f64 * s.slice_secs, v))
+            .flat_map(|(i, &v)| [(i as f64 * s.slice_secs, v), ((i + 1) as f64 * s.slice_secs, v)])
             .collect()
     };
     let right = runs.iter().flat_map(|s| points(s)).map(|(t, _)| t).fold(1.0, f64::max);
@@ -213,7 +213,7 @@ pub(super) fn slices(title: &str, runs: &[&Sustained]) -> anyhow::Result<String>
             .build_cartesian_2d(0.0..right, 0.0..top)?;
         chart
             .configure_mesh()
-            .x_desc("seconds into the run (each slice at its end)")
+            .x_desc("seconds into the run")
             .y_desc("new connections/s")
             .x_label_formatter(&|v| mark(*v))
             .y_label_formatter(&|v| mark(*v))
@@ -227,7 +227,6 @@ pub(super) fn slices(title: &str, runs: &[&Sustained]) -> anyhow::Result<String>
                 .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
                 .label(s.path.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
-            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled())))?;
         }
         chart
             .configure_series_labels()
@@ -291,7 +290,9 @@ mod tests {
             svg.contains("\nhaproxy\n</text>") && svg.contains("\nxdp-generic\n</text>"),
             "{svg}"
         );
-        assert_eq!(svg.matches("<circle").count(), 6, "a dot per slice: {svg}");
+        // A step per slice: its rate from its start to its end.
+        assert!(svg.contains("<polyline"), "{svg}");
+        assert!(slices("none", &[]).unwrap().starts_with("<svg"));
         assert_eq!(
             (mark(2.0), mark(0.25), mark(12.5), mark(2000.0)),
             ("2".into(), "0.25".into(), "12.5".into(), "2,000".into())
