@@ -233,6 +233,13 @@ impl BenchArgs {
         if !(1..=60).contains(&self.sustained_slice) {
             bail!("--sustained-slice is 1..=60 seconds, not {}", self.sustained_slice);
         }
+        if self.sustained_secs > 0 && self.sustained_secs < self.sustained_slice {
+            bail!(
+                "--sustained-secs is 0 or at least one slice ({} s), not {}",
+                self.sustained_slice,
+                self.sustained_secs
+            );
+        }
         parse_paths(&self.paths, self.generic)
     }
 }
@@ -781,6 +788,10 @@ mod tests {
         // DNAT) x 2; UDP over 7 and the floor; 3 rounds.
         assert_eq!((p.wrk_runs, p.iperf_runs, p.udp_runs), (54, 36, 24));
         assert!(p.secs < 14 * 60, "planned {} s", p.secs);
+        let short = BenchCli::try_parse_from(["bench", "--sustained-secs", "5"])
+            .unwrap()
+            .bench;
+        assert!(short.check().is_err(), "less than one 10 s slice");
         let none = BenchCli::try_parse_from(["bench", "--sustained-secs", "0"])
             .unwrap()
             .bench;
