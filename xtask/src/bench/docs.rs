@@ -145,7 +145,9 @@ fn about(path: &str) -> &'static str {
              two-arm testbed: the servers see the client and reply through the LB"
         }
         "xdp-generic-dnat" => {
-            "the same DNAT in generic (skb) XDP mode, what `--xdp-mode auto` picks on a veth (two-arm testbed)"
+            "lbxdp's XDP program in generic (skb) mode, what `--xdp-mode auto` picks on a veth, with destination NAT \
+             only (`--nat dnat -i eth0 -i eth1`), on the two-arm testbed: the servers see the client and reply \
+             through the LB"
         }
         "nftables-dnat" => {
             "the kernel's DNAT without XDP on the two-arm testbed: `dnat to numgen inc mod 3 map {...}`, no SNAT"
