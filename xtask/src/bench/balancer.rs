@@ -133,6 +133,17 @@ impl<'a> Lb<'a> {
             )?)),
             Route::Nftables => Ok(Self::Nft(Nft::install(tb, Pick::Numgen, IPERF_PORT, tag)?)),
             Route::NftablesJhash => Ok(Self::Nft(Nft::install(tb, Pick::Jhash, IPERF_PORT, tag)?)),
+            // The agent adds `-i eth0` (the client's side); DNAT needs the
+            // servers' side too, where their replies come in.
+            Route::XdpNativeDnat => Ok(Self::Agent(agent(
+                &["--mode", "xdp", "--xdp-mode", "native", "--nat", "dnat", "-i", "eth1"],
+                Ready::XdpAttached,
+            )?)),
+            Route::XdpGenericDnat => Ok(Self::Agent(agent(
+                &["--mode", "xdp", "--xdp-mode", "generic", "--nat", "dnat", "-i", "eth1"],
+                Ready::XdpAttached,
+            )?)),
+            Route::NftablesDnat => Ok(Self::Nft(Nft::install(tb, Pick::NumgenDnat, IPERF_PORT, tag)?)),
             Route::TxFloor => Ok(Self::TxFloor(agent(
                 &["--xdp-tx-floor", "--xdp-mode", "native"],
                 Ready::XdpAttached,
@@ -198,8 +209,11 @@ pub(super) fn wait_answers(tb: &Testbed, url: &str, within: Duration, lb: &mut L
 /// retransmit (nftables' masquerade keeps the client's port: its `close` run
 /// fell from 13,500 to 1,650 req/s right after haproxy's). The rule
 /// is a fresh testbed per run or the servers' TIME_WAIT drained: this drains.
+/// The client's too: through a proxy the client closes first and keeps the
+/// TIME_WAIT, and the sustained runs' default client (no reuse, 28,232
+/// ports) would start with its ports held by the run before.
 pub(super) fn drain_time_wait(tb: &Testbed) -> anyhow::Result<()> {
-    for host in tb.backends.iter().chain([&tb.lb]) {
+    for host in tb.backends.iter().chain([&tb.lb, &tb.client]) {
         let out = tb
             .command(host, "ss")
             .args(["-K", "-Htan", "state", "time-wait"])

@@ -106,7 +106,7 @@ pub(super) fn problems(report: &Value) -> Vec<(&'static str, u64)> {
     };
     match report["mode"].as_str() {
         // nftables and the floor program keep no trouble counters.
-        Some("nftables" | "nftables-jhash" | "xdp-tx-floor") => Vec::new(),
+        Some("nftables" | "nftables-jhash" | "nftables-dnat" | "xdp-tx-floor") => Vec::new(),
         Some("haproxy") => vec![(
             "log_alerts_warnings",
             report["log_alerts_warnings"].as_array().map_or(0, |a| a.len() as u64),

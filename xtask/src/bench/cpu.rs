@@ -92,8 +92,10 @@ impl Namespaces {
 /// Runs `f` and measures the machine's CPU around it.
 pub(super) fn with_cpu<T>(ns: &Namespaces, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, Cpu)> {
     // The machine before the run: what else (builds, tests) is using the CPUs.
+    // A quarter second is 50 ticks of 2 CPUs: enough to tell a busy machine,
+    // and the bench pays it before each of its hundred-odd runs.
     let idle_from = cpu_times()?;
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(250));
     let before = cpu_times()?;
     let procs_before = proc_times();
     let (cpu_before, _) = cpu_use(&idle_from, &before);

@@ -7,11 +7,23 @@ use anyhow::Context as _;
 use super::{
     plots,
     results::{Latency, Published, Workload},
+    sustained::Sustained,
     targets,
 };
 
-/// The paths the ratio columns compare against, when a workload has them.
-const REFERENCES: [(&str, &str); 2] = [("haproxy", "HAProxy"), ("nftables", "nftables")];
+/// The paths the ratio columns compare against, when a workload has them
+/// (the DNAT workloads have only their own nftables).
+const REFERENCES: [(&str, &str); 3] = [
+    ("haproxy", "HAProxy"),
+    ("nftables", "nftables"),
+    ("nftables-dnat", "nftables DNAT"),
+];
+
+/// The percentiles the latency tables show (the plots show them all).
+const TABLE_PERCENTILES: [f64; 6] = [50.0, 75.0, 90.0, 99.0, 99.9, 99.99];
+
+/// The sustained runs' plot.
+const SUSTAINED_PLOT: &str = "sustained.svg";
 
 /// The plots' folder, next to the markdown file.
 const PLOT_DIR: &str = "bench";
@@ -36,6 +48,12 @@ pub(super) fn write_docs(p: &Published, md: &Path) -> anyhow::Result<Vec<std::pa
     for (workload, curves) in latency_groups(p) {
         let file = plot_dir.join(cdf_file(&workload));
         plots::write(&file, &plots::cdf(&cdf_title(&workload), &curves)?)?;
+        written.push(file);
+    }
+    if !p.sustained.is_empty() {
+        let file = plot_dir.join(SUSTAINED_PLOT);
+        let runs: Vec<&Sustained> = p.sustained.iter().collect();
+        plots::write(&file, &plots::slices(&sustained_title(p), &runs)?)?;
         written.push(file);
     }
     let old = std::fs::read_to_string(md).unwrap_or_default();
@@ -64,8 +82,19 @@ fn conn_words(workload: &str) -> &str {
     match workload {
         "close" => "with Connection: close",
         "keepalive" => "keep-alive",
+        "dnat-close" => "with Connection: close, two-arm DNAT",
+        "dnat-keepalive" => "keep-alive, two-arm DNAT",
         other => other,
     }
+}
+
+fn sustained_title(p: &Published) -> String {
+    let secs = p
+        .sustained
+        .iter()
+        .map(|s| s.slices.len() as f64 * s.slice_secs)
+        .fold(0.0, f64::max);
+    format!("Sustained new connections/s over {secs:.0} s, default client, per slice")
 }
 
 /// A key as a file name: nothing but [a-z0-9_-].
@@ -111,6 +140,18 @@ fn about(path: &str) -> &'static str {
         "nftables" => "the kernel's balancer without XDP: `dnat to numgen inc mod 3 map {...}` with SNAT",
         "nftables-jhash" => "the same nftables balancer with a `jhash` of the flow instead of round robin",
         "xdp-tx-floor" => "a program that only swaps MACs and sends the packet back (XDP_TX): this box's floor",
+        "xdp-native-dnat" => {
+            "lbxdp's XDP program in native mode with destination NAT only (`--nat dnat -i eth0 -i eth1`), on the \
+             two-arm testbed: the servers see the client and reply through the LB"
+        }
+        "xdp-generic-dnat" => {
+            "lbxdp's XDP program in generic (skb) mode, what `--xdp-mode auto` picks on a veth, with destination NAT \
+             only (`--nat dnat -i eth0 -i eth1`), on the two-arm testbed: the servers see the client and reply \
+             through the LB"
+        }
+        "nftables-dnat" => {
+            "the kernel's DNAT without XDP on the two-arm testbed: `dnat to numgen inc mod 3 map {...}`, no SNAT"
+        }
         _ => "",
     }
 }
@@ -226,7 +267,8 @@ pub(super) fn render(p: &Published, notes: Option<&str>) -> String {
     line("");
     line(
         "Ratios are of the medians: a path's figure over HAProxy's or nftables' in the same workload of the same \
-         run. Above 1 is better where higher is better, below 1 where lower is.",
+         run (in the two-arm DNAT workloads, over nftables' DNAT). Above 1 is better where higher is better, below \
+         1 where lower is.",
     );
     for w in &p.workloads {
         line("");
@@ -234,13 +276,34 @@ pub(super) fn render(p: &Published, notes: Option<&str>) -> String {
     }
     line("");
 
+    if !p.sustained.is_empty() {
+        line("## Sustained new connections");
+        line("");
+        line(
+            "One round (a minute per path is the point of this workload, and the budget of the whole run allows \
+             one): wrk with `Connection: close` in back-to-back slices through one balancer started once, from a \
+             client with Linux's default sysctls (no `tcp_tw_reuse`, the default port range), every TIME_WAIT of \
+             the testbed drained before each path. The whole run's rate is its requests over wrk's seconds; a \
+             collapse part-way shows in the slowest slice and in the plot. Errors are wrk's socket errors summed \
+             over the slices (connect errors include a client out of ports).",
+        );
+        line("");
+        line(&format!("![{}]({PLOT_DIR}/{SUSTAINED_PLOT})", sustained_title(p)));
+        line("");
+        line(sustained_table(&p.sustained).trim_end());
+        line("");
+    }
+
     let groups = latency_groups(p);
     if !groups.is_empty() {
         line("## Latency");
         line("");
         line(
-            "wrk's `--latency` percentiles (50, 75, 90, 99), each the median over rounds; the plots join them \
-             (a log scale of ms).",
+            "The latency distribution of the keep-alive and `Connection: close` runs: each percentile the median \
+             over rounds, from the bench's wrk script (`-s latency.lua`: a `done()` hook that prints \
+             `latency:percentile(p)` for p = 1 to 99, 99.5, 99.9 and 99.99; xtask/src/bench/wrk.rs writes it), or \
+             wrk's own four (`--latency`: 50, 75, 90, 99) in an older results file. The plots join them on a log \
+             scale of ms; the tables show a few.",
         );
         for (workload, curves) in &groups {
             line("");
@@ -297,6 +360,49 @@ pub(super) fn render(p: &Published, notes: Option<&str>) -> String {
         "- A run that started with the CPUs over 15% busy, or in which processes outside the testbed used over \
          5%, is counted as noisy in the results file.",
     );
+    line(
+        "- The client is tuned as a load generator for the rounds (`tcp_tw_reuse=1`, ports 1024-65535: through \
+         a proxy the client closes first and would run out of ports); the sustained runs put Linux's defaults \
+         back, as a user's client has them.",
+    );
+    line(
+        "- DNAT (`xdp-*-dnat`, `nftables-dnat`) runs on a second testbed built for it, two-arm: the client on \
+         198.18.1.0/24, the servers on 198.18.2.0/24 with the LB as their route back, in the same rounds as the \
+         other paths (wrk and UDP; no iperf3). Its workloads compare DNAT paths with each other only: the hops \
+         differ from the one-arm testbed's (the LB forwards between two segments).",
+    );
+    s
+}
+
+/// The sustained runs' table: the whole run, its slices and its errors.
+fn sustained_table(runs: &[Sustained]) -> String {
+    let opt = |v: Option<f64>| v.map_or("-".into(), figure);
+    let mut s = String::from(
+        "| path | whole run (req/s) | slowest slice | median slice | fastest slice | slowest / median | \
+         connect errors | read/write errors | timeouts | non-2xx | slices (req/s) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for r in runs {
+        let ratio = match (r.min_slice(), r.median_slice()) {
+            (Some(lo), Some(mid)) if mid > 0.0 => format!("{:.2}", lo / mid),
+            _ => "-".into(),
+        };
+        let slices: Vec<String> = r.slices.iter().map(|&v| figure(v)).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {ratio} | {} | {} | {} | {} | {} |",
+            r.path,
+            opt(r.rps()),
+            opt(r.min_slice()),
+            opt(r.median_slice()),
+            opt(r.max_slice()),
+            r.connect_errors,
+            r.read_errors + r.write_errors,
+            r.timeouts,
+            r.non_2xx,
+            slices.join(" ")
+        );
+    }
     s
 }
 
@@ -377,11 +483,12 @@ fn workload_table(w: &Workload) -> String {
     s
 }
 
+/// The latency curves' [`TABLE_PERCENTILES`] that any of them has.
 fn latency_table(curves: &[&Latency]) -> String {
     let mut pcts: Vec<f64> = Vec::new();
     for c in curves {
         for &(p, _) in &c.percentiles {
-            if !pcts.contains(&p) {
+            if !pcts.contains(&p) && TABLE_PERCENTILES.contains(&p) {
                 pcts.push(p);
             }
         }
@@ -489,6 +596,7 @@ mod tests {
             "## How to reproduce",
             "## Paths",
             "## Results",
+            "## Sustained new connections",
             "## Latency",
             "## Maglev rebuild",
             "## Notes",
@@ -501,6 +609,7 @@ mod tests {
             "](bench/close_p99_ms.svg)",
             "](bench/udp_pps.svg)",
             "](bench/latency-close.svg)",
+            "](bench/sustained.svg)",
         ] {
             assert!(md.contains(link), "no {link} in\n{md}");
         }
@@ -512,6 +621,10 @@ mod tests {
         assert!(md.contains("| p50 (ms) | p75 (ms) | p90 (ms) | p99 (ms) |"));
         assert!(md.contains("| haproxy | 1.20 | 1.80 | 2.50 | 5.00 |"));
         assert!(md.contains("- `nftables`: the kernel's balancer"));
+        assert!(
+            md.contains("| haproxy | 3,260 | 380 | 400 | 9,000 | 0.95 | 120000 | 0 | 3 | 0 | 9,000 400 380 |"),
+            "{md}"
+        );
         assert!(!md.contains("smoke run"));
         let quick = render(&Published { quick: true, ..p }, None);
         assert!(quick.contains("`--quick` smoke run"));
@@ -546,10 +659,11 @@ mod tests {
                 "bench/close_p99_ms.svg",
                 "bench/udp_pps.svg",
                 "bench/latency-close.svg",
+                "bench/sustained.svg",
                 "benchmarks.md"
             ]
         );
-        for f in &written[..4] {
+        for f in &written[..5] {
             let svg = std::fs::read_to_string(f).unwrap();
             assert!(
                 svg.trim_start().starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
@@ -560,6 +674,31 @@ mod tests {
         for path in ["direct", "xdp-native", "haproxy", "nftables"] {
             assert!(bars.contains(path), "{path} not labelled in\n{bars}");
         }
+    }
+
+    #[test]
+    fn latency_tables_show_a_few_percentiles() {
+        let many = Latency {
+            workload: "dnat-close".into(),
+            path: "nftables-dnat".into(),
+            percentiles: super::super::wrk::script_percentiles()
+                .into_iter()
+                .map(|p| (p, p / 100.0))
+                .collect(),
+        };
+        let t = latency_table(&[&many]);
+        assert!(
+            t.starts_with("| path | p50 (ms) | p75 (ms) | p90 (ms) | p99 (ms) | p99.9 (ms) | p99.99 (ms) |\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| nftables-dnat | 0.50 | 0.75 | 0.90 | 0.99 | 1.00 | 1.00 |"),
+            "{t}"
+        );
+        assert_eq!(
+            cdf_title("dnat-close"),
+            "Latency CDF, wrk with Connection: close, two-arm DNAT (medians over rounds)"
+        );
     }
 
     #[test]

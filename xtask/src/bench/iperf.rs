@@ -70,7 +70,8 @@ pub(super) fn start_iperf_server(tb: &mut Testbed) -> anyhow::Result<()> {
 /// One bounded iperf3 run (`streams` parallel TCP streams, client to
 /// server), with a fresh balancer around it.
 pub(super) fn run_iperf(bed: &Bed<'_>, round: u32, path: Route, streams: u32) -> anyhow::Result<Run> {
-    let Bed { tb, bin, cfg, args, ns } = bed;
+    let side = bed.side(path)?;
+    let (tb, bin, cfg, args, ns) = (side.tb, bed.bin, &side.cfg, bed.args, &side.ns);
     let tag = format!("r{round}-iperf3-P{streams}-{}", path.name());
     let target = match path {
         Route::Direct => tb.backends[0].v4(),

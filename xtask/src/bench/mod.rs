@@ -18,7 +18,12 @@
 //! ratios of medians. Every run through the VIP has its own, freshly started
 //! balancer (agent or haproxy) that must answer a request before the run and
 //! is stopped after it, so each run has its own counters from the agent's
-//! JSON report.
+//! JSON report. The DNAT paths (`xdp-generic-dnat`, `nftables-dnat`) run in
+//! the same rounds on a second, two-arm testbed (the LB routes between the
+//! client's and the servers' segments, as DNAT needs), built only when
+//! `--paths` names one. After the rounds, one round of sustained new
+//! connections (`--sustained-secs`, in slices) from a client with Linux's
+//! default sysctls over `--sustained-paths`.
 //!
 //! The results go to `target/bench/results.json`; `--write-docs` writes
 //! `docs/benchmarks.md` and its plots from them (`--from FILE`: from a saved
@@ -39,6 +44,7 @@ mod program;
 mod report;
 mod results;
 mod route;
+mod sustained;
 mod targets;
 mod udp;
 mod workloads;
@@ -55,7 +61,7 @@ use lbxdp_testbed::{Layout, Testbed, Topology};
 use serde_json::{Value, json};
 
 use self::{
-    client::tune_client,
+    client::{Sysctls, tune_client},
     counters::report_note,
     cpu::{BUSY_BEFORE, Cpu, Namespaces, OTHERS_DURING},
     iperf::{IPERF_PORT, Iperf, run_iperf, start_iperf_server},
@@ -64,6 +70,7 @@ use self::{
     report::{ms, summarize},
     results::Published,
     route::{Route, parse_paths, round_order},
+    sustained::run_sustained,
     udp::{Udp, carries_udp, run_udp},
     wrk::{Conn, Wrk, run_wrk},
 };
@@ -76,7 +83,7 @@ use crate::{
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Seconds per wrk run.
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    #[arg(long, default_value_t = DURATION, value_name = "SECS")]
     pub duration: u64,
     /// wrk's open connections (-c).
     #[arg(long, default_value_t = 64, value_name = "N")]
@@ -92,10 +99,11 @@ pub struct BenchArgs {
     pub timeout: u64,
     /// The paths to measure, comma-separated: direct, xdp (native XDP),
     /// xdp-generic, proxy (the agent's userspace proxy), haproxy, nftables,
-    /// nftables-jhash.
+    /// nftables-jhash; on a two-arm testbed, xdp-dnat (native),
+    /// xdp-generic-dnat and nftables-dnat (destination NAT only).
     #[arg(
         long,
-        default_value = "direct,xdp,proxy,haproxy,nftables,nftables-jhash",
+        default_value = "direct,xdp,proxy,haproxy,nftables,nftables-jhash,xdp-generic-dnat,nftables-dnat",
         value_name = "LIST"
     )]
     pub paths: String,
@@ -103,15 +111,26 @@ pub struct BenchArgs {
     #[arg(long)]
     pub generic: bool,
     /// Seconds per iperf3 run (one stream, then `--iperf-parallel`); 0 skips iperf3.
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    #[arg(long, default_value_t = IPERF_SECS, value_name = "SECS")]
     pub iperf_secs: u64,
     /// Streams of the second iperf3 run per path (`-P`); 0 or 1 skips it.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub iperf_parallel: u32,
     /// Seconds per trafgen run (64-byte UDP through the VIP, and the XDP_TX
     /// floor); 0 skips them.
-    #[arg(long, default_value_t = 3, value_name = "SECS")]
+    #[arg(long, default_value_t = UDP_SECS, value_name = "SECS")]
     pub udp_secs: u64,
+    /// Seconds of sustained new connections per path (wrk `Connection:
+    /// close`, the client with Linux's default sysctls, one round); 0 skips them.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub sustained_secs: u64,
+    /// The sustained runs' slices: back-to-back wrk runs of this many seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub sustained_slice: u64,
+    /// The paths of the sustained runs (names as in --paths; any of them,
+    /// whether --paths has it or not).
+    #[arg(long, default_value = "xdp-generic,proxy,haproxy,nftables", value_name = "LIST")]
+    pub sustained_paths: String,
     /// Skip the Maglev rebuild micro-benchmark.
     #[arg(long)]
     pub no_maglev: bool,
@@ -145,8 +164,26 @@ impl BenchArgs {
             a.iperf_secs = a.iperf_secs.min(1);
             a.udp_secs = a.udp_secs.min(1);
             a.iperf_parallel = a.iperf_parallel.min(2);
+            a.sustained_secs = a.sustained_secs.min(2);
+            a.sustained_slice = 1;
         }
         a
+    }
+
+    /// How many slices a sustained run has (0: no sustained runs).
+    fn sustained_slices(&self) -> u64 {
+        match self.sustained_secs {
+            0 => 0,
+            secs => (secs / self.sustained_slice.max(1)).max(1),
+        }
+    }
+
+    /// The sustained runs' paths ([] when they are skipped).
+    fn sustained(&self) -> anyhow::Result<Vec<Route>> {
+        if self.sustained_secs == 0 {
+            return Ok(Vec::new());
+        }
+        parse_paths(&self.sustained_paths, false).context("--sustained-paths")
     }
 
     /// The markdown file `--write-docs` writes. A quick run's figures mean
@@ -190,11 +227,38 @@ impl BenchArgs {
         if self.udp_secs > 60 {
             bail!("--udp-secs is 0..=60 seconds, not {}", self.udp_secs);
         }
+        if self.sustained_secs > 600 {
+            bail!("--sustained-secs is 0..=600 seconds, not {}", self.sustained_secs);
+        }
+        if !(1..=60).contains(&self.sustained_slice) {
+            bail!("--sustained-slice is 1..=60 seconds, not {}", self.sustained_slice);
+        }
+        if self.sustained_secs > 0 && self.sustained_secs < self.sustained_slice {
+            bail!(
+                "--sustained-secs is 0 or at least one slice ({} s), not {}",
+                self.sustained_slice,
+                self.sustained_secs
+            );
+        }
         parse_paths(&self.paths, self.generic)
     }
 }
 
 const BACKENDS: usize = 3;
+/// The default seconds of a wrk, an iperf3 and a trafgen run: short enough
+/// that the whole default run (`--generic`, 3 rounds, the sustained minute
+/// per path) stays under 14 minutes (see [`plan`]; a test holds it there).
+const DURATION: u64 = 4;
+const IPERF_SECS: u64 = 2;
+const UDP_SECS: u64 = 2;
+/// What a run costs beyond its measured seconds: starting and stopping the
+/// balancer, its first answer, draining TIME_WAIT, the CPU sample before it
+/// (a one-round `--generic` run of 38 runs took 125 s for 94 s measured,
+/// the program bench and the testbeds included).
+const RUN_OVERHEAD_S: u64 = 1;
+/// Building (when nothing changed), the Maglev micro-benchmark with its
+/// compile, the program's, the testbeds.
+const FIXED_S: u64 = 60;
 
 /// What one run measured.
 enum Measured {
@@ -263,6 +327,27 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let program = program::program_costs(args.quick)?;
 
+    let sustained_paths = args.sustained()?;
+    let streams = iperf_streams(args);
+    let iperf_paths = iperf_paths(&paths);
+    let udp_paths = udp_paths(args, &paths);
+    let Plan {
+        wrk_runs,
+        iperf_runs,
+        udp_runs,
+        secs: planned,
+    } = plan(args, &paths, sustained_paths.len());
+    step(&format!(
+        "bench: planned {planned} s (~{:.0} min): {wrk_runs} wrk runs of {} s, {iperf_runs} iperf3 runs of {} s, \
+         {udp_runs} trafgen runs of {} s, {} sustained run(s) of {} s, each run ~{RUN_OVERHEAD_S} s more",
+        planned as f64 / 60.0,
+        args.duration,
+        args.iperf_secs,
+        args.udp_secs,
+        sustained_paths.len(),
+        args.sustained_slices() * args.sustained_slice,
+    ));
+
     step(&format!(
         "bench: testbed (client, lb, {BACKENDS} nginx backends on one bridge; iperf3 server on web1:{IPERF_PORT})"
     ));
@@ -275,24 +360,39 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let cfg = tb.dir().join("haproxy.cfg");
     std::fs::write(&cfg, agent::haproxy_cfg_with_iperf(&tb, IPERF_PORT)).context("writing haproxy.cfg")?;
     tb.attach_peer_pass(&bin, &tb.lb.clone())?;
-    tune_client(&tb)?;
+    let client_defaults = tune_client(&tb)?;
     let machine = this_machine(&tb);
     if args.iperf_secs > 0 {
         start_iperf_server(&mut tb)?;
     }
+    let two_arm = if paths.iter().chain(&sustained_paths).any(|p| p.two_arm()) {
+        step(&format!(
+            "bench: two-arm testbed for DNAT (client on 198.18.1.0/24, {BACKENDS} nginx backends on 198.18.2.0/24, \
+             the LB between them)"
+        ));
+        let mut two = Testbed::build(&Topology {
+            layout: Layout::TwoArm,
+            backends: BACKENDS,
+            nginx: true,
+            default_offloads: false,
+        })?;
+        let cfg = two.dir().join("haproxy.cfg");
+        std::fs::write(&cfg, agent::haproxy_cfg(&two)).context("writing the two-arm haproxy.cfg")?;
+        // Both of the LB's ports: native XDP redirects between them.
+        two.attach_peer_pass(&bin, &two.lb.clone())?;
+        let defaults = tune_client(&two)?;
+        Some((two, cfg, defaults))
+    } else {
+        None
+    };
 
     let wrk_line = format!(
-        "wrk -t{} -c{} -d{}s --timeout {}s --latency",
+        "wrk -t{} -c{} -d{}s --timeout {}s --latency -s latency.lua",
         args.threads, args.connections, args.duration, args.timeout
     );
     let iperf_line = format!("iperf3 -c TARGET -p {IPERF_PORT} -t {} -J [-P N]", args.iperf_secs);
-    let streams = iperf_streams(args);
-    let udp_paths = udp_paths(args, &paths);
-    let wrk_runs = args.rounds as usize * Conn::ALL.len() * paths.len();
-    let iperf_runs = args.rounds as usize * streams.len() * paths.len();
-    let udp_runs = args.rounds as usize * udp_paths.len();
     step(&format!(
-        "bench: {wrk_runs} runs of `{wrk_line}`{}{} from the client over {} ({} round(s); direct = {}, the rest = VIP {}), ~{} s",
+        "bench: {wrk_runs} runs of `{wrk_line}`{}{} from the client over {} ({} round(s); direct = {}, the rest = VIP {}{})",
         if iperf_runs > 0 {
             format!(", {iperf_runs} of `{iperf_line}` (P = {streams:?})")
         } else {
@@ -307,16 +407,19 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         args.rounds,
         tb.backends[0].v4(),
         tb.lb.v4(),
-        wrk_runs as u64 * (args.duration + 2)
-            + iperf_runs as u64 * (args.iperf_secs + 2)
-            + udp_runs as u64 * (args.udp_secs + 2)
+        match &two_arm {
+            Some((two, _, _)) => format!("; DNAT paths: VIP {} on the two-arm testbed", two.lb.v4()),
+            None => String::new(),
+        },
     ));
     let bed = Bed {
-        tb: &tb,
+        one: Side::new(&tb, cfg, client_defaults)?,
+        two: match &two_arm {
+            Some((two, cfg, defaults)) => Some(Side::new(two, cfg.clone(), defaults.clone())?),
+            None => None,
+        },
         bin: &bin,
-        cfg: &cfg,
         args,
-        ns: Namespaces::of(&tb)?,
     };
     let mut runs = Vec::with_capacity(wrk_runs + iperf_runs);
     for round in 1..=args.rounds {
@@ -343,7 +446,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             }
         }
         for &n in &streams {
-            for &path in &order {
+            for &path in order.iter().filter(|p| iperf_paths.contains(p)) {
                 let run = run_iperf(&bed, round, path, n)
                     .with_context(|| format!("round {round}, iperf3 -P {n} {}", path.name()))?;
                 let i = run.iperf(n).cloned().unwrap_or_default();
@@ -382,9 +485,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
 
+    let sustained = run_sustained(&bed, &sustained_paths)?;
+
     let mut results = summarize(args, &wrk_line, &iperf_line, &paths, &runs, &maglev, started.elapsed());
+    results["sustained_runs"] = json!(sustained::summarize(&sustained));
+    let published_sustained: Vec<&sustained::Sustained> = sustained.iter().map(|r| &r.result).collect();
+    results["sustained"] = serde_json::to_value(&published_sustained)?;
     results["program"] = serde_json::to_value(&program)?;
     if let Some(w) = results["workloads"].as_array_mut() {
+        for s in workloads::sustained(args, &client_line(&bed), &published_sustained) {
+            w.push(serde_json::to_value(s)?);
+        }
         w.push(serde_json::to_value(program.workload())?);
     }
     results["quick"] = json!(args.quick);
@@ -393,6 +504,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         invocation,
         format!("{wrk_line} [-H 'Connection: close'] http://TARGET/"),
     ];
+    if !sustained.is_empty() {
+        commands.push(format!(
+            "wrk -t{} -c{} -d{}s --timeout {}s --latency -H 'Connection: close' http://VIP/  \
+             # {} times back to back, per sustained path",
+            args.threads,
+            args.connections,
+            args.sustained_slice,
+            args.timeout,
+            args.sustained_slices()
+        ));
+    }
     if args.iperf_secs > 0 {
         commands.push(iperf_line.clone());
     }
@@ -414,6 +536,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if args.quick {
         let names: Vec<&str> = paths.iter().map(|p| p.name()).collect();
         published.check_ran(&names).context("the --quick smoke run")?;
+        let names: Vec<&str> = sustained_paths.iter().map(|p| p.name()).collect();
+        published.check_sustained(&names).context("the --quick smoke run")?;
         println!("    --quick: every part ran and gave numbers (nothing was timed)");
     }
     if args.write_docs {
@@ -470,7 +594,7 @@ fn invocation(args: &BenchArgs) -> String {
     }
     format!(
         "cargo xtask bench --duration {} --connections {} --threads {} --rounds {} --timeout {} --paths {}{} \
-         --iperf-secs {}{}{}",
+         --iperf-secs {} --sustained-secs {} --sustained-slice {} --sustained-paths {}{}{}",
         args.duration,
         args.connections,
         args.threads,
@@ -479,6 +603,9 @@ fn invocation(args: &BenchArgs) -> String {
         args.paths,
         if args.generic { " --generic" } else { "" },
         args.iperf_secs,
+        args.sustained_secs,
+        args.sustained_slice,
+        args.sustained_paths,
         if args.no_maglev { " --no-maglev" } else { "" },
         if args.quick { " --quick" } else { "" },
     )
@@ -491,6 +618,48 @@ fn iperf_streams(args: &BenchArgs) -> Vec<u32> {
         (_, 0 | 1) => vec![1],
         (_, n) => vec![1, n],
     }
+}
+
+/// The iperf3 runs' paths: not the two-arm ones (the DNAT workloads are
+/// wrk's and UDP's), and not nftables-jhash, whose iperf3 rule is
+/// nftables' own (the iperf3 port goes to web1 alone either way).
+fn iperf_paths(paths: &[Route]) -> Vec<Route> {
+    paths
+        .iter()
+        .copied()
+        .filter(|p| !p.two_arm() && *p != Route::NftablesJhash)
+        .collect()
+}
+
+/// The runs of the whole bench, and its planned seconds (printed at its start).
+struct Plan {
+    wrk_runs: usize,
+    iperf_runs: usize,
+    udp_runs: usize,
+    secs: u64,
+}
+
+fn plan(args: &BenchArgs, paths: &[Route], sustained: usize) -> Plan {
+    let rounds = args.rounds as usize;
+    let wrk_runs = rounds * Conn::ALL.len() * paths.len();
+    let iperf_runs = rounds * iperf_streams(args).len() * iperf_paths(paths).len();
+    let udp_runs = rounds * udp_paths(args, paths).len();
+    let per = |runs: usize, secs: u64| runs as u64 * (secs + RUN_OVERHEAD_S);
+    Plan {
+        wrk_runs,
+        iperf_runs,
+        udp_runs,
+        secs: FIXED_S
+            + per(wrk_runs, args.duration)
+            + per(iperf_runs, args.iperf_secs)
+            + per(udp_runs, args.udp_secs)
+            + per(sustained, args.sustained_slices() * args.sustained_slice),
+    }
+}
+
+/// The sustained runs' client sysctls, for their workloads' description.
+fn client_line(bed: &Bed<'_>) -> String {
+    bed.one.client_defaults.show()
 }
 
 /// The UDP runs of a round: the paths that carry UDP, then the XDP_TX floor
@@ -519,13 +688,48 @@ fn note_busy(run: &Run) {
     }
 }
 
-/// What every run needs.
-struct Bed<'a> {
+/// One testbed and what a run on it needs.
+struct Side<'a> {
     tb: &'a Testbed,
-    bin: &'a Path,
-    cfg: &'a Path,
-    args: &'a BenchArgs,
+    cfg: PathBuf,
     ns: Namespaces,
+    /// wrk's latency script, in the testbed's directory.
+    script: PathBuf,
+    /// The client's sysctls before the tuning: Linux's defaults, for the sustained runs.
+    client_defaults: Sysctls,
+}
+
+impl<'a> Side<'a> {
+    fn new(tb: &'a Testbed, cfg: PathBuf, client_defaults: Sysctls) -> anyhow::Result<Self> {
+        Ok(Self {
+            tb,
+            cfg,
+            ns: Namespaces::of(tb)?,
+            script: wrk::write_script(tb.dir())?,
+            client_defaults,
+        })
+    }
+}
+
+/// What every run needs: the one-arm testbed, and the two-arm one when a
+/// path needs it.
+struct Bed<'a> {
+    one: Side<'a>,
+    two: Option<Side<'a>>,
+    bin: &'a Path,
+    args: &'a BenchArgs,
+}
+
+impl Bed<'_> {
+    /// The testbed a path runs on.
+    fn side(&self, path: Route) -> anyhow::Result<&Side<'_>> {
+        if !path.two_arm() {
+            return Ok(&self.one);
+        }
+        self.two
+            .as_ref()
+            .with_context(|| format!("{} needs the two-arm testbed, which wasn't built", path.name()))
+    }
 }
 
 #[cfg(test)]
@@ -569,5 +773,32 @@ mod tests {
         let full = BenchCli::try_parse_from(["bench", "--write-docs"]).unwrap().bench;
         assert_eq!(full.effective().rounds, 3);
         assert!(full.docs_file(false).unwrap().ends_with("docs/benchmarks.md"));
+        assert_eq!((q.sustained_slices(), q.sustained_slice), (2, 1));
+        assert_eq!(full.sustained_slices(), 6);
+        assert_eq!(full.sustained().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn the_default_run_is_planned_under_14_minutes() {
+        let a = BenchCli::try_parse_from(["bench", "--generic", "--write-docs"])
+            .unwrap()
+            .bench
+            .effective();
+        let paths = a.check().unwrap();
+        assert_eq!(paths.len(), 9);
+        let p = plan(&a, &paths, a.sustained().unwrap().len());
+        // 9 paths x 2 wrk workloads; iperf3 over 6 of them (not jhash, not
+        // DNAT) x 2; UDP over 7 and the floor; 3 rounds.
+        assert_eq!((p.wrk_runs, p.iperf_runs, p.udp_runs), (54, 36, 24));
+        assert!(p.secs < 14 * 60, "planned {} s", p.secs);
+        let short = BenchCli::try_parse_from(["bench", "--sustained-secs", "5"])
+            .unwrap()
+            .bench;
+        assert!(short.check().is_err(), "less than one 10 s slice");
+        let none = BenchCli::try_parse_from(["bench", "--sustained-secs", "0"])
+            .unwrap()
+            .bench;
+        assert!(none.sustained().unwrap().is_empty());
+        assert_eq!(none.sustained_slices(), 0);
     }
 }

@@ -1,4 +1,5 @@
-//! The kernel's own balancer as a peer: nftables full NAT on the LB, no agent.
+//! The kernel's own balancer as a peer: nftables full NAT on the LB, no agent;
+//! or, on the two-arm testbed, its destination NAT alone (no masquerade).
 //!
 //! The rules are those of the agent's `default_client_full_nat_holds_its_rate_beside_nftables`
 //! yardstick (lbxdp-agent/tests/xdp_load.rs), for TCP and UDP to the VIP's
@@ -29,6 +30,10 @@ pub(super) enum Pick {
     Numgen,
     /// `jhash ip saddr . sport mod N`: a hash of the client's address and port.
     Jhash,
+    /// Round robin as [`Pick::Numgen`], with destination NAT only: no
+    /// masquerade, the servers see the client and reply through the LB
+    /// (the two-arm testbed routes them so).
+    NumgenDnat,
 }
 
 impl Pick {
@@ -36,13 +41,14 @@ impl Pick {
         match self {
             Self::Numgen => "nftables",
             Self::Jhash => "nftables-jhash",
+            Self::NumgenDnat => "nftables-dnat",
         }
     }
 
     /// The selector expression for `dnat to ... map {...}` for one protocol.
     fn expr(self, proto: &str, n: usize) -> String {
         match self {
-            Self::Numgen => format!("numgen inc mod {n}"),
+            Self::Numgen | Self::NumgenDnat => format!("numgen inc mod {n}"),
             Self::Jhash => format!("jhash ip saddr . {proto} sport mod {n}"),
         }
     }
@@ -50,8 +56,9 @@ impl Pick {
 
 /// The rule set: DNAT to a server picked per new connection (TCP and UDP to
 /// `vip:80`; `vip:iperf_port` to web1), then masquerade towards the servers
-/// (full NAT, as the agent's default). The NAT chains see only a
-/// connection's first packet, so each server's counter counts new connections.
+/// (full NAT, as the agent's default; with [`Pick::NumgenDnat`] the rule only
+/// counts). The NAT chains see only a connection's first packet, so each
+/// server's counter counts new connections.
 fn rules(pick: Pick, vip: &str, servers: &[(String, String)], iperf_port: u16) -> String {
     let map: Vec<String> = servers
         .iter()
@@ -69,9 +76,10 @@ fn rules(pick: Pick, vip: &str, servers: &[(String, String)], iperf_port: u16) -
     if let Some((_, web1)) = servers.first() {
         pre.push_str(&format!("    ip daddr {vip} tcp dport {iperf_port} dnat to {web1}\n"));
     }
+    let snat = if pick == Pick::NumgenDnat { "" } else { " masquerade" };
     let post: String = servers
         .iter()
-        .map(|(name, addr)| format!("    ip saddr != {vip} ip daddr {addr} counter masquerade comment \"{name}\"\n"))
+        .map(|(name, addr)| format!("    ip saddr != {vip} ip daddr {addr} counter{snat} comment \"{name}\"\n"))
         .collect();
     format!(
         "table ip {TABLE} {{\n  chain pre {{\n    type nat hook prerouting priority dstnat;\n{pre}  }}\n  \
@@ -230,6 +238,13 @@ mod tests {
         assert!(r.contains("ip daddr 198.18.0.2 tcp dport 5201 dnat to 198.18.0.101"));
         assert!(r.contains("ip daddr 198.18.0.102 counter masquerade comment \"web2\""));
         assert!(rules(Pick::Numgen, "198.18.0.2", &servers, 5201).contains("dnat to numgen inc mod 2 map"));
+        let dnat = rules(Pick::NumgenDnat, "198.18.1.1", &servers, 5201);
+        assert!(dnat.contains("dnat to numgen inc mod 2 map"));
+        assert!(
+            dnat.contains("ip daddr 198.18.0.102 counter comment \"web2\""),
+            "{dnat}"
+        );
+        assert!(!dnat.contains("masquerade"), "{dnat}");
     }
 
     #[test]

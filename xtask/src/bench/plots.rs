@@ -1,5 +1,5 @@
-//! The docs' plots, as SVG: a bar chart per workload and a latency CDF per
-//! wrk workload. plotters' SVG backend writes text as `<text>` elements, and
+//! The docs' plots, as SVG: a bar chart per workload, a latency CDF per
+//! wrk workload, and the sustained runs' rate slice by slice. plotters' SVG backend writes text as `<text>` elements, and
 //! without its `ttf` feature it measures text with a naive estimate, so no
 //! font is looked up or rasterised (nothing of fontconfig or freetype).
 use std::path::Path;
@@ -14,6 +14,7 @@ use plotters::{
 use super::{
     docs::figure,
     results::{Latency, Workload},
+    sustained::Sustained,
 };
 
 const SIZE: (u32, u32) = (760, 420);
@@ -52,6 +53,9 @@ fn color(path: &str, i: usize) -> RGBColor {
         "nftables" => RGBColor(214, 39, 40),
         "nftables-jhash" => RGBColor(150, 30, 30),
         "xdp-tx-floor" => RGBColor(148, 103, 189),
+        "xdp-native-dnat" => RGBColor(23, 75, 140),
+        "xdp-generic-dnat" => RGBColor(23, 190, 207),
+        "nftables-dnat" => RGBColor(240, 110, 110),
         _ => OTHERS[i % OTHERS.len()],
     }
 }
@@ -119,8 +123,12 @@ pub(super) fn bars(w: &Workload) -> anyhow::Result<String> {
     })
 }
 
+/// Above this many points a curve is drawn without a dot at each.
+const DOTS_UP_TO: usize = 12;
+
 /// wrk's percentiles through each path, joined: latency (log scale) across,
-/// percentile up.
+/// percentile up (from 0 when the curves start low, as the bench's script's
+/// do; from 40 for wrk's own four, 50 up).
 pub(super) fn cdf(title: &str, curves: &[&Latency]) -> anyhow::Result<String> {
     let points = |c: &Latency| -> Vec<(f64, f64)> {
         c.percentiles
@@ -139,13 +147,19 @@ pub(super) fn cdf(title: &str, curves: &[&Latency]) -> anyhow::Result<String> {
         let hi = 10f64.powf(all.iter().copied().fold(0.0, f64::max).log10().ceil());
         (lo, if hi > lo { hi } else { lo * 10.0 })
     };
+    let lowest = curves
+        .iter()
+        .flat_map(|c| points(c))
+        .map(|(_, pct)| pct)
+        .fold(100.0, f64::min);
+    let bottom = if lowest < 40.0 { 0.0 } else { 40.0 };
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((lo..hi).log_scale(), 40.0..100.0)?;
+            .build_cartesian_2d((lo..hi).log_scale(), bottom..100.0)?;
         chart
             .configure_mesh()
             .x_desc("latency (ms, log scale)")
@@ -162,11 +176,61 @@ pub(super) fn cdf(title: &str, curves: &[&Latency]) -> anyhow::Result<String> {
                 .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
                 .label(c.path.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
-            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled())))?;
+            if pts.len() <= DOTS_UP_TO {
+                chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled())))?;
+            }
         }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// Each sustained run's slices: seconds across, new connections/s up, a
+/// step line per path (each slice's rate held over its seconds).
+pub(super) fn slices(title: &str, runs: &[&Sustained]) -> anyhow::Result<String> {
+    let points = |s: &Sustained| -> Vec<(f64, f64)> {
+        s.slices
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &v)| [(i as f64 * s.slice_secs, v), ((i + 1) as f64 * s.slice_secs, v)])
+            .collect()
+    };
+    let right = runs.iter().flat_map(|s| points(s)).map(|(t, _)| t).fold(1.0, f64::max);
+    let top = runs.iter().flat_map(|s| s.slices.iter().copied()).fold(0.0, f64::max);
+    let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..right, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds into the run")
+            .y_desc("new connections/s")
+            .x_label_formatter(&|v| mark(*v))
+            .y_label_formatter(&|v| mark(*v))
+            .label_style(LABELS)
+            .axis_desc_style(LABELS)
+            .draw()?;
+        for (i, s) in runs.iter().enumerate() {
+            let col = color(&s.path, i);
+            let pts = points(s);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
+                .label(s.path.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .label_font((FONT, 14))
@@ -210,6 +274,25 @@ mod tests {
             assert_eq!(svg.matches(&line).count(), 2, "{line} in\n{svg}");
         }
         assert!(cdf("none", &[]).unwrap().starts_with("<svg"));
+        // The script's many percentiles: from 0, and no dot at each.
+        let many = Latency {
+            workload: "close".into(),
+            path: "proxy".into(),
+            percentiles: (1..=99).map(|p| (f64::from(p), f64::from(p) / 10.0)).collect(),
+        };
+        let svg = cdf("Latency", &[&many]).unwrap();
+        assert!(svg.contains("\n0\n</text>"), "{svg}");
+        assert!(!svg.contains("<circle"), "{svg}");
+        let p = fixture::published();
+        let runs: Vec<&Sustained> = p.sustained.iter().collect();
+        let svg = slices("Sustained", &runs).unwrap();
+        assert!(
+            svg.contains("\nhaproxy\n</text>") && svg.contains("\nxdp-generic\n</text>"),
+            "{svg}"
+        );
+        // A step per slice: its rate from its start to its end.
+        assert!(svg.contains("<polyline"), "{svg}");
+        assert!(slices("none", &[]).unwrap().starts_with("<svg"));
         assert_eq!(
             (mark(2.0), mark(0.25), mark(12.5), mark(2000.0)),
             ("2".into(), "0.25".into(), "12.5".into(), "2,000".into())

@@ -136,7 +136,7 @@ fn nan_null(v: f64) -> Value {
 }
 
 /// The ratios the comparison shows, numerator / denominator, where both were measured.
-const RATIOS: [(Route, Route); 12] = [
+const RATIOS: [(Route, Route); 14] = [
     (Route::XdpNative, Route::Nftables),
     (Route::XdpNative, Route::NftablesJhash),
     (Route::XdpGeneric, Route::Nftables),
@@ -149,6 +149,8 @@ const RATIOS: [(Route, Route); 12] = [
     (Route::Haproxy, Route::Direct),
     (Route::XdpGeneric, Route::Direct),
     (Route::XdpNative, Route::Proxy),
+    (Route::XdpGenericDnat, Route::NftablesDnat),
+    (Route::XdpNativeDnat, Route::NftablesDnat),
 ];
 
 /// Prints the summary tables and returns the JSON results.
@@ -230,6 +232,10 @@ pub(super) fn summarize(
                 .filter(|r| r.path == path)
                 .filter_map(|r| r.iperf(n).map(|i| (r, i)))
                 .collect();
+            if mine.is_empty() {
+                // Not every path runs iperf3 (see mod.rs, iperf_paths).
+                continue;
+            }
             let gbps: Vec<f64> = mine.iter().map(|(_, i)| i.bps / 1e9).collect();
             let per_round: Vec<String> = gbps.iter().map(|v| format!("{v:.2}")).collect();
             let retr: u64 = mine.iter().map(|(_, i)| i.retransmits).sum();
@@ -278,7 +284,8 @@ pub(super) fn summarize(
             break;
         }
         let direct_median = median(direct.iter().map(|&(_, v)| v).collect());
-        for &path in paths.iter().filter(|p| **p != Route::Direct) {
+        // The two-arm paths have no direct of their own testbed.
+        for &path in paths.iter().filter(|p| **p != Route::Direct && !p.two_arm()) {
             let via = rps(path);
             let ratio = median(via.iter().map(|&(_, v)| v).collect()) / direct_median;
             let per_round: Vec<f64> = via

@@ -6,7 +6,7 @@
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{Run, machine::Machine, route::Route};
+use super::{Run, machine::Machine, route::Route, sustained::Sustained};
 
 /// What the docs show. Missing keys read as empty, so an older or partial
 /// results file still renders.
@@ -24,6 +24,8 @@ pub(super) struct Published {
     pub(super) took_s: f64,
     pub(super) workloads: Vec<Workload>,
     pub(super) latency: Vec<Latency>,
+    /// The sustained runs, slice by slice.
+    pub(super) sustained: Vec<Sustained>,
     /// The Maglev micro-benchmark's lines, as it printed them.
     pub(super) maglev: Vec<String>,
 }
@@ -55,7 +57,8 @@ pub(super) struct Row {
 }
 
 /// wrk's latency distribution through one path: (percentile, ms), each the
-/// median over rounds.
+/// median over rounds (many percentiles from the bench's wrk script; an
+/// older results file has wrk's four).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub(super) struct Latency {
@@ -115,6 +118,20 @@ impl Workload {
 impl Published {
     pub(super) fn from_json(v: &serde_json::Value) -> anyhow::Result<Self> {
         serde_json::from_value(v.clone()).context("the results' published part (machine, workloads, latency)")
+    }
+
+    /// The smoke test's check on the sustained runs: each path ran and every
+    /// slice gave a rate (a zero is a rate: a collapse is a result).
+    pub(super) fn check_sustained(&self, paths: &[&str]) -> anyhow::Result<()> {
+        for path in paths {
+            let Some(s) = self.sustained.iter().find(|s| s.path == *path) else {
+                bail!("no sustained run through {path}");
+            };
+            if s.slices.is_empty() || s.slices.iter().any(|v| !v.is_finite()) || s.rps().is_none() {
+                bail!("the sustained run through {path} gave no rate: {s:?}");
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn workload(&self, key: &str) -> Option<&Workload> {
@@ -215,6 +232,11 @@ pub(super) mod fixture {
         {"workload": "close", "path": "xdp-native", "percentiles": [[50, 1.0], [75, 1.5], [90, 2.0], [99, 4.0]]},
         {"workload": "close", "path": "haproxy", "percentiles": [[50, 1.2], [75, 1.8], [90, 2.5], [99, 5.0]]}
       ],
+      "sustained": [
+        {"path": "xdp-generic", "slice_secs": 10, "slices": [15000, 14000, 15500], "requests": 445000, "secs": 30.0},
+        {"path": "haproxy", "slice_secs": 10, "slices": [9000, 400, 380], "requests": 97800, "secs": 30.0,
+         "connect_errors": 120000, "timeouts": 3}
+      ],
       "maglev": ["maglev build, 3 servers, M=65537: median 1.2ms"],
       "scenarios": [{"ignored": true}]
     }"#;
@@ -237,6 +259,10 @@ mod tests {
         assert_eq!(p.workload("close_rps").and_then(|w| w.get("haproxy")), Some(10000.0));
         assert_eq!(p.workloads[0].rows[2].rounds, [Some(9000.0), None, Some(9000.0)]);
         assert_eq!(p.latency[1].percentiles[3], (99.0, 5.0));
+        assert_eq!(p.sustained[1].slices, [9000.0, 400.0, 380.0]);
+        assert_eq!(p.sustained[1].connect_errors, 120_000);
+        p.check_sustained(&["xdp-generic", "haproxy"]).unwrap();
+        assert!(p.check_sustained(&["proxy"]).is_err());
         // Round trip: what is written reads back the same.
         let again = Published::from_json(&serde_json::to_value(&p).unwrap()).unwrap();
         assert_eq!(again, p);

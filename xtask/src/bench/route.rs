@@ -20,6 +20,16 @@ pub(super) enum Route {
     /// As [`Route::Nftables`], the server picked by
     /// `jhash ip saddr . th sport mod 3` instead of round robin.
     NftablesJhash,
+    /// To the VIP on the two-arm testbed (the LB between the client's and the
+    /// servers' segments), through the agent in native XDP mode with
+    /// destination NAT only (`--nat dnat`): the servers see the client's
+    /// address and reply through the LB, which routes them back.
+    XdpNativeDnat,
+    /// As [`Route::XdpNativeDnat`], in generic (skb) XDP mode.
+    XdpGenericDnat,
+    /// As [`Route::Nftables`] on the two-arm testbed, without the masquerade:
+    /// the kernel's DNAT, the fair peer of the agent's.
+    NftablesDnat,
     /// Not a way to the servers: the LB only bounces frames (MACs swapped,
     /// XDP_TX) back to the client. Measured by the UDP workload alone, as the
     /// fastest an XDP balancer could be on this box; never in `--paths`.
@@ -36,8 +46,17 @@ impl Route {
             Self::Haproxy => "haproxy",
             Self::Nftables => "nftables",
             Self::NftablesJhash => "nftables-jhash",
+            Self::XdpNativeDnat => "xdp-native-dnat",
+            Self::XdpGenericDnat => "xdp-generic-dnat",
+            Self::NftablesDnat => "nftables-dnat",
             Self::TxFloor => "xdp-tx-floor",
         }
+    }
+
+    /// Whether the path runs on the two-arm testbed (DNAT needs the LB
+    /// between the client and the servers) instead of the one-arm one.
+    pub(super) fn two_arm(self) -> bool {
+        matches!(self, Self::XdpNativeDnat | Self::XdpGenericDnat | Self::NftablesDnat)
     }
 
     fn parse(s: &str) -> anyhow::Result<Self> {
@@ -49,7 +68,13 @@ impl Route {
             "haproxy" => Self::Haproxy,
             "nftables" | "nft" => Self::Nftables,
             "nftables-jhash" | "nft-jhash" | "jhash" => Self::NftablesJhash,
-            _ => bail!("unknown path {s:?} (direct, xdp, xdp-generic, proxy, haproxy, nftables, nftables-jhash)"),
+            "xdp-dnat" | "xdp-native-dnat" => Self::XdpNativeDnat,
+            "xdp-generic-dnat" => Self::XdpGenericDnat,
+            "nftables-dnat" | "nft-dnat" => Self::NftablesDnat,
+            _ => bail!(
+                "unknown path {s:?} (direct, xdp, xdp-generic, proxy, haproxy, nftables, nftables-jhash, \
+                 xdp-dnat, xdp-generic-dnat, nftables-dnat)"
+            ),
         })
     }
 }
@@ -102,6 +127,12 @@ mod tests {
             [Route::Nftables, Route::NftablesJhash]
         );
         assert!(parse_paths(",", false).is_err());
+        let dnat = parse_paths("xdp-dnat,xdp-generic-dnat,nft-dnat,xdp", false).unwrap();
+        assert_eq!(
+            dnat.iter().map(|p| p.two_arm()).collect::<Vec<_>>(),
+            [true, true, true, false]
+        );
+        assert_eq!(dnat[2].name(), "nftables-dnat");
         assert_eq!(round_order(&all, 1), all);
         assert_eq!(
             round_order(&all, 2),

@@ -8,6 +8,9 @@ const XDP: &[&str] = &["xdp-generic", "xdp-native"];
 const NFTABLES: &[&str] = &["nftables"];
 const HAPROXY: &[&str] = &["haproxy"];
 const PROXY: &[&str] = &["proxy"];
+/// The DNAT paths (two-arm testbed): XDP as above, and nftables' DNAT.
+const XDP_DNAT: &[&str] = &["xdp-generic-dnat", "xdp-native-dnat"];
+const NFTABLES_DNAT: &[&str] = &["nftables-dnat"];
 /// The XDP_TX floor's row in the UDP workload.
 const XDP_TX: &[&str] = &["xdp-tx-floor"];
 /// The program alone: an established flow's hit, IPv4.
@@ -15,6 +18,7 @@ const PROG_HIT: &[&str] = &["established-v4", "established"];
 
 /// Workload keys the targets read.
 const NEW_CONNS: &str = "close_rps";
+const DNAT_NEW_CONNS: &str = "dnat_close_rps";
 const UDP_PPS: &str = "udp_pps";
 const CPU_PER_CONN: &str = "cpu_per_conn";
 const PROG_NS: &str = "prog_ns";
@@ -143,6 +147,17 @@ fn targets(p: &Published) -> Vec<Target> {
             Want::Below(100.0),
         ),
     ];
+    if p.workload(DNAT_NEW_CONNS).is_some() {
+        // The same target for DNAT, against the kernel's DNAT: only where the
+        // run had the two-arm paths (not every run measures DNAT).
+        t.push(fixed(
+            "XDP DNAT ≥ 1.5× nftables DNAT's new connections/s",
+            DNAT_NEW_CONNS,
+            XDP_DNAT,
+            Some(NFTABLES_DNAT),
+            Want::AtLeast(1.5),
+        ));
+    }
     let has = |w: &Workload, names: &[&str]| names.iter().any(|n| w.get(n).is_some());
     for w in p.workloads.iter().filter(|w| is_latency(w)) {
         if has(w, XDP) && has(w, HAPROXY) {
@@ -276,6 +291,21 @@ mod tests {
         assert_eq!(find("Proxy", "close_rps").status, Status::Missed);
         let c = find("Proxy", "close_p99_ms");
         assert_eq!((c.wanted.as_str(), c.status), ("≤ 1×", Status::Missed));
+        assert!(
+            !checked.iter().any(|c| c.what.contains("DNAT")),
+            "no DNAT workload, no DNAT target"
+        );
+        let mut p = fixture::published();
+        p.workloads.push(
+            Workload::new(DNAT_NEW_CONNS, "New connections/s, two-arm DNAT", "req/s", true, "wrk")
+                .row("xdp-generic-dnat", vec![Some(16000.0)])
+                .row("nftables-dnat", vec![Some(10000.0)]),
+        );
+        let c = check(&p).into_iter().find(|c| c.what.contains("DNAT")).unwrap();
+        assert_eq!(
+            (c.figure.as_str(), c.measured.as_str(), c.status),
+            ("xdp-generic-dnat/nftables-dnat in dnat_close_rps", "1.6×", Status::Met)
+        );
     }
 
     #[test]

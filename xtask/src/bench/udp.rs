@@ -72,7 +72,8 @@ pub(super) fn carries_udp(path: Route) -> bool {
 
 /// One bounded trafgen run over `path`, with a fresh balancer around it.
 pub(super) fn run_udp(bed: &Bed<'_>, round: u32, path: Route) -> anyhow::Result<Run> {
-    let Bed { tb, bin, cfg, args, ns } = bed;
+    let side = bed.side(path)?;
+    let (tb, bin, cfg, args, ns) = (side.tb, bed.bin, &side.cfg, bed.args, &side.ns);
     let tag = format!("r{round}-udp-{}", path.name());
     // Where the frames go: straight to web1, or to the LB's interface.
     let (to, dst) = match path {

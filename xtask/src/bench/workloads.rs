@@ -2,12 +2,17 @@
 //! `Workload` per measured quantity, a row per path. A new workload is one
 //! more entry in `workloads` (or a `Workload` built elsewhere and pushed).
 use super::{
-    Run,
+    BenchArgs, Run,
     report::{close_cost, iperf_cost},
     results::{Latency, Workload, median},
     route::Route,
+    sustained::Sustained,
     wrk::Conn,
 };
+
+/// The prefix of the two-arm (DNAT) paths' workload keys and latency curves:
+/// they are compared among themselves, on their own testbed.
+pub(super) const DNAT: &str = "dnat";
 
 pub(super) fn workloads(
     rounds: u32,
@@ -25,6 +30,8 @@ pub(super) fn workloads(
         };
         format!("`{wrk_line}{header}`, {medians}.")
     };
+    let (two, one): (Vec<Route>, Vec<Route>) = paths.iter().partition(|p| p.two_arm());
+    let paths = &one[..];
     let mut w = vec![
         Workload::new("close_rps", "New connections/s", "req/s", true, &wrk(Conn::Close)).rows_by_path(
             paths,
@@ -111,12 +118,114 @@ pub(super) fn workloads(
         )
         .rows_by_path(paths, runs, |r| iperf_cost(r, 1)),
     ];
+    let dnat = |key: &str, title: &str, unit: &str, higher: bool, how: &str| {
+        Workload::new(
+            &format!("{DNAT}_{key}"),
+            &format!("{title}, two-arm DNAT"),
+            unit,
+            higher,
+            &format!(
+                "On the two-arm testbed (the LB routes between the client's and the servers' segments; destination NAT only, the servers see the client): {how}"
+            ),
+        )
+    };
+    w.extend([
+        dnat("close_rps", "New connections/s", "req/s", true, &wrk(Conn::Close))
+            .rows_by_path(&two, runs, |r| r.wrk(Conn::Close).map(|w| w.rps)),
+        dnat(
+            "close_p99_ms",
+            "p99 latency, new connections",
+            "ms",
+            false,
+            &wrk(Conn::Close),
+        )
+        .rows_by_path(&two, runs, |r| r.wrk(Conn::Close).map(|w| w.lat_p99_ms)),
+        dnat(
+            "keepalive_rps",
+            "Keep-alive requests/s",
+            "req/s",
+            true,
+            &wrk(Conn::KeepAlive),
+        )
+        .rows_by_path(&two, runs, |r| r.wrk(Conn::KeepAlive).map(|w| w.rps)),
+        dnat(
+            "keepalive_p99_ms",
+            "p99 latency, keep-alive",
+            "ms",
+            false,
+            &wrk(Conn::KeepAlive),
+        )
+        .rows_by_path(&two, runs, |r| r.wrk(Conn::KeepAlive).map(|w| w.lat_p99_ms)),
+        dnat(
+            "udp_pps",
+            "64-byte UDP packets/s delivered to the servers",
+            "pkt/s",
+            true,
+            &format!("trafgen as above, to the VIP; {medians}."),
+        )
+        .rows_by_path(&two, runs, |r| r.udp().map(|u| u.pps())),
+        dnat(
+            "cpu_per_conn",
+            "CPU per 1,000 new connections",
+            "CPU-ms",
+            false,
+            &format!("as in the one-arm workload; {medians}."),
+        )
+        .rows_by_path(&two, runs, close_cost),
+    ]);
     w.retain(|w| !w.rows.is_empty());
     w
 }
 
-/// wrk's percentiles per workload and path, each the median over rounds.
+/// The sustained runs' workloads: the whole run's rate, and its slowest
+/// slice (where a collapse shows), one round.
+pub(super) fn sustained(args: &BenchArgs, client: &str, runs: &[&Sustained]) -> Vec<Workload> {
+    if runs.is_empty() {
+        return Vec::new();
+    }
+    let secs = args.sustained_slices() * args.sustained_slice;
+    let how = format!(
+        "`wrk -t{} -c{} --timeout {}s -H 'Connection: close'` for {secs} s in back-to-back slices of {} s, one \
+         balancer for the whole run, the client with Linux's defaults ({client}); one round.",
+        args.threads, args.connections, args.timeout, args.sustained_slice
+    );
+    let row = |w: Workload, f: fn(&Sustained) -> Option<f64>| runs.iter().fold(w, |w, s| w.row(&s.path, vec![f(s)]));
+    vec![
+        row(
+            Workload::new(
+                "sustained_rps",
+                &format!("Sustained new connections/s over {secs} s, default client"),
+                "req/s",
+                true,
+                &how,
+            ),
+            Sustained::rps,
+        ),
+        row(
+            Workload::new(
+                "sustained_min_slice_rps",
+                &format!("Slowest {} s slice of the sustained run", args.sustained_slice),
+                "req/s",
+                true,
+                "The same runs: the new connections/s of each one's slowest slice (a collapse shows here).",
+            ),
+            Sustained::min_slice,
+        ),
+    ]
+}
+
+/// wrk's percentiles per workload and path, each the median over rounds;
+/// the two-arm paths' under their own workload (`dnat-close`).
 pub(super) fn latency(paths: &[Route], runs: &[Run]) -> Vec<Latency> {
+    let mut out = Vec::new();
+    let (two, one): (Vec<Route>, Vec<Route>) = paths.iter().partition(|p| p.two_arm());
+    for (paths, prefix) in [(one, ""), (two, "dnat-")] {
+        out.extend(latency_of(&paths, runs, prefix));
+    }
+    out
+}
+
+fn latency_of(paths: &[Route], runs: &[Run], prefix: &str) -> Vec<Latency> {
     let mut out = Vec::new();
     for conn in Conn::ALL {
         for &path in paths {
@@ -141,7 +250,7 @@ pub(super) fn latency(paths: &[Route], runs: &[Run]) -> Vec<Latency> {
                 })
                 .collect();
             out.push(Latency {
-                workload: conn.name().into(),
+                workload: format!("{prefix}{}", conn.name()),
                 path: path.name().into(),
                 percentiles,
             });

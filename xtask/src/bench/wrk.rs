@@ -1,14 +1,47 @@
 //! wrk runs (keep-alive and `Connection: close`) and their output, parsed.
-use std::time::Duration;
+//! wrk's `--latency` prints four percentiles; a Lua script's `done()` hook
+//! prints many more (`latency:percentile(p)`), for the latency CDF.
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 
+use lbxdp_testbed::{NsCommand, Testbed};
+
 use super::{
-    Bed, Measured, Run,
+    Bed, BenchArgs, Measured, Run,
     balancer::{ANSWER_WITHIN, Lb, drain_time_wait, wait_answers},
     cpu::with_cpu,
     route::Route,
 };
+
+/// How the script's lines start, so that they can't be taken for wrk's own.
+const PCT_LINE: &str = "lbxdp-percentile";
+
+/// The percentiles the script prints: every whole one, then the tail.
+pub(super) fn script_percentiles() -> Vec<f64> {
+    (1..=99).map(f64::from).chain([99.5, 99.9, 99.99]).collect()
+}
+
+/// Writes the latency script into `dir`; returns its path.
+pub(super) fn write_script(dir: &Path) -> anyhow::Result<PathBuf> {
+    let list: Vec<String> = script_percentiles().iter().map(f64::to_string).collect();
+    let lua = format!(
+        "-- Written by cargo xtask bench: wrk's latency distribution, in microseconds,\n\
+         -- at many percentiles (--latency prints four).\n\
+         done = function(summary, latency, requests)\n\
+         \x20 for _, p in ipairs({{ {} }}) do\n\
+         \x20   io.write(string.format(\"{PCT_LINE} %g %d\\n\", p, latency:percentile(p)))\n\
+         \x20 end\n\
+         end\n",
+        list.join(", ")
+    );
+    let file = dir.join("latency.lua");
+    std::fs::write(&file, lua).with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
+}
 
 /// Whether wrk keeps its connections or opens one per request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +68,8 @@ pub(super) struct Wrk {
     pub(super) requests: u64,
     pub(super) lat_avg_ms: f64,
     pub(super) lat_p99_ms: f64,
-    /// The latency distribution (`--latency`): (percentile, ms), as wrk prints it.
+    /// The latency distribution: (percentile, ms), from the script when it
+    /// ran, else the four `--latency` prints.
     pub(super) percentiles: Vec<(f64, f64)>,
     /// connect, read, write, timeout.
     pub(super) socket_errors: [u64; 4],
@@ -50,44 +84,19 @@ impl Wrk {
 
 /// One bounded wrk run of a scenario, with a fresh balancer around it.
 pub(super) fn run_wrk(bed: &Bed<'_>, round: u32, path: Route, conn: Conn) -> anyhow::Result<Run> {
-    let Bed { tb, bin, cfg, args, ns } = bed;
+    let side = bed.side(path)?;
+    let tb = side.tb;
     let tag = format!("r{round}-{}-{}", conn.name(), path.name());
-    let url = match path {
-        Route::Direct => format!("http://{}/", tb.backends[0].v4()),
-        _ => format!("http://{}/", tb.lb.v4()),
-    };
+    let url = url(tb, path);
     drain_time_wait(tb)?;
-    let mut lb = Lb::start(tb, bin, cfg, path, &tag)?;
+    let mut lb = Lb::start(tb, bed.bin, &side.cfg, path, &tag)?;
     // One answer first: a broken path fails here in seconds, not after a whole
     // run. The agent attaches before it fills its maps, so the VIP may refuse
     // connections for a moment after the attach.
     wait_answers(tb, &url, ANSWER_WITHIN, &mut lb)?;
 
-    let mut cmd = tb.command(&tb.client, "wrk");
-    cmd.arg(format!("-t{}", args.threads))
-        .arg(format!("-c{}", args.connections))
-        .arg(format!("-d{}s", args.duration))
-        .arg("--timeout")
-        .arg(format!("{}s", args.timeout))
-        .arg("--latency");
-    if conn == Conn::Close {
-        cmd.args(["-H", "Connection: close"]);
-    }
-    cmd.arg(&url);
-    let (out, cpu) = with_cpu(ns, || {
-        cmd.output_timeout(Duration::from_secs(args.duration + args.timeout + 30))
-            .context("running wrk (`cargo xtask setup` installs it)")
-    })?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "`{}` failed: {}\n{stdout}{}",
-            cmd.show(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let wrk = parse_wrk(&stdout).with_context(|| format!("parsing wrk's output:\n{stdout}"))?;
+    let mut cmd = wrk_command(tb, bed.args, &url, bed.args.duration, conn, Some(&side.script));
+    let (wrk, cpu) = with_cpu(&side.ns, || run(&mut cmd, bed.args.duration + bed.args.timeout + 30))?;
     let report = lb.stop()?;
     Ok(Run {
         round,
@@ -98,6 +107,57 @@ pub(super) fn run_wrk(bed: &Bed<'_>, round: u32, path: Route, conn: Conn) -> any
     })
 }
 
+/// Where a path's requests go: web1 for direct, else the VIP.
+pub(super) fn url(tb: &Testbed, path: Route) -> String {
+    match path {
+        Route::Direct => format!("http://{}/", tb.backends[0].v4()),
+        _ => format!("http://{}/", tb.lb.v4()),
+    }
+}
+
+/// wrk from the client, as every run calls it, with the latency script or without.
+pub(super) fn wrk_command(
+    tb: &Testbed,
+    args: &BenchArgs,
+    url: &str,
+    secs: u64,
+    conn: Conn,
+    script: Option<&Path>,
+) -> NsCommand {
+    let mut cmd = tb.command(&tb.client, "wrk");
+    cmd.arg(format!("-t{}", args.threads))
+        .arg(format!("-c{}", args.connections))
+        .arg(format!("-d{secs}s"))
+        .arg("--timeout")
+        .arg(format!("{}s", args.timeout))
+        .arg("--latency");
+    if conn == Conn::Close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    cmd.arg(url);
+    cmd
+}
+
+/// Runs wrk (bounded by `limit_secs`) and parses what it printed.
+pub(super) fn run(cmd: &mut NsCommand, limit_secs: u64) -> anyhow::Result<Wrk> {
+    let out = cmd
+        .output_timeout(Duration::from_secs(limit_secs))
+        .context("running wrk (`cargo xtask setup` installs it)")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "`{}` failed: {}\n{stdout}{}",
+            cmd.show(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    parse_wrk(&stdout).with_context(|| format!("parsing wrk's output:\n{stdout}"))
+}
+
 /// Parses wrk's report (run with --latency).
 fn parse_wrk(out: &str) -> anyhow::Result<Wrk> {
     let mut w = Wrk {
@@ -106,9 +166,18 @@ fn parse_wrk(out: &str) -> anyhow::Result<Wrk> {
         ..Wrk::default()
     };
     let mut saw_rps = false;
+    // The script's percentiles, when it ran: they replace --latency's four.
+    let mut script: Vec<(f64, f64)> = Vec::new();
     for line in out.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if let Some(v) = line.strip_prefix("Requests/sec:") {
+        if words.first() == Some(&PCT_LINE) {
+            let (Some(pct), Some(us)) = (words.get(1), words.get(2)) else {
+                bail!("{line:?}: no percentile and time");
+            };
+            let pct: f64 = pct.parse().with_context(|| format!("{line:?}"))?;
+            let us: f64 = us.parse().with_context(|| format!("{line:?}"))?;
+            script.push((pct, us / 1000.0));
+        } else if let Some(v) = line.strip_prefix("Requests/sec:") {
             w.rps = v.trim().parse().with_context(|| format!("{line:?}"))?;
             saw_rps = true;
         } else if words.first() == Some(&"Latency") && words.len() > 1 && words[1] != "Distribution" {
@@ -136,6 +205,9 @@ fn parse_wrk(out: &str) -> anyhow::Result<Wrk> {
     }
     if !saw_rps {
         bail!("no \"Requests/sec:\" line");
+    }
+    if !script.is_empty() {
+        w.percentiles = script;
     }
     Ok(w)
 }
@@ -189,6 +261,23 @@ Transfer/sec:      3.00MB
         assert_eq!(w.socket_errors, [1, 2, 3, 4]);
         assert_eq!(w.non_2xx, 5);
         assert_eq!(w.errors(), 15);
+    }
+
+    #[test]
+    fn the_scripts_percentiles_replace_the_four() {
+        let out = format!("{WRK}lbxdp-percentile 1 250\nlbxdp-percentile 99.99 12000\n");
+        let w = parse_wrk(&out).unwrap();
+        assert_eq!(w.percentiles, [(1.0, 0.25), (99.99, 12.0)]);
+        assert!((w.lat_p99_ms - 0.812).abs() < 1e-9, "p99 stays --latency's");
+        assert!(parse_wrk(&format!("{WRK}lbxdp-percentile 5\n")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let lua = std::fs::read_to_string(write_script(dir.path()).unwrap()).unwrap();
+        assert!(lua.contains("ipairs({ 1, 2, 3,"), "{lua}");
+        assert!(lua.contains(", 99, 99.5, 99.9, 99.99 })"), "{lua}");
+        assert!(
+            lua.contains("string.format(\"lbxdp-percentile %g %d\\n\", p, latency:percentile(p))"),
+            "{lua}"
+        );
     }
 
     #[test]
