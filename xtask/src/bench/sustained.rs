@@ -36,6 +36,11 @@ pub(super) struct Sustained {
     pub(super) write_errors: u64,
     pub(super) timeouts: u64,
     pub(super) non_2xx: u64,
+    /// The client's sockets in TIME_WAIT after each slice: a client that
+    /// closes first holds its port for 60 s, and with Linux's default port
+    /// range (28,232 ports) that caps it at about 470 new connections/s
+    /// to one (address, port) once the range is used up.
+    pub(super) client_time_wait: Vec<u64>,
 }
 
 impl Sustained {
@@ -63,6 +68,7 @@ impl Sustained {
             write_errors: sum(2),
             timeouts: sum(3),
             non_2xx: slices.iter().map(|w| w.non_2xx).sum(),
+            client_time_wait: Vec::new(),
         }
     }
 
@@ -121,12 +127,17 @@ pub(super) fn run_sustained(bed: &Bed<'_>, paths: &[Route]) -> anyhow::Result<Ve
         let run = run?;
         let s = &run.result;
         println!(
-            "    {:<16} {:>9.0} req/s over {:.0} s; slices {}; errors: connect {} read {} write {} timeout {} \
-             non-2xx {}{}",
+            "    {:<16} {:>9.0} req/s over {:.0} s; slices {}; client TIME_WAIT {}; errors: connect {} read {} \
+             write {} timeout {} non-2xx {}{}",
             path.name(),
             s.rps().unwrap_or(f64::NAN),
             s.secs,
             s.slices.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(" "),
+            s.client_time_wait
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
             s.connect_errors,
             s.read_errors,
             s.write_errors,
@@ -147,20 +158,35 @@ fn one(bed: &Bed<'_>, path: Route, slices: u64) -> anyhow::Result<SustainedRun> 
     drain_time_wait(tb)?;
     let mut lb = Lb::start(tb, bed.bin, &side.cfg, path, &format!("sustained-{}", path.name()))?;
     wait_answers(tb, &url, ANSWER_WITHIN, &mut lb)?;
+    let mut time_wait = Vec::new();
     let (wrks, cpu) = with_cpu(&side.ns, || {
         (0..slices)
             .map(|_| {
                 let mut cmd = wrk_command(tb, args, &url, args.sustained_slice, Conn::Close, None);
-                run(&mut cmd, args.sustained_slice + args.timeout + 30)
+                let w = run(&mut cmd, args.sustained_slice + args.timeout + 30)?;
+                time_wait.push(client_time_wait(tb)?);
+                Ok(w)
             })
             .collect::<anyhow::Result<Vec<Wrk>>>()
     })?;
     let report = lb.stop()?;
-    Ok(SustainedRun {
-        result: Sustained::of(path, args.sustained_slice, &wrks),
-        cpu,
-        report,
-    })
+    let mut result = Sustained::of(path, args.sustained_slice, &wrks);
+    result.client_time_wait = time_wait;
+    Ok(SustainedRun { result, cpu, report })
+}
+
+/// How many of the client's TCP sockets are in TIME_WAIT.
+fn client_time_wait(tb: &lbxdp_testbed::Testbed) -> anyhow::Result<u64> {
+    let out = tb
+        .command(&tb.client, "ss")
+        .args(["-Htan", "state", "time-wait"])
+        .output_timeout(std::time::Duration::from_secs(10))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ss state time-wait in the client: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).lines().count() as u64)
 }
 
 /// The balancer's trouble counters that aren't zero, for the progress line.
@@ -217,6 +243,7 @@ pub(super) fn summarize(runs: &[SustainedRun]) -> Vec<Value> {
                     "timeout": s.timeouts,
                 },
                 "non_2xx": s.non_2xx,
+                "client_time_wait": s.client_time_wait,
                 "errors": s.errors(),
                 "cpu_busy_pct": r.cpu.busy,
                 "cpu_softirq_pct": r.cpu.softirq,
