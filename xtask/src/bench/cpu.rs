@@ -5,7 +5,7 @@ use std::{path::Path, time::Duration};
 use anyhow::Context as _;
 use lbxdp_testbed::Testbed;
 
-use super::route::Route;
+use super::{prog_time::ProgTime, route::Route};
 
 /// Above this machine-wide CPU use (%) just before a run, warn about noise.
 pub(super) const BUSY_BEFORE: f64 = 15.0;
@@ -30,6 +30,8 @@ pub(super) struct Cpu {
     pub(super) softirq_s: f64,
     /// CPU-seconds (user + system) of the processes in the LB's namespace.
     pub(super) lb_s: f64,
+    /// The XDP program's own time and runs (bpf_stats; zero for other paths).
+    pub(super) prog: super::prog_time::ProgTime,
 }
 
 /// The clock of /proc/stat and /proc/PID/stat: USER_HZ, 100 on every Linux
@@ -98,8 +100,10 @@ pub(super) fn with_cpu<T>(ns: &Namespaces, f: impl FnOnce() -> anyhow::Result<T>
     std::thread::sleep(Duration::from_millis(250));
     let before = cpu_times()?;
     let procs_before = proc_times();
+    let prog_before = ProgTime::now();
     let (cpu_before, _) = cpu_use(&idle_from, &before);
     let value = f()?;
+    let prog = prog_before.until(ProgTime::now());
     let procs_after = proc_times();
     let after = cpu_times()?;
     let (busy, softirq) = cpu_use(&before, &after);
@@ -125,6 +129,7 @@ pub(super) fn with_cpu<T>(ns: &Namespaces, f: impl FnOnce() -> anyhow::Result<T>
             lb_cores: cpus * share(lb),
             softirq_s: after.get(6).unwrap_or(&0).saturating_sub(*before.get(6).unwrap_or(&0)) as f64 / USER_HZ,
             lb_s: lb as f64 / USER_HZ,
+            prog,
         },
     ))
 }

@@ -40,6 +40,7 @@ mod machine;
 mod maglev;
 mod nft;
 mod plots;
+mod prog_time;
 mod program;
 mod report;
 mod results;
@@ -326,6 +327,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         maglev_bench(args.quick)?
     };
     let program = program::program_costs(args.quick)?;
+    // The XDP program's own time per run (see prog_time); off again when the
+    // bench exits. After the program's costs: they time the program without it.
+    let _bpf_stats = prog_time::enable();
 
     let sustained_paths = args.sustained()?;
     let streams = iperf_streams(args);

@@ -35,6 +35,20 @@ pub(super) fn close_cost(r: &Run) -> Option<f64> {
     (w.requests > 0).then(|| r.cpu.cost_s() * 1e6 / w.requests as f64)
 }
 
+/// The XDP program's own time per new connection, in µs (bpf_stats over a
+/// `Connection: close` run); None where no `lbxdp` program ran.
+pub(super) fn close_program_cost(r: &Run) -> Option<f64> {
+    let w = r.wrk(Conn::Close)?;
+    (r.path.runs_lbxdp() && w.requests > 0 && r.cpu.prog.runs > 0)
+        .then(|| r.cpu.prog.run_time.as_secs_f64() * 1e6 / w.requests as f64)
+}
+
+/// The XDP program's runs (packets) per new connection: both directions.
+pub(super) fn close_program_packets(r: &Run) -> Option<f64> {
+    let w = r.wrk(Conn::Close)?;
+    (r.path.runs_lbxdp() && w.requests > 0 && r.cpu.prog.runs > 0).then(|| r.cpu.prog.runs as f64 / w.requests as f64)
+}
+
 /// See [`close_cost`]: CPU-ms per Gbit received.
 pub(super) fn iperf_cost(r: &Run, streams: u32) -> Option<f64> {
     let gbit = r.iperf(streams)?.bytes as f64 * 8.0 / 1e9;
@@ -687,6 +701,8 @@ fn run_json(r: &Run) -> Value {
         "lb_cpu_cores": nan_null(r.cpu.lb_cores),
         "cpu_softirq_s": nan_null(r.cpu.softirq_s),
         "lb_cpu_s": nan_null(r.cpu.lb_s),
+        "xdp_program_s": r.cpu.prog.run_time.as_secs_f64(),
+        "xdp_program_runs": r.cpu.prog.runs,
         "report": r.report,
     });
     match &r.measured {

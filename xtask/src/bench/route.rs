@@ -59,6 +59,14 @@ impl Route {
         matches!(self, Self::XdpNativeDnat | Self::XdpGenericDnat | Self::NftablesDnat)
     }
 
+    /// Whether the path's balancer is the agent's XDP program.
+    pub(super) fn runs_lbxdp(self) -> bool {
+        matches!(
+            self,
+            Self::XdpNative | Self::XdpGeneric | Self::XdpNativeDnat | Self::XdpGenericDnat
+        )
+    }
+
     fn parse(s: &str) -> anyhow::Result<Self> {
         Ok(match s {
             "direct" => Self::Direct,

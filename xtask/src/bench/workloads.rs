@@ -3,7 +3,7 @@
 //! more entry in `workloads` (or a `Workload` built elsewhere and pushed).
 use super::{
     BenchArgs, Run,
-    report::{close_cost, iperf_cost},
+    report::{close_cost, close_program_cost, close_program_packets, iperf_cost},
     results::{Latency, Workload, median},
     route::Route,
     sustained::Sustained,
@@ -109,6 +109,26 @@ pub(super) fn workloads(
             ),
         )
         .rows_by_path(paths, runs, close_cost),
+        Workload::new(
+            "xdp_program_per_conn",
+            "The XDP program's own time per new connection (bpf_stats)",
+            "µs",
+            false,
+            &format!(
+                "the kernel's run_time_ns of the loaded `lbxdp` program over each `Connection: close` run, per \
+                 connection (BPF statistics are on for the whole bench, which costs every XDP packet two clock \
+                 reads); nftables' and the proxies' share of the CPU has no such counter; {medians}."
+            ),
+        )
+        .rows_by_path(paths, runs, close_program_cost),
+        Workload::new(
+            "xdp_program_packets_per_conn",
+            "Packets through the XDP program per new connection (both directions)",
+            "packets",
+            false,
+            &format!("bpf_stats' run_cnt over each `Connection: close` run, per connection; {medians}."),
+        )
+        .rows_by_path(paths, runs, close_program_packets),
         Workload::new(
             "cpu_per_gbit",
             "CPU per Gbit, one iperf3 stream",
