@@ -29,7 +29,8 @@ pub const KILL_DOWN: u8 = b'D';
 pub const KILL_UP: u8 = b'U';
 
 pub struct ServerRt {
-    pub name: String,
+    /// Shared, not copied: every session's log record and `show sess` line names it.
+    pub name: Arc<str>,
     pub addr: IpAddr,
     pub port: PortSpec,
     pub config_weight: u32,
@@ -74,7 +75,8 @@ struct State {
 }
 
 pub struct BackendRt {
-    pub name: String,
+    /// Shared, not copied: every session's log record names it.
+    pub name: Arc<str>,
     pub balance: Balance,
     pub hash_type: HashType,
     pub retries: u32,
@@ -171,7 +173,7 @@ impl BackendRt {
             .servers
             .iter()
             .map(|s| ServerRt {
-                name: s.name.clone(),
+                name: s.name.as_str().into(),
                 addr: s.addr,
                 port: s.port,
                 config_weight: u32::from(s.weight),
@@ -186,14 +188,14 @@ impl BackendRt {
             .collect();
         let n = servers.len();
         let mut rt = BackendRt {
-            name: be.name.clone(),
+            name: be.name.as_str().into(),
             balance: be.balance,
             hash_type: be.hash_type,
             retries: be.retries,
             redispatch: be.redispatch,
             timeouts: be.timeouts.clone(),
             tcpka: be.tcpka,
-            names: servers.iter().map(|s| s.name.clone()).collect(),
+            names: servers.iter().map(|s| s.name.to_string()).collect(),
             servers,
             avail,
             state: Mutex::new(State {
@@ -498,7 +500,7 @@ impl BackendRt {
             .map(|(i, s)| {
                 let c = &s.counters;
                 ServerStats {
-                    name: s.name.clone(),
+                    name: s.name.to_string(),
                     usable: self.usable(&st, i),
                     backup: s.backup,
                     weight: self.weight(&st, i),
@@ -521,7 +523,7 @@ impl BackendRt {
         drop(st);
         let sum = |f: fn(&ServerStats) -> u64| servers.iter().map(f).sum::<u64>();
         BackendStats {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             scur: self.beconn.get(),
             qcur: self.queued_any.get() + sum(|s| s.qcur),
             stot: self.stot.load(Relaxed),

@@ -8,6 +8,7 @@
 //! SO_REUSEPORT listening socket per thread, so the kernel spreads new
 //! connections over as many accept loops as there are threads.
 mod backend;
+mod buffers;
 mod proxy_protocol;
 mod pump;
 mod queue;
@@ -23,6 +24,7 @@ use std::{
     ffi::OsString,
     io,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    pin::pin,
     sync::{
         Arc, RwLock,
         atomic::{
@@ -245,7 +247,8 @@ pub(crate) struct GlobalRt {
 }
 
 pub(crate) struct FrontendRt {
-    pub(crate) name: String,
+    /// Shared, not copied: every session's log record and `show sess` line names it.
+    pub(crate) name: Arc<str>,
     pub(crate) backend: Option<Arc<BackendRt>>,
     /// The frontend's maxconn (defaults to the global one).
     maxconn: Arc<Semaphore>,
@@ -344,7 +347,7 @@ fn build(
         .enumerate()
         .map(|(i, b)| Arc::new(BackendRt::new(b, avail.clone(), seed().wrapping_add(i as u64))))
         .collect();
-    let by_name: HashMap<&str, &Arc<BackendRt>> = backends.iter().map(|b| (b.name.as_str(), b)).collect();
+    let by_name: HashMap<&str, &Arc<BackendRt>> = backends.iter().map(|b| (&*b.name, b)).collect();
     let gmax = config
         .global
         .maxconn
@@ -362,7 +365,7 @@ fn build(
     {
         let logger = (f.tcplog && !f.logs.is_empty()).then(|| Arc::new(tcplog::Logger::new(&f.logs)));
         let fe = Arc::new(FrontendRt {
-            name: f.name.clone(),
+            name: f.name.as_str().into(),
             backend: f.backend.as_deref().and_then(|n| by_name.get(n).map(|b| (*b).clone())),
             maxconn: Arc::new(Semaphore::new(f.maxconn.filter(|m| *m > 0).unwrap_or(gmax) as usize)),
             global_maxconn: global_maxconn.clone(),
@@ -395,7 +398,7 @@ fn build(
             // what a reload's config will name.
             let mut key = key.clone();
             if let Ok(a) = l.local_addr() {
-                addrs.push((fe.name.clone(), a));
+                addrs.push((fe.name.to_string(), a));
                 key.addr = a;
             }
             let h = workers
@@ -497,6 +500,13 @@ async fn accept_loop(
     g: Arc<GlobalRt>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<std::net::TcpListener> {
+    // Accepted sockets inherit these from the listener (Linux copies them
+    // at accept), as HAProxy sets TCP_NODELAY on its listeners: one
+    // setsockopt per listener instead of one or two per session. Set here,
+    // on every generation's loop, so a reload that turns `option tcpka` on
+    // or off applies it to a kept listener too.
+    let _ = setsockopt(&listener, sockopt::TcpNoDelay, &true);
+    let _ = setsockopt(&listener, sockopt::KeepAlive, &fe.tcpka);
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -504,27 +514,36 @@ async fn accept_loop(
             return None;
         }
     };
+    // One wait for the stop signal for the loop's whole life: a new
+    // `changed()` at every accept would register with (and leave) the
+    // channel's waiter list, shared by every thread, twice per connection.
+    let mut stopped = pin!(async move {
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    });
     let mut last_warn: Option<tokio::time::Instant> = None;
     loop {
-        if *stop.borrow_and_update() {
-            break;
-        }
         // Over a maxconn we stop calling accept(): new clients wait in the
         // kernel's backlog, as with HAProxy's paused listeners.
         let permits = tokio::select! {
+            biased;
+            _ = &mut stopped => break,
             p = async {
                 let fp = fe.maxconn.clone().acquire_owned().await;
                 let gp = fe.global_maxconn.clone().acquire_owned().await;
                 (fp, gp)
             } => p,
-            _ = stop.changed() => break,
         };
         let (Ok(fp), Ok(gp)) = permits else {
             break;
         };
         let accepted = tokio::select! {
+            biased;
+            _ = &mut stopped => break,
             r = listener.accept() => r,
-            _ = stop.changed() => break,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -547,7 +566,7 @@ async fn accept_loop(
                 tokio::select! {
                     _ = g.session_ended.notified() => {},
                     _ = tokio::time::sleep(pause) => {},
-                    _ = stop.changed() => break,
+                    _ = &mut stopped => break,
                 }
             }
         }
@@ -596,7 +615,7 @@ impl Proxy {
                 .map(|f| {
                     let c = &f.counters;
                     FrontendStats {
-                        name: f.name.clone(),
+                        name: f.name.to_string(),
                         scur: c.scur.get(),
                         smax: c.scur.max(),
                         stot: c.stot.load(Relaxed),

@@ -25,7 +25,6 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Buf, BytesMut};
 use nix::{
     fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice},
     sys::socket::{Shutdown, shutdown},
@@ -39,6 +38,8 @@ use tokio::{
     },
     time::{Instant, sleep_until},
 };
+
+use super::buffers::Buffer;
 
 /// How the bytes are moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,12 +56,6 @@ pub enum Engine {
 /// transfers, while 1000 idle sessions cost nothing (buffers are allocated on
 /// first data).
 pub const DEFAULT_CHUNK: usize = 64 * 1024;
-
-/// The buffered engine's first buffer: enough for a request or a reply, and
-/// under glibc's 64 KiB mark where freeing a chunk consolidates the heap
-/// (seen in profiles of short connections). It grows to the full chunk
-/// once a read fills it.
-const FIRST_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PumpSettings {
@@ -393,41 +388,42 @@ async fn buffered(
     chunk: usize,
     on_bytes: &(dyn Fn(bool, u64) + Sync),
 ) -> DirResult {
-    // Allocated on first data, so silent sessions hold no buffer.
-    let mut buf = BytesMut::new();
+    // Taken on first data, so silent sessions hold no buffer.
+    let mut buf: Option<Buffer> = None;
     loop {
         phase(sh, d).set(Phase::Reading);
         // Wait for data before taking a buffer.
         src.as_ref().readable().await.map_err(|_| d.from)?;
-        if buf.capacity() == 0 {
-            buf.reserve(chunk.min(FIRST_CHUNK));
-        }
-        let room = buf.capacity();
-        let filled = match src.read_buf(&mut buf).await {
+        let buf = buf.get_or_insert_with(Buffer::take);
+        // A chunk set below the pooled size is still obeyed.
+        let room = buf.as_slice().len().min(chunk);
+        let n = match src.read(&mut buf.as_mut_slice()[..room]).await {
             Ok(0) => return Ok(()),
             Ok(n) => {
                 sh.touch(d.from);
-                n == room
+                n
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Err(d.from),
         };
         phase(sh, d).set(Phase::Writing);
-        while buf.has_remaining() {
-            match dst.write(&buf).await {
+        let mut sent = 0;
+        while sent < n {
+            match dst.write(&buf.as_slice()[sent..n]).await {
                 Ok(0) => return Err(d.to),
-                Ok(n) => {
-                    buf.advance(n);
+                Ok(m) => {
+                    sent += m;
                     sh.touch(d.to);
-                    count(sh, d, n, on_bytes);
+                    count(sh, d, m, on_bytes);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(d.to),
             }
         }
-        buf.clear();
-        if filled && room < chunk {
-            buf.reserve(chunk);
+        // A read that filled the buffer: a bulk transfer, which moves more
+        // per syscall with the full chunk.
+        if n == room && room < chunk {
+            buf.grow(chunk);
         }
     }
 }

@@ -8,7 +8,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use nix::sys::socket::{setsockopt, sockopt};
 use tokio::{
     io::AsyncWriteExt,
     net::{TcpSocket, TcpStream},
@@ -121,13 +120,9 @@ pub(crate) async fn run(
         fe: fe.clone(),
         _permits: permits,
     };
-    let listed = g
-        .sessions
-        .add(peer, &fe.name, fe.backend.as_ref().map(|b| b.name.as_str()));
-    let _ = client.set_nodelay(true);
-    if fe.tcpka {
-        let _ = setsockopt(&client, sockopt::KeepAlive, &true);
-    }
+    let listed = g.sessions.add(peer, &fe.name, fe.backend.as_ref().map(|b| &b.name));
+    // TCP_NODELAY and `option tcpka`'s SO_KEEPALIVE came with the socket
+    // from its listener (see `accept_loop`).
     let mut rec = LogRecord {
         client: peer,
         accept_date,

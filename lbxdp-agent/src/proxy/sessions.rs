@@ -15,7 +15,7 @@ struct Entry {
     client: SocketAddr,
     frontend: Arc<str>,
     backend: Option<Arc<str>>,
-    server: Option<String>,
+    server: Option<Arc<str>>,
     since: Instant,
 }
 
@@ -32,15 +32,15 @@ pub(crate) struct Listed<'a> {
 }
 
 impl Registry {
-    pub(crate) fn add(&self, client: SocketAddr, frontend: &str, backend: Option<&str>) -> Listed<'_> {
+    pub(crate) fn add(&self, client: SocketAddr, frontend: &Arc<str>, backend: Option<&Arc<str>>) -> Listed<'_> {
         let id = self.next.fetch_add(1, Relaxed);
         if let Ok(mut m) = self.open.lock() {
             m.insert(
                 id,
                 Entry {
                     client,
-                    frontend: frontend.into(),
-                    backend: backend.map(Into::into),
+                    frontend: frontend.clone(),
+                    backend: backend.cloned(),
                     server: None,
                     since: Instant::now(),
                 },
@@ -73,11 +73,11 @@ impl Registry {
 }
 
 impl Listed<'_> {
-    pub(crate) fn set_server(&self, name: &str) {
+    pub(crate) fn set_server(&self, name: &Arc<str>) {
         if let Ok(mut m) = self.reg.open.lock()
             && let Some(e) = m.get_mut(&self.id)
         {
-            e.server = Some(name.to_string());
+            e.server = Some(name.clone());
         }
     }
 }
@@ -97,8 +97,8 @@ mod tests {
     #[test]
     fn lists_a_session_until_it_ends() {
         let r = Registry::default();
-        let a = r.add("198.18.0.1:4000".parse().unwrap(), "fe", Some("be"));
-        a.set_server("s1");
+        let a = r.add("198.18.0.1:4000".parse().unwrap(), &"fe".into(), Some(&"be".into()));
+        a.set_server(&"s1".into());
         let shown = r.show();
         assert!(
             shown.starts_with("0x0: proto=tcpv4 src=198.18.0.1:4000 fe=fe be=be srv=s1 age="),

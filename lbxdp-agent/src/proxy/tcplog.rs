@@ -5,6 +5,7 @@
 use std::{
     fmt::Write as _,
     net::{IpAddr, SocketAddr},
+    sync::Arc,
     time::SystemTime,
 };
 
@@ -18,10 +19,11 @@ use crate::syslog::{MONTHS, civil};
 pub struct LogRecord {
     pub client: SocketAddr,
     pub accept_date: SystemTime,
-    pub frontend: String,
-    pub backend: String,
+    /// The names are the proxy's own, shared: a record costs no copy of them.
+    pub frontend: Arc<str>,
+    pub backend: Arc<str>,
     /// None: no server was assigned (`<NOSRV>`).
-    pub server: Option<String>,
+    pub server: Option<Arc<str>>,
     /// Time in queues (ms), -1 if the session never reached a queue.
     pub tw: i64,
     /// Time to connect to the server (ms), -1 if it never connected.
