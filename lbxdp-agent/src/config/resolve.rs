@@ -6,6 +6,7 @@ use std::{
 };
 
 use super::{
+    acl::SwitchRule,
     diag::{Diags, Origin},
     model::{
         Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, Mode, PortSpec,
@@ -72,6 +73,26 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
                     at,
                     format!("proxy '{}': unable to find required use_backend: '{target}'", p.name),
                 );
+            }
+        }
+        for (kw, target, at) in &p.backend_refs {
+            match proxies.iter().find(|q| q.name == *target && q.kind != Kind::Defaults) {
+                None => diags.alert(
+                    at,
+                    format!(
+                        "unable to find backend '{target}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{}'.",
+                        p.name
+                    ),
+                ),
+                Some(q) if !q.kind.be() => diags.alert(
+                    at,
+                    format!(
+                        "proxy '{target}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{}', has not backend \
+                         capability.",
+                        p.name
+                    ),
+                ),
+                Some(_) => {}
             }
         }
         if let Some((target, at)) = &p.default_backend {
@@ -342,7 +363,7 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
     let backend = p
         .use_backends
         .iter()
-        .find(|(_, cond, _)| !cond)
+        .find(|(_, cond, _)| cond.is_none())
         .map(|(b, _, _)| b.clone())
         .or_else(|| p.default_backend.as_ref().map(|(b, _)| b.clone()))
         .or_else(|| (p.kind == Kind::Listen).then(|| p.name.clone()))
@@ -363,6 +384,9 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
         mode: p.mode,
         binds: p.binds.clone(),
         backend,
+        switching: if stats_page.is_none() { switching(p) } else { Vec::new() },
+        tcp_rules: p.tcp_rules.clone(),
+        acls: p.acls.clone(),
         maxconn: p.maxconn,
         timeout_client: p.timeouts.client,
         timeout_client_fin: p.timeouts.client_fin,
@@ -374,6 +398,21 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
         stats_page,
         origin: p.origin.clone(),
     }
+}
+
+/// The conditional `use_backend` rules that can run: those before the
+/// first unconditional one, which always wins.
+fn switching(p: &Draft) -> Vec<SwitchRule> {
+    p.use_backends
+        .iter()
+        .map_while(|(backend, cond, origin)| {
+            cond.as_ref().map(|cond| SwitchRule {
+                backend: backend.clone(),
+                cond: cond.clone(),
+                origin: origin.clone(),
+            })
+        })
+        .collect()
 }
 
 /// HAProxy's server ids within a backend: as `proxy_ids`, without the CLI.

@@ -2,6 +2,7 @@
 //! Like HAProxy, a proxy starts as a copy of the defaults section in force,
 //! and its own keywords then override what it inherited. The keywords live
 //! where HAProxy's manual puts them: `global`, proxies, checks, servers.
+mod acl;
 mod checks;
 mod global;
 mod log;
@@ -15,7 +16,9 @@ use std::{
 };
 
 use super::{
-    Source, cond,
+    Source,
+    acl::{Acl, Cond, TcpRule},
+    cond,
     diag::{Diags, Origin},
     keywords::{self as kw, invalid_name_char},
     lex::{self, LexError, Vars},
@@ -85,8 +88,18 @@ pub(super) struct Draft {
     /// Any `bind` line, including sockets lbxdp can't balance (UNIX, fd@).
     pub(super) bind_lines: usize,
     pub(super) default_backend: Option<(String, Origin)>,
-    /// (backend, has a condition, where).
-    pub(super) use_backends: Vec<(String, bool, Origin)>,
+    /// (backend, its condition, where), in order.
+    pub(super) use_backends: Vec<(String, Option<Cond>, Origin)>,
+    /// Named and anonymous ACLs; conditions point into this list.
+    pub(super) acls: Vec<Acl>,
+    /// Names of `acls` entries: a new line of a known name adds to it.
+    pub(super) acl_names: HashMap<String, usize>,
+    /// HAProxy's predefined ACLs (`TRUE`, `LOCALHOST`...) once used.
+    pub(super) builtin_acls: HashMap<String, usize>,
+    /// `tcp-request connection` rules lbxdp applies, in order.
+    pub(super) tcp_rules: Vec<TcpRule>,
+    /// Fetch arguments that name a backend: (keyword, backend, where), checked when resolving.
+    pub(super) backend_refs: Vec<(String, String, Origin)>,
     pub(super) balance: Balance,
     pub(super) hash_type: HashType,
     pub(super) maxconn: Option<u32>,
@@ -137,6 +150,11 @@ impl Draft {
             bind_lines: 0,
             default_backend: None,
             use_backends: Vec::new(),
+            acls: Vec::new(),
+            acl_names: HashMap::new(),
+            builtin_acls: HashMap::new(),
+            tcp_rules: Vec::new(),
+            backend_refs: Vec::new(),
             balance: Balance::RoundRobin,
             hash_type: HashType::MapBased,
             maxconn: None,
@@ -231,6 +249,8 @@ enum Modifier {
 
 pub(super) struct Parser<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
+    /// Reads the pattern files `acl ... -f` names.
+    read: &'e dyn Fn(&str) -> Option<Vec<u8>>,
     pub(super) diags: Diags,
     pub(super) out: Parsed,
     defaults: Vec<Draft>,
@@ -286,9 +306,10 @@ fn atol(s: &str) -> (i64, bool) {
 }
 
 impl<'e> Parser<'e> {
-    pub(super) fn new(env: &'e dyn Fn(&str) -> Option<String>) -> Self {
+    pub(super) fn new(env: &'e dyn Fn(&str) -> Option<String>, read: &'e dyn Fn(&str) -> Option<Vec<u8>>) -> Self {
         Self {
             env,
+            read,
             diags: Diags::default(),
             out: Parsed::default(),
             defaults: Vec::new(),

@@ -1,11 +1,11 @@
 //! Proxy keywords (`frontend`, `backend`, `listen`, `defaults`): bind, mode,
 //! balance, timeouts, options and the rest HAProxy knows.
-use super::{Draft, Kind, LogEntry, Modifier, Parser, arg, atol, refusal_at};
+use super::{Draft, Kind, LogEntry, Modifier, Parser, acl::RuleKind, arg, atol, refusal_at};
 use crate::config::{
     addr,
     diag::Origin,
     keywords as kw,
-    model::{Balance, Bind, HashType, Mode},
+    model::{Balance, Bind, HashType, Mode, Unsupported},
     time,
 };
 
@@ -105,31 +105,12 @@ impl Parser<'_> {
                     self.diags.alert(at, "'use_backend' expects a backend name");
                     return;
                 }
-                let cond = match arg(w, 2) {
-                    "" => false,
-                    "if" | "unless" => {
-                        if arg(w, 3).is_empty() {
-                            self.diags
-                                .alert(at, "'use_backend': missing condition after 'if'/'unless'");
-                            return;
-                        }
-                        self.diags.warn(
-                            at,
-                            "'use_backend' with a condition: ACL conditions are not evaluated at layer 4, \
-                             lbxdp ignores this rule",
-                        );
-                        true
-                    }
-                    other => {
-                        self.diags.alert(
-                            at,
-                            format!(
-                                "unexpected keyword '{other}' after switching rule, only 'if' and 'unless' are allowed"
-                            ),
-                        );
-                        return;
-                    }
+                let Ok(cond) = self.rule_cond(p, &w[2.min(w.len())..], &RuleKind::Switching, at) else {
+                    return;
                 };
+                if let Some(c) = &cond {
+                    self.refuse_undecided(p, c, format!("use_backend {a1}"), at);
+                }
                 p.use_backends.push((a1, cond, at.clone()));
             }
             "balance" => {
@@ -245,6 +226,18 @@ impl Parser<'_> {
             "acl" if p.kind == Kind::Defaults && p.name.is_empty() => {
                 self.diags
                     .alert(at, "'acl' not allowed in anonymous 'defaults' section");
+            }
+            "acl" => self.acl(p, w, at),
+            "tcp-request" => self.tcp_request(p, w, at),
+            // HAProxy checks these against its stick tables; lbxdp has none
+            // yet, and won't run a configuration that counts on them.
+            "stick-table" | "stick" if p.kind != Kind::Defaults => {
+                self.out.refused.push(refusal_at(
+                    at,
+                    format!("{} {}", p.kind.word(), p.name),
+                    k,
+                    Unsupported::StickTables,
+                ));
             }
             other => {
                 if let Some((_, why)) = kw::PROXY_REMOVED.iter().find(|(n, _)| *n == other) {
