@@ -71,6 +71,7 @@ impl crate::engine::Engine for ProxyEngine {
                     bin: Some(f.bin),
                     bout: Some(f.bout),
                     dreq: Some(f.denied),
+                    dcon: Some(f.denied_conn),
                     ereq: Some(f.accept_errors),
                     ..Default::default()
                 },

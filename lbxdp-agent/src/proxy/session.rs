@@ -121,9 +121,14 @@ pub(crate) async fn run(
         fe: fe.clone(),
         _permits: permits,
     };
+    // `use_backend ... if`: the first rule that holds, else the frontend's backend.
+    let backend = match client.local_addr() {
+        Ok(local) if !fe.rules.is_empty() => fe.rules.backend(peer, local).or_else(|| fe.backend.clone()),
+        _ => fe.backend.clone(),
+    };
     let listed = g
         .sessions
-        .add(peer, &fe.name, fe.backend.as_ref().map(|b| b.name.as_str()));
+        .add(peer, &fe.name, backend.as_ref().map(|b| b.name.as_str()));
     let _ = client.set_nodelay(true);
     if fe.tcpka {
         let _ = setsockopt(&client, sockopt::KeepAlive, &true);
@@ -132,7 +137,7 @@ pub(crate) async fn run(
         client: peer,
         accept_date,
         frontend: fe.name.clone(),
-        backend: fe.backend.as_ref().map_or_else(|| fe.name.clone(), |b| b.name.clone()),
+        backend: backend.as_ref().map_or_else(|| fe.name.clone(), |b| b.name.clone()),
         server: None,
         tw: -1,
         tc: -1,
@@ -149,7 +154,7 @@ pub(crate) async fn run(
         backend_queue: 0,
     };
     let mut to_server = 0u64;
-    let (slot, server_conn) = match fe.backend.clone() {
+    let (slot, server_conn) = match backend.clone() {
         None => {
             // No backend: HAProxy refuses the connection ("PR": the proxy did).
             fe.counters.denied.fetch_add(1, Relaxed);
@@ -182,7 +187,7 @@ pub(crate) async fn run(
     rec.tt = ms(t0.elapsed());
     rec.actconn = g.actconn.get();
     rec.feconn = fe.counters.scur.get();
-    if let Some(be) = &fe.backend {
+    if let Some(be) = &backend {
         rec.beconn = be.beconn.get();
     }
     if let Some((slot, _)) = &slot {
