@@ -499,6 +499,8 @@ pub enum Unsupported {
     /// A `tcp-request` action lbxdp doesn't do (`set-mark`, `capture`, a
     /// `content`/`session` rule other than `accept`, ...).
     Action,
+    /// `use_backend %[...]`: a backend named per connection by a sample expression.
+    DynamicBackend,
 }
 
 /// One place in the configuration that asks for something lbxdp doesn't do.
@@ -530,6 +532,10 @@ impl Refusal {
             Unsupported::NotLayer4 => ("a fetch that isn't layer 4", "which lbxdp's rules can't evaluate"),
             Unsupported::StickTables => ("stick tables or counters", "which lbxdp doesn't support yet"),
             Unsupported::Action => ("a rule action", "which lbxdp doesn't support yet"),
+            Unsupported::DynamicBackend => (
+                "a backend named by a sample expression",
+                "which lbxdp doesn't support yet",
+            ),
         };
         format!("'{}': '{}' asks for {feature}, {not_yet}", self.directive, self.keyword)
     }
@@ -553,7 +559,9 @@ impl Refusal {
             Unsupported::StatsPage => "serve a stats page other than the one asked for",
             Unsupported::StatsBesideTraffic => "serve the stats page or the traffic, not both",
             Unsupported::Condition => "guess who the condition lets in",
-            Unsupported::NotLayer4 | Unsupported::StickTables | Unsupported::Action => "skip the rule",
+            Unsupported::NotLayer4 | Unsupported::StickTables | Unsupported::Action | Unsupported::DynamicBackend => {
+                "skip the rule"
+            }
         };
         Diag::alert(
             &self.origin,

@@ -12,7 +12,7 @@ use super::{
         Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, Mode, PortSpec,
         Refusal, Server, StatsPage, TcpCheckStep, Unsupported,
     },
-    parse::{Draft, Kind, LogEntry, Parsed, exporter_only},
+    parse::{ArgRef, Draft, Kind, LogEntry, Parsed, RefKind, exporter_only},
 };
 
 /// HAProxy's check defaults: `inter 2s`, `rise 2`, `fall 3`.
@@ -68,31 +68,22 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
 
     for p in &proxies {
         for (target, _, at) in &p.use_backends {
-            if !is_backend(target) {
+            if *target == p.name && p.kind.be() {
+                diags.alert(
+                    at,
+                    format!("Proxy '{}': loop detected for use_backend: '{target}'.", p.name),
+                );
+            }
+            if !is_backend(target) && !target.contains("%[") {
                 diags.alert(
                     at,
                     format!("proxy '{}': unable to find required use_backend: '{target}'", p.name),
                 );
             }
         }
-        for (kw, target, at) in &p.backend_refs {
-            match proxies.iter().find(|q| q.name == *target && q.kind != Kind::Defaults) {
-                None => diags.alert(
-                    at,
-                    format!(
-                        "unable to find backend '{target}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{}'.",
-                        p.name
-                    ),
-                ),
-                Some(q) if !q.kind.be() => diags.alert(
-                    at,
-                    format!(
-                        "proxy '{target}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{}', has not backend \
-                         capability.",
-                        p.name
-                    ),
-                ),
-                Some(_) => {}
+        for r in &p.arg_refs {
+            if let Some(msg) = arg_ref_error(r, &p.name, &proxies) {
+                diags.alert(&r.origin, msg);
             }
         }
         if let Some((target, at)) = &p.default_backend {
@@ -397,6 +388,38 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
         disabled: p.disabled,
         stats_page,
         origin: p.origin.clone(),
+    }
+}
+
+/// HAProxy's check of a proxy or table an argument names, worded as it words it.
+fn arg_ref_error(r: &ArgRef, proxy: &str, proxies: &[Draft]) -> Option<String> {
+    let (kw, target) = (&r.keyword, &r.target);
+    let named = |pred: &dyn Fn(&Draft) -> bool| proxies.iter().find(|q| q.name == *target && pred(q));
+    match r.kind {
+        RefKind::Backend => match named(&|q| q.kind != Kind::Defaults) {
+            None => Some(format!(
+                "unable to find backend '{target}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{proxy}'."
+            )),
+            Some(q) if !q.kind.be() => Some(format!(
+                "proxy '{target}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{proxy}', has not backend \
+                 capability."
+            )),
+            Some(_) => None,
+        },
+        RefKind::Frontend => named(&|q| q.kind != Kind::Defaults && q.kind.fe()).is_none().then(|| {
+            format!("unable to find frontend '{target}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{proxy}'.")
+        }),
+        RefKind::Table | RefKind::Track | RefKind::StickRule => {
+            named(&|q| q.kind != Kind::Defaults && q.stick_table.is_some())
+                .is_none()
+                .then(|| match r.kind {
+                    RefKind::Track => format!("Proxy '{proxy}': unable to find table '{target}' referenced by {kw}."),
+                    RefKind::StickRule => format!("Proxy '{proxy}': unable to find stick-table '{target}'."),
+                    _ => format!(
+                        "unable to find table '{target}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{proxy}'."
+                    ),
+                })
+        }
     }
 }
 

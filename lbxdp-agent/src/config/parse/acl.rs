@@ -2,7 +2,7 @@
 //! HAProxy 2.6 checks them and worded as it words its alerts. Fetches and
 //! converters come from HAProxy's own lists (`fetches`); what lbxdp can't
 //! evaluate is kept as `Fetch::Other` and refused where a rule uses it.
-use super::{Draft, Kind, Parser, arg, refusal_at};
+use super::{ArgRef, Draft, Kind, Parser, RefKind, arg, refusal_at};
 use crate::config::{
     acl::{Acl, AclExpr, Cond, Fetch, IntRange, Patterns, TcpAction, TcpRule, Term, Undecided},
     addr::parse_net,
@@ -151,8 +151,9 @@ struct Parsed {
     fetch: Fetch,
     /// The match method the keyword implies (`path_beg`: beg), else the output type's.
     method: &'static str,
-    /// The backend a `backend` argument names (None: the current proxy), for `resolve`.
-    backend_arg: Option<(String, Option<String>)>,
+    /// What a `backend`, `frontend` or `table` first argument names (None:
+    /// the current proxy), for `resolve`.
+    proxy_arg: Option<(RefKind, Option<String>)>,
 }
 
 fn default_method(out: &str) -> &'static str {
@@ -194,10 +195,11 @@ fn fetch_expr(whole: &str) -> Result<Parsed, String> {
     let (_, args, mut rest) = call(whole, &label, whole)?;
     check_args(&args, spec, &label(word), whole)?;
     let mut converters = false;
+    let mut out = out;
     while let Some(next) = rest.strip_prefix(',') {
         let conv_label = |n: &str| format!("converter '{n}'");
         let (cname, cargs, after) = call(next, &conv_label, whole)?;
-        let Some(&(_, cspec)) = CONVERTERS.iter().find(|(n, _)| *n == cname) else {
+        let Some(&(_, cspec, cout)) = CONVERTERS.iter().find(|(n, ..)| *n == cname) else {
             return Err(format!("unknown converter '{cname}' in ACL expression '{whole}'"));
         };
         let (types, min) = arg_types(cspec);
@@ -211,6 +213,7 @@ fn fetch_expr(whole: &str) -> Result<Parsed, String> {
             ));
         }
         converters = true;
+        out = cout;
         rest = after;
     }
     if !rest.is_empty() {
@@ -222,8 +225,16 @@ fn fetch_expr(whole: &str) -> Result<Parsed, String> {
     let method = alias.map_or(default_method(out), |(_, _, m)| {
         MATCH_METHODS.iter().find(|x| *x == m).copied().unwrap_or("str")
     });
-    let first_backend = arg_types(spec).0.first().is_some_and(|t| *t == "backend");
-    let backend_arg = first_backend.then(|| (word.to_string(), args.first().map(|a| a.trim().to_string())));
+    let proxy_arg = match arg_types(spec).0.first().copied() {
+        Some("backend") => Some(RefKind::Backend),
+        Some("frontend") => Some(RefKind::Frontend),
+        Some("table") => Some(RefKind::Table),
+        _ => None,
+    }
+    .map(|kind| (kind, args.first().map(|a| a.trim().to_string())))
+    // An optional table (`sc0_conn_rate([table])`) left out is the tracked
+    // counter's: nothing to look up.
+    .filter(|(_, given)| given.is_some() || !spec.starts_with('['));
     let fetch = match (fetch_name, converters) {
         ("src", false) => Fetch::Src,
         ("dst", false) => Fetch::Dst,
@@ -245,13 +256,14 @@ fn fetch_expr(whole: &str) -> Result<Parsed, String> {
     Ok(Parsed {
         fetch,
         method,
-        backend_arg,
+        proxy_arg,
     })
 }
 
 /// `eq|ge|gt|le|lt` set how the values after them compare.
 fn int_pattern(op: &str, w: &str) -> Result<IntRange, String> {
-    let num = |s: &str| s.parse::<i64>().ok();
+    // HAProxy takes an optional '-', not a '+'.
+    let num = |s: &str| s.parse::<i64>().ok().filter(|_| !s.starts_with('+'));
     if let Some((a, b)) = w.split_once(':') {
         let bad = || format!("'{w}' is not a valid number range");
         let low = if a.is_empty() {
@@ -431,9 +443,15 @@ impl Parser<'_> {
         {
             b.clone_from(&p.name);
         }
-        if let Some((kw, target)) = parsed.backend_arg {
+        if let Some((kind, target)) = parsed.proxy_arg {
             let target = target.filter(|t| !t.is_empty()).unwrap_or_else(|| p.name.clone());
-            p.backend_refs.push((kw, target, at.clone()));
+            let keyword = whole.split(['(', ',']).next().unwrap_or(whole).to_string();
+            p.arg_refs.push(ArgRef {
+                kind,
+                keyword,
+                target,
+                origin: at.clone(),
+            });
         }
         Ok(AclExpr {
             fetch,
@@ -489,13 +507,11 @@ impl Parser<'_> {
                 continue;
             }
             // `!name` in one word, as HAProxy also takes it.
-            let w = match w.strip_prefix('!') {
-                Some(name) => {
-                    negate = !negate;
-                    name
-                }
-                None => w,
-            };
+            let mut w = w;
+            while let Some(name) = w.strip_prefix('!') {
+                negate = !negate;
+                w = name;
+            }
             if w == "||" || w == "or" {
                 suites.extend(current.take());
                 negate = false;
@@ -600,6 +616,16 @@ impl Parser<'_> {
     pub(super) fn tcp_request(&mut self, p: &mut Draft, w: &[String], at: &Origin) {
         let (kind, name) = (p.kind.word(), p.name.clone());
         let ruleset = arg(w, 1);
+        if p.kind == Kind::Defaults {
+            if p.name.is_empty() && !ruleset.is_empty() {
+                self.diags.alert(
+                    at,
+                    format!("tcp-request {ruleset} is not allowed in anonymous 'defaults' sections"),
+                );
+                return;
+            }
+            p.defines_rules |= matches!(ruleset, "connection" | "content" | "session");
+        }
         match ruleset {
             "" => {
                 self.diags
@@ -607,8 +633,31 @@ impl Parser<'_> {
                 return;
             }
             "inspect-delay" => {
-                self.diags
-                    .warn(at, "'tcp-request inspect-delay': parsed past, not applied by lbxdp");
+                let bad = match crate::config::time::parse_ms(arg(w, 2)) {
+                    Ok(t) if t.trailing_junk.is_none() => None,
+                    Ok(t) => t.trailing_junk,
+                    Err(crate::config::time::TimeError::BadChar(c)) => Some(c),
+                    Err(_) => Some('\0'),
+                };
+                match bad {
+                    None => self
+                        .diags
+                        .warn(at, "'tcp-request inspect-delay': parsed past, not applied by lbxdp"),
+                    Some(c) => {
+                        let which = if c == '\0' {
+                            String::new()
+                        } else {
+                            format!(" (unexpected character '{c}')")
+                        };
+                        self.diags.alert(
+                            at,
+                            format!(
+                                "'tcp-request inspect-delay' expects a positive delay in milliseconds, in {kind} \
+                                 '{name}'{which}"
+                            ),
+                        );
+                    }
+                }
                 return;
             }
             "connection" | "content" | "session" => {}
@@ -637,9 +686,32 @@ impl Parser<'_> {
             "accept" => (Some(TcpAction::Accept), 3),
             "reject" => (Some(TcpAction::Reject), 3),
             "silent-drop" => (Some(TcpAction::SilentDrop), 3),
-            a if a.starts_with("track-sc") && a.len() == 9 && a.as_bytes()[8].is_ascii_digit() => {
-                let key_end = if arg(w, 4) == "table" { 6 } else { 4 };
-                (None, key_end)
+            a if a.strip_prefix("track-sc").is_some_and(|n| n.parse::<u32>().is_ok()) => {
+                let n = a.trim_start_matches("track-sc");
+                if n.parse::<u32>().is_ok_and(|n| n > 2) {
+                    self.diags.alert(
+                        at,
+                        format!("'{rule}' : {n} track-sc number exceeding 2 (MAX_SESS_STKCTR-1) value"),
+                    );
+                    return;
+                }
+                let key = arg(w, 3);
+                if key.is_empty() || key == "if" || key == "unless" {
+                    self.diags.alert(at, format!("'{rule}' : missing fetch method"));
+                    return;
+                }
+                if let Err(msg) = fetch_expr(key) {
+                    self.diags.alert(at, format!("'{rule}' : {msg}"));
+                    return;
+                }
+                let table = (arg(w, 4) == "table").then(|| arg(w, 5).to_string());
+                p.arg_refs.push(ArgRef {
+                    kind: RefKind::Track,
+                    keyword: action.to_string(),
+                    target: table.clone().unwrap_or_else(|| p.name.clone()),
+                    origin: at.clone(),
+                });
+                (None, if table.is_some() { 6 } else { 4 })
             }
             a if TCP_ACTIONS_OTHER.contains(&a.split('(').next().unwrap_or(a)) => {
                 let end = w
@@ -663,13 +735,6 @@ impl Parser<'_> {
                 return;
             }
         };
-        if p.kind == Kind::Defaults {
-            self.diags.warn(
-                at,
-                format!("'{rule}' in a defaults section: parsed past, not applied by lbxdp"),
-            );
-            return;
-        }
         let Ok(cond) = self.rule_cond(p, &w[cond_at.min(w.len())..], &RuleKind::Tcp(&rule), at) else {
             return;
         };
@@ -698,6 +763,119 @@ impl Parser<'_> {
                 self.out.refused.push(refusal_at(at, directive, action, why));
             }
         }
+    }
+}
+
+/// The data a `stick-table ... store` line may keep, rate counters with a period.
+const STORE_OPTIONS: &[&str] = &[
+    "server_id",
+    "gpc",
+    "gpc_rate",
+    "gpc0",
+    "gpc0_rate",
+    "gpc1",
+    "gpc1_rate",
+    "gpt",
+    "gpt0",
+    "conn_cnt",
+    "conn_cur",
+    "conn_rate",
+    "sess_cnt",
+    "sess_rate",
+    "http_req_cnt",
+    "http_req_rate",
+    "http_err_cnt",
+    "http_err_rate",
+    "http_fail_cnt",
+    "http_fail_rate",
+    "bytes_in_cnt",
+    "bytes_in_rate",
+    "bytes_out_cnt",
+    "bytes_out_rate",
+];
+
+/// `size 100k`: digits and an optional k, m or g.
+fn size_ok(v: &str) -> Option<char> {
+    let digits = v.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G']);
+    match digits.chars().find(|c| !c.is_ascii_digit()) {
+        Some(c) => Some(c),
+        None if digits.is_empty() => Some(v.chars().next().unwrap_or(' ')),
+        None => (digits.len() + 1 < v.len()).then(|| v.chars().last().unwrap_or(' ')),
+    }
+}
+
+impl Parser<'_> {
+    /// `stick-table type T size N [expire E] [store ...] ...`, checked as
+    /// HAProxy checks it. True: it is well formed (lbxdp refuses to run it).
+    pub(super) fn stick_table(&mut self, p: &mut Draft, w: &[String], at: &Origin) -> bool {
+        if let Some(prev) = &p.stick_table {
+            let msg = format!(
+                "stick-table name '{}' conflicts with table declared in {} '{}' at {prev}.",
+                p.name,
+                p.kind.word(),
+                p.name
+            );
+            self.diags.alert(at, msg);
+            return false;
+        }
+        let (mut ty, mut size) = (false, false);
+        let mut i = 1;
+        let fail = |me: &mut Self, msg: String| {
+            me.diags.alert(at, format!("stick-table: {msg}"));
+            false
+        };
+        while i < w.len() {
+            let (k, v) = (w[i].as_str(), arg(w, i + 1));
+            i += 2;
+            match k {
+                "" => {}
+                "type" => {
+                    if !matches!(v, "ip" | "ipv6" | "integer" | "string" | "binary") {
+                        return fail(self, format!("unknown type '{v}'."));
+                    }
+                    if arg(w, i) == "len" {
+                        i += 2;
+                    }
+                    ty = true;
+                }
+                "size" => {
+                    if let Some(c) = size_ok(v) {
+                        return fail(self, format!("unexpected character '{c}' in argument of 'size'."));
+                    }
+                    size = true;
+                }
+                "expire" => match crate::config::time::parse_ms(v) {
+                    Ok(t) if t.trailing_junk.is_none() => {}
+                    Ok(t) => {
+                        let c = t.trailing_junk.unwrap_or(' ');
+                        return fail(self, format!("unexpected character '{c}' in argument of 'expire'."));
+                    }
+                    Err(crate::config::time::TimeError::BadChar(c)) => {
+                        return fail(self, format!("unexpected character '{c}' in argument of 'expire'."));
+                    }
+                    Err(e) => return fail(self, format!("{e} in argument of 'expire'.")),
+                },
+                "store" => {
+                    for item in v.split(',') {
+                        let name = item.split('(').next().unwrap_or(item);
+                        if !STORE_OPTIONS.contains(&name) {
+                            return fail(self, format!("unknown store option '{name}'."));
+                        }
+                    }
+                }
+                "peers" | "srvkey" | "write-to" => {}
+                "nopurge" => i -= 1,
+                other => return fail(self, format!("unknown argument '{other}'.")),
+            }
+        }
+        if !ty {
+            return fail(self, "missing type.".into());
+        }
+        if !size {
+            return fail(self, "missing size.".into());
+        }
+        p.stick_table = Some(at.clone());
+        true
     }
 }
 
@@ -916,6 +1094,39 @@ mod tests {
                 "{line}: wanted {want}\ngot {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn named_defaults_rules_run_first_on_their_own_acls() {
+        let text = "defaults d\n timeout client 1s\n timeout connect 1s\n timeout server 1s\n acl bad src 10.0.0.0/8\n \
+                    tcp-request connection reject if bad\nfrontend f\n bind :80\n acl mine src 10.1.0.0/16\n \
+                    tcp-request connection accept if mine\n default_backend b\nbackend b from d\n";
+        let bad = parse_sources_reading(
+            &[Source {
+                name: "t.cfg",
+                data: text.as_bytes(),
+            }],
+            &|_| None,
+            &|_| None,
+        );
+        // Frontends and backends can't share a defaults section with rules.
+        assert!(bad.is_err());
+        let text = text.replace("backend b from d\n", "defaults\nbackend b\n");
+        let (c, _) = parse_sources_reading(
+            &[Source {
+                name: "t.cfg",
+                data: text.as_bytes(),
+            }],
+            &|_| None,
+            &|_| None,
+        )
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        let f = &c.frontends[0];
+        assert_eq!(f.tcp_rules.len(), 2);
+        assert_eq!(f.tcp_rules[0].action, TcpAction::Reject);
+        assert_eq!(f.tcp_rules[0].origin.line, 6);
+        assert_eq!(f.acls[0].name.as_deref(), Some("bad"));
+        assert_eq!(f.tcp_rules[1].action, TcpAction::Accept);
     }
 
     #[test]

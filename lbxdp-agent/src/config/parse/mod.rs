@@ -98,8 +98,16 @@ pub(super) struct Draft {
     pub(super) builtin_acls: HashMap<String, usize>,
     /// `tcp-request connection` rules lbxdp applies, in order.
     pub(super) tcp_rules: Vec<TcpRule>,
-    /// Fetch arguments that name a backend: (keyword, backend, where), checked when resolving.
-    pub(super) backend_refs: Vec<(String, String, Origin)>,
+    /// Fetch and action arguments that name a proxy or a table, checked when resolving.
+    pub(super) arg_refs: Vec<ArgRef>,
+    /// Where the section's `stick-table` is.
+    pub(super) stick_table: Option<Origin>,
+    /// A (named) defaults section with TCP or HTTP rules: HAProxy runs them
+    /// before the proxy's own, and lets either frontends or backends
+    /// inherit them, never both, nor a listen section.
+    pub(super) defines_rules: bool,
+    /// Of a defaults section with rules: whether a frontend, a backend inherited it.
+    pub(super) rules_inherited: (bool, bool),
     pub(super) balance: Balance,
     pub(super) hash_type: HashType,
     pub(super) maxconn: Option<u32>,
@@ -154,7 +162,10 @@ impl Draft {
             acl_names: HashMap::new(),
             builtin_acls: HashMap::new(),
             tcp_rules: Vec::new(),
-            backend_refs: Vec::new(),
+            arg_refs: Vec::new(),
+            stick_table: None,
+            defines_rules: false,
+            rules_inherited: (false, false),
             balance: Balance::RoundRobin,
             hash_type: HashType::MapBased,
             maxconn: None,
@@ -212,8 +223,36 @@ impl Draft {
         p.source = d.source.clone();
         p.disabled = d.disabled;
         p.stats = d.stats.clone().map(StatsDraft::inherited);
+        // The defaults' rules run first, on the defaults' own ACLs (whose
+        // names the proxy doesn't see: `acl_names` stays empty).
+        if kind.fe() {
+            p.acls = d.acls.clone();
+            p.tcp_rules = d.tcp_rules.clone();
+        }
         p
     }
+}
+
+/// What a fetch's or action's argument names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RefKind {
+    Backend,
+    Frontend,
+    Table,
+    /// `track-scN [table T]`: a table, worded as HAProxy words it there.
+    Track,
+    /// `stick on|match|store-* ... [table T]`.
+    StickRule,
+}
+
+/// A name an argument gives, resolved once every proxy is known.
+#[derive(Debug, Clone)]
+pub(super) struct ArgRef {
+    pub(super) kind: RefKind,
+    /// The fetch keyword (`nbsrv`) or action (`track-sc0`).
+    pub(super) keyword: String,
+    pub(super) target: String,
+    pub(super) origin: Origin,
 }
 
 #[derive(Debug, Default)]
@@ -649,6 +688,26 @@ impl<'e> Parser<'e> {
                     self.defaults[i].name
                 ),
             );
+        }
+        if let Some(d) = base.and_then(|i| self.defaults.get_mut(i)).filter(|d| d.defines_rules) {
+            let (fe, be) = &mut d.rules_inherited;
+            if kind == Kind::Listen {
+                self.diags.alert(
+                    at,
+                    "a listen section cannot inherit from a defaults section defining TCP/HTTP rules.",
+                );
+            } else if kind != Kind::Defaults {
+                *fe |= kind == Kind::Frontend;
+                *be |= kind == Kind::Backend;
+                if *fe && *be {
+                    let msg = format!(
+                        "frontends and backends cannot inherit from the same defaults section if it defines TCP/HTTP \
+                         rules (defaults section at {}).",
+                        d.origin
+                    );
+                    self.diags.alert(at, msg);
+                }
+            }
         }
         let draft = match base {
             Some(i) => Draft::inherit(kind, name, at.clone(), &self.defaults[i]),

@@ -1,6 +1,6 @@
 //! Proxy keywords (`frontend`, `backend`, `listen`, `defaults`): bind, mode,
 //! balance, timeouts, options and the rest HAProxy knows.
-use super::{Draft, Kind, LogEntry, Modifier, Parser, acl::RuleKind, arg, atol, refusal_at};
+use super::{ArgRef, Draft, Kind, LogEntry, Modifier, Parser, RefKind, acl::RuleKind, arg, atol, refusal_at};
 use crate::config::{
     addr,
     diag::Origin,
@@ -110,6 +110,13 @@ impl Parser<'_> {
                 };
                 if let Some(c) = &cond {
                     self.refuse_undecided(p, c, format!("use_backend {a1}"), at);
+                }
+                // A name HAProxy builds per connection from a sample expression.
+                if a1.contains("%[") {
+                    let directive = format!("use_backend {a1}");
+                    self.out
+                        .refused
+                        .push(refusal_at(at, directive, &a1, Unsupported::DynamicBackend));
                 }
                 p.use_backends.push((a1, cond, at.clone()));
             }
@@ -231,13 +238,45 @@ impl Parser<'_> {
             "tcp-request" => self.tcp_request(p, w, at),
             // HAProxy checks these against its stick tables; lbxdp has none
             // yet, and won't run a configuration that counts on them.
-            "stick-table" | "stick" if p.kind != Kind::Defaults => {
-                self.out.refused.push(refusal_at(
+            "stick-table" if p.kind == Kind::Defaults => {
+                self.diags
+                    .alert(at, "'stick-table' is not supported in 'defaults' section.");
+            }
+            "stick" if p.kind == Kind::Defaults => {
+                self.diags.alert(at, "'stick' not allowed in 'defaults' section.");
+            }
+            "http-request" | "http-response" | "http-after-response"
+                if p.kind == Kind::Defaults && !p.name.is_empty() =>
+            {
+                // Not applied (HTTP), but HAProxy limits who may inherit them.
+                p.defines_rules = true;
+                self.diags.warn(
                     at,
-                    format!("{} {}", p.kind.word(), p.name),
-                    k,
-                    Unsupported::StickTables,
-                ));
+                    format!("'{k}' is an HTTP directive: parsed past, not applied at layer 4"),
+                );
+            }
+            "stick-table" => {
+                if self.stick_table(p, w, at) {
+                    let directive = format!("{} {}", p.kind.word(), p.name);
+                    self.out
+                        .refused
+                        .push(refusal_at(at, directive, k, Unsupported::StickTables));
+                }
+            }
+            "stick" => {
+                if !self.lacks(p, false, true, k, at) {
+                    let table = w.iter().position(|x| x == "table").map(|i| arg(w, i + 1).to_string());
+                    p.arg_refs.push(ArgRef {
+                        kind: RefKind::StickRule,
+                        keyword: k.to_string(),
+                        target: table.unwrap_or_else(|| p.name.clone()),
+                        origin: at.clone(),
+                    });
+                    let directive = format!("{} {}", p.kind.word(), p.name);
+                    self.out
+                        .refused
+                        .push(refusal_at(at, directive, k, Unsupported::StickTables));
+                }
             }
             other => {
                 if let Some((_, why)) = kw::PROXY_REMOVED.iter().find(|(n, _)| *n == other) {
