@@ -300,7 +300,8 @@ fn frontend_row(config: &Config, f: &Frontend, counters: &Counters) -> Row {
     // are the session ones.
     row.set("conn_rate", c.rate);
     row.set("conn_rate_max", c.rate_max);
-    row.set("conn_tot", c.stot);
+    // HAProxy's connection total counts those a tcp-request rule closed too.
+    row.set("conn_tot", c.stot.map(|s| s + c.dcon.unwrap_or(0)));
     // Features lbxdp doesn't have (response rules, compression, header
     // rewrites, tcp-request session rules, rate limits) never count: their
     // zeros are known, as HAProxy shows them.

@@ -154,6 +154,8 @@ struct Parsed {
     /// What a `backend`, `frontend` or `table` first argument names (None:
     /// the current proxy), for `resolve`.
     proxy_arg: Option<(RefKind, Option<String>)>,
+    /// The keyword as written and where HAProxy can use it (`FETCHES`' bits).
+    usable: (String, u32),
 }
 
 fn default_method(out: &str) -> &'static str {
@@ -182,7 +184,7 @@ fn fetch_expr(whole: &str) -> Result<Parsed, String> {
     let word = &whole[..name_end];
     let alias = ACL_KEYWORDS.iter().find(|(k, _, _)| *k == word);
     let fetch_name = alias.map_or(word, |(_, f, _)| *f);
-    let Some(&(_, _, spec, out)) = FETCHES.iter().find(|(n, ..)| *n == fetch_name) else {
+    let Some(&(_, usable, spec, out)) = FETCHES.iter().find(|(n, ..)| *n == fetch_name) else {
         return Err(format!("unknown fetch method '{word}' in ACL expression '{whole}'"));
     };
     let label = |n: &str| {
@@ -257,6 +259,7 @@ fn fetch_expr(whole: &str) -> Result<Parsed, String> {
         fetch,
         method,
         proxy_arg,
+        usable: (word.to_string(), usable),
     })
 }
 
@@ -330,7 +333,7 @@ impl Parser<'_> {
 
     /// One ACL expression: FETCH [flags] [operator] VALUE... Err is
     /// HAProxy's message without its final period.
-    fn acl_expr(&mut self, p: &mut Draft, words: &[String], at: &Origin) -> Result<AclExpr, String> {
+    fn acl_expr(&mut self, p: &mut Draft, words: &[String], at: &Origin) -> Result<(AclExpr, (String, u32)), String> {
         let whole = words.first().map_or("", String::as_str);
         let parsed = fetch_expr(whole)?;
         let mut method = parsed.method;
@@ -453,11 +456,14 @@ impl Parser<'_> {
                 origin: at.clone(),
             });
         }
-        Ok(AclExpr {
-            fetch,
-            patterns,
-            origin: at.clone(),
-        })
+        Ok((
+            AclExpr {
+                fetch,
+                patterns,
+                origin: at.clone(),
+            },
+            parsed.usable,
+        ))
     }
 
     /// `acl NAME FETCH [flags] [operator] VALUE...`: lines of one name add up.
@@ -473,14 +479,18 @@ impl Parser<'_> {
             return;
         }
         match self.acl_expr(p, &w[2..], at) {
-            Ok(e) => match p.acl_names.get(name) {
-                Some(&i) => p.acls[i].exprs.push(e),
+            Ok((e, used)) => match p.acl_names.get(name) {
+                Some(&i) => {
+                    p.acls[i].exprs.push(e);
+                    p.acl_uses[i].push(used);
+                }
                 None => {
                     p.acl_names.insert(name.to_string(), p.acls.len());
                     p.acls.push(Acl {
                         name: Some(name.to_string()),
                         exprs: vec![e],
                     });
+                    p.acl_uses.push(vec![used]);
                 }
             },
             Err(msg) => self
@@ -523,11 +533,12 @@ impl Parser<'_> {
                 };
                 let inner = words[i..i + len].to_vec();
                 i += len + 1;
-                let e = self.acl_expr(p, &inner, at)?;
+                let (e, used) = self.acl_expr(p, &inner, at)?;
                 p.acls.push(Acl {
                     name: None,
                     exprs: vec![e],
                 });
+                p.acl_uses.push(vec![used]);
                 p.acls.len() - 1
             } else if let Some(&k) = p.acl_names.get(w) {
                 k
@@ -539,11 +550,12 @@ impl Parser<'_> {
                             .chain(values.iter().copied())
                             .map(String::from)
                             .collect();
-                        let e = self.acl_expr(p, &words, at)?;
+                        let (e, used) = self.acl_expr(p, &words, at)?;
                         p.acls.push(Acl {
                             name: Some((*n).to_string()),
                             exprs: vec![e],
                         });
+                        p.acl_uses.push(vec![used]);
                         p.builtin_acls.insert((*n).to_string(), p.acls.len() - 1);
                         p.acls.len() - 1
                     }
@@ -598,6 +610,46 @@ impl Parser<'_> {
                 self.diags.alert(at, msg);
                 Err(())
             }
+        }
+    }
+
+    /// HAProxy's warning for the first ACL of `cond` that uses fetches the
+    /// rule's place can't give (`bit`: the column of `haproxy -dKsmp`; `place`
+    /// its name, `rule` the ruleset named in the message, if any).
+    pub(super) fn warn_never_match(
+        &mut self,
+        p: &Draft,
+        cond: &Cond,
+        (bit, place): (u32, &str),
+        rule: &str,
+        at: &Origin,
+    ) {
+        let inside = if rule.is_empty() {
+            String::new()
+        } else {
+            format!(" in '{rule}'")
+        };
+        for t in cond.suites.iter().flatten() {
+            let (Some(acl), Some(uses)) = (p.acls.get(t.acl), p.acl_uses.get(t.acl)) else {
+                continue;
+            };
+            let Some((kw, _)) = uses.iter().find(|(_, bits)| bits & (1 << bit) == 0) else {
+                continue;
+            };
+            let all = uses.iter().all(|(_, bits)| bits & (1 << bit) == 0);
+            let msg = match (&acl.name, all) {
+                (None, _) => format!(
+                    "anonymous acl will never match{inside} because it uses keyword '{kw}' which is incompatible with \
+                     '{place}'"
+                ),
+                (Some(n), true) => format!(
+                    "acl '{n}' will never match{inside} because it only involves keywords that are incompatible with \
+                     '{place}'"
+                ),
+                (Some(n), false) => format!("acl '{n}' involves keywords '{kw}' which is incompatible with '{place}'"),
+            };
+            self.diags.warn(at, msg);
+            return;
         }
     }
 
@@ -738,6 +790,15 @@ impl Parser<'_> {
         let Ok(cond) = self.rule_cond(p, &w[cond_at.min(w.len())..], &RuleKind::Tcp(&rule), at) else {
             return;
         };
+        if let Some(c) = &cond {
+            let place = match (ruleset, p.kind) {
+                ("connection", _) => (0, "frontend tcp-request connection rule"),
+                ("session", _) => (1, "frontend tcp-request session rule"),
+                (_, Kind::Backend) => (6, "backend tcp-request content rule"),
+                _ => (2, "frontend tcp-request content rule"),
+            };
+            self.warn_never_match(p, c, place, &format!("tcp-request {ruleset}"), at);
+        }
         let directive = rule.clone();
         match (ruleset, what) {
             ("connection", Some(action)) => {
@@ -1153,6 +1214,16 @@ mod tests {
             assert_eq!(c.refused.len(), 1, "{line}");
             assert_eq!((c.refused[0].what, c.refused[0].origin.line), (what, 7), "{line}");
         }
+        let (_, w) = parse(&format!(
+            "{FE} tcp-request connection reject if {{ path_beg /x }}\n{BE}"
+        ))
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        assert!(
+            w.iter().any(|d| d.message
+                == "anonymous acl will never match in 'tcp-request connection' because it uses keyword 'path_beg' \
+                    which is incompatible with 'frontend tcp-request connection rule'"),
+            "{w:?}"
+        );
         // An ACL no applied rule uses is harmless; HTTP rules aren't applied.
         let (c, _) = parse(&format!("{FE} acl p path_beg /x\n{BE}")).unwrap_or_else(|d| panic!("{d:?}"));
         assert!(c.refused.is_empty());

@@ -92,6 +92,9 @@ pub(super) struct Draft {
     pub(super) use_backends: Vec<(String, Option<Cond>, Origin)>,
     /// Named and anonymous ACLs; conditions point into this list.
     pub(super) acls: Vec<Acl>,
+    /// Per entry of `acls`, per line: its fetch keyword and where HAProxy can
+    /// use it (for HAProxy's "will never match" warnings).
+    pub(super) acl_uses: Vec<Vec<(String, u32)>>,
     /// Names of `acls` entries: a new line of a known name adds to it.
     pub(super) acl_names: HashMap<String, usize>,
     /// HAProxy's predefined ACLs (`TRUE`, `LOCALHOST`...) once used.
@@ -159,6 +162,7 @@ impl Draft {
             default_backend: None,
             use_backends: Vec::new(),
             acls: Vec::new(),
+            acl_uses: Vec::new(),
             acl_names: HashMap::new(),
             builtin_acls: HashMap::new(),
             tcp_rules: Vec::new(),
@@ -227,6 +231,7 @@ impl Draft {
         // names the proxy doesn't see: `acl_names` stays empty).
         if kind.fe() {
             p.acls = d.acls.clone();
+            p.acl_uses = d.acl_uses.clone();
             p.tcp_rules = d.tcp_rules.clone();
         }
         p

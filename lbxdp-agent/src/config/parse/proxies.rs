@@ -109,6 +109,7 @@ impl Parser<'_> {
                     return;
                 };
                 if let Some(c) = &cond {
+                    self.warn_never_match(p, c, (5, "frontend use-backend rule"), "", at);
                     self.refuse_undecided(p, c, format!("use_backend {a1}"), at);
                 }
                 // A name HAProxy builds per connection from a sample expression.
