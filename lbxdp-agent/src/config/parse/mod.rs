@@ -4,11 +4,14 @@
 //! where HAProxy's manual puts them: `global`, proxies, checks, servers.
 mod acl;
 mod checks;
+mod fetch;
 mod global;
 mod log;
 mod proxies;
 mod servers;
 mod stats;
+mod stick;
+mod tcp_request;
 
 use std::{
     collections::{HashMap, HashSet},
