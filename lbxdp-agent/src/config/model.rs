@@ -17,6 +17,8 @@ pub struct Config {
     /// accepts these, so `-c` stays valid and warns; the agent refuses to run
     /// a configuration where this isn't empty. Each place is listed once.
     pub refused: Vec<Refusal>,
+    /// The files `acl ... -f FILE` read, as written: a reload reads them again.
+    pub pattern_files: Vec<String>,
 }
 
 /// The refusals `-c` and the agent print one by one; a generated config with

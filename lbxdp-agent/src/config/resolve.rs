@@ -52,6 +52,7 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         proxies,
         refused: bind_refusals,
         cli_slot,
+        pattern_files,
     } = parsed;
     let ids = proxy_ids(&proxies, cli_slot);
     let mut stats_refusals = Vec::new();
@@ -165,6 +166,7 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         frontends,
         backends,
         refused: refusals(bind_refusals, stats_refusals, &proxies),
+        pattern_files,
     }
 }
 

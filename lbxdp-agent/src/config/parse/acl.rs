@@ -99,8 +99,11 @@ pub(super) enum RuleKind<'a> {
 
 impl Parser<'_> {
     /// The file a `-f` flag names, through the caller's reader.
-    fn pattern_file(&self, path: &str) -> Result<Vec<String>, String> {
+    fn pattern_file(&mut self, path: &str) -> Result<Vec<String>, String> {
         let data = (self.read)(path).ok_or_else(|| format!("failed to open pattern file <{path}>"))?;
+        if !self.out.pattern_files.iter().any(|f| f == path) {
+            self.out.pattern_files.push(path.to_string());
+        }
         Ok(String::from_utf8_lossy(&data)
             .lines()
             .map(str::trim)
@@ -523,6 +526,7 @@ mod tests {
         );
         assert_eq!(f.switching[0].cond.backends(&f.acls), ["main"]);
         assert!(c.refused.is_empty(), "{:?}", c.refused);
+        assert_eq!(c.pattern_files, ["block.lst"]);
     }
 
     #[test]

@@ -270,6 +270,8 @@ pub(super) struct Parsed {
     /// `bind` lines that ask for what lbxdp doesn't do (server lines' are
     /// gathered per server when resolving, where inheritance is known).
     pub(super) refused: Vec<Refusal>,
+    /// The files `acl ... -f` read.
+    pub(super) pattern_files: Vec<String>,
     /// How many proxies were declared before the first global `stats`
     /// line that makes HAProxy's CLI frontend, which takes a proxy id.
     pub(super) cli_slot: Option<usize>,
