@@ -4,7 +4,10 @@
 //! (`tcp-request connection`, `use_backend ... if`), and their evaluation at
 //! layer 4. Pure: the caller gives the connection's addresses and the
 //! servers' health.
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    collections::HashSet,
+    net::{IpAddr, SocketAddr},
+};
 
 use super::diag::Origin;
 
@@ -51,11 +54,74 @@ impl IntRange {
     }
 }
 
+/// Addresses and networks (address, prefix length), as written, and indexed
+/// so that a long `-f` list costs a few hash lookups per connection, not a
+/// scan: one per distinct prefix length.
+#[derive(Debug, Clone)]
+pub struct Nets {
+    list: Vec<(IpAddr, u8)>,
+    /// Per prefix length (IPv4-mapped lengths for IPv4 networks, so one
+    /// table serves both families), longest first, the masked networks.
+    by_len: Vec<(u8, HashSet<u128>)>,
+}
+
+impl PartialEq for Nets {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Eq for Nets {}
+
+/// An address as IPv6 (IPv4 mapped, as HAProxy compares across families).
+fn as_v6(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().into(),
+        IpAddr::V6(v6) => v6.into(),
+    }
+}
+
+fn masked(a: u128, len: u8) -> u128 {
+    match len {
+        0 => 0,
+        l if l >= 128 => a,
+        l => a & !(u128::MAX >> l),
+    }
+}
+
+impl Nets {
+    pub fn new(list: Vec<(IpAddr, u8)>) -> Nets {
+        let mut by_len: Vec<(u8, HashSet<u128>)> = Vec::new();
+        for &(net, len) in &list {
+            let len = match net {
+                IpAddr::V4(_) => 96 + len.min(32),
+                IpAddr::V6(_) => len.min(128),
+            };
+            let key = masked(as_v6(net), len);
+            match by_len.iter_mut().find(|(l, _)| *l == len) {
+                Some((_, set)) => {
+                    set.insert(key);
+                }
+                None => by_len.push((len, HashSet::from([key]))),
+            }
+        }
+        by_len.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+        Nets { list, by_len }
+    }
+
+    /// Whether `ip` is in one of the networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 /0 is every IPv4 address (the mapped range), not every address.
+        let a = as_v6(ip);
+        self.by_len.iter().any(|(len, set)| set.contains(&masked(a, *len)))
+    }
+}
+
 /// What the fetched value is matched against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Patterns {
-    /// `-m ip`: addresses and networks (address, prefix length).
-    Nets(Vec<(IpAddr, u8)>),
+    /// `-m ip`: addresses and networks.
+    Nets(Nets),
     /// `-m int`.
     Ints(Vec<IntRange>),
     /// No pattern on a boolean fetch, or `-m bool`: true when non-zero.
@@ -131,29 +197,6 @@ pub trait Facts {
     fn nbsrv(&self, backend: &str) -> u32;
 }
 
-/// An IPv4-mapped IPv6 address as IPv4, as HAProxy matches it.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn in_net(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
-    let ip = canonical(ip);
-    let prefix = |a: u128, b: u128, bits: u32, len: u8| {
-        let shift = bits.saturating_sub(u32::from(len));
-        shift >= bits || (a >> shift) == (b >> shift)
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => prefix(u32::from(a).into(), u32::from(b).into(), 32, len),
-        (IpAddr::V6(a), IpAddr::V6(b)) => prefix(a.into(), b.into(), 128, len),
-        // An IPv4 client against an IPv6 network: HAProxy maps it (::ffff:a.b.c.d).
-        (IpAddr::V4(a), IpAddr::V6(b)) => prefix(a.to_ipv6_mapped().into(), b.into(), 128, len),
-        (IpAddr::V6(_), IpAddr::V4(_)) => false,
-    }
-}
-
 impl AclExpr {
     /// Whether it matches; None: lbxdp can't tell (see `Fetch::Other`).
     fn matches(&self, f: &dyn Facts) -> Option<bool> {
@@ -168,7 +211,7 @@ impl AclExpr {
             Fetch::Other { .. } => return None,
         };
         Some(match (&self.patterns, value) {
-            (Patterns::Nets(nets), Value::Ip(ip)) => nets.iter().any(|n| in_net(ip, *n)),
+            (Patterns::Nets(nets), Value::Ip(ip)) => nets.contains(ip),
             (Patterns::Ints(ranges), Value::Int(v)) => ranges.iter().any(|r| r.contains(v)),
             (Patterns::Bool, Value::Int(v)) => v != 0,
             (Patterns::Nothing, _) => false,
@@ -282,6 +325,10 @@ mod tests {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
+    fn in_net(a: IpAddr, net: (IpAddr, u8)) -> bool {
+        Nets::new(vec![net]).contains(a)
+    }
+
     #[test]
     fn networks_match_both_families_and_mapped_addresses() {
         assert!(in_net(ip("10.1.2.3"), (ip("10.0.0.0"), 8)));
@@ -291,14 +338,28 @@ mod tests {
         assert!(in_net(ip("2001:db8::1"), (ip("2001:db8::"), 32)));
         assert!(!in_net(ip("2001:db9::1"), (ip("2001:db8::"), 32)));
         assert!(in_net(ip("1.2.3.4"), (ip("0.0.0.0"), 0)));
+        assert!(!in_net(ip("2001:db8::1"), (ip("0.0.0.0"), 0)));
+        assert!(in_net(ip("2001:db8::1"), (ip("::"), 0)));
+        assert!(in_net(ip("1.2.3.4"), (ip("::"), 0)));
         assert!(in_net(ip("1.2.3.4"), (ip("1.2.3.4"), 32)));
         assert!(!in_net(ip("1.2.3.5"), (ip("1.2.3.4"), 32)));
+        // Many networks of a few lengths: each length is one lookup.
+        let many = Nets::new(
+            (0..=255u8)
+                .map(|i| (IpAddr::from([10, i, 0, 0]), 16))
+                .chain([(ip("192.0.2.7"), 32)])
+                .collect(),
+        );
+        assert!(many.contains(ip("10.200.3.4")));
+        assert!(many.contains(ip("192.0.2.7")));
+        assert!(!many.contains(ip("192.0.2.8")));
+        assert!(!many.contains(ip("11.0.0.1")));
     }
 
     #[test]
     fn conditions_or_suites_and_terms_and_negate() {
         let acls = vec![
-            acl(Fetch::Src, Patterns::Nets(vec![(ip("198.18.0.0"), 24)])),
+            acl(Fetch::Src, Patterns::Nets(Nets::new(vec![(ip("198.18.0.0"), 24)]))),
             acl(
                 Fetch::DstPort,
                 Patterns::Ints(vec![IntRange {
@@ -367,7 +428,7 @@ mod tests {
         );
         a.exprs.push(AclExpr {
             fetch: Fetch::Src,
-            patterns: Patterns::Nets(vec![(ip("192.0.2.1"), 32)]),
+            patterns: Patterns::Nets(Nets::new(vec![(ip("192.0.2.1"), 32)])),
             origin: at(),
         });
         let f = F {

@@ -8,7 +8,7 @@ use super::{
     refusal_at,
 };
 use crate::config::{
-    acl::{Acl, AclExpr, Cond, Fetch, IntRange, Patterns, Term, Undecided},
+    acl::{Acl, AclExpr, Cond, Fetch, IntRange, Nets, Patterns, Term, Undecided},
     addr::parse_net,
     diag::Origin,
     keywords::invalid_name_char,
@@ -177,7 +177,11 @@ impl Parser<'_> {
                         .ok_or_else(|| format!("'{v}' is not a valid IPv4 or IPv6 address{}", place(src)))?;
                     nets.push(net);
                 }
-                if is_ip { Patterns::Nets(nets) } else { Patterns::Other }
+                if is_ip {
+                    Patterns::Nets(Nets::new(nets))
+                } else {
+                    Patterns::Other
+                }
             }
             "int" => {
                 let mut op = "eq";
@@ -518,11 +522,11 @@ mod tests {
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             blocked.exprs[0].patterns,
-            Patterns::Nets(vec![
+            Patterns::Nets(Nets::new(vec![
                 (ip("198.18.0.0"), 24),
                 (ip("2001:db8::"), 32),
                 (ip("10.1.2.3"), 32)
-            ])
+            ]))
         );
         assert_eq!(f.switching[0].cond.backends(&f.acls), ["main"]);
         assert!(c.refused.is_empty(), "{:?}", c.refused);
