@@ -374,6 +374,7 @@ pub async fn run(
                 privileges::hand_over(dir, t)?;
             }
             let mut reachable = privileges::config_dirs(&opts.config_paths);
+            reachable.extend(config.map(privileges::pattern_dirs).unwrap_or_default());
             reachable.extend([pin_dir.clone(), hand_dir.clone()].into_iter().filter(|d| d.is_dir()));
             privileges::drop_to(t, &reachable)?;
         }

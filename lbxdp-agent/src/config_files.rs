@@ -106,7 +106,9 @@ fn read(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     }
     let sources: Vec<Source<'_>> = datas.iter().map(|(n, d)| Source { name: n, data: d }).collect();
     let env = |name: &str| std::env::var(name).ok();
-    let (config, mut diags) = match config::parse_sources(&sources, &env) {
+    // `acl ... -f FILE`: read as HAProxy does, relative to the working directory.
+    let read = |path: &str| outside::read(Path::new(path), MAX_FILE_BYTES).ok();
+    let (config, mut diags) = match config::parse_sources_reading(&sources, &env, &read) {
         Ok((c, d)) => (Some(c), d),
         Err(d) => (None, d),
     };

@@ -166,6 +166,22 @@ pub fn config_dirs(paths: &[PathBuf]) -> Vec<PathBuf> {
     dirs
 }
 
+/// The directories of the pattern files `acl ... -f` read (absolute ones:
+/// a relative path means the working directory, which a chroot changes),
+/// so that a reload inside the chroot reads them again.
+pub fn pattern_dirs(config: &crate::config::Config) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = config
+        .pattern_files
+        .iter()
+        .map(Path::new)
+        .filter(|p| p.is_absolute())
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// The `-f` paths made absolute, so that a reload finds them from inside a
 /// chroot too.
 pub fn absolute(paths: &[PathBuf]) -> Vec<PathBuf> {

@@ -71,6 +71,7 @@ impl crate::engine::Engine for ProxyEngine {
                     bin: Some(f.bin),
                     bout: Some(f.bout),
                     dreq: Some(f.denied),
+                    dcon: Some(f.denied_conn),
                     ereq: Some(f.accept_errors),
                     ..Default::default()
                 },
@@ -148,7 +149,9 @@ pub async fn run(
     // Listening: become the configured user. Reloads bind on this thread,
     // which keeps CAP_NET_BIND_SERVICE; the session threads need none.
     if let Some(t) = &drop_to {
-        crate::privileges::drop_to(t, &crate::privileges::config_dirs(paths))?;
+        let mut reachable = crate::privileges::config_dirs(paths);
+        reachable.extend(crate::privileges::pattern_dirs(&config));
+        crate::privileges::drop_to(t, &reachable)?;
     }
     info!(
         "balancing {} frontend(s) with the userspace proxy",

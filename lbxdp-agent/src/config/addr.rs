@@ -271,6 +271,48 @@ pub fn parse_source(text: &str, range: bool) -> Result<(SourceAddr, Vec<String>)
     Ok((SourceAddr { addr, ports }, notes))
 }
 
+/// `10.0.0.1`, `10.0.0.0/8`, `10.0.0.0/255.0.0.0`, `::1`, `fe80::/10`, and
+/// inet_aton()'s short forms HAProxy takes too (`10.1/16` is 10.0.0.1/16).
+pub fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
+    let (ip, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+    let ip: IpAddr = ip.parse().ok().or_else(|| inet_aton(ip).map(IpAddr::V4))?;
+    let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => match (l.parse::<u8>(), l.parse::<std::net::Ipv4Addr>()) {
+            (Ok(n), _) if n <= max => n,
+            (_, Ok(mask)) if ip.is_ipv4() => {
+                let bits = u32::from(mask);
+                // Only a contiguous mask is a prefix.
+                if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                    return None;
+                }
+                bits.leading_ones() as u8
+            }
+            _ => return None,
+        },
+    };
+    Some((ip, len))
+}
+
+/// inet_aton()'s `a`, `a.b`, `a.b.c`: the last part fills the remaining bytes.
+fn inet_aton(s: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<u32> = s.split('.').map(|p| p.parse::<u32>().ok()).collect::<Option<_>>()?;
+    let (last, head) = parts.split_last()?;
+    if head.len() > 2 || head.iter().any(|&p| p > 255) {
+        return None;
+    }
+    let room = 8 * (4 - head.len() as u32);
+    if room < 32 && *last >> room != 0 {
+        return None;
+    }
+    let top = head
+        .iter()
+        .enumerate()
+        .fold(0u32, |acc, (i, &p)| acc | p << (24 - 8 * i as u32));
+    Some((top | last).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

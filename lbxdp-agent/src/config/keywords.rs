@@ -188,7 +188,6 @@ pub const PROXY_HTTP: &[&str] = &[
     "force-persist",
     "ignore-persist",
     "persist",
-    "acl",
     "filter",
 ];
 
@@ -196,7 +195,6 @@ pub const PROXY_HTTP: &[&str] = &[
 pub const PROXY_OTHER: &[&str] = &[
     "description",
     "bind-process",
-    "tcp-request",
     "tcp-response",
     "stick-table",
     "stick",

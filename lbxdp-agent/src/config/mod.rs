@@ -3,9 +3,11 @@
 //! Pure: text in, [`Config`] and diagnostics out. Reading files and the
 //! environment is the caller's job (see `config_files`), so everything here
 //! is tested without touching the machine.
+pub mod acl;
 mod addr;
 mod cond;
 pub mod diag;
+mod fetches;
 mod keywords;
 pub mod lex;
 pub mod model;
@@ -29,7 +31,17 @@ pub fn parse_sources(
     sources: &[Source<'_>],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Config, Vec<Diag>), Vec<Diag>> {
-    let mut parser = parse::Parser::new(env);
+    parse_sources_reading(sources, env, &|_| None)
+}
+
+/// As `parse_sources`, with `read` giving the pattern files `acl ... -f FILE`
+/// names (None: it can't be read), so this module stays free of I/O.
+pub fn parse_sources_reading(
+    sources: &[Source<'_>],
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<(Config, Vec<Diag>), Vec<Diag>> {
+    let mut parser = parse::Parser::new(env, read);
     for src in sources {
         parser.feed(src);
     }

@@ -2,7 +2,10 @@
 //! default is applied, every name resolved, every time a Duration.
 use std::{net::IpAddr, ops::RangeInclusive, time::Duration};
 
-use super::diag::{Diag, Origin};
+use super::{
+    acl::{Acl, SwitchRule, TcpRule},
+    diag::{Diag, Origin},
+};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
@@ -14,6 +17,8 @@ pub struct Config {
     /// accepts these, so `-c` stays valid and warns; the agent refuses to run
     /// a configuration where this isn't empty. Each place is listed once.
     pub refused: Vec<Refusal>,
+    /// The files `acl ... -f FILE` read, as written: a reload reads them again.
+    pub pattern_files: Vec<String>,
 }
 
 /// The refusals `-c` and the agent print one by one; a generated config with
@@ -304,10 +309,18 @@ pub struct Frontend {
     pub id: u32,
     pub mode: Mode,
     pub binds: Vec<Bind>,
-    /// The backend connections go to: the first `use_backend` without a
-    /// condition, else `default_backend`, else the listen section itself.
-    /// None: HAProxy would refuse the connections.
+    /// The backend connections go to when no rule of `switching` applies:
+    /// the first `use_backend` without a condition, else `default_backend`,
+    /// else the listen section itself. None: HAProxy would refuse the connections.
     pub backend: Option<String>,
+    /// `use_backend B if|unless COND` before the first unconditional one, in
+    /// order: the first that holds picks the backend.
+    pub switching: Vec<SwitchRule>,
+    /// `tcp-request connection` rules, in order: the first that applies
+    /// decides, before any server is connected to.
+    pub tcp_rules: Vec<TcpRule>,
+    /// The ACLs the conditions of `switching` and `tcp_rules` point into.
+    pub acls: Vec<Acl>,
     pub maxconn: Option<u32>,
     pub timeout_client: Option<Duration>,
     pub timeout_client_fin: Option<Duration>,
@@ -480,6 +493,16 @@ pub enum Unsupported {
     /// that lbxdp can't decide: lbxdp knows `TRUE`, `FALSE`, `LOCALHOST`,
     /// `{ src ... }` (admin) and `{ path P }` (exporter).
     Condition,
+    /// A rule's condition that needs more than layer 4 (HTTP, payload, TLS,
+    /// a converter): lbxdp's rules see addresses, ports and server health.
+    NotLayer4,
+    /// `stick-table`, `track-sc*`, stick counters (`sc0_conn_rate`, ...).
+    StickTables,
+    /// A `tcp-request` action lbxdp doesn't do (`set-mark`, `capture`, a
+    /// `content`/`session` rule other than `accept`, ...).
+    Action,
+    /// `use_backend %[...]`: a backend named per connection by a sample expression.
+    DynamicBackend,
 }
 
 /// One place in the configuration that asks for something lbxdp doesn't do.
@@ -508,6 +531,13 @@ impl Refusal {
                 "which lbxdp can't split from the traffic by URI",
             ),
             Unsupported::Condition => ("a condition", "which lbxdp can't decide"),
+            Unsupported::NotLayer4 => ("a fetch that isn't layer 4", "which lbxdp's rules can't evaluate"),
+            Unsupported::StickTables => ("stick tables or counters", "which lbxdp doesn't support yet"),
+            Unsupported::Action => ("a rule action", "which lbxdp doesn't support yet"),
+            Unsupported::DynamicBackend => (
+                "a backend named by a sample expression",
+                "which lbxdp doesn't support yet",
+            ),
         };
         format!("'{}': '{}' asks for {feature}, {not_yet}", self.directive, self.keyword)
     }
@@ -531,6 +561,9 @@ impl Refusal {
             Unsupported::StatsPage => "serve a stats page other than the one asked for",
             Unsupported::StatsBesideTraffic => "serve the stats page or the traffic, not both",
             Unsupported::Condition => "guess who the condition lets in",
+            Unsupported::NotLayer4 | Unsupported::StickTables | Unsupported::Action | Unsupported::DynamicBackend => {
+                "skip the rule"
+            }
         };
         Diag::alert(
             &self.origin,

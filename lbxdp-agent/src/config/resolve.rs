@@ -6,12 +6,13 @@ use std::{
 };
 
 use super::{
+    acl::SwitchRule,
     diag::{Diags, Origin},
     model::{
         Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, Mode, PortSpec,
         Refusal, Server, StatsPage, TcpCheckStep, Unsupported,
     },
-    parse::{Draft, Kind, LogEntry, Parsed, exporter_only},
+    parse::{ArgRef, Draft, Kind, LogEntry, Parsed, RefKind, exporter_only},
 };
 
 /// HAProxy's check defaults: `inter 2s`, `rise 2`, `fall 3`.
@@ -51,6 +52,7 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         proxies,
         refused: bind_refusals,
         cli_slot,
+        pattern_files,
     } = parsed;
     let ids = proxy_ids(&proxies, cli_slot);
     let mut stats_refusals = Vec::new();
@@ -67,11 +69,22 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
 
     for p in &proxies {
         for (target, _, at) in &p.use_backends {
-            if !is_backend(target) {
+            if *target == p.name && p.kind.be() {
+                diags.alert(
+                    at,
+                    format!("Proxy '{}': loop detected for use_backend: '{target}'.", p.name),
+                );
+            }
+            if !is_backend(target) && !target.contains("%[") {
                 diags.alert(
                     at,
                     format!("proxy '{}': unable to find required use_backend: '{target}'", p.name),
                 );
+            }
+        }
+        for r in &p.arg_refs {
+            if let Some(msg) = arg_ref_error(r, &p.name, &proxies) {
+                diags.alert(&r.origin, msg);
             }
         }
         if let Some((target, at)) = &p.default_backend {
@@ -153,6 +166,7 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         frontends,
         backends,
         refused: refusals(bind_refusals, stats_refusals, &proxies),
+        pattern_files,
     }
 }
 
@@ -342,7 +356,7 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
     let backend = p
         .use_backends
         .iter()
-        .find(|(_, cond, _)| !cond)
+        .find(|(_, cond, _)| cond.is_none())
         .map(|(b, _, _)| b.clone())
         .or_else(|| p.default_backend.as_ref().map(|(b, _)| b.clone()))
         .or_else(|| (p.kind == Kind::Listen).then(|| p.name.clone()))
@@ -363,6 +377,9 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
         mode: p.mode,
         binds: p.binds.clone(),
         backend,
+        switching: if stats_page.is_none() { switching(p) } else { Vec::new() },
+        tcp_rules: p.tcp_rules.clone(),
+        acls: p.acls.clone(),
         maxconn: p.maxconn,
         timeout_client: p.timeouts.client,
         timeout_client_fin: p.timeouts.client_fin,
@@ -374,6 +391,53 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
         stats_page,
         origin: p.origin.clone(),
     }
+}
+
+/// HAProxy's check of a proxy or table an argument names, worded as it words it.
+fn arg_ref_error(r: &ArgRef, proxy: &str, proxies: &[Draft]) -> Option<String> {
+    let (kw, target) = (&r.keyword, &r.target);
+    let named = |pred: &dyn Fn(&Draft) -> bool| proxies.iter().find(|q| q.name == *target && pred(q));
+    match r.kind {
+        RefKind::Backend => match named(&|q| q.kind != Kind::Defaults) {
+            None => Some(format!(
+                "unable to find backend '{target}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{proxy}'."
+            )),
+            Some(q) if !q.kind.be() => Some(format!(
+                "proxy '{target}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{proxy}', has not backend \
+                 capability."
+            )),
+            Some(_) => None,
+        },
+        RefKind::Frontend => named(&|q| q.kind != Kind::Defaults && q.kind.fe()).is_none().then(|| {
+            format!("unable to find frontend '{target}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{proxy}'.")
+        }),
+        RefKind::Table | RefKind::Track | RefKind::StickRule => {
+            named(&|q| q.kind != Kind::Defaults && q.stick_table.is_some())
+                .is_none()
+                .then(|| match r.kind {
+                    RefKind::Track => format!("Proxy '{proxy}': unable to find table '{target}' referenced by {kw}."),
+                    RefKind::StickRule => format!("Proxy '{proxy}': unable to find stick-table '{target}'."),
+                    _ => format!(
+                        "unable to find table '{target}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{proxy}'."
+                    ),
+                })
+        }
+    }
+}
+
+/// The conditional `use_backend` rules that can run: those before the
+/// first unconditional one, which always wins.
+fn switching(p: &Draft) -> Vec<SwitchRule> {
+    p.use_backends
+        .iter()
+        .map_while(|(backend, cond, origin)| {
+            cond.as_ref().map(|cond| SwitchRule {
+                backend: backend.clone(),
+                cond: cond.clone(),
+                origin: origin.clone(),
+            })
+        })
+        .collect()
 }
 
 /// HAProxy's server ids within a backend: as `proxy_ids`, without the CLI.

@@ -103,6 +103,15 @@ pub enum PlanError {
         vip: IpAddr,
         origin: String,
     },
+    #[error(
+        "{origin}: frontend {frontend}: '{rule}': XDP mode doesn't enforce ACL rules yet (the userspace proxy does: \
+         --mode proxy, or --mode auto)"
+    )]
+    Rules {
+        frontend: String,
+        origin: String,
+        rule: String,
+    },
     #[error("no frontend to balance: the config has none, or all are disabled")]
     Empty,
 }
@@ -122,6 +131,18 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
         .filter(|f| !f.disabled && f.stats_page.is_none())
     {
         let origin = fe.origin.to_string();
+        // Serving the frontend without its rules would let in whom they keep out.
+        let first_rule = (fe.tcp_rules.first().map(|r| (&r.origin, "tcp-request connection")))
+            .into_iter()
+            .chain(fe.switching.first().map(|r| (&r.origin, "use_backend")))
+            .min_by_key(|(o, _)| o.line);
+        if let Some((at, rule)) = first_rule {
+            return Err(PlanError::Rules {
+                frontend: fe.name.clone(),
+                origin: at.to_string(),
+                rule: rule.to_string(),
+            });
+        }
         let Some(be_name) = fe.backend.as_deref() else {
             return Err(PlanError::NoBackend {
                 frontend: fe.name.clone(),
@@ -412,5 +433,11 @@ mod tests {
         // A server without a port follows the client's port: fine for one port, not for three.
         let err = plan(&cfg(&SEED.replace(":80\n default", ":80-82\n default")), &[]);
         assert!(matches!(err, Err(PlanError::AmbiguousPort { .. })), "{err:?}");
+        let rules = SEED.replace(
+            ":80\n default",
+            ":80\n tcp-request connection reject if { src 10.0.0.0/8 }\n default",
+        );
+        let err = plan(&cfg(&rules), &[]);
+        assert!(matches!(err, Err(PlanError::Rules { .. })), "{err:?}");
     }
 }

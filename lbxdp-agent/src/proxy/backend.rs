@@ -484,6 +484,20 @@ impl BackendRt {
         }
     }
 
+    /// HAProxy's `nbsrv`: the usable active servers, or with none, the usable backups.
+    pub fn nbsrv(&self) -> u32 {
+        let st = self.lock();
+        let count = |backup: bool| {
+            (0..self.servers.len())
+                .filter(|&i| self.servers[i].backup == backup && self.usable(&st, i))
+                .count() as u32
+        };
+        match count(false) {
+            0 => count(true),
+            n => n,
+        }
+    }
+
     /// Closes every session of every server (shutdown).
     pub fn kill_all(&self, letter: u8) {
         for s in &self.servers {

@@ -12,6 +12,7 @@ mod buffers;
 mod proxy_protocol;
 mod pump;
 mod queue;
+mod rules;
 mod select;
 mod session;
 mod sessions;
@@ -50,7 +51,7 @@ pub use proxy_protocol::V2_SIGNATURE;
 pub use pump::Engine;
 pub use stats::{BackendStats, FrontendStats, ProxyStats, ServerStats};
 
-use crate::config::{Config, Frontend};
+use crate::config::{Config, Frontend, acl::TcpAction};
 use stats::{FrontendCounters, Gauge};
 
 /// What the proxy needs to know about server health. The health checker's
@@ -250,6 +251,8 @@ pub(crate) struct FrontendRt {
     /// Shared, not copied: every session's log record and `show sess` line names it.
     pub(crate) name: Arc<str>,
     pub(crate) backend: Option<Arc<BackendRt>>,
+    /// `tcp-request connection` and `use_backend ... if` rules.
+    pub(crate) rules: rules::Rules,
     /// The frontend's maxconn (defaults to the global one).
     maxconn: Arc<Semaphore>,
     /// The process-wide maxconn, shared by every frontend.
@@ -367,6 +370,7 @@ fn build(
         let fe = Arc::new(FrontendRt {
             name: f.name.as_str().into(),
             backend: f.backend.as_deref().and_then(|n| by_name.get(n).map(|b| (*b).clone())),
+            rules: rules::Rules::new(f, &by_name),
             maxconn: Arc::new(Semaphore::new(f.maxconn.filter(|m| *m > 0).unwrap_or(gmax) as usize)),
             global_maxconn: global_maxconn.clone(),
             timeout_client: f.timeout_client,
@@ -547,6 +551,28 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                if !fe.rules.is_empty()
+                    && let Ok(local) = stream.local_addr()
+                {
+                    let action = fe.rules.on_accept(peer, local);
+                    if action != TcpAction::Accept {
+                        fe.counters.denied_conn.fetch_add(1, Relaxed);
+                        // silent-drop: no FIN, HAProxy's SO_LINGER 0 (a reset
+                        // at most); reject: an ordinary close at once.
+                        if action == TcpAction::SilentDrop {
+                            let _ = setsockopt(
+                                &stream,
+                                sockopt::Linger,
+                                &libc::linger {
+                                    l_onoff: 1,
+                                    l_linger: 0,
+                                },
+                            );
+                        }
+                        drop(stream);
+                        continue;
+                    }
+                }
                 tokio::spawn(session::run(stream, peer, fe.clone(), g.clone(), (fp, gp)));
             }
             Err(e) => {
@@ -622,6 +648,7 @@ impl Proxy {
                         bin: c.bin.load(Relaxed),
                         bout: c.bout.load(Relaxed),
                         denied: c.denied.load(Relaxed),
+                        denied_conn: c.denied_conn.load(Relaxed),
                         accept_errors: c.accept_errors.load(Relaxed),
                     }
                 })

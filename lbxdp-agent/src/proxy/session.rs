@@ -120,14 +120,19 @@ pub(crate) async fn run(
         fe: fe.clone(),
         _permits: permits,
     };
-    let listed = g.sessions.add(peer, &fe.name, fe.backend.as_ref().map(|b| &b.name));
+    // `use_backend ... if`: the first rule that holds, else the frontend's backend.
+    let backend = match client.local_addr() {
+        Ok(local) if !fe.rules.is_empty() => fe.rules.backend(peer, local).or_else(|| fe.backend.clone()),
+        _ => fe.backend.clone(),
+    };
+    let listed = g.sessions.add(peer, &fe.name, backend.as_ref().map(|b| &b.name));
     // TCP_NODELAY and `option tcpka`'s SO_KEEPALIVE came with the socket
     // from its listener (see `accept_loop`).
     let mut rec = LogRecord {
         client: peer,
         accept_date,
         frontend: fe.name.clone(),
-        backend: fe.backend.as_ref().map_or_else(|| fe.name.clone(), |b| b.name.clone()),
+        backend: backend.as_ref().map_or_else(|| fe.name.clone(), |b| b.name.clone()),
         server: None,
         tw: -1,
         tc: -1,
@@ -144,7 +149,7 @@ pub(crate) async fn run(
         backend_queue: 0,
     };
     let mut to_server = 0u64;
-    let (slot, server_conn) = match fe.backend.clone() {
+    let (slot, server_conn) = match backend.clone() {
         None => {
             // No backend: HAProxy refuses the connection ("PR": the proxy did).
             fe.counters.denied.fetch_add(1, Relaxed);
@@ -177,7 +182,7 @@ pub(crate) async fn run(
     rec.tt = ms(t0.elapsed());
     rec.actconn = g.actconn.get();
     rec.feconn = fe.counters.scur.get();
-    if let Some(be) = &fe.backend {
+    if let Some(be) = &backend {
         rec.beconn = be.beconn.get();
     }
     if let Some((slot, _)) = &slot {

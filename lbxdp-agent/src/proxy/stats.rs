@@ -74,6 +74,8 @@ pub struct FrontendCounters {
     pub bout: AtomicU64,
     /// Connections refused: no backend, no server, queue timeout.
     pub denied: AtomicU64,
+    /// Connections a `tcp-request connection reject|silent-drop` rule closed (HAProxy's `dcon`).
+    pub denied_conn: AtomicU64,
     /// accept() errors (EMFILE and the like).
     pub accept_errors: AtomicU64,
 }
@@ -128,6 +130,7 @@ pub struct FrontendStats {
     pub bin: u64,
     pub bout: u64,
     pub denied: u64,
+    pub denied_conn: u64,
     pub accept_errors: u64,
 }
 

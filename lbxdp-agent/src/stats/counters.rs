@@ -15,6 +15,8 @@ pub struct FrontendCounters {
     pub bout: Option<u64>,
     /// Requests or connections denied (proxy: refused for want of a server).
     pub dreq: Option<u64>,
+    /// Connections closed by a `tcp-request connection` rule (HAProxy's `dcon`).
+    pub dcon: Option<u64>,
     /// Request errors (XDP: packets dropped for want of a server, port, flow, neighbour).
     pub ereq: Option<u64>,
     /// Session rate over the last second, and its max.

@@ -287,6 +287,8 @@ fn frontend_row(config: &Config, f: &Frontend, counters: &Counters) -> Row {
     row.set("bin", c.bin);
     row.set("bout", c.bout);
     row.set("dreq", c.dreq);
+    // XDP mode runs no tcp-request rules (a config with some is refused there): zero.
+    row.set("dcon", c.dcon.unwrap_or(0));
     row.set("ereq", c.ereq);
     row.set("status", "OPEN");
     row.set("iid", f.id);
@@ -298,12 +300,13 @@ fn frontend_row(config: &Config, f: &Frontend, counters: &Counters) -> Row {
     // are the session ones.
     row.set("conn_rate", c.rate);
     row.set("conn_rate_max", c.rate_max);
-    row.set("conn_tot", c.stot);
+    // HAProxy's connection total counts those a tcp-request rule closed too.
+    row.set("conn_tot", c.stot.map(|s| s + c.dcon.unwrap_or(0)));
     // Features lbxdp doesn't have (response rules, compression, header
-    // rewrites, tcp-request rules, rate limits) never count: their zeros
-    // are known, as HAProxy shows them.
+    // rewrites, tcp-request session rules, rate limits) never count: their
+    // zeros are known, as HAProxy shows them.
     row.zero(&[
-        "dresp", "rate_lim", "comp_in", "comp_out", "comp_byp", "comp_rsp", "dcon", "dses", "wrew",
+        "dresp", "rate_lim", "comp_in", "comp_out", "comp_byp", "comp_rsp", "dses", "wrew",
     ]);
     if f.mode == Mode::Tcp {
         row.zero(&["req_rate", "req_rate_max", "req_tot"]);

@@ -2,12 +2,16 @@
 //! Like HAProxy, a proxy starts as a copy of the defaults section in force,
 //! and its own keywords then override what it inherited. The keywords live
 //! where HAProxy's manual puts them: `global`, proxies, checks, servers.
+mod acl;
 mod checks;
+mod fetch;
 mod global;
 mod log;
 mod proxies;
 mod servers;
 mod stats;
+mod stick;
+mod tcp_request;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -15,7 +19,9 @@ use std::{
 };
 
 use super::{
-    Source, cond,
+    Source,
+    acl::{Acl, Cond, TcpRule},
+    cond,
     diag::{Diags, Origin},
     keywords::{self as kw, invalid_name_char},
     lex::{self, LexError, Vars},
@@ -85,8 +91,29 @@ pub(super) struct Draft {
     /// Any `bind` line, including sockets lbxdp can't balance (UNIX, fd@).
     pub(super) bind_lines: usize,
     pub(super) default_backend: Option<(String, Origin)>,
-    /// (backend, has a condition, where).
-    pub(super) use_backends: Vec<(String, bool, Origin)>,
+    /// (backend, its condition, where), in order.
+    pub(super) use_backends: Vec<(String, Option<Cond>, Origin)>,
+    /// Named and anonymous ACLs; conditions point into this list.
+    pub(super) acls: Vec<Acl>,
+    /// Per entry of `acls`, per line: its fetch keyword and where HAProxy can
+    /// use it (for HAProxy's "will never match" warnings).
+    pub(super) acl_uses: Vec<Vec<(String, u32)>>,
+    /// Names of `acls` entries: a new line of a known name adds to it.
+    pub(super) acl_names: HashMap<String, usize>,
+    /// HAProxy's predefined ACLs (`TRUE`, `LOCALHOST`...) once used.
+    pub(super) builtin_acls: HashMap<String, usize>,
+    /// `tcp-request connection` rules lbxdp applies, in order.
+    pub(super) tcp_rules: Vec<TcpRule>,
+    /// Fetch and action arguments that name a proxy or a table, checked when resolving.
+    pub(super) arg_refs: Vec<ArgRef>,
+    /// Where the section's `stick-table` is.
+    pub(super) stick_table: Option<Origin>,
+    /// A (named) defaults section with TCP or HTTP rules: HAProxy runs them
+    /// before the proxy's own, and lets either frontends or backends
+    /// inherit them, never both, nor a listen section.
+    pub(super) defines_rules: bool,
+    /// Of a defaults section with rules: whether a frontend, a backend inherited it.
+    pub(super) rules_inherited: (bool, bool),
     pub(super) balance: Balance,
     pub(super) hash_type: HashType,
     pub(super) maxconn: Option<u32>,
@@ -137,6 +164,15 @@ impl Draft {
             bind_lines: 0,
             default_backend: None,
             use_backends: Vec::new(),
+            acls: Vec::new(),
+            acl_uses: Vec::new(),
+            acl_names: HashMap::new(),
+            builtin_acls: HashMap::new(),
+            tcp_rules: Vec::new(),
+            arg_refs: Vec::new(),
+            stick_table: None,
+            defines_rules: false,
+            rules_inherited: (false, false),
             balance: Balance::RoundRobin,
             hash_type: HashType::MapBased,
             maxconn: None,
@@ -194,8 +230,37 @@ impl Draft {
         p.source = d.source.clone();
         p.disabled = d.disabled;
         p.stats = d.stats.clone().map(StatsDraft::inherited);
+        // The defaults' rules run first, on the defaults' own ACLs (whose
+        // names the proxy doesn't see: `acl_names` stays empty).
+        if kind.fe() {
+            p.acls = d.acls.clone();
+            p.acl_uses = d.acl_uses.clone();
+            p.tcp_rules = d.tcp_rules.clone();
+        }
         p
     }
+}
+
+/// What a fetch's or action's argument names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RefKind {
+    Backend,
+    Frontend,
+    Table,
+    /// `track-scN [table T]`: a table, worded as HAProxy words it there.
+    Track,
+    /// `stick on|match|store-* ... [table T]`.
+    StickRule,
+}
+
+/// A name an argument gives, resolved once every proxy is known.
+#[derive(Debug, Clone)]
+pub(super) struct ArgRef {
+    pub(super) kind: RefKind,
+    /// The fetch keyword (`nbsrv`) or action (`track-sc0`).
+    pub(super) keyword: String,
+    pub(super) target: String,
+    pub(super) origin: Origin,
 }
 
 #[derive(Debug, Default)]
@@ -205,6 +270,8 @@ pub(super) struct Parsed {
     /// `bind` lines that ask for what lbxdp doesn't do (server lines' are
     /// gathered per server when resolving, where inheritance is known).
     pub(super) refused: Vec<Refusal>,
+    /// The files `acl ... -f` read.
+    pub(super) pattern_files: Vec<String>,
     /// How many proxies were declared before the first global `stats`
     /// line that makes HAProxy's CLI frontend, which takes a proxy id.
     pub(super) cli_slot: Option<usize>,
@@ -231,6 +298,8 @@ enum Modifier {
 
 pub(super) struct Parser<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
+    /// Reads the pattern files `acl ... -f` names.
+    read: &'e dyn Fn(&str) -> Option<Vec<u8>>,
     pub(super) diags: Diags,
     pub(super) out: Parsed,
     defaults: Vec<Draft>,
@@ -286,9 +355,10 @@ fn atol(s: &str) -> (i64, bool) {
 }
 
 impl<'e> Parser<'e> {
-    pub(super) fn new(env: &'e dyn Fn(&str) -> Option<String>) -> Self {
+    pub(super) fn new(env: &'e dyn Fn(&str) -> Option<String>, read: &'e dyn Fn(&str) -> Option<Vec<u8>>) -> Self {
         Self {
             env,
+            read,
             diags: Diags::default(),
             out: Parsed::default(),
             defaults: Vec::new(),
@@ -628,6 +698,26 @@ impl<'e> Parser<'e> {
                     self.defaults[i].name
                 ),
             );
+        }
+        if let Some(d) = base.and_then(|i| self.defaults.get_mut(i)).filter(|d| d.defines_rules) {
+            let (fe, be) = &mut d.rules_inherited;
+            if kind == Kind::Listen {
+                self.diags.alert(
+                    at,
+                    "a listen section cannot inherit from a defaults section defining TCP/HTTP rules.",
+                );
+            } else if kind != Kind::Defaults {
+                *fe |= kind == Kind::Frontend;
+                *be |= kind == Kind::Backend;
+                if *fe && *be {
+                    let msg = format!(
+                        "frontends and backends cannot inherit from the same defaults section if it defines TCP/HTTP \
+                         rules (defaults section at {}).",
+                        d.origin
+                    );
+                    self.diags.alert(at, msg);
+                }
+            }
         }
         let draft = match base {
             Some(i) => Draft::inherit(kind, name, at.clone(), &self.defaults[i]),

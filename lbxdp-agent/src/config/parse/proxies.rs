@@ -1,11 +1,11 @@
 //! Proxy keywords (`frontend`, `backend`, `listen`, `defaults`): bind, mode,
 //! balance, timeouts, options and the rest HAProxy knows.
-use super::{Draft, Kind, LogEntry, Modifier, Parser, arg, atol, refusal_at};
+use super::{ArgRef, Draft, Kind, LogEntry, Modifier, Parser, RefKind, acl::RuleKind, arg, atol, refusal_at};
 use crate::config::{
     addr,
     diag::Origin,
     keywords as kw,
-    model::{Balance, Bind, HashType, Mode},
+    model::{Balance, Bind, HashType, Mode, Unsupported},
     time,
 };
 
@@ -105,31 +105,20 @@ impl Parser<'_> {
                     self.diags.alert(at, "'use_backend' expects a backend name");
                     return;
                 }
-                let cond = match arg(w, 2) {
-                    "" => false,
-                    "if" | "unless" => {
-                        if arg(w, 3).is_empty() {
-                            self.diags
-                                .alert(at, "'use_backend': missing condition after 'if'/'unless'");
-                            return;
-                        }
-                        self.diags.warn(
-                            at,
-                            "'use_backend' with a condition: ACL conditions are not evaluated at layer 4, \
-                             lbxdp ignores this rule",
-                        );
-                        true
-                    }
-                    other => {
-                        self.diags.alert(
-                            at,
-                            format!(
-                                "unexpected keyword '{other}' after switching rule, only 'if' and 'unless' are allowed"
-                            ),
-                        );
-                        return;
-                    }
+                let Ok(cond) = self.rule_cond(p, &w[2.min(w.len())..], &RuleKind::Switching, at) else {
+                    return;
                 };
+                if let Some(c) = &cond {
+                    self.warn_never_match(p, c, (5, "frontend use-backend rule"), "", at);
+                    self.refuse_undecided(p, c, format!("use_backend {a1}"), at);
+                }
+                // A name HAProxy builds per connection from a sample expression.
+                if a1.contains("%[") {
+                    let directive = format!("use_backend {a1}");
+                    self.out
+                        .refused
+                        .push(refusal_at(at, directive, &a1, Unsupported::DynamicBackend));
+                }
                 p.use_backends.push((a1, cond, at.clone()));
             }
             "balance" => {
@@ -245,6 +234,50 @@ impl Parser<'_> {
             "acl" if p.kind == Kind::Defaults && p.name.is_empty() => {
                 self.diags
                     .alert(at, "'acl' not allowed in anonymous 'defaults' section");
+            }
+            "acl" => self.acl(p, w, at),
+            "tcp-request" => self.tcp_request(p, w, at),
+            // HAProxy checks these against its stick tables; lbxdp has none
+            // yet, and won't run a configuration that counts on them.
+            "stick-table" if p.kind == Kind::Defaults => {
+                self.diags
+                    .alert(at, "'stick-table' is not supported in 'defaults' section.");
+            }
+            "stick" if p.kind == Kind::Defaults => {
+                self.diags.alert(at, "'stick' not allowed in 'defaults' section.");
+            }
+            "http-request" | "http-response" | "http-after-response"
+                if p.kind == Kind::Defaults && !p.name.is_empty() =>
+            {
+                // Not applied (HTTP), but HAProxy limits who may inherit them.
+                p.defines_rules = true;
+                self.diags.warn(
+                    at,
+                    format!("'{k}' is an HTTP directive: parsed past, not applied at layer 4"),
+                );
+            }
+            "stick-table" => {
+                if self.stick_table(p, w, at) {
+                    let directive = format!("{} {}", p.kind.word(), p.name);
+                    self.out
+                        .refused
+                        .push(refusal_at(at, directive, k, Unsupported::StickTables));
+                }
+            }
+            "stick" => {
+                if !self.lacks(p, false, true, k, at) {
+                    let table = w.iter().position(|x| x == "table").map(|i| arg(w, i + 1).to_string());
+                    p.arg_refs.push(ArgRef {
+                        kind: RefKind::StickRule,
+                        keyword: k.to_string(),
+                        target: table.unwrap_or_else(|| p.name.clone()),
+                        origin: at.clone(),
+                    });
+                    let directive = format!("{} {}", p.kind.word(), p.name);
+                    self.out
+                        .refused
+                        .push(refusal_at(at, directive, k, Unsupported::StickTables));
+                }
             }
             other => {
                 if let Some((_, why)) = kw::PROXY_REMOVED.iter().find(|(n, _)| *n == other) {

@@ -1,9 +1,8 @@
 //! The stats page a proxy serves (`stats ...`) and HAProxy's Prometheus
 //! exporter (`http-request use-service prometheus-exporter if { path P }`).
-use std::net::IpAddr;
-
 use super::{Draft, Kind, Parser, arg, refusal_at};
 use crate::config::{
+    addr::parse_net,
     diag::Origin,
     model::{AdminCond, Refusal, StatsPage, Unsupported},
     time,
@@ -271,31 +270,10 @@ fn admin_cond(words: &[String]) -> Result<Option<AdminCond>, String> {
     }))
 }
 
-/// `10.0.0.1`, `10.0.0.0/8`, `10.0.0.0/255.0.0.0`, `::1`, `fe80::/10`.
-fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
-    let (ip, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
-    let ip: IpAddr = ip.parse().ok()?;
-    let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
-    let len = match len {
-        None => max,
-        Some(l) => match (l.parse::<u8>(), l.parse::<std::net::Ipv4Addr>()) {
-            (Ok(n), _) if n <= max => n,
-            (_, Ok(mask)) if ip.is_ipv4() => {
-                let bits = u32::from(mask);
-                // Only a contiguous mask is a prefix.
-                if bits.leading_ones() + bits.trailing_zeros() != 32 {
-                    return None;
-                }
-                bits.leading_ones() as u8
-            }
-            _ => return None,
-        },
-    };
-    Some((ip, len))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     fn words(s: &str) -> Vec<String> {
