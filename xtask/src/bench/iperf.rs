@@ -43,7 +43,9 @@ pub(super) fn start_iperf_server(tb: &mut Testbed) -> anyhow::Result<()> {
     let log = File::create(tb.dir().join("iperf3-server.log")).context("creating the iperf3 log")?;
     let child = tb
         .command(&web1, "iperf3")
-        .args(["-s", "-p", &IPERF_PORT.to_string(), "--rcv-timeout", "5000"])
+        // A test whose client went away (a proxy resetting a stream at the
+        // end) would hold the one-test server: it gives up on it after these.
+        .args(["-s", "-p", &IPERF_PORT.to_string(), "--rcv-timeout", "5000", "--idle-timeout", "10"])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -95,7 +97,9 @@ pub(super) fn run_iperf(bed: &Bed<'_>, round: u32, path: Route, streams: u32) ->
 /// started (refused, server still busy with the last one) are retried for a
 /// few seconds; anything else fails.
 fn iperf_client(tb: &Testbed, target: Ipv4Addr, secs: u64, streams: u32) -> anyhow::Result<Iperf> {
-    let deadline = Instant::now() + ANSWER_WITHIN;
+    // A server still busy with the last test frees itself within its
+    // --rcv-timeout and --idle-timeout: wait that long, and some.
+    let deadline = Instant::now() + ANSWER_WITHIN + Duration::from_secs(20);
     loop {
         let mut cmd = tb.command(&tb.client, "iperf3");
         cmd.args(["-c", &target.to_string(), "-p", &IPERF_PORT.to_string()])
