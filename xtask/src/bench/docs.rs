@@ -286,9 +286,9 @@ pub(super) fn render(p: &Published, notes: Option<&str>) -> String {
              the testbed drained before each path. The whole run's rate is its requests over wrk's seconds; a \
              collapse part-way shows in the slowest slice and in the plot. Errors are wrk's socket errors summed \
              over the slices (connect errors include a client out of ports). The client's TIME_WAIT sockets \
-             after each slice tell whether it closed first: each holds a port for 60 s, and Linux's default \
-             range has 28,232, so a client that keeps closing first ends up near 470 new connections/s to one \
-             (address, port).",
+             after each slice tell how often it closed first (each such socket holds its port for 60 s): \
+             Linux hands connect() the even ports of its default range first, 14,116 of 28,232, and once those \
+             are all in TIME_WAIT every connect() scans the range for a free port, and the rate collapses.",
         );
         line("");
         line(&format!("![{}]({PLOT_DIR}/{SUSTAINED_PLOT})", sustained_title(p)));

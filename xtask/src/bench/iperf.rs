@@ -45,7 +45,15 @@ pub(super) fn start_iperf_server(tb: &mut Testbed) -> anyhow::Result<()> {
         .command(&web1, "iperf3")
         // A test whose client went away (a proxy resetting a stream at the
         // end) would hold the one-test server: it gives up on it after these.
-        .args(["-s", "-p", &IPERF_PORT.to_string(), "--rcv-timeout", "5000", "--idle-timeout", "10"])
+        .args([
+            "-s",
+            "-p",
+            &IPERF_PORT.to_string(),
+            "--rcv-timeout",
+            "5000",
+            "--idle-timeout",
+            "10",
+        ])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

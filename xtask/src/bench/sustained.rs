@@ -37,9 +37,9 @@ pub(super) struct Sustained {
     pub(super) timeouts: u64,
     pub(super) non_2xx: u64,
     /// The client's sockets in TIME_WAIT after each slice: a client that
-    /// closes first holds its port for 60 s, and with Linux's default port
-    /// range (28,232 ports) that caps it at about 470 new connections/s
-    /// to one (address, port) once the range is used up.
+    /// closes first holds its port for 60 s, and once the even half of
+    /// Linux's default range (which connect() takes first) is all held,
+    /// every connect() scans for a port and the rate collapses.
     pub(super) client_time_wait: Vec<u64>,
 }
 
