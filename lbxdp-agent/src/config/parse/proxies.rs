@@ -413,7 +413,8 @@ impl Parser<'_> {
         let a1 = arg(w, 1);
         let algo = a1.split('(').next().unwrap_or("");
         p.balance = match algo {
-            "roundrobin" => Balance::RoundRobin,
+            // A bare `balance` is HAProxy's default algorithm, round robin.
+            "" | "roundrobin" => Balance::RoundRobin,
             "static-rr" => Balance::StaticRr,
             "leastconn" => Balance::LeastConn,
             "first" => Balance::First,
