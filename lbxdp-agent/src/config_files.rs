@@ -79,6 +79,13 @@ pub struct Loaded {
 /// naming the places, so the agent never serves it some other way.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut loaded = read(paths)?;
+    if loaded.config.take_if(|c| c.listeners == 0).is_some() {
+        // HAProxy's words when it is started with such a file.
+        loaded.diags.push(Diag::alert(
+            &Origin::new(&paths.first().map_or_else(String::new, |p| p.display().to_string()), 1),
+            "No enabled listener found (check for 'bind' directives) ! Exiting.",
+        ));
+    }
     if let Some(c) = loaded.config.take_if(|c| !c.refused.is_empty()) {
         loaded.diags.extend(c.refusal_alerts());
         loaded.refused = true;

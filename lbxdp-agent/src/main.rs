@@ -181,14 +181,24 @@ fn check(paths: &[PathBuf], quiet: bool) -> ExitCode {
             for d in loaded.diags.iter().filter(|d| !quiet || d.severity == Severity::Alert) {
                 eprintln!("{d}");
             }
-            if loaded.config.is_some() {
-                if !quiet {
-                    println!("Configuration file is valid");
+            match &loaded.config {
+                // HAProxy's verdict and exit code for a file without a `bind`.
+                Some(c) if c.listeners == 0 => {
+                    if !quiet {
+                        println!("Configuration file has no error but will not start (no listener) => exit(2).");
+                    }
+                    ExitCode::from(2)
                 }
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("[ALERT] Fatal errors found in configuration.");
-                ExitCode::FAILURE
+                Some(_) => {
+                    if !quiet {
+                        println!("Configuration file is valid");
+                    }
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("[ALERT] Fatal errors found in configuration.");
+                    ExitCode::FAILURE
+                }
             }
         }
         Err(e) => {

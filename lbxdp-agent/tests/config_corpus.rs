@@ -69,6 +69,8 @@ fn haproxy() -> Option<PathBuf> {
 
 struct Verdict {
     valid: bool,
+    /// The exit code: 0 valid, 1 errors, 2 valid but nothing listens.
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -77,6 +79,7 @@ fn run(cmd: &mut Command) -> Verdict {
     let out = cmd.output().expect("running a checker");
     Verdict {
         valid: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
@@ -130,12 +133,29 @@ fn lbxdp_agrees_with_haproxy_on_the_corpus() {
                 hv.valid, lv.valid, hv.stderr, lv.stderr
             ));
         }
+        if lv.code != hv.code {
+            disagreements.push(format!(
+                "{name}: haproxy exits {:?}, lbxdp exits {:?}\n--- lbxdp:\n{}{}",
+                hv.code, lv.code, lv.stdout, lv.stderr
+            ));
+        }
         if lv.valid {
             assert!(
                 lv.stdout.contains("Configuration file is valid"),
                 "{name}: {}",
                 lv.stdout
             );
+        } else if lv.code == Some(2) {
+            // HAProxy's verdict for a file with no error and no `bind`.
+            if !lv
+                .stdout
+                .contains("Configuration file has no error but will not start (no listener) => exit(2).")
+            {
+                disagreements.push(format!(
+                    "{name}: exit 2 without HAProxy's no-listener line:\n{}",
+                    lv.stdout
+                ));
+            }
         } else {
             let prefix = format!("[ALERT] {}:", path.display());
             let located = lv.stderr.lines().any(|l| {
@@ -181,7 +201,11 @@ fn lbxdp_agrees_with_haproxy_on_the_corpus() {
             );
         }
     }
-    let agreed = total - disagreements.iter().filter(|d| d.contains("lbxdp valid=")).count();
+    let agreed = total
+        - disagreements
+            .iter()
+            .filter(|d| d.contains("lbxdp valid=") || d.contains("lbxdp exits"))
+            .count();
     eprintln!("config corpus: lbxdp and haproxy agree on {agreed}/{total} files");
     assert!(
         disagreements.is_empty(),

@@ -46,8 +46,7 @@ pub fn parse_sources_reading(
         parser.feed(src);
     }
     let mut diags = parser.diags;
-    let fallback = Origin::new(sources.first().map_or("(no file)", |s| s.name), 1);
-    let mut config = resolve::resolve(parser.out, &mut diags, &fallback);
+    let mut config = resolve::resolve(parser.out, &mut diags);
     // In the order the lines were read: files as given, lines within them.
     let rank = |file: &str| sources.iter().position(|s| s.name == file).unwrap_or(usize::MAX);
     config.refused.sort_by_key(|r| (rank(&r.origin.file), r.origin.line));

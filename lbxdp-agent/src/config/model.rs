@@ -19,6 +19,10 @@ pub struct Config {
     pub refused: Vec<Refusal>,
     /// The files `acl ... -f FILE` read, as written: a reload reads them again.
     pub pattern_files: Vec<String>,
+    /// `bind` lines of the frontends and listens. With none, HAProxy's
+    /// `-c` says the file has no error but will not start, and exits 2;
+    /// the agent, as HAProxy, refuses to run it.
+    pub listeners: usize,
 }
 
 /// The refusals `-c` and the agent print one by one; a generated config with

@@ -7,7 +7,7 @@ use std::{
 
 use super::{
     acl::SwitchRule,
-    diag::{Diags, Origin},
+    diag::Diags,
     model::{
         Backend, BackendTimeouts, CheckSettings, Config, Frontend, Global, HealthCheck, LogTarget, Mode, PortSpec,
         Refusal, Server, StatsPage, TcpCheckStep, Unsupported,
@@ -45,8 +45,7 @@ fn set(d: Option<Duration>) -> bool {
     d.is_some_and(|d| !d.is_zero())
 }
 
-/// `fallback` locates whole-configuration alerts when there is no proxy to point at.
-pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
+pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
     let Parsed {
         global,
         proxies,
@@ -138,15 +137,8 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         }
     }
 
+    // None: HAProxy won't start (`-c` exits 2, the agent refuses to run).
     let listeners: usize = proxies.iter().filter(|p| p.kind.fe()).map(|p| p.bind_lines).sum();
-    if listeners == 0 {
-        let at = proxies.first().map_or_else(|| fallback.clone(), |p| p.origin.clone());
-        diags.alert(
-            &at,
-            "no listener: no frontend or listen section has a 'bind' line, there is nothing to balance \
-             (HAProxy says it will not start)",
-        );
-    }
 
     let frontends = proxies
         .iter()
@@ -167,6 +159,7 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags, fallback: &Origin) -> Config {
         backends,
         refused: refusals(bind_refusals, stats_refusals, &proxies),
         pattern_files,
+        listeners,
     }
 }
 

@@ -188,11 +188,6 @@ fn validation_errors_carry_file_and_line() {
             6,
             "unmatched quote",
         ),
-        (
-            format!("{TIMEOUTS}backend b\n server s 198.18.0.1:80\n"),
-            5,
-            "no listener",
-        ),
     ];
     for (text, line, needle) in cases {
         let a = alerts(&text);
@@ -202,6 +197,19 @@ fn validation_errors_carry_file_and_line() {
             "wanted '{needle}' at line {line} in:\n{text}\ngot {a:#?}"
         );
     }
+}
+
+/// A file with no `bind` has no error for HAProxy; it will not start
+/// (`-c` exits 2 and the agent refuses it, see main.rs and config_files).
+#[test]
+fn no_listener_is_counted_not_an_error() {
+    let (c, diags) = ok(&format!("{TIMEOUTS}backend b\n server s 198.18.0.1:80\n"));
+    assert_eq!(c.listeners, 0);
+    assert!(diags.iter().all(|d| !d.is_alert()), "{diags:?}");
+    let (c, _) = ok(&format!(
+        "{TIMEOUTS}frontend f\n bind :80\n bind :81\n default_backend b\nbackend b\n server s 198.18.0.1:80\n"
+    ));
+    assert_eq!(c.listeners, 2);
 }
 
 #[test]
