@@ -28,15 +28,8 @@ pub type Addr = [u8; 16];
 /// map values and scratch space of those types.
 #[inline(always)]
 pub unsafe fn addr(dst: &mut Addr, src: &Addr) {
-    let d = dst.as_mut_ptr() as *mut u32;
-    let s = src.as_ptr() as *const u32;
-    // SAFETY: the caller guarantees alignment; both are 16 bytes long.
-    unsafe {
-        write_volatile(d, read_volatile(s));
-        write_volatile(d.add(1), read_volatile(s.add(1)));
-        write_volatile(d.add(2), read_volatile(s.add(2)));
-        write_volatile(d.add(3), read_volatile(s.add(3)));
-    }
+    // SAFETY: the caller guarantees alignment; an address is 4 words.
+    unsafe { words(dst, src) }
 }
 
 /// Sets an IPv4 address: the first word, then zeros.

@@ -252,28 +252,52 @@ fn established(ctx: &XdpContext, s: &mut Scratch, f: *mut Flow, len: u64) -> u32
     fs.packets += 1;
     fs.bytes += len;
     f.seen_ns = now;
+    let leg = Leg {
+        server_id: f.server,
+        nat_port: f.nat_port,
+        dnat: f.flags & FLOW_DNAT != 0,
+        nh: &mut f.nh,
+    };
+    out_to_server(ctx, s, fs, server, leg, len)
+}
+
+/// Where a client's packet goes: the flow's server, its source port
+/// there, whether the client's address stays (DNAT), and the flow's
+/// next-hop cache (or null).
+struct Leg {
+    server_id: u32,
+    nat_port: u16,
+    dnat: bool,
+    nh: *mut NextHop,
+}
+
+/// The last leg towards a server, for `established` and `to_server` alike:
+/// the rewrite (the source is the client's own address in DNAT, else the
+/// LB's towards the server), the server's counters, and the send.
+#[inline(always)]
+fn out_to_server(
+    ctx: &XdpContext,
+    s: &mut Scratch,
+    fs: &mut FrontendStats,
+    server: &Server,
+    leg: Leg,
+    len: u64,
+) -> u32 {
     // SAFETY: fields of the scratch space and of a map value (see `copy`).
     unsafe {
-        copy::addr(
-            &mut s.rw.src,
-            if f.flags & FLOW_DNAT != 0 {
-                &s.p.src
-            } else {
-                &server.snat
-            },
-        );
+        copy::addr(&mut s.rw.src, if leg.dnat { &s.p.src } else { &server.snat });
         copy::addr(&mut s.rw.dst, &server.addr);
     }
-    s.rw.sport = f.nat_port;
+    s.rw.sport = leg.nat_port;
     s.rw.dport = server.port;
     if !nat::rewrite(ctx, &mut s.p, &s.rw) {
         return xdp_action::XDP_ABORTED;
     }
-    if let Some(ss) = server_stats(f.server) {
+    if let Some(ss) = server_stats(leg.server_id) {
         ss.packets_in += 1;
         ss.bytes_in += len;
     }
-    send(ctx, s, fs, &mut f.nh)
+    send(ctx, s, fs, leg.nh)
 }
 
 #[inline(always)]
@@ -403,21 +427,13 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
             | if dnat { SYNC_DNAT } else { 0 };
         sync_reply(s, server, nat_port, op, now);
     }
-    // SAFETY: fields of the scratch space and of a map value (see `copy`).
-    unsafe {
-        copy::addr(&mut s.rw.src, if dnat { &s.p.src } else { &server.snat });
-        copy::addr(&mut s.rw.dst, &server.addr);
-    }
-    s.rw.sport = nat_port;
-    s.rw.dport = server.port;
-    if !nat::rewrite(ctx, &mut s.p, &s.rw) {
-        return xdp_action::XDP_ABORTED;
-    }
-    if let Some(ss) = server_stats(server_id) {
-        ss.packets_in += 1;
-        ss.bytes_in += len;
-    }
-    send(ctx, s, fs, nh)
+    let leg = Leg {
+        server_id,
+        nat_port,
+        dnat,
+        nh,
+    };
+    out_to_server(ctx, s, fs, server, leg, len)
 }
 
 /// Server to client: the reply entry says who the client was.
