@@ -53,6 +53,8 @@ impl FibGeneration {
     /// Starts a new generation: every cached next hop is looked up again.
     /// Never 0, which the program reads as "don't cache".
     pub fn bump(&mut self) -> Result<(), DatapathError> {
+        // Read, not counted here: during a handover the old agent's watch
+        // bumps the same map, and a generation must never come back.
         let now = self.map.get(&0, 0).unwrap_or(0);
         let next = now.wrapping_add(1).max(1);
         self.map

@@ -214,17 +214,33 @@ pub(super) fn wait_answers(tb: &Testbed, url: &str, within: Duration, lb: &mut L
 /// ports) would start with its ports held by the run before.
 pub(super) fn drain_time_wait(tb: &Testbed) -> anyhow::Result<()> {
     for host in tb.backends.iter().chain([&tb.lb, &tb.client]) {
-        let out = tb
-            .command(host, "ss")
-            .args(["-K", "-Htan", "state", "time-wait"])
-            .output_timeout(Duration::from_secs(10))?;
-        if !out.status.success() {
-            bail!(
-                "ss -K state time-wait in {}: {}",
-                host.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        time_wait(tb, host, true)?;
     }
     Ok(())
+}
+
+/// How many of the client's TCP sockets are in TIME_WAIT.
+pub(super) fn client_time_wait(tb: &Testbed) -> anyhow::Result<u64> {
+    time_wait(tb, &tb.client, false)
+}
+
+/// `ss [-K] -Htan state time-wait` in `host`'s namespace: the sockets it
+/// listed (`kill`: and closed).
+fn time_wait(tb: &Testbed, host: &lbxdp_testbed::Host, kill: bool) -> anyhow::Result<u64> {
+    let mut cmd = tb.command(host, "ss");
+    if kill {
+        cmd.arg("-K");
+    }
+    let out = cmd
+        .args(["-Htan", "state", "time-wait"])
+        .output_timeout(Duration::from_secs(10))?;
+    if !out.status.success() {
+        bail!(
+            "ss{} state time-wait in {}: {}",
+            if kill { " -K" } else { "" },
+            host.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().count() as u64)
 }

@@ -38,15 +38,19 @@ pub(super) fn close_cost(r: &Run) -> Option<f64> {
 /// The XDP program's own time per new connection, in µs (bpf_stats over a
 /// `Connection: close` run); None where no `lbxdp` program ran.
 pub(super) fn close_program_cost(r: &Run) -> Option<f64> {
-    let w = r.wrk(Conn::Close)?;
-    (r.path.runs_lbxdp() && w.requests > 0 && r.cpu.prog.runs > 0)
-        .then(|| r.cpu.prog.run_time.as_secs_f64() * 1e6 / w.requests as f64)
+    per_close_connection(r, |p| p.run_time.as_secs_f64() * 1e6)
 }
 
 /// The XDP program's runs (packets) per new connection: both directions.
 pub(super) fn close_program_packets(r: &Run) -> Option<f64> {
+    per_close_connection(r, |p| p.runs as f64)
+}
+
+/// `of(the program's bpf_stats over the run)` per connection of a close run
+/// through the agent's XDP program.
+fn per_close_connection(r: &Run, of: impl Fn(&super::prog_time::ProgTime) -> f64) -> Option<f64> {
     let w = r.wrk(Conn::Close)?;
-    (r.path.runs_lbxdp() && w.requests > 0 && r.cpu.prog.runs > 0).then(|| r.cpu.prog.runs as f64 / w.requests as f64)
+    (r.path.runs_lbxdp() && w.requests > 0 && r.cpu.prog.runs > 0).then(|| of(&r.cpu.prog) / w.requests as f64)
 }
 
 /// See [`close_cost`]: CPU-ms per Gbit received.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     Bed,
-    balancer::{ANSWER_WITHIN, Lb, drain_time_wait, wait_answers},
+    balancer::{ANSWER_WITHIN, Lb, client_time_wait, drain_time_wait, wait_answers},
     client::{retune_client, set_client},
     counters::problems,
     cpu::{Cpu, with_cpu},
@@ -173,20 +173,6 @@ fn one(bed: &Bed<'_>, path: Route, slices: u64) -> anyhow::Result<SustainedRun> 
     let mut result = Sustained::of(path, args.sustained_slice, &wrks);
     result.client_time_wait = time_wait;
     Ok(SustainedRun { result, cpu, report })
-}
-
-/// How many of the client's TCP sockets are in TIME_WAIT.
-fn client_time_wait(tb: &lbxdp_testbed::Testbed) -> anyhow::Result<u64> {
-    let out = tb
-        .command(&tb.client, "ss")
-        .args(["-Htan", "state", "time-wait"])
-        .output_timeout(std::time::Duration::from_secs(10))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "ss state time-wait in the client: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).lines().count() as u64)
 }
 
 /// The balancer's trouble counters that aren't zero, for the progress line.

@@ -21,15 +21,8 @@ fn config() -> Arc<Config> {
 
 fn stats_socket(address: &str, level: CliLevel) -> StatsSocket {
     StatsSocket {
-        address: address.into(),
-        mode: None,
-        user: None,
-        group: None,
-        uid: None,
-        gid: None,
         level,
-        maxconn: None,
-        origin: Origin::new("t.cfg", 1),
+        ..StatsSocket::admin(address, Origin::new("t.cfg", 1))
     }
 }
 
