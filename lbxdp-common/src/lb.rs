@@ -36,6 +36,8 @@ pub struct Frontend {
 /// Rewrite only the destination (the servers see the client's address and
 /// must route replies back through the LB). Without it: full NAT.
 pub const FRONTEND_DNAT: u32 = 1;
+/// The frontend has connection rules: `RULES` at its id decides its new flows.
+pub const FRONTEND_RULES: u32 = 2;
 
 /// Value of `BACKENDS`: which of the two Maglev tables is live. The agent
 /// fills the other one, then flips `active` in one map update, so a packet
@@ -249,6 +251,9 @@ pub struct FrontendStats {
     pub drop_no_flow: u64,
     /// The flow table refused an insert.
     pub drop_table_full: u64,
+    /// New flows a `tcp-request connection reject` or `silent-drop` rule
+    /// refused (HAProxy's `dcon`).
+    pub denied_conn: u64,
     /// The next hop's MAC is not known yet (the agent keeps servers' neighbours resolved).
     pub drop_no_neigh: u64,
     /// Larger than the next hop's MTU (the FIB said so): dropped.

@@ -5,7 +5,9 @@
 #![no_std]
 
 mod lb;
+mod rules;
 pub use lb::*;
+pub use rules::*;
 
 /// What the first-stage program counts, one slot each in the `PROTO_STATS`
 /// per-CPU array. A packet is counted once at L3 and, when it has one we parse,
@@ -93,6 +95,8 @@ mod user {
     unsafe impl aya::Pod for super::ServerStats {}
     unsafe impl aya::Pod for super::FrontendStats {}
     unsafe impl aya::Pod for super::MaglevChunk {}
+    unsafe impl aya::Pod for super::Rules {}
+    unsafe impl aya::Pod for super::NetKey {}
 }
 
 #[cfg(test)]
@@ -117,7 +121,14 @@ mod tests {
         assert_eq!(size_of::<Flow>(), 4 + 4 + 2 + 2 + 4 + 8 + 24);
         assert_eq!(size_of::<Reply>(), 16 + 16 + 2 + 2 + 4 + 4 + 2 + 2 + 8 + 24);
         assert_eq!(size_of::<Settings>(), 4 + 4 + 8 * 4 + 2 + 2 + 4);
-        assert_eq!(size_of::<FrontendStats>(), 8 * 11);
+        assert_eq!(size_of::<FrontendStats>(), 8 * 12);
+        assert_eq!(size_of::<RuleExpr>(), 16);
+        assert_eq!(size_of::<Rule>(), 4 + 8 + 8 * MAX_RULE_SUITES);
+        assert_eq!(
+            size_of::<Rules>(),
+            16 + 16 * MAX_RULE_EXPRS + 4 * MAX_RULE_ACLS + size_of::<Rule>() * MAX_RULES
+        );
+        assert_eq!(size_of::<NetKey>(), 20);
     }
 
     #[test]

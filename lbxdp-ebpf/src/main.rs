@@ -15,6 +15,7 @@ mod fib;
 mod icmp;
 mod nat;
 mod parse;
+mod rules;
 
 use aya_ebpf::{
     bindings::bpf_fib_lookup,
@@ -27,9 +28,10 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
-    FLOW_DNAT, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_PORT_WORDS, Flow, FlowKey, Frontend,
-    FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto, ProtoStats,
-    Reply, SERVER_UP, Server, ServerStats, Settings, maglev_slot,
+    FLOW_DNAT, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_PORT_WORDS, FRONTEND_RULES, Flow, FlowKey,
+    Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto,
+    ProtoStats, RULE_REJECT, RULE_SILENT_DROP, RULE_USE_BACKEND, Reply, SERVER_UP, Server, ServerStats, Settings,
+    maglev_slot,
 };
 
 use crate::{
@@ -102,6 +104,8 @@ pub struct Scratch {
     pub old: icmp::IcmpNat,
     pub new: icmp::IcmpNat,
     pub fib: bpf_fib_lookup,
+    /// A packet's address as `NETS` looks it up.
+    pub nkey: rules::NetLookup,
 }
 
 #[map(name = "SCRATCH")]
@@ -393,7 +397,33 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                 fs.drop_no_flow += 1;
                 return xdp_action::XDP_DROP;
             }
-            match unpack(new_flow(s, fe, now)) {
+            // The frontend's rules decide a new flow (and a SYN retransmit,
+            // which may meet rules changed since its first SYN).
+            let mut chosen = Frontend {
+                id: fe.id,
+                backend: fe.backend,
+                flags: fe.flags,
+            };
+            if fe.flags & FRONTEND_RULES != 0 {
+                let v = rules::decide(s, fe.id);
+                match rules::action(v) {
+                    RULE_REJECT => {
+                        fs.denied_conn += 1;
+                        return if syn {
+                            rules::reset(ctx, s)
+                        } else {
+                            xdp_action::XDP_DROP
+                        };
+                    }
+                    RULE_SILENT_DROP => {
+                        fs.denied_conn += 1;
+                        return xdp_action::XDP_DROP;
+                    }
+                    RULE_USE_BACKEND => chosen.backend = rules::backend(v),
+                    _ => {}
+                }
+            }
+            match unpack(new_flow(s, &chosen, now)) {
                 Ok(x) => {
                     if !retransmit {
                         fs.new_flows += 1;

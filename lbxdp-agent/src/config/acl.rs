@@ -49,7 +49,7 @@ pub struct IntRange {
 }
 
 impl IntRange {
-    fn contains(&self, v: i64) -> bool {
+    pub fn contains(&self, v: i64) -> bool {
         self.low.is_none_or(|l| v >= l) && self.high.is_none_or(|h| v <= h)
     }
 }
@@ -107,6 +107,11 @@ impl Nets {
         }
         by_len.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
         Nets { list, by_len }
+    }
+
+    /// The networks as written (address, prefix length).
+    pub fn list(&self) -> &[(IpAddr, u8)] {
+        &self.list
     }
 
     /// Whether `ip` is in one of the networks.

@@ -1,0 +1,130 @@
+//! A frontend's connection rules as the XDP program runs them: HAProxy's
+//! `tcp-request connection` and `use_backend` rules compiled by the agent
+//! into bit masks, decided on a flow's first packet only (a SYN, or a UDP
+//! flow's first datagram), so established flows pay nothing for them.
+//!
+//! An expression is one fetch against one pattern (an address list or one
+//! integer range); an ACL is the OR of some expressions; a rule's condition
+//! is ORed suites of ANDed, possibly negated, ACLs. Conditions the datapath
+//! can't see (`nbsrv`) are worked out by the agent and written as constants,
+//! rewritten whenever they change.
+
+/// Expressions, ACLs and rules per frontend the program evaluates; the
+/// agent refuses (with the config's place) a frontend that needs more.
+pub const MAX_RULE_EXPRS: usize = 16;
+pub const MAX_RULE_ACLS: usize = 16;
+pub const MAX_RULES: usize = 16;
+/// ORed suites per condition.
+pub const MAX_RULE_SUITES: usize = 4;
+
+/// `RuleExpr::kind`: never true (`always_false`, a fetch without patterns).
+pub const EXPR_NEVER: u8 = 0;
+/// Always true (`always_true`; a constant the agent worked out, such as `nbsrv(b) lt 1`).
+pub const EXPR_ALWAYS: u8 = 1;
+/// The client's address is in address set `set` (`NETS`).
+pub const EXPR_SRC_NET: u8 = 2;
+/// The address the client connected to is in set `set`.
+pub const EXPR_DST_NET: u8 = 3;
+/// The client's port is in `low..=high`.
+pub const EXPR_SRC_PORT: u8 = 4;
+/// The frontend's port is in `low..=high`.
+pub const EXPR_DST_PORT: u8 = 5;
+
+/// One fetch against one pattern.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleExpr {
+    pub kind: u8,
+    pub pad: [u8; 3],
+    /// `EXPR_*_NET`: the address set.
+    pub set: u32,
+    /// `EXPR_*_PORT`: the inclusive range, host order.
+    pub low: u32,
+    pub high: u32,
+}
+
+/// One ANDed suite of a condition: the ACLs (bits of `Rules::acls`) that
+/// must hold and those that must not.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleSuite {
+    pub pos: u32,
+    pub neg: u32,
+}
+
+/// `Rule::action`.
+pub const RULE_ACCEPT: u8 = 0;
+/// A TCP SYN is answered with a RST (HAProxy closes with no linger, a RST
+/// too, once the handshake is done); a UDP datagram is dropped.
+pub const RULE_REJECT: u8 = 1;
+/// Dropped without an answer.
+pub const RULE_SILENT_DROP: u8 = 2;
+/// `use_backend`: the flow goes to `Rule::backend`.
+pub const RULE_USE_BACKEND: u8 = 3;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rule {
+    pub action: u8,
+    /// `unless`: the rule applies when the suites don't hold. A rule without
+    /// a condition is `unless` with no suite.
+    pub unless: u8,
+    /// Suites in use.
+    pub suites: u8,
+    pub pad: u8,
+    /// `RULE_USE_BACKEND`: the `BACKENDS` index of the backend's IPv4 and
+    /// IPv6 tables.
+    pub backend: [u32; 2],
+    pub suite: [RuleSuite; MAX_RULE_SUITES],
+}
+
+/// Value of `RULES`, indexed by the frontend's id; looked up only for a
+/// frontend with `FRONTEND_RULES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    pub exprs: u32,
+    pub acls: u32,
+    /// `rule[..tcp]` are `tcp-request connection` rules (the first that
+    /// applies decides), `rule[tcp..rules]` are `use_backend` rules (the
+    /// first that applies picks the backend).
+    pub tcp: u32,
+    pub rules: u32,
+    pub expr: [RuleExpr; MAX_RULE_EXPRS],
+    /// Per ACL, the expressions (bits of `expr`) it ORs.
+    pub acl: [u32; MAX_RULE_ACLS],
+    pub rule: [Rule; MAX_RULES],
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            exprs: 0,
+            acls: 0,
+            tcp: 0,
+            rules: 0,
+            expr: [RuleExpr::default(); MAX_RULE_EXPRS],
+            acl: [0; MAX_RULE_ACLS],
+            rule: [Rule::default(); MAX_RULES],
+        }
+    }
+}
+
+/// The key of `NETS`, an LPM trie: the set's id (big endian, so it is the
+/// prefix's first 32 bits) and the address as IPv6, an IPv4 address mapped
+/// (`::ffff:a.b.c.d`), as HAProxy matches both families against one list.
+/// The LPM trie's prefix length comes before it (aya's `Key`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetKey {
+    pub set: [u8; 4],
+    pub addr: [u8; 16],
+}
+
+/// Bits of `NetKey` before the address.
+pub const NET_SET_BITS: u32 = 32;
+
+pub const RULES_MAP: &str = "RULES";
+pub const NETS_MAP: &str = "NETS";
+/// Address-list entries over all sets.
+pub const DEFAULT_MAX_NETS: u32 = 1 << 18;
