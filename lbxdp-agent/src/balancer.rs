@@ -1247,10 +1247,11 @@ impl crate::engine::Engine for XdpEngine<'_> {
                     bin: Some(f.bytes),
                     ereq: Some(drops),
                     dcon: Some(f.denied_conn),
+                    dreq: Some(f.denied_silent),
                     ..Default::default()
                 },
             );
-            forwarded += f.packets.saturating_sub(drops + f.denied_conn);
+            forwarded += f.packets.saturating_sub(drops + f.denied_conn + f.denied_silent);
             if let Some(be) = plan.backends.get(pf.backend as usize) {
                 let b = c.backends.entry(be.name.clone()).or_default();
                 b.nosrv = Some(b.nosrv.unwrap_or(0) + f.drop_no_server);

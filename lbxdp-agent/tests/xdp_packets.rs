@@ -188,6 +188,7 @@ fn fe_delta(a: &FrontendStats, b: &FrontendStats) -> FrontendStats {
         drop_no_flow: b.drop_no_flow - a.drop_no_flow,
         drop_table_full: b.drop_table_full - a.drop_table_full,
         denied_conn: b.denied_conn - a.denied_conn,
+        denied_silent: b.denied_silent - a.denied_silent,
         drop_no_neigh: b.drop_no_neigh - a.drop_no_neigh,
         drop_too_big: b.drop_too_big - a.drop_too_big,
         icmp_errors: b.icmp_errors - a.icmp_errors,
@@ -287,6 +288,7 @@ const NONE: FrontendStats = FrontendStats {
     drop_no_flow: 0,
     drop_table_full: 0,
     denied_conn: 0,
+    denied_silent: 0,
     drop_no_neigh: 0,
     drop_too_big: 0,
     icmp_errors: 0,
@@ -1892,13 +1894,19 @@ fn connection_rules_decide_a_new_flows_first_packet() {
         }
         // Silent drop; a UDP datagram that a reject rule refuses is dropped.
         let drop_syn = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(7, VIP_PORT, TCP_SYN, &[])).frame();
+        let silent = FrontendStats {
+            packets: 1,
+            bytes: drop_syn.len() as u64,
+            denied_silent: 1,
+            ..FrontendStats::default()
+        };
         expect(
             &dp,
             "silent-drop SYN",
             &drop_syn,
             XDP_DROP,
             &[Proto::Ipv4, Proto::Tcp],
-            [denied(drop_syn.len()), NONE],
+            [silent, NONE],
         );
         let dgram = V4::new(CLIENT4, VIP4, IPPROTO_UDP, udp(CLIENT_PORT, VIP_PORT, b"x")).frame();
         expect(

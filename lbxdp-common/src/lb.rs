@@ -251,9 +251,12 @@ pub struct FrontendStats {
     pub drop_no_flow: u64,
     /// The flow table refused an insert.
     pub drop_table_full: u64,
-    /// New flows a `tcp-request connection reject` or `silent-drop` rule
-    /// refused (HAProxy's `dcon`).
+    /// New flows a `tcp-request connection reject` rule refused (HAProxy's `dcon`).
     pub denied_conn: u64,
+    /// First packets a `tcp-request connection silent-drop` rule dropped
+    /// (HAProxy counts those connections in `dreq`). A client's SYN
+    /// retransmits count again: the program keeps no state for them.
+    pub denied_silent: u64,
     /// The next hop's MAC is not known yet (the agent keeps servers' neighbours resolved).
     pub drop_no_neigh: u64,
     /// Larger than the next hop's MTU (the FIB said so): dropped.

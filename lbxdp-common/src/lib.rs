@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(size_of::<Flow>(), 4 + 4 + 2 + 2 + 4 + 8 + 24);
         assert_eq!(size_of::<Reply>(), 16 + 16 + 2 + 2 + 4 + 4 + 2 + 2 + 8 + 24);
         assert_eq!(size_of::<Settings>(), 4 + 4 + 8 * 4 + 2 + 2 + 4);
-        assert_eq!(size_of::<FrontendStats>(), 8 * 12);
+        assert_eq!(size_of::<FrontendStats>(), 8 * 13);
         assert_eq!(size_of::<RuleExpr>(), 16);
         assert_eq!(size_of::<Rule>(), 4 + 8 + 8 * MAX_RULE_SUITES);
         assert_eq!(

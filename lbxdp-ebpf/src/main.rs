@@ -416,7 +416,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                         };
                     }
                     RULE_SILENT_DROP => {
-                        fs.denied_conn += 1;
+                        fs.denied_silent += 1;
                         return xdp_action::XDP_DROP;
                     }
                     RULE_USE_BACKEND => chosen.backend = rules::backend(v),

@@ -274,6 +274,7 @@ impl Datapath {
                     a.drop_no_flow += s.drop_no_flow;
                     a.drop_table_full += s.drop_table_full;
                     a.denied_conn += s.denied_conn;
+                    a.denied_silent += s.denied_silent;
                     a.drop_no_neigh += s.drop_no_neigh;
                     a.drop_too_big += s.drop_too_big;
                     a.icmp_errors += s.icmp_errors;

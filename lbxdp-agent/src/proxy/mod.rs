@@ -556,7 +556,13 @@ async fn accept_loop(
                 {
                     let action = fe.rules.on_accept(peer, local);
                     if action != TcpAction::Accept {
-                        fe.counters.denied_conn.fetch_add(1, Relaxed);
+                        // As HAProxy counts them: a reject in dcon, a
+                        // silent drop in dreq.
+                        match action {
+                            TcpAction::SilentDrop => &fe.counters.denied,
+                            _ => &fe.counters.denied_conn,
+                        }
+                        .fetch_add(1, Relaxed);
                         // silent-drop: no FIN, HAProxy's SO_LINGER 0 (a reset
                         // at most); reject: an ordinary close at once.
                         if action == TcpAction::SilentDrop {
