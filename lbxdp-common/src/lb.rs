@@ -116,7 +116,9 @@ pub struct Flow {
     pub nat_port: u16,
     /// `FLOW_*` flags.
     pub flags: u16,
-    pub pad: u32,
+    /// The stick tables (`STICK_TABLES` index + 1, 0 for none) its
+    /// `track-sc0..2` counted it in: their `conn_cur` drops when it closes.
+    pub tracked: [u8; 4],
     /// bpf_ktime_get_coarse_ns() of the last packet.
     pub seen_ns: u64,
     /// Where the flow's packets to the server leave.

@@ -97,6 +97,9 @@ mod user {
     unsafe impl aya::Pod for super::MaglevChunk {}
     unsafe impl aya::Pod for super::Rules {}
     unsafe impl aya::Pod for super::NetKey {}
+    unsafe impl aya::Pod for super::StickTableConf {}
+    unsafe impl aya::Pod for super::StickKey {}
+    unsafe impl aya::Pod for super::StickEntry {}
 }
 
 #[cfg(test)]
@@ -126,9 +129,12 @@ mod tests {
         assert_eq!(size_of::<Rule>(), 4 + 8 + 8 * MAX_RULE_SUITES);
         assert_eq!(
             size_of::<Rules>(),
-            16 + 16 * MAX_RULE_EXPRS + 4 * MAX_RULE_ACLS + size_of::<Rule>() * MAX_RULES
+            24 + 16 * MAX_RULE_EXPRS + 4 * MAX_RULE_ACLS + size_of::<Rule>() * MAX_RULES
         );
         assert_eq!(size_of::<NetKey>(), 20);
+        assert_eq!(size_of::<StickKey>(), 20);
+        assert_eq!(size_of::<StickEntry>(), 16 + 2 * 12);
+        assert_eq!(size_of::<StickTableConf>(), 16);
     }
 
     #[test]

@@ -12,12 +12,13 @@ use aya_ebpf::{
 };
 use lbxdp_common::{
     DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_NETS, EXPR_ALWAYS, EXPR_DST_NET, EXPR_DST_PORT, EXPR_SRC_NET, EXPR_SRC_PORT,
-    FAMILY_V4, MAX_RULE_ACLS, MAX_RULE_EXPRS, MAX_RULE_SUITES, MAX_RULES, NET_SET_BITS, NetKey, RULE_ACCEPT,
-    RULE_REJECT, RULE_SILENT_DROP, RULE_USE_BACKEND, Rule, RuleExpr,
+    EXPR_STICK_SLOT, EXPR_STICK_SRC, FAMILY_V4, MAX_RULE_ACLS, MAX_RULE_EXPRS, MAX_RULE_SUITES, MAX_RULES,
+    MAX_STICK_TABLES, NET_SET_BITS, NetKey, RULE_ACCEPT, RULE_INC_GPC0, RULE_REJECT, RULE_SILENT_DROP, RULE_TRACK,
+    RULE_USE_BACKEND, Rule, RuleExpr, STICK_SLOTS,
 };
 use network_types::eth::EthHdr;
 
-use crate::{Scratch, copy, csum::fold, parse::ptr_at_mut};
+use crate::{Scratch, copy, csum::fold, parse::ptr_at_mut, stick};
 
 #[map(name = "RULES")]
 static RULES: Array<lbxdp_common::Rules> = Array::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
@@ -40,24 +41,79 @@ pub fn backend(v: u64) -> u32 {
 /// The LPM key of a packet's address in `NETS` (see `NetKey`).
 pub type NetLookup = Key<NetKey>;
 
-/// The frontend's rules on this packet (a new flow's first): the first
-/// `tcp-request connection` rule that applies decides (none: accept), then
-/// the first `use_backend` rule that applies picks the backend (none: the
-/// frontend's own, `RULE_ACCEPT`).
+/// The frontend's rules on this packet (a new flow's first, in `s.key`):
+/// the first `tcp-request connection` rule that applies decides (none:
+/// accept), `track-sc` and `sc-inc-gpc0` rules on the way count and go on;
+/// then the first `use_backend` rule that applies picks the backend (none:
+/// the frontend's own, `RULE_ACCEPT`). `count`: a SYN retransmit tracks
+/// without counting again. The tables tracked are left in `s.tracked`.
 #[inline(never)]
-pub fn decide(s: &mut Scratch, frontend: u32) -> u64 {
+pub fn decide(s: &mut Scratch, frontend: u32, count: bool, now_ms: u32) -> u64 {
     let Some(r) = RULES.get(frontend) else {
         return u64::from(RULE_ACCEPT);
     };
+    let mut acls = acls(s, r, now_ms);
+    let v6 = s.p.family != FAMILY_V4;
+    // An accepting rule ends the connection rules, not the `use_backend` ones.
+    let mut accepted = false;
+    for (i, rule) in r.rule.iter().enumerate() {
+        let i = i as u32;
+        if i >= r.rules {
+            break;
+        }
+        if (i < r.tcp && accepted) || !holds(rule, acls) {
+            continue;
+        }
+        if i < r.tcp {
+            let slot = usize::from(rule.pad);
+            match rule.action {
+                RULE_REJECT | RULE_SILENT_DROP => return u64::from(rule.action),
+                RULE_TRACK if slot < STICK_SLOTS && s.tracked[slot & 3] == 0 => {
+                    let table = rule.backend[0];
+                    if table < MAX_STICK_TABLES && stick::track(s, table, count, now_ms) {
+                        s.tracked[slot & 3] = (table + 1) as u8;
+                        acls = acls_again(s, r, acls, now_ms);
+                    }
+                }
+                RULE_INC_GPC0 if slot < STICK_SLOTS && s.tracked[slot & 3] != 0 => {
+                    stick::inc_gpc0(s, u32::from(s.tracked[slot & 3]) - 1, now_ms);
+                    acls = acls_again(s, r, acls, now_ms);
+                }
+                RULE_ACCEPT => accepted = true,
+                _ => {}
+            }
+        } else if rule.action == RULE_USE_BACKEND {
+            let be = if v6 { rule.backend[1] } else { rule.backend[0] };
+            return (u64::from(be) << 32) | u64::from(RULE_USE_BACKEND);
+        }
+    }
+    u64::from(RULE_ACCEPT)
+}
+
+/// The ACLs that hold (bits), every expression worked out.
+#[inline(never)]
+fn acls(s: &mut Scratch, r: &lbxdp_common::Rules, now_ms: u32) -> u32 {
     let mut truth = 0u32;
     for (i, e) in r.expr.iter().enumerate() {
         if i as u32 >= r.exprs {
             break;
         }
-        if expr(s, e) {
+        if expr(s, e, now_ms) {
             truth |= 1 << i;
         }
     }
+    acl_bits(r, truth)
+}
+
+/// After a track or a gpc0 change: the same, the stick counters read again
+/// (none to read, nothing changes).
+#[inline(always)]
+fn acls_again(s: &mut Scratch, r: &lbxdp_common::Rules, before: u32, now_ms: u32) -> u32 {
+    if r.stick == 0 { before } else { acls(s, r, now_ms) }
+}
+
+#[inline(always)]
+fn acl_bits(r: &lbxdp_common::Rules, truth: u32) -> u32 {
     let mut acls = 0u32;
     for (i, mask) in r.acl.iter().enumerate() {
         if i as u32 >= r.acls {
@@ -67,27 +123,7 @@ pub fn decide(s: &mut Scratch, frontend: u32) -> u64 {
             acls |= 1 << i;
         }
     }
-    let v6 = usize::from(s.p.family != FAMILY_V4);
-    for (i, rule) in r.rule.iter().enumerate() {
-        let i = i as u32;
-        if i >= r.rules {
-            break;
-        }
-        if !holds(rule, acls) {
-            continue;
-        }
-        if i < r.tcp {
-            match rule.action {
-                RULE_REJECT | RULE_SILENT_DROP => return u64::from(rule.action),
-                // An accepting rule ends the connection rules only.
-                _ => {}
-            }
-        } else if rule.action == RULE_USE_BACKEND {
-            let be = if v6 == 0 { rule.backend[0] } else { rule.backend[1] };
-            return (u64::from(be) << 32) | u64::from(RULE_USE_BACKEND);
-        }
-    }
-    u64::from(RULE_ACCEPT)
+    acls
 }
 
 /// A condition: any suite whose ACLs all hold (or don't, negated); inverted by `unless`.
@@ -106,15 +142,36 @@ fn holds(rule: &Rule, acls: u32) -> bool {
 }
 
 #[inline(always)]
-fn expr(s: &mut Scratch, e: &RuleExpr) -> bool {
+fn expr(s: &mut Scratch, e: &RuleExpr, now_ms: u32) -> bool {
     match e.kind {
         EXPR_ALWAYS => true,
         EXPR_SRC_NET => in_set(s, e.set, true),
         EXPR_DST_NET => in_set(s, e.set, false),
         EXPR_SRC_PORT => in_range(s.p.sport, e),
         EXPR_DST_PORT => in_range(s.p.dport, e),
+        EXPR_STICK_SLOT | EXPR_STICK_SRC => counter_in_range(s, e, now_ms),
         _ => false,
     }
+}
+
+/// A stick counter against the expression's range; a failed fetch never matches.
+#[inline(always)]
+fn counter_in_range(s: &mut Scratch, e: &RuleExpr, now_ms: u32) -> bool {
+    let table = if e.kind == EXPR_STICK_SLOT {
+        let slot = e.set as usize;
+        if slot >= STICK_SLOTS || s.tracked[slot & 3] == 0 {
+            return false;
+        }
+        u32::from(s.tracked[slot & 3]) - 1
+    } else {
+        let slot = usize::from(e.pad[1]);
+        if slot != 0 && (slot > STICK_SLOTS || s.tracked[(slot - 1) & 3] == 0) {
+            return false;
+        }
+        e.set
+    };
+    let v = stick::read(s, table, u32::from(e.pad[0]), now_ms);
+    v != stick::FAILED && v >= u64::from(e.low) && v <= u64::from(e.high)
 }
 
 #[inline(always)]
