@@ -237,8 +237,7 @@ impl Parser<'_> {
             }
             "acl" => self.acl(p, w, at),
             "tcp-request" => self.tcp_request(p, w, at),
-            // HAProxy checks these against its stick tables; lbxdp has none
-            // yet, and won't run a configuration that counts on them.
+            // `stick` rules pick servers by table, which lbxdp doesn't do.
             "stick-table" if p.kind == Kind::Defaults => {
                 self.diags
                     .alert(at, "'stick-table' is not supported in 'defaults' section.");
@@ -257,12 +256,7 @@ impl Parser<'_> {
                 );
             }
             "stick-table" => {
-                if self.stick_table(p, w, at) {
-                    let directive = format!("{} {}", p.kind.word(), p.name);
-                    self.out
-                        .refused
-                        .push(refusal_at(at, directive, k, Unsupported::StickTables));
-                }
+                self.stick_table(p, w, at);
             }
             "stick" => {
                 if !self.lacks(p, false, true, k, at) {
