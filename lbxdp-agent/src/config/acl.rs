@@ -34,7 +34,10 @@ pub enum Fetch {
     /// no `maxqueue`).
     ConnSlots(String),
     /// A stick counter: `sc0_conn_rate`, `sc_get_gpc0(1,t)`, `src_conn_cur(t)`...
-    Stick { from: StickRef, counter: Counter },
+    Stick {
+        from: StickRef,
+        counter: Counter,
+    },
     /// A fetch HAProxy knows that lbxdp doesn't evaluate, as written.
     Other {
         expr: String,
@@ -185,10 +188,15 @@ pub enum TcpAction {
     /// `track-scN src [table T]` (slot N, table T, else the proxy's own): the
     /// client's address is counted in T and the connection goes on to the
     /// next rule. A slot already tracking keeps its entry.
-    Track { slot: u8, table: String },
+    Track {
+        slot: u8,
+        table: String,
+    },
     /// `sc-inc-gpc0(N)`: gpc0 (and gpc0_rate) of the entry slot N tracks go
     /// up by one; nothing if it tracks none. The next rule follows.
-    IncGpc0 { slot: u8 },
+    IncGpc0 {
+        slot: u8,
+    },
 }
 
 impl TcpAction {

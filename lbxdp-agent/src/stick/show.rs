@@ -288,9 +288,7 @@ mod tests {
         );
         assert_eq!(
             parse_filters(&["data.conn_cnt", "is", "3"], &STORE),
-            Err(
-                "Filter entry #1: Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"\n".into()
-            )
+            Err("Filter entry #1: Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"\n".into())
         );
         assert_eq!(
             parse_filters(&["data.conn_cnt", "gt", "x"], &STORE),

@@ -382,10 +382,7 @@ mod tests {
 
     #[test]
     fn without_conn_cur_the_release_of_an_expired_entry_drops_it() {
-        let store = Store {
-            conn_cur: false,
-            ..ALL
-        };
+        let store = Store { conn_cur: false, ..ALL };
         let mut t = table(100, Some(1_000), store);
         let k = t.track(ip("198.18.0.2"), T0).unwrap_or_else(|| panic!("tracked"));
         assert_eq!(t.read(k, Counter::ConnCur, T0), Read::NotStored);
@@ -397,7 +394,10 @@ mod tests {
     fn a_full_table_drops_its_least_recently_touched_unused_entries() {
         let mut t = table(3, None, ALL);
         let keys: Vec<IpAddr> = (1..=3)
-            .map(|i| t.track(IpAddr::from([10, 0, 0, i]), T0 + u64::from(i)).unwrap_or_else(|| panic!("{i}")))
+            .map(|i| {
+                t.track(IpAddr::from([10, 0, 0, i]), T0 + u64::from(i))
+                    .unwrap_or_else(|| panic!("{i}"))
+            })
             .collect();
         // .1 still tracked; .2 released; .3 released and touched last.
         t.release(keys[1], T0 + 10);

@@ -136,9 +136,7 @@ fn stick_fetch(name: &str, args: &[&str]) -> Option<Fetch> {
         },
         // HAProxy takes any number and finds nothing past the last slot.
         "sc_" => StickRef::Tracked {
-            slot: arg(0)
-                .and_then(|n| n.parse::<u8>().ok())
-                .unwrap_or(u8::MAX),
+            slot: arg(0).and_then(|n| n.parse::<u8>().ok()).unwrap_or(u8::MAX),
             table: arg(1),
         },
         "src_" => StickRef::Src {

@@ -256,7 +256,10 @@ mod tests {
         assert!(w.iter().all(|d| !d.message.contains("stick")), "{w:?}");
         assert_eq!(c.tables.len(), 2);
         let t = &c.tables[0];
-        assert_eq!((t.name.as_str(), t.key, t.size, t.expire_ms), ("f", StickKey::Ipv4, 102_400, Some(30_000)));
+        assert_eq!(
+            (t.name.as_str(), t.key, t.size, t.expire_ms),
+            ("f", StickKey::Ipv4, 102_400, Some(30_000))
+        );
         assert_eq!(
             t.store,
             Store {
@@ -268,7 +271,10 @@ mod tests {
             }
         );
         let s = &c.tables[1];
-        assert_eq!((s.name.as_str(), s.key, s.nopurge, s.expire_ms), ("st6", StickKey::Ipv6, true, None));
+        assert_eq!(
+            (s.name.as_str(), s.key, s.nopurge, s.expire_ms),
+            ("st6", StickKey::Ipv6, true, None)
+        );
         let f = &c.frontends[0];
         let actions: Vec<&TcpAction> = f.tcp_rules.iter().map(|r| &r.action).collect();
         assert_eq!(
@@ -319,43 +325,80 @@ mod tests {
         for (line, keyword) in [
             (" stick-table type string len 32 size 1k\n", "type string"),
             (" stick-table type integer size 1k\n", "type integer"),
-            (" stick-table type ip size 1k store http_req_rate(10s)\n", "store http_req_rate"),
-            (" stick-table type ip size 1k store conn_cur,bytes_in_cnt\n", "store bytes_in_cnt"),
+            (
+                " stick-table type ip size 1k store http_req_rate(10s)\n",
+                "store http_req_rate",
+            ),
+            (
+                " stick-table type ip size 1k store conn_cur,bytes_in_cnt\n",
+                "store bytes_in_cnt",
+            ),
             (" stick-table type ip size 1k peers mypeers\n", "peers"),
             (" stick-table type ip size 1k srvkey addr\n", "srvkey"),
-            (" tcp-request connection track-sc0 dst\n stick-table type ip size 1k\n", "track-sc0"),
+            (
+                " tcp-request connection track-sc0 dst\n stick-table type ip size 1k\n",
+                "track-sc0",
+            ),
             (
                 " tcp-request connection track-sc0 src,ipmask(24)\n stick-table type ip size 1k\n",
                 "track-sc0",
             ),
-            (" tcp-request connection sc-set-gpt0(0) 1\n stick-table type ip size 1k\n", "sc-set-gpt0(0)"),
+            (
+                " tcp-request connection sc-set-gpt0(0) 1\n stick-table type ip size 1k\n",
+                "sc-set-gpt0(0)",
+            ),
         ] {
             let (c, _) = parse(&format!("frontend f\n bind :80\n{line} default_backend b\nbackend b\n"))
                 .unwrap_or_else(|d| panic!("{line}: {d:?}"));
             assert_eq!(c.refused.len(), 1, "{line}: {:?}", c.refused);
             let r = &c.refused[0];
-            assert_eq!((r.what, r.keyword.as_str(), r.origin.line), (Unsupported::StickTables, keyword, 7), "{line}");
+            assert_eq!(
+                (r.what, r.keyword.as_str(), r.origin.line),
+                (Unsupported::StickTables, keyword, 7),
+                "{line}"
+            );
         }
     }
 
     #[test]
     fn bad_tables_get_haproxys_alerts() {
         for (line, want) in [
-            (" stick-table type ip size 1k store conn_rate\n", "stick-table: missing argument to store option 'conn_rate'."),
-            (" stick-table type ip size 1k store conn_cur(1s)\n", "stick-table: unexpected argument to store option 'conn_cur'."),
+            (
+                " stick-table type ip size 1k store conn_rate\n",
+                "stick-table: missing argument to store option 'conn_rate'.",
+            ),
+            (
+                " stick-table type ip size 1k store conn_cur(1s)\n",
+                "stick-table: unexpected argument to store option 'conn_cur'.",
+            ),
             (" stick-table type ip size 0\n", "stick-table: missing size."),
             (" stick-table type ip\n", "stick-table: missing size."),
             (" stick-table size 1\n", "stick-table: missing type."),
-            (" stick-table type ip size 1 expire 3x\n", "stick-table: unexpected character 'x' in argument of 'expire'."),
-            (" tcp-request connection sc-inc-gpc0(5)\n", "invalid stick table track ID. The max allowed ID is 2"),
-            (" tcp-request connection track-sc0 src table nope\n", "unable to find table 'nope' referenced by track-sc0"),
-            (" acl a src_conn_rate gt 1\n", "unable to find table 'f' referenced in arg 1 of ACL keyword 'src_conn_rate'"),
+            (
+                " stick-table type ip size 1 expire 3x\n",
+                "stick-table: unexpected character 'x' in argument of 'expire'.",
+            ),
+            (
+                " tcp-request connection sc-inc-gpc0(5)\n",
+                "invalid stick table track ID. The max allowed ID is 2",
+            ),
+            (
+                " tcp-request connection track-sc0 src table nope\n",
+                "unable to find table 'nope' referenced by track-sc0",
+            ),
+            (
+                " acl a src_conn_rate gt 1\n",
+                "unable to find table 'f' referenced in arg 1 of ACL keyword 'src_conn_rate'",
+            ),
         ] {
             let got = parse(&format!("frontend f\n bind :80\n{line} default_backend b\nbackend b\n"));
             let Err(d) = got else {
                 panic!("{line}: expected an alert");
             };
-            assert!(d.iter().any(|d| d.to_string().contains(want)), "{line}: wanted {want}, got {d:?}");
+            assert!(
+                d.iter().any(|d| d.to_string().contains(want)),
+                "{line}: wanted {want}, got {d:?}"
+            );
         }
     }
 }

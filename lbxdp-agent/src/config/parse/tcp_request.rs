@@ -168,7 +168,10 @@ impl Parser<'_> {
                     Some(_) => {
                         self.diags.alert(
                             at,
-                            format!("'{rule}' : invalid stick table track ID. The max allowed ID is {}", SLOTS - 1),
+                            format!(
+                                "'{rule}' : invalid stick table track ID. The max allowed ID is {}",
+                                SLOTS - 1
+                            ),
                         );
                         return;
                     }
