@@ -231,9 +231,11 @@ pub fn entry_line(d: &Dump, key: IpAddr, e: &Entry) -> String {
 }
 
 /// `show table` (every table's header) or `show table NAME [filter]`.
+/// `dumps` come in the configuration's order; HAProxy lists its tables
+/// newest first (each new one goes to the head of its list).
 pub fn show(dumps: &[Dump], named: bool, select: &Select) -> String {
     let mut out = String::new();
-    for d in dumps {
+    for d in dumps.iter().rev() {
         if named && select.key.is_some() {
             // `key K`: nothing at all when there is no such entry.
             let Some((k, e)) = d.entries.iter().find(|(k, _)| Some(*k) == select.key) else {
