@@ -503,6 +503,71 @@ mod tests {
         assert_eq!(c.undecided(&acls), None);
     }
 
+    /// Counters from a table: slot 0 tracks a connection rate of 5, slot 1
+    /// tracks nothing (its fetches fail), `inc_gpc0` counts its calls.
+    struct Counters(std::cell::Cell<i64>);
+
+    impl Facts for Counters {
+        fn src(&self) -> SocketAddr {
+            SocketAddr::new(ip("192.0.2.1"), 1)
+        }
+        fn dst(&self) -> SocketAddr {
+            SocketAddr::new(ip("192.0.2.2"), 80)
+        }
+        fn nbsrv(&self, _: &str) -> u32 {
+            1
+        }
+        fn stick(&self, from: &StickRef, counter: Counter) -> Option<i64> {
+            match (from, counter) {
+                (StickRef::Tracked { slot: 0, .. }, Counter::ConnRate) => Some(5),
+                (StickRef::Tracked { slot: 0, .. }, Counter::IncGpc0) => {
+                    self.0.set(self.0.get() + 1);
+                    Some(self.0.get())
+                }
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_fetch_matches_nothing_and_its_negation_holds() {
+        let gt = |n: i64| {
+            Patterns::Ints(vec![IntRange {
+                low: Some(n + 1),
+                high: None,
+            }])
+        };
+        let sc = |slot, counter| Fetch::Stick {
+            from: StickRef::Tracked { slot, table: None },
+            counter,
+        };
+        let acls = vec![
+            acl(sc(0, Counter::ConnRate), gt(3)),
+            acl(sc(1, Counter::ConnRate), gt(3)),
+            acl(sc(0, Counter::IncGpc0), gt(100)),
+        ];
+        let f = Counters(std::cell::Cell::new(0));
+        let t = |acl, negate| Term { negate, acl };
+        let cond = |terms: Vec<Term>| Cond {
+            unless: false,
+            suites: vec![terms],
+        };
+        assert!(cond(vec![t(0, false)]).holds(&acls, &f));
+        assert!(!cond(vec![t(1, false)]).holds(&acls, &f));
+        assert!(cond(vec![t(1, true)]).holds(&acls, &f));
+        // `unless` of a failed fetch holds too.
+        let unless = Cond {
+            unless: true,
+            suites: vec![vec![t(1, false)]],
+        };
+        assert!(unless.holds(&acls, &f));
+        // AND stops at the first term that fails: inc_gpc0 isn't reached.
+        assert!(!cond(vec![t(1, false), t(2, false)]).holds(&acls, &f));
+        assert_eq!(f.0.get(), 0);
+        assert!(!cond(vec![t(0, false), t(2, false)]).holds(&acls, &f));
+        assert_eq!(f.0.get(), 1);
+    }
+
     #[test]
     fn lines_of_one_name_are_ored_and_other_fetches_are_undecided() {
         let mut a = acl(
