@@ -310,3 +310,53 @@ fn switch_by_be_conn_and_connslots(target: Target) {
     assert_eq!(bed.get(&client, 80), web2, "be_conn(main) is 2");
     assert_eq!(bed.get(&client, 8080), web2, "connslots(main) is 13");
 }
+
+/// XDP doesn't count in tables yet: `--mode xdp` refuses the first rule
+/// with its place, `--mode auto` serves the config with the proxy, which
+/// applies the limit.
+#[test]
+fn xdp_refuses_tables_and_auto_falls_back_to_the_proxy() {
+    let _one = serial();
+    let Some(tb) = common::testbed("stick_xdp_refuses", Layout::OneArm, 1, true) else {
+        return;
+    };
+    let cfg = common::write_config(
+        &tb,
+        &format!(
+            "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+             frontend web\n    bind {}:80\n    stick-table type ip size 1k store conn_rate(60s)\n    \
+             tcp-request connection track-sc0 src\n    tcp-request connection reject if {{ sc0_conn_rate gt 1 }}\n    \
+             default_backend be\n\nbackend be\n    server web1 {}:80\n",
+            tb.lb.v4(),
+            tb.backends[0].v4()
+        ),
+    );
+    let out = tb
+        .command(&tb.lb, common::agent_bin())
+        .args(["-f", &cfg, "--mode", "xdp", "-i", "eth0"])
+        .output_timeout(Duration::from_secs(30))
+        .expect("agent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{cfg}:10: frontend web: 'tcp-request connection'")),
+        "{err}"
+    );
+
+    let mut agent = common::Agent::start(&tb, &["-f", &cfg, "-i", "eth0", "--stats-interval", "0"]);
+    agent.wait_for("falling back to the userspace proxy", Duration::from_secs(30));
+    agent.wait_for("balancing", Duration::from_secs(30));
+    let url = format!("http://{}/", tb.lb.v4());
+    assert_eq!(
+        curl(&tb, &tb.client, &url)
+            .ok()
+            .map(|b| b.trim().to_string())
+            .as_deref(),
+        Some("web1")
+    );
+    assert!(
+        curl(&tb, &tb.client, &url).is_err(),
+        "the second connection within the minute is refused"
+    );
+    agent.kill();
+}
