@@ -46,7 +46,8 @@ macro_rules! both {
 both!(
     rate_limit_show_and_clear,
     concurrent_limit,
-    switch_by_be_conn_and_connslots
+    switch_by_be_conn_and_connslots,
+    size_and_expire
 );
 
 struct Bed {
@@ -309,6 +310,42 @@ fn switch_by_be_conn_and_connslots(target: Target) {
     }
     assert_eq!(bed.get(&client, 80), web2, "be_conn(main) is 2");
     assert_eq!(bed.get(&client, 8080), web2, "connslots(main) is 13");
+}
+
+/// `size 2 expire 2s`: a third address pushes out the least recently
+/// touched entry; two seconds after their last touch the others are gone.
+fn size_and_expire(target: Target) {
+    let _one = serial();
+    let Some(mut bed) = start("stick_size", target, |tb, _| {
+        format!(
+            "frontend web\n    bind {}:80\n    stick-table type ip size 2 expire 2s store conn_cur,conn_cnt\n    \
+             tcp-request connection track-sc0 src\n    default_backend be\n\n\
+             backend be\n    server web1 {}:80\n",
+            tb.lb.v4(),
+            tb.backends[0].v4()
+        )
+    }) else {
+        return;
+    };
+    let hosts = [
+        bed.tb.client.clone(),
+        bed.tb.backends[1].clone(),
+        bed.tb.backends[2].clone(),
+    ];
+    for h in &hosts {
+        assert_eq!(bed.get(h, 80), Some("web1".into()));
+        // Released (and touched) before the next one comes.
+        bed.wait_field("web", &h.v4().to_string(), "conn_cur", "0");
+    }
+    let text = bed.admin("show table web");
+    assert!(text.starts_with("# table: web, type: ip, size:2, used:2\n"), "{text}");
+    assert!(
+        entry(&text, &hosts[0].v4().to_string()).is_none(),
+        "the oldest went: {text}"
+    );
+    assert!(entry(&text, &hosts[2].v4().to_string()).is_some(), "{text}");
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(bed.admin("show table"), "# table: web, type: ip, size:2, used:0\n\n");
 }
 
 /// XDP doesn't count in tables yet: `--mode xdp` refuses the first rule
