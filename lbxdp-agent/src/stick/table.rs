@@ -34,9 +34,9 @@ pub struct Entry {
     /// When it expires (last touch + expire; the last touch without expire).
     pub expire: u64,
     /// Order of the last touch: the expiry and eviction queue's key.
-    pub(super) seq: u64,
+    pub(crate) seq: u64,
     /// In the queue (an entry tracked when it expired leaves it until released).
-    pub(super) queued: bool,
+    pub(crate) queued: bool,
     /// A stable identity for `show table`'s first column.
     pub id: u64,
 }
