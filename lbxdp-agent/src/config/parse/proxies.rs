@@ -237,7 +237,6 @@ impl Parser<'_> {
             }
             "acl" => self.acl(p, w, at),
             "tcp-request" => self.tcp_request(p, w, at),
-            // `stick` rules pick servers by table, which lbxdp doesn't do.
             "stick-table" if p.kind == Kind::Defaults => {
                 self.diags
                     .alert(at, "'stick-table' is not supported in 'defaults' section.");
@@ -258,6 +257,7 @@ impl Parser<'_> {
             "stick-table" => {
                 self.stick_table(p, w, at);
             }
+            // `stick` rules pick servers by table, which lbxdp doesn't do.
             "stick" => {
                 if !self.lacks(p, false, true, k, at) {
                     let table = w.iter().position(|x| x == "table").map(|i| arg(w, i + 1).to_string());
