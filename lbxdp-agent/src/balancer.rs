@@ -1291,6 +1291,14 @@ impl crate::engine::Engine for XdpEngine<'_> {
         "XDP mode keeps flows in the kernel's flow table, not sessions: 'show stat' counts them.\n".into()
     }
 
+    fn stick_tables(&self, _name: Option<&str>) -> anyhow::Result<Vec<crate::stick::Dump>> {
+        anyhow::bail!("stick tables are not supported in XDP mode yet (the userspace proxy has them: --mode proxy)")
+    }
+
+    fn clear_stick_table(&mut self, _name: &str, _select: &crate::stick::Select) -> anyhow::Result<usize> {
+        anyhow::bail!("stick tables are not supported in XDP mode yet (the userspace proxy has them: --mode proxy)")
+    }
+
     fn log_counters(&self) {
         log_stats(self.dp, Some(&self.live.plan));
     }

@@ -4,6 +4,7 @@
 //! into BPF maps and userspace reads the same bytes back.
 #![no_std]
 
+pub mod freq;
 mod lb;
 mod rules;
 pub use lb::*;
