@@ -81,6 +81,19 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
                 );
             }
         }
+        for (server, at) in &p.use_servers {
+            if !p.servers.iter().any(|s| s.name == *server) {
+                diags.alert(
+                    at,
+                    format!(
+                        "{} '{}' : unable to find server '{server}' referenced in a 'use-server' rule.",
+                        p.kind.word(),
+                        p.name
+                    ),
+                );
+            }
+        }
+        mode_clashes(p, &proxies, diags);
         for r in &p.arg_refs {
             if let Some(msg) = arg_ref_error(r, &p.name, &proxies) {
                 diags.alert(&r.origin, msg);
@@ -160,6 +173,43 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
         refused: refusals(bind_refusals, stats_refusals, &proxies),
         pattern_files,
         listeners,
+    }
+}
+
+/// HAProxy refuses an HTTP frontend whose backend is TCP (a TCP frontend
+/// may hand its connections to an HTTP backend: HAProxy upgrades them).
+/// Worded as HAProxy words it, at the line that names the backend.
+fn mode_clashes(p: &Draft, proxies: &[Draft], diags: &mut Diags) {
+    if !p.kind.fe() || p.mode != Mode::Http {
+        return;
+    }
+    let named = p
+        .use_backends
+        .iter()
+        .map(|(b, _, at)| (b, at, "in a 'use_backend' rule"))
+        .chain(
+            p.default_backend
+                .iter()
+                .map(|(b, at)| (b, at, "as its default backend")),
+        );
+    for (target, at, how) in named {
+        let Some(be) = proxies.iter().find(|b| b.kind.be() && b.name == *target) else {
+            continue;
+        };
+        if be.mode == Mode::Tcp && be.name != p.name {
+            diags.alert(
+                at,
+                format!(
+                    "http {} '{}' ({}) tries to use incompatible tcp {} '{}' ({}) {how} (see 'mode').",
+                    p.kind.word(),
+                    p.name,
+                    p.origin,
+                    be.kind.word(),
+                    be.name,
+                    be.origin
+                ),
+            );
+        }
     }
 }
 

@@ -114,13 +114,36 @@ fn named_defaults_and_from() {
 #[test]
 fn mode_http_is_balanced_as_tcp_with_a_warning() {
     let (c, w) = ok(&format!(
-        "{TIMEOUTS}frontend f\n mode http\n bind :80\n default_backend b\nbackend b\n"
+        "{TIMEOUTS}frontend f\n mode http\n bind :80\n default_backend b\nbackend b\n mode http\n"
     ));
     assert_eq!(c.frontends[0].mode, Mode::Http);
     assert!(
         w.iter().any(|d| d.message.contains("layer 4") && d.origin.line == 6),
         "{w:?}"
     );
+}
+
+#[test]
+fn an_http_frontend_refuses_a_tcp_backend_as_haproxy_does() {
+    let a = alerts(&format!(
+        "{TIMEOUTS}frontend f\n mode http\n bind :80\n use_backend c if TRUE\n default_backend b\nbackend b\n\
+         backend c\n"
+    ));
+    let lines: Vec<usize> = a.iter().map(|d| d.origin.line).collect();
+    assert_eq!(lines, [8, 9], "{a:?}");
+    assert_eq!(
+        a[1].message,
+        "http frontend 'f' (t.cfg:5) tries to use incompatible tcp backend 'b' (t.cfg:10) as its default backend \
+         (see 'mode')."
+    );
+    assert!(
+        a[0].message.contains("backend 'c' (t.cfg:11) in a 'use_backend' rule"),
+        "{a:?}"
+    );
+    // A TCP frontend may use an HTTP backend: HAProxy upgrades the connection.
+    ok(&format!(
+        "{TIMEOUTS}frontend f\n bind :80\n default_backend b\nbackend b\n mode http\n"
+    ));
 }
 
 #[test]

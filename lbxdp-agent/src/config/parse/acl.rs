@@ -95,6 +95,10 @@ pub(super) enum RuleKind<'a> {
     Tcp(&'a str),
     /// `error detected while parsing switching rule : ... .`
     Switching,
+    /// `error detected while parsing an 'http-request deny' condition : ... .`
+    Http(&'a str),
+    /// `error detected in frontend 'f' while parsing redirect rule : error in condition: ... .`
+    Redirect(&'a str, &'a str),
 }
 
 impl Parser<'_> {
@@ -377,6 +381,10 @@ impl Parser<'_> {
                 RuleKind::Switching => {
                     format!("unexpected keyword '{first}' after switching rule, only 'if' and 'unless' are allowed")
                 }
+                RuleKind::Http(rule) => {
+                    format!("'{rule}' expects either 'if' or 'unless' followed by a condition but found '{first}'.")
+                }
+                RuleKind::Redirect(..) => format!("unexpected keyword '{first}' in redirect rule"),
             };
             self.diags.alert(at, msg);
             return Err(());
@@ -391,6 +399,10 @@ impl Parser<'_> {
                         p.name
                     ),
                     RuleKind::Switching => format!("error detected while parsing switching rule : {msg}."),
+                    RuleKind::Http(rule) => format!("error detected while parsing an '{rule}' condition : {msg}."),
+                    RuleKind::Redirect(kind, name) => format!(
+                        "error detected in {kind} '{name}' while parsing redirect rule : error in condition: {msg}."
+                    ),
                 };
                 self.diags.alert(at, msg);
                 Err(())

@@ -3,11 +3,14 @@
 //! and its own keywords then override what it inherited. The keywords live
 //! where HAProxy's manual puts them: `global`, proxies, checks, servers.
 mod acl;
+mod actions;
 mod checks;
 mod fetch;
 mod global;
+mod http_rules;
 mod log;
 mod proxies;
+mod sample;
 mod servers;
 mod stats;
 mod stick;
@@ -104,6 +107,8 @@ pub(super) struct Draft {
     pub(super) builtin_acls: HashMap<String, usize>,
     /// `tcp-request connection` rules lbxdp applies, in order.
     pub(super) tcp_rules: Vec<TcpRule>,
+    /// The servers `use-server` rules name, looked up when resolving.
+    pub(super) use_servers: Vec<(String, Origin)>,
     /// Fetch and action arguments that name a proxy or a table, checked when resolving.
     pub(super) arg_refs: Vec<ArgRef>,
     /// Where the section's `stick-table` is.
@@ -169,6 +174,7 @@ impl Draft {
             acl_names: HashMap::new(),
             builtin_acls: HashMap::new(),
             tcp_rules: Vec::new(),
+            use_servers: Vec::new(),
             arg_refs: Vec::new(),
             stick_table: None,
             defines_rules: false,

@@ -246,11 +246,12 @@ impl Parser<'_> {
             "stick" if p.kind == Kind::Defaults => {
                 self.diags.alert(at, "'stick' not allowed in 'defaults' section.");
             }
-            "http-request" | "http-response" | "http-after-response"
-                if p.kind == Kind::Defaults && !p.name.is_empty() =>
-            {
+            "http-request" | "http-response" | "http-after-response" => {
+                if !self.http_rule(p, w, at) {
+                    return;
+                }
                 // Not applied (HTTP), but HAProxy limits who may inherit them.
-                p.defines_rules = true;
+                p.defines_rules |= p.kind == Kind::Defaults;
                 self.diags.warn(
                     at,
                     format!("'{k}' is an HTTP directive: parsed past, not applied at layer 4"),
@@ -279,6 +280,23 @@ impl Parser<'_> {
                         .push(refusal_at(at, directive, k, Unsupported::StickTables));
                 }
             }
+            "redirect" | "use-server" | "tcp-response" => {
+                let checked = match k {
+                    "redirect" => self.redirect(p, w, at),
+                    "use-server" => self.use_server(p, w, at),
+                    _ => self.tcp_response(p, w, at),
+                };
+                if checked && k == "redirect" {
+                    self.diags.warn(
+                        at,
+                        format!("'{k}' is an HTTP directive: parsed past, not applied at layer 4"),
+                    );
+                } else if checked {
+                    self.diags.warn(at, format!("'{k}': parsed past, not applied by lbxdp"));
+                }
+            }
+            "log-format" | "log-format-sd" | "error-log-format" | "unique-id-format" | "capture"
+                if !self.format_directive(w, at) => {}
             other => {
                 if let Some((_, why)) = kw::PROXY_REMOVED.iter().find(|(n, _)| *n == other) {
                     self.diags.alert(at, *why);

@@ -1,0 +1,761 @@
+//! The actions of `tcp-request`, `tcp-response`, `http-request`,
+//! `http-response` and `http-after-response` rules and their arguments,
+//! checked as HAProxy 2.6 checks them: which ruleset knows which action, how
+//! many arguments it takes, its sample expressions and log-format strings.
+//! lbxdp applies only some `tcp-request connection` actions (see
+//! `tcp_request`); the rest is checked so that `-c` refuses what HAProxy refuses.
+use super::{
+    Kind, arg,
+    sample::{action_expr, log_format},
+};
+
+/// A ruleset: where a rule is and so which fetches it can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ruleset {
+    TcpConnection,
+    TcpSession,
+    TcpContent,
+    TcpResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpAfterResponse,
+}
+
+const TCP_CONNECTION: &[&str] = &[
+    "accept",
+    "reject",
+    "capture",
+    "expect-proxy",
+    "expect-netscaler-cip",
+    "track-sc0",
+    "track-sc1",
+    "track-sc2",
+    "sc-inc-gpc",
+    "sc-inc-gpc0",
+    "sc-inc-gpc1",
+    "sc-set-gpt",
+    "sc-set-gpt0",
+    "set-var-fmt",
+    "set-var",
+    "unset-var",
+    "set-dst",
+    "set-dst-port",
+    "set-mark",
+    "set-src",
+    "set-src-port",
+    "set-tos",
+    "silent-drop",
+];
+
+const TCP_CONTENT: &[&str] = &[
+    "accept",
+    "reject",
+    "capture",
+    "expect-proxy",
+    "expect-netscaler-cip",
+    "track-sc0",
+    "track-sc1",
+    "track-sc2",
+    "ot-group",
+    "set-log-level",
+    "set-nice",
+    "switch-mode",
+    "use-service",
+    "sc-inc-gpc",
+    "sc-inc-gpc0",
+    "sc-inc-gpc1",
+    "sc-set-gpt",
+    "sc-set-gpt0",
+    "send-spoe-group",
+    "do-resolve",
+    "set-var-fmt",
+    "set-var",
+    "unset-var",
+    "set-src",
+    "set-src-port",
+    "set-dst",
+    "set-dst-port",
+    "set-mark",
+    "set-tos",
+    "silent-drop",
+    "set-priority-class",
+    "set-priority-offset",
+];
+
+const TCP_RESPONSE: &[&str] = &[
+    "accept",
+    "close",
+    "reject",
+    "ot-group",
+    "set-log-level",
+    "set-nice",
+    "sc-inc-gpc",
+    "sc-inc-gpc0",
+    "sc-inc-gpc1",
+    "sc-set-gpt",
+    "sc-set-gpt0",
+    "send-spoe-group",
+    "set-var-fmt",
+    "set-var",
+    "unset-var",
+    "set-mark",
+    "set-tos",
+    "silent-drop",
+];
+
+const HTTP_REQUEST: &[&str] = &[
+    "wait-for-handshake",
+    "ot-group",
+    "set-log-level",
+    "set-nice",
+    "use-service",
+    "sc-inc-gpc",
+    "sc-inc-gpc0",
+    "sc-inc-gpc1",
+    "sc-set-gpt",
+    "sc-set-gpt0",
+    "send-spoe-group",
+    "do-resolve",
+    "cache-use",
+    "add-acl",
+    "add-header",
+    "allow",
+    "auth",
+    "capture",
+    "del-acl",
+    "del-header",
+    "del-map",
+    "deny",
+    "disable-l7-retry",
+    "early-hint",
+    "normalize-uri",
+    "redirect",
+    "reject",
+    "replace-header",
+    "replace-path",
+    "replace-pathq",
+    "replace-uri",
+    "replace-value",
+    "return",
+    "set-header",
+    "set-map",
+    "set-method",
+    "set-path",
+    "set-pathq",
+    "set-query",
+    "set-uri",
+    "strict-mode",
+    "tarpit",
+    "track-sc",
+    "track-sc0",
+    "track-sc1",
+    "track-sc2",
+    "set-timeout",
+    "wait-for-body",
+    "set-var-fmt",
+    "set-var",
+    "unset-var",
+    "set-dst",
+    "set-dst-port",
+    "set-mark",
+    "set-src",
+    "set-src-port",
+    "set-tos",
+    "silent-drop",
+    "set-priority-class",
+    "set-priority-offset",
+];
+
+const HTTP_RESPONSE: &[&str] = &[
+    "ot-group",
+    "set-log-level",
+    "set-nice",
+    "sc-inc-gpc",
+    "sc-inc-gpc0",
+    "sc-inc-gpc1",
+    "sc-set-gpt",
+    "sc-set-gpt0",
+    "send-spoe-group",
+    "cache-store",
+    "add-acl",
+    "add-header",
+    "allow",
+    "capture",
+    "del-acl",
+    "del-header",
+    "del-map",
+    "deny",
+    "redirect",
+    "replace-header",
+    "replace-value",
+    "return",
+    "set-header",
+    "set-map",
+    "set-status",
+    "strict-mode",
+    "track-sc",
+    "track-sc0",
+    "track-sc1",
+    "track-sc2",
+    "wait-for-body",
+    "set-var-fmt",
+    "set-var",
+    "unset-var",
+    "set-mark",
+    "set-tos",
+    "silent-drop",
+];
+
+const HTTP_AFTER_RESPONSE: &[&str] = &[
+    "ot-group",
+    "add-header",
+    "allow",
+    "capture",
+    "del-header",
+    "replace-header",
+    "replace-value",
+    "set-header",
+    "set-status",
+    "strict-mode",
+    "set-var-fmt",
+    "set-var",
+    "unset-var",
+];
+
+/// HAProxy's list of a ruleset's actions, as its "expects ..." alerts print it.
+const HTTP_REQUEST_WORDS: &str = "'wait-for-handshake', 'ot-group', 'set-log-level', 'set-nice', 'use-service', \
+     'sc-inc-gpc(*)', 'sc-inc-gpc0(*)', 'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'send-spoe-group', \
+     'do-resolve(*)', 'cache-use', 'add-acl(*)', 'add-header', 'allow', 'auth', 'capture', 'del-acl(*)', \
+     'del-header', 'del-map(*)', 'deny', 'disable-l7-retry', 'early-hint', 'normalize-uri', 'redirect', 'reject', \
+     'replace-header', 'replace-path', 'replace-pathq', 'replace-uri', 'replace-value', 'return', 'set-header', \
+     'set-map(*)', 'set-method', 'set-path', 'set-pathq', 'set-query', 'set-uri', 'strict-mode', 'tarpit', \
+     'track-sc(*)', 'set-timeout', 'wait-for-body', 'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-dst', \
+     'set-dst-port', 'set-mark', 'set-src', 'set-src-port', 'set-tos', 'silent-drop', 'set-priority-class', \
+     'set-priority-offset', ";
+const HTTP_RESPONSE_WORDS: &str = "'ot-group', 'set-log-level', 'set-nice', 'sc-inc-gpc(*)', 'sc-inc-gpc0(*)', \
+     'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'send-spoe-group', 'cache-store', 'add-acl(*)', \
+     'add-header', 'allow', 'capture', 'del-acl(*)', 'del-header', 'del-map(*)', 'deny', 'redirect', \
+     'replace-header', 'replace-value', 'return', 'set-header', 'set-map(*)', 'set-status', 'strict-mode', \
+     'track-sc(*)', 'wait-for-body', 'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-mark', 'set-tos', \
+     'silent-drop', ";
+const HTTP_AFTER_RESPONSE_WORDS: &str = "'ot-group', 'add-header', 'allow', 'capture', 'del-header', \
+     'replace-header', 'replace-value', 'set-header', 'set-status', 'strict-mode', 'set-var-fmt(*)', 'set-var(*)', \
+     'unset-var(*)', ";
+const TCP_CONNECTION_WORDS: &str = "'accept', 'reject', 'capture', 'expect-proxy', 'expect-netscaler-cip', \
+     'track-sc0' ... 'track-sc2', 'sc-inc-gpc(*)', 'sc-inc-gpc0(*)', 'sc-inc-gpc1(*)', 'sc-set-gpt(*)', \
+     'sc-set-gpt0(*)', 'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-dst', 'set-dst-port', 'set-mark', \
+     'set-src', 'set-src-port', 'set-tos', 'silent-drop'";
+const TCP_CONTENT_WORDS: &str = "'accept', 'reject', 'capture', 'expect-proxy', 'expect-netscaler-cip', \
+     'track-sc0' ... 'track-sc2', 'ot-group', 'set-log-level', 'set-nice', 'switch-mode', 'use-service', \
+     'sc-inc-gpc(*)', 'sc-inc-gpc0(*)', 'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'send-spoe-group', \
+     'do-resolve(*)', 'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-src', 'set-src-port', 'set-dst', \
+     'set-dst-port', 'set-mark', 'set-tos', 'silent-drop', 'set-priority-class', 'set-priority-offset'";
+const TCP_RESPONSE_WORDS: &str = "'accept', 'close', 'reject', 'ot-group', 'set-log-level', 'set-nice', \
+     'sc-inc-gpc(*)', 'sc-inc-gpc0(*)', 'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'send-spoe-group', \
+     'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-mark', 'set-tos', 'silent-drop'";
+
+const LOG_LEVELS: &[&str] = &[
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent",
+];
+
+const HTTP_RETURN_OPTIONS: &[&str] = &[
+    "status",
+    "content-type",
+    "errorfile",
+    "errorfiles",
+    "file",
+    "lf-file",
+    "string",
+    "lf-string",
+    "hdr",
+];
+
+impl Ruleset {
+    pub(super) fn word(self) -> &'static str {
+        match self {
+            Ruleset::TcpConnection => "tcp-request connection",
+            Ruleset::TcpSession => "tcp-request session",
+            Ruleset::TcpContent => "tcp-request content",
+            Ruleset::TcpResponse => "tcp-response content",
+            Ruleset::HttpRequest => "http-request",
+            Ruleset::HttpResponse => "http-response",
+            Ruleset::HttpAfterResponse => "http-after-response",
+        }
+    }
+
+    fn http(self) -> bool {
+        matches!(
+            self,
+            Ruleset::HttpRequest | Ruleset::HttpResponse | Ruleset::HttpAfterResponse
+        )
+    }
+
+    /// The column of `haproxy -dKsmp` for this ruleset in a proxy of `kind`
+    /// (a listen section's rules run on its frontend side), and its name.
+    pub(super) fn place(self, kind: Kind) -> (u32, &'static str) {
+        let fe = kind.fe();
+        match (self, fe) {
+            (Ruleset::TcpConnection, _) => (0, "frontend tcp-request connection rule"),
+            (Ruleset::TcpSession, _) => (1, "frontend tcp-request session rule"),
+            (Ruleset::TcpContent, true) => (2, "frontend tcp-request content rule"),
+            (Ruleset::TcpContent, false) => (6, "backend tcp-request content rule"),
+            (Ruleset::HttpRequest, true) => (3, "frontend http-request header rule"),
+            (Ruleset::HttpRequest, false) => (7, "backend http-request header rule"),
+            (Ruleset::TcpResponse, true) => (15, "frontend tcp-response content rule"),
+            (Ruleset::TcpResponse, false) => (11, "backend tcp-response content rule"),
+            (Ruleset::HttpResponse | Ruleset::HttpAfterResponse, true) => (16, "frontend http-response header rule"),
+            (Ruleset::HttpResponse | Ruleset::HttpAfterResponse, false) => (12, "backend http-response header rule"),
+        }
+    }
+
+    fn actions(self) -> &'static [&'static str] {
+        match self {
+            Ruleset::TcpConnection | Ruleset::TcpSession => TCP_CONNECTION,
+            Ruleset::TcpContent => TCP_CONTENT,
+            Ruleset::TcpResponse => TCP_RESPONSE,
+            Ruleset::HttpRequest => HTTP_REQUEST,
+            Ruleset::HttpResponse => HTTP_RESPONSE,
+            Ruleset::HttpAfterResponse => HTTP_AFTER_RESPONSE,
+        }
+    }
+
+    /// HAProxy's alert for an action the ruleset doesn't know.
+    pub(super) fn unknown(self, got: &str, kind: Kind, name: &str) -> String {
+        let list = match self {
+            Ruleset::TcpConnection | Ruleset::TcpSession => TCP_CONNECTION_WORDS,
+            Ruleset::TcpContent => TCP_CONTENT_WORDS,
+            Ruleset::TcpResponse => TCP_RESPONSE_WORDS,
+            Ruleset::HttpRequest => HTTP_REQUEST_WORDS,
+            Ruleset::HttpResponse => HTTP_RESPONSE_WORDS,
+            Ruleset::HttpAfterResponse => HTTP_AFTER_RESPONSE_WORDS,
+        };
+        if self.http() {
+            let got = if got.is_empty() {
+                "'' (missing argument)".to_string()
+            } else {
+                format!("'{got}'")
+            };
+            format!("'{}' expects {list}but got {got}.", self.word())
+        } else {
+            format!(
+                "'{}' expects {list} in {} '{name}' (got '{got}').",
+                self.word(),
+                kind.word()
+            )
+        }
+    }
+
+    /// Whether the ruleset knows `action` (`set-var(txn.x)` is `set-var`).
+    pub(super) fn knows(self, action: &str) -> bool {
+        let name = action.split('(').next().unwrap_or(action);
+        self.actions().contains(&name)
+    }
+}
+
+/// A variable name as HAProxy wants it: a scope, a dot, a name.
+fn var_name(action: &str) -> Result<(), String> {
+    let inner = action
+        .split_once('(')
+        .and_then(|(_, r)| r.strip_suffix(')'))
+        .unwrap_or("");
+    let name = inner.split(',').next().unwrap_or("");
+    let scoped = ["proc.", "sess.", "txn.", "req.", "res.", "check."]
+        .iter()
+        .any(|s| name.strip_prefix(s).is_some_and(|n| !n.is_empty()));
+    if scoped {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid variable name '{name}'. A variable name must be start by its scope. The scope can be 'proc', \
+             'sess', 'txn', 'req', 'res' or 'check'"
+        ))
+    }
+}
+
+/// HAProxy's `set-mark` / `set-tos` value: decimal or 0x hex, all of it.
+fn int_or_hex(v: &str) -> Result<(), String> {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    let (body, radix) = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        Some(h) => (h, 16),
+        None => (digits, 10),
+    };
+    match body.find(|c: char| !c.is_digit(radix)) {
+        Some(p) => Err(format!(
+            "invalid character starting at '{}' (integer/hex value expected)",
+            &body[p..]
+        )),
+        None => Ok(()),
+    }
+}
+
+fn ends_here(w: &[String], i: usize) -> bool {
+    matches!(arg(w, i), "" | "if" | "unless")
+}
+
+/// Checks the arguments of the action at `w[i]`; Ok is the index of the
+/// first word after them (`if`, `unless` or what HAProxy finds extra). Err
+/// is HAProxy's message (the caller says where: tcp rules print it alone,
+/// HTTP rules after "error detected ... while parsing '<rule>' rule :").
+pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i: usize) -> Result<usize, String> {
+    let action = arg(w, i);
+    let base = action.split('(').next().unwrap_or(action);
+    let (col, _) = set.place(kind);
+    let rule = format!("{} {action}", set.word());
+    let a = i + 1;
+    // One required format string, and nothing after it but a condition.
+    let exactly = |n: usize, what: &str| -> Result<usize, String> {
+        let given = (0..n).all(|k| !arg(w, a + k).is_empty()) && ends_here(w, a + n);
+        if given {
+            Ok(a + n)
+        } else if n == 1 {
+            Err(format!("expects exactly 1 argument {what}"))
+        } else {
+            Err(format!("expects exactly {n} arguments"))
+        }
+    };
+    let expr_at = |k: usize| -> Result<usize, String> {
+        let e = arg(w, k);
+        if e.is_empty() || e == "if" || e == "unless" {
+            return Err("missing fetch method".into());
+        }
+        action_expr(e, col, action).map(|_| k + 1)
+    };
+    match base {
+        "expect-proxy" | "expect-netscaler-cip" | "capture"
+            if matches!(set, Ruleset::TcpConnection | Ruleset::TcpSession) =>
+        {
+            if base == "capture" && set == Ruleset::TcpConnection {
+                return Err(format!(
+                    "'capture ' is not allowed in 'tcp-request connection' rules in {} '{name}'",
+                    kind.word()
+                ));
+            }
+            if set == Ruleset::TcpSession {
+                return Err(format!(
+                    "'{base} {}' is not allowed in 'tcp-request session' rules in {} '{name}'",
+                    arg(w, a),
+                    kind.word()
+                ));
+            }
+            if arg(w, a) != "layer4" {
+                return Err(format!(
+                    "'{rule}' only supports 'layer4' in {} '{name}' (got '{}')",
+                    kind.word(),
+                    arg(w, a)
+                ));
+            }
+            Ok(a + 1)
+        }
+        "allow" | "reject" | "silent-drop" | "disable-l7-retry" | "wait-for-handshake" | "accept" | "close" => Ok(a),
+        "do-resolve" => {
+            let args = action.split_once('(').map_or(0, |(_, r)| r.split(',').count());
+            if args < 2 {
+                return Err(format!(
+                    "Can't parse '{action}'. Expects 'do-resolve(<varname>,<resolvers>[,<options>]) <expr>'. \
+                     Available options are 'ipv4' and 'ipv6'"
+                ));
+            }
+            expr_at(a)
+        }
+        "set-var" => {
+            var_name(action)?;
+            expr_at(a)
+        }
+        "unset-var" => var_name(action).map(|_| a),
+        "set-var-fmt" => {
+            var_name(action)?;
+            log_format(arg(w, a), col)?;
+            Ok(a + 1)
+        }
+        "set-src" | "set-dst" | "set-src-port" | "set-dst-port" | "set-priority-class" | "set-priority-offset" => {
+            let e = arg(w, a);
+            if e.is_empty() || e == "if" || e == "unless" {
+                return Err("missing fetch method".into());
+            }
+            // HAProxy doesn't check where these fetches can be used.
+            action_expr(e, 0, action).or_else(|m| if m.starts_with("fetch method") { Ok(()) } else { Err(m) })?;
+            Ok(a + 1)
+        }
+        "set-mark" | "set-tos" => {
+            let v = arg(w, a);
+            if v.is_empty() || v == "if" || v == "unless" {
+                return Err("expects exactly 1 argument (integer/hex value)".into());
+            }
+            int_or_hex(v).map(|_| a + 1)
+        }
+        "set-log-level" => match arg(w, a) {
+            v if LOG_LEVELS.contains(&v) => Ok(a + 1),
+            _ => Err("expects exactly 1 argument (log level name or 'silent')".into()),
+        },
+        "set-nice" => match arg(w, a) {
+            "" | "if" | "unless" => Err("expects exactly 1 argument (integer value)".into()),
+            _ => Ok(a + 1),
+        },
+        "switch-mode" => match arg(w, a) {
+            "http" => {
+                let mut k = a + 1;
+                if arg(w, k) == "proto" {
+                    k += 2;
+                }
+                Ok(k)
+            }
+            m => Err(format!("'tcp-request switch-mode' expects a valid mode (got '{m}')")),
+        },
+        "use-service" => match arg(w, a) {
+            "prometheus-exporter" => Ok(a + 1),
+            s if s.starts_with("lua.") => Ok(a + 1),
+            // HAProxy names the word it read as the service (`content` for tcp rules).
+            s if set.http() => Err(format!("'{s}' unknown service name.")),
+            _ => Err(format!("'{}' unknown service name.", arg(w, i - 1))),
+        },
+        "capture" if set == Ruleset::TcpContent => {
+            expr_at(a)?;
+            match (arg(w, a + 1), arg(w, a + 2).parse::<u32>()) {
+                ("len", Ok(n)) if n > 0 => Ok(a + 3),
+                _ => Err(format!("'{rule}' : a positive 'len' argument is mandatory")),
+            }
+        }
+        "capture" if set.http() => {
+            let usage = || "expects <expression> [ 'len' <length> | id <idx> ].".to_string();
+            if ends_here(w, a) {
+                return Err(usage());
+            }
+            expr_at(a).map_err(|m| if m == "missing fetch method" { usage() } else { m })?;
+            match arg(w, a + 1) {
+                "len" | "id" if !arg(w, a + 2).is_empty() => Ok(a + 3),
+                _ => Err(usage()),
+            }
+        }
+        "track-sc" | "track-sc0" | "track-sc1" | "track-sc2" if set.http() => {
+            expr_at(a)?;
+            Ok(if arg(w, a + 1) == "table" { a + 3 } else { a + 1 })
+        }
+        "set-header" | "add-header" | "early-hint" if set.http() => {
+            if arg(w, a).is_empty() || arg(w, a + 1).is_empty() {
+                return Err("expects exactly 2 arguments".into());
+            }
+            log_format(arg(w, a + 1), col)?;
+            Ok(a + 2)
+        }
+        "replace-header" | "replace-value" if set.http() => {
+            if (0..3).any(|k| arg(w, a + k).is_empty()) {
+                return Err("expects exactly 3 arguments".into());
+            }
+            log_format(arg(w, a + 2), col)?;
+            Ok(a + 3)
+        }
+        "replace-path" | "replace-pathq" | "replace-uri" if set.http() => {
+            if (0..2).any(|k| arg(w, a + k).is_empty()) {
+                return Err("expects exactly 2 arguments".into());
+            }
+            log_format(arg(w, a + 1), col)?;
+            Ok(a + 2)
+        }
+        "set-path" | "set-pathq" | "set-query" | "set-uri" | "set-method" if set.http() => {
+            let k = exactly(1, "<format>")?;
+            log_format(arg(w, a), col)?;
+            Ok(k)
+        }
+        "del-header" if set.http() => {
+            if arg(w, a).is_empty() {
+                return Err("expects at least 1 argument".into());
+            }
+            if arg(w, a + 1) != "-m" {
+                return Ok(a + 1);
+            }
+            match arg(w, a + 2) {
+                "str" | "beg" | "end" | "sub" | "reg" => Ok(a + 3),
+                "" => Err("-m flag expects exactly 1 argument".into()),
+                m => Err(format!("-m with unsupported matching method '{m}'")),
+            }
+        }
+        "set-status" if set.http() => {
+            let ok = arg(w, a).parse::<u32>().is_ok_and(|c| (100..=999).contains(&c));
+            if !ok {
+                return Err("expects an integer status code between 100 and 999".into());
+            }
+            Ok(if arg(w, a + 1) == "reason" { a + 3 } else { a + 1 })
+        }
+        "redirect" if set.http() => redirect_args(w, a, col),
+        "deny" | "tarpit" | "return" if set.http() => return_args(w, a, col),
+        "auth" if set.http() => Ok(if arg(w, a) == "realm" { a + 2 } else { a }),
+        "set-timeout" if set.http() => {
+            if !kind.be() {
+                return Err(format!("proxy '{name}' has no backend capability"));
+            }
+            Ok(a + 2)
+        }
+        "wait-for-body" if set.http() => {
+            if arg(w, a) != "time" || arg(w, a + 1).is_empty() {
+                return Err("expects time <time> [ at-least <bytes> ]".into());
+            }
+            Ok(if arg(w, a + 2) == "at-least" { a + 4 } else { a + 2 })
+        }
+        "sc-inc-gpc" | "sc-inc-gpc0" | "sc-inc-gpc1" => {
+            let id = action
+                .split_once('(')
+                .and_then(|(_, r)| r.strip_suffix(')'))
+                .map(|r| r.rsplit(',').next().unwrap_or(r));
+            if id.is_some_and(|n| n.trim().parse::<u32>().is_ok_and(|n| n > 2)) {
+                return Err("invalid stick table track ID. The max allowed ID is 2".into());
+            }
+            Ok(a)
+        }
+        // Actions whose arguments lbxdp doesn't check (maps, resolvers,
+        // SPOE, Lua...): everything up to the condition.
+        _ => Ok(w[a.min(w.len())..]
+            .iter()
+            .position(|x| x == "if" || x == "unless")
+            .map_or(w.len(), |k| k + a)),
+    }
+}
+
+/// `deny|tarpit|return [deny_status N] [status N] [content-type T] [string S] ...`.
+fn return_args(w: &[String], mut k: usize, col: u32) -> Result<usize, String> {
+    loop {
+        let key = arg(w, k);
+        let v = arg(w, k + 1);
+        if key == "deny_status" || key == "status" {
+            if v.is_empty() {
+                return Err(format!("'{key}' expects <status_code> as argument"));
+            }
+            let code = v.parse::<u32>().unwrap_or(0);
+            if !(200..=599).contains(&code) {
+                return Err(format!("Unexpected status code '{code}'"));
+            }
+            k += 2;
+        } else if key == "hdr" {
+            log_format(arg(w, k + 2), col)?;
+            k += 3;
+        } else if HTTP_RETURN_OPTIONS.contains(&key) {
+            if v.is_empty() {
+                return Err(format!("'{key}' expects an argument"));
+            }
+            if key == "lf-string" {
+                log_format(v, col)?;
+            }
+            k += 2;
+        } else {
+            return Ok(k);
+        }
+    }
+}
+
+/// `redirect location|prefix|scheme <fmt> [code N] [option]...`, as HAProxy
+/// parses it up to the condition.
+pub(super) fn redirect_args(w: &[String], mut k: usize, col: u32) -> Result<usize, String> {
+    let mut typed = false;
+    loop {
+        let key = arg(w, k);
+        match key {
+            "" | "if" | "unless" => break,
+            "location" | "prefix" | "scheme" => {
+                let v = arg(w, k + 1);
+                if v.is_empty() {
+                    return Err(format!("missing argument for '{key}'"));
+                }
+                log_format(v, col)?;
+                typed = true;
+                k += 2;
+            }
+            "code" => {
+                let v = arg(w, k + 1);
+                if v.is_empty() {
+                    return Err("missing HTTP code".into());
+                }
+                if !matches!(v.parse::<u32>(), Ok(301 | 302 | 303 | 307 | 308)) {
+                    return Err(format!(
+                        "'code': unsupported HTTP code '{v}' (must be one of 301, 302, 303, 307 or 308)"
+                    ));
+                }
+                k += 2;
+            }
+            "set-cookie" | "clear-cookie" => k += 2,
+            "drop-query" | "append-slash" | "ignore-empty" => k += 1,
+            other => {
+                return Err(format!(
+                    "expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query', \
+                     'ignore-empty' or 'append-slash' (was '{other}')"
+                ));
+            }
+        }
+    }
+    if !typed {
+        return Err("redirection type expected ('prefix', 'location', or 'scheme')".into());
+    }
+    Ok(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+
+    fn check(set: Ruleset, line: &str) -> Result<usize, String> {
+        action_args(set, Kind::Frontend, "f", &words(line), 0)
+    }
+
+    #[test]
+    fn action_arguments_are_checked_as_haproxy_does() {
+        use Ruleset::*;
+        assert_eq!(check(TcpConnection, "set-mark 0x10 if TRUE"), Ok(2));
+        assert_eq!(
+            check(TcpConnection, "set-mark").err().as_deref(),
+            Some("expects exactly 1 argument (integer/hex value)")
+        );
+        assert_eq!(
+            check(TcpConnection, "set-tos 10x").err().as_deref(),
+            Some("invalid character starting at 'x' (integer/hex value expected)")
+        );
+        assert_eq!(
+            check(TcpConnection, "set-src").err().as_deref(),
+            Some("missing fetch method")
+        );
+        assert_eq!(check(TcpConnection, "set-src req.hdr(x)"), Ok(2));
+        assert_eq!(
+            check(TcpConnection, "expect-proxy").err().as_deref(),
+            Some("'tcp-request connection expect-proxy' only supports 'layer4' in frontend 'f' (got '')")
+        );
+        assert_eq!(
+            check(TcpConnection, "capture src len 1").err().as_deref(),
+            Some("'capture ' is not allowed in 'tcp-request connection' rules in frontend 'f'")
+        );
+        assert_eq!(
+            check(TcpConnection, "set-var(txn.x) req.len").err().as_deref(),
+            Some(
+                "fetch method 'set-var(txn.x)' extracts information from 'request buffer', none of which is \
+                 available here"
+            )
+        );
+        assert_eq!(
+            check(TcpContent, "set-var(x) src").err().as_deref(),
+            Some(
+                "invalid variable name 'x'. A variable name must be start by its scope. The scope can be 'proc', \
+                 'sess', 'txn', 'req', 'res' or 'check'"
+            )
+        );
+        assert_eq!(check(HttpRequest, "set-header X %[src] if TRUE"), Ok(3));
+        assert_eq!(
+            check(HttpRequest, "set-header X").err().as_deref(),
+            Some("expects exactly 2 arguments")
+        );
+        assert_eq!(
+            check(HttpRequest, "set-path /a b").err().as_deref(),
+            Some("expects exactly 1 argument <format>")
+        );
+        assert_eq!(check(HttpRequest, "deny deny_status 403 x"), Ok(3));
+        assert_eq!(
+            check(HttpRequest, "redirect location /x code 999").err().as_deref(),
+            Some("'code': unsupported HTTP code '999' (must be one of 301, 302, 303, 307 or 308)")
+        );
+        assert_eq!(
+            check(HttpRequest, "capture src").err().as_deref(),
+            Some("expects <expression> [ 'len' <length> | id <idx> ].")
+        );
+        assert!(!HttpAfterResponse.knows("deny"));
+        assert!(HttpRequest.knows("set-var(txn.x)"));
+    }
+}

@@ -1,0 +1,225 @@
+//! `http-request`, `http-response`, `http-after-response`, `tcp-response
+//! content`, `redirect` and `use-server` rules: lbxdp applies none of them
+//! (HTTP, or not layer 4; the caller says so with a warning), but checks
+//! their actions, sample expressions, log-format strings and conditions as
+//! HAProxy 2.6 does, so that `-c` refuses what HAProxy refuses.
+use super::{
+    ArgRef, Draft, Kind, Parser, RefKind,
+    acl::RuleKind,
+    actions::{Ruleset, action_args, redirect_args},
+    arg,
+    sample::log_format,
+};
+use crate::config::diag::Origin;
+
+/// The column of `haproxy -dKsmp` `use-server` conditions are checked against.
+const USE_SERVER: (u32, &str) = (9, "backend use-server, balance or stick-match rule");
+
+impl Parser<'_> {
+    /// `http-request|http-response|http-after-response ACTION [ARGS] [if|unless COND]`.
+    /// False: an alert was raised.
+    pub(super) fn http_rule(&mut self, p: &mut Draft, w: &[String], at: &Origin) -> bool {
+        let set = match w[0].as_str() {
+            "http-request" => Ruleset::HttpRequest,
+            "http-response" => Ruleset::HttpResponse,
+            _ => Ruleset::HttpAfterResponse,
+        };
+        if p.kind == Kind::Defaults && p.name.is_empty() {
+            self.diags
+                .alert(at, format!("'{}' not allowed in anonymous 'defaults' section.", w[0]));
+            return false;
+        }
+        let action = arg(w, 1);
+        if !set.knows(action) {
+            self.diags.alert(at, set.unknown(action, p.kind, &p.name));
+            return false;
+        }
+        let rule = format!("{} {action}", set.word());
+        let end = match action_args(set, p.kind, &p.name, w, 1) {
+            Ok(end) => end,
+            Err(msg) => {
+                let msg = msg.strip_suffix('.').unwrap_or(&msg);
+                self.diags.alert(
+                    at,
+                    format!(
+                        "error detected in {} '{}' while parsing '{rule}' rule : {msg}.",
+                        p.kind.word(),
+                        p.name
+                    ),
+                );
+                return false;
+            }
+        };
+        if action.starts_with("track-sc") {
+            let table = (arg(w, 3) == "table").then(|| arg(w, 4).to_string());
+            p.arg_refs.push(ArgRef {
+                kind: RefKind::Track,
+                keyword: action.to_string(),
+                target: table.unwrap_or_else(|| p.name.clone()),
+                origin: at.clone(),
+            });
+        }
+        self.checked_cond(p, w, end, set.place(p.kind), &RuleKind::Http(&rule), at)
+    }
+
+    /// The log-format strings of `log-format`, `log-format-sd`,
+    /// `error-log-format` and `unique-id-format`, and `capture` lines,
+    /// checked as HAProxy checks them. False: an alert was raised.
+    pub(super) fn format_directive(&mut self, w: &[String], at: &Origin) -> bool {
+        let k = w[0].as_str();
+        if k == "capture" {
+            let (what, name, len) = (arg(w, 1), arg(w, 2), arg(w, 3));
+            let ok = match what {
+                "cookie" => true,
+                "request" | "response" if name == "header" => {
+                    if arg(w, 4) != "len" || arg(w, 5).is_empty() || arg(w, 3).is_empty() {
+                        self.diags.alert(
+                            at,
+                            format!("'capture {what}' expects 'header' <header_name> 'len' <len>."),
+                        );
+                        return false;
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !ok {
+                self.diags.alert(
+                    at,
+                    "'capture' expects 'cookie' or 'request header' or 'response header'.",
+                );
+            }
+            let _ = len;
+            return ok;
+        }
+        // Where HAProxy evaluates them (`haproxy -dKsmp` columns): the logs, or the request's headers.
+        let (col, what) = match k {
+            "unique-id-format" => (3, "unique-id"),
+            _ => (18, k),
+        };
+        match log_format(arg(w, 1), col) {
+            Ok(()) => true,
+            Err(msg) => {
+                self.diags.alert(at, format!("failed to parse {what} : {msg}."));
+                false
+            }
+        }
+    }
+
+    /// The condition at `w[end..]` of a rule lbxdp doesn't apply: checked,
+    /// with HAProxy's warnings about ACLs that can never match there.
+    fn checked_cond(
+        &mut self,
+        p: &mut Draft,
+        w: &[String],
+        end: usize,
+        place: (u32, &str),
+        rule: &RuleKind<'_>,
+        at: &Origin,
+    ) -> bool {
+        let Ok(cond) = self.rule_cond(p, &w[end.min(w.len())..], rule, at) else {
+            return false;
+        };
+        if let Some(c) = &cond {
+            self.warn_never_match(p, c, place, "", at);
+        }
+        true
+    }
+
+    /// `tcp-response content ACTION [ARGS] [if|unless COND]` (and
+    /// `tcp-response inspect-delay`). False: an alert was raised.
+    pub(super) fn tcp_response(&mut self, p: &mut Draft, w: &[String], at: &Origin) -> bool {
+        let (kind, name) = (p.kind, p.name.clone());
+        match arg(w, 1) {
+            "inspect-delay" => return true,
+            "content" => {}
+            other => {
+                self.diags.alert(
+                    at,
+                    format!(
+                        "'tcp-response' expects 'inspect-delay' or 'content' in {} '{name}' (got '{other}')",
+                        kind.word()
+                    ),
+                );
+                return false;
+            }
+        }
+        if !kind.be() || (kind == Kind::Defaults && name.is_empty()) {
+            self.diags.alert(
+                at,
+                "tcp-response content is only allowed in 'backend' sections or 'defaults' section with a name",
+            );
+            return false;
+        }
+        let set = Ruleset::TcpResponse;
+        let action = arg(w, 2);
+        if !set.knows(action) {
+            self.diags.alert(at, set.unknown(action, kind, &name));
+            return false;
+        }
+        let end = match action_args(set, kind, &name, w, 2) {
+            Ok(end) => end,
+            Err(msg) => {
+                self.diags.alert(at, msg);
+                return false;
+            }
+        };
+        let rule = format!("{} {action}", set.word());
+        self.checked_cond(p, w, end, set.place(kind), &RuleKind::Tcp(&rule), at)
+    }
+
+    /// `redirect location|prefix|scheme ... [if|unless COND]`. False: an alert was raised.
+    pub(super) fn redirect(&mut self, p: &mut Draft, w: &[String], at: &Origin) -> bool {
+        if p.kind == Kind::Defaults {
+            self.diags.alert(at, "'redirect' not allowed in 'defaults' section.");
+            return false;
+        }
+        let set = Ruleset::HttpRequest;
+        let (col, _) = set.place(p.kind);
+        let end = match redirect_args(w, 1, col) {
+            Ok(end) => end,
+            Err(msg) => {
+                self.diags.alert(
+                    at,
+                    format!(
+                        "error detected in {} '{}' while parsing redirect rule : {msg}.",
+                        p.kind.word(),
+                        p.name
+                    ),
+                );
+                return false;
+            }
+        };
+        let (kind, name) = (p.kind.word(), p.name.clone());
+        self.checked_cond(p, w, end, set.place(p.kind), &RuleKind::Redirect(kind, &name), at)
+    }
+
+    /// `use-server SERVER if|unless COND`: the server is looked up when
+    /// resolving. False: an alert was raised.
+    pub(super) fn use_server(&mut self, p: &mut Draft, w: &[String], at: &Origin) -> bool {
+        if p.kind == Kind::Defaults {
+            self.diags.alert(at, "'use-server' not allowed in 'defaults' section.");
+            return false;
+        }
+        self.lacks(p, false, true, "use-server", at);
+        let server = arg(w, 1);
+        if server.is_empty() {
+            self.diags.alert(at, "'use-server' expects a server name.");
+            return false;
+        }
+        if !matches!(arg(w, 2), "if" | "unless") {
+            self.diags.alert(
+                at,
+                "'use-server' requires either 'if' or 'unless' followed by a condition.",
+            );
+            return false;
+        }
+        if !self.checked_cond(p, w, 2, USE_SERVER, &RuleKind::Switching, at) {
+            return false;
+        }
+        if !server.contains("%[") {
+            p.use_servers.push((server.to_string(), at.clone()));
+        }
+        true
+    }
+}
