@@ -431,6 +431,9 @@ pub struct CheckSettings {
     pub fall: u32,
     pub port: Option<u16>,
     pub addr: Option<IpAddr>,
+    /// The port of `addr IP:PORT`: checked when `port` isn't given, before
+    /// the server's own port (HAProxy's `srv_check_healthcheck_port()`).
+    pub addr_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

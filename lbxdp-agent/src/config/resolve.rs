@@ -250,7 +250,7 @@ fn check_ports(p: &Draft, diags: &mut Diags) {
         .iter()
         .any(|s| matches!(s, TcpCheckStep::Connect { port: None, .. }));
     for s in p.servers.iter().filter(|s| s.opts.check) {
-        if s.opts.port.is_some() || matches!(s.port, PortSpec::Fixed(_)) {
+        if s.opts.port.or(s.opts.addr_port).is_some() || matches!(s.port, PortSpec::Fixed(_)) {
             continue;
         }
         let what = format!(
@@ -524,6 +524,7 @@ fn backend(p: &Draft, id: u32, global: &Global) -> Backend {
                     fall: o.fall.unwrap_or(DEFAULT_FALL),
                     port: o.port,
                     addr: o.addr,
+                    addr_port: o.addr_port,
                 }),
                 backup: o.backup,
                 disabled: o.disabled,

@@ -1007,3 +1007,35 @@ fn master_worker_and_its_option() {
         "{a:?}"
     );
 }
+
+#[test]
+fn addr_with_a_port_moves_the_health_check_there() {
+    let (c, _) = ok(&format!(
+        "{TIMEOUTS}frontend f\n bind :80\n default_backend b\nbackend b\n server s 198.18.0.1 addr 198.18.0.2:8080 \
+         check\n server t 198.18.0.3:80 addr :8081 check\n"
+    ));
+    let check = |i: usize| {
+        c.backends[0].servers[i]
+            .check
+            .clone()
+            .unwrap_or_else(|| panic!("no check"))
+    };
+    // A server that maps the client's port is checkable through addr's port.
+    assert_eq!(
+        (check(0).addr, check(0).addr_port),
+        (Some("198.18.0.2".parse().unwrap()), Some(8080))
+    );
+    // No address: the server's own, on addr's port.
+    assert_eq!((check(1).addr, check(1).addr_port), (None, Some(8081)));
+    for (bad, want) in [
+        ("198.18.0.2:+1", "port offset not permitted here in '198.18.0.2:+1'"),
+        ("198.18.0.2:1-5", "port range not permitted here in '198.18.0.2:1-5'"),
+        ("198.18.0.2:99999", "invalid port '99999'"),
+    ] {
+        let a = alerts(&format!(
+            "{TIMEOUTS}frontend f\n bind :80\n default_backend b\nbackend b\n server s 198.18.0.1:80 addr {bad}\n"
+        ));
+        assert_eq!(a[0].origin.line, 9);
+        assert_eq!(a[0].message, format!("'server b/s' : 'addr' : {want}."));
+    }
+}

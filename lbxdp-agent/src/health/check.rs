@@ -140,7 +140,7 @@ pub struct CheckSpec {
     pub kind: HealthCheck,
     /// `addr` if given, else the server's address.
     pub addr: IpAddr,
-    /// `port` if given, else the server's fixed port; None when the server
+    /// `port` if given, else `addr`'s port, else the server's fixed port; None when the server
     /// maps the client's port and has no check port (HAProxy refuses that).
     pub port: Option<u16>,
     pub inter: Duration,
@@ -159,7 +159,7 @@ impl CheckSpec {
         Some(Self {
             kind: backend.health_check.clone(),
             addr: c.addr.unwrap_or(server.addr),
-            port: c.port.or(fixed),
+            port: c.port.or(c.addr_port).or(fixed),
             inter: c.inter,
             timeout_connect: backend.timeouts.connect.filter(|d| !d.is_zero()),
             timeout_check: backend.timeouts.check.filter(|d| !d.is_zero()),

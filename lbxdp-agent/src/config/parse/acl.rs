@@ -9,7 +9,7 @@ use super::{
 };
 use crate::config::{
     acl::{Acl, AclExpr, Cond, Fetch, IntRange, Nets, Patterns, Term, Undecided},
-    addr::parse_net,
+    addr::{parse_masked_v4, parse_net},
     diag::Origin,
     keywords::invalid_name_char,
     model::Unsupported,
@@ -116,6 +116,23 @@ impl Parser<'_> {
             .collect())
     }
 
+    /// An address or network pattern; a host name in it is resolved to
+    /// IPv4 as HAProxy's `str2net()` does (`localhost`, `localhost/8`).
+    fn ip_pattern(&self, v: &str) -> Option<(std::net::IpAddr, u8)> {
+        if let Some(net) = parse_net(v) {
+            return Some(net);
+        }
+        let (host, len) = v.split_once('/').map_or((v, None), |(h, l)| (h, Some(l)));
+        if host.contains(':') || !host.chars().any(|c| c.is_ascii_alphabetic()) {
+            return None;
+        }
+        let ip = (self.resolve)(host)?;
+        parse_net(&match len {
+            Some(l) => format!("{ip}/{l}"),
+            None => ip.to_string(),
+        })
+    }
+
     /// One ACL expression: FETCH [flags] [operator] VALUE... Err is
     /// HAProxy's message without its final period.
     fn acl_expr(&mut self, p: &mut Draft, words: &[String], at: &Origin) -> Result<(AclExpr, (String, u32)), String> {
@@ -176,13 +193,18 @@ impl Parser<'_> {
         let mut patterns = match method {
             "ip" => {
                 let mut nets = Vec::new();
+                let mut masks = Vec::new();
                 for (v, src) in &values {
-                    let net = parse_net(v)
-                        .ok_or_else(|| format!("'{v}' is not a valid IPv4 or IPv6 address{}", place(src)))?;
-                    nets.push(net);
+                    if let Some(net) = self.ip_pattern(v) {
+                        nets.push(net);
+                    } else if let Some(masked) = parse_masked_v4(v) {
+                        masks.push(masked);
+                    } else {
+                        return Err(format!("'{v}' is not a valid IPv4 or IPv6 address{}", place(src)));
+                    }
                 }
                 if is_ip {
-                    Patterns::Nets(Nets::new(nets))
+                    Patterns::Nets(Nets::with_masks(nets, masks))
                 } else {
                     Patterns::Other
                 }

@@ -306,6 +306,9 @@ pub(super) struct Parser<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
     /// Reads the pattern files `acl ... -f` names.
     read: &'e dyn Fn(&str) -> Option<Vec<u8>>,
+    /// Resolves a host name to an IPv4 address, as HAProxy's `str2net()`
+    /// does for the patterns of `-m ip` ACLs (`src localhost`).
+    resolve: &'e dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
     pub(super) diags: Diags,
     pub(super) out: Parsed,
     defaults: Vec<Draft>,
@@ -361,10 +364,15 @@ fn atol(s: &str) -> (i64, bool) {
 }
 
 impl<'e> Parser<'e> {
-    pub(super) fn new(env: &'e dyn Fn(&str) -> Option<String>, read: &'e dyn Fn(&str) -> Option<Vec<u8>>) -> Self {
+    pub(super) fn new(
+        env: &'e dyn Fn(&str) -> Option<String>,
+        read: &'e dyn Fn(&str) -> Option<Vec<u8>>,
+        resolve: &'e dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+    ) -> Self {
         Self {
             env,
             read,
+            resolve,
             diags: Diags::default(),
             out: Parsed::default(),
             defaults: Vec::new(),
