@@ -6,6 +6,7 @@ use super::{
     ArgRef, Draft, Parser, arg,
     fetch::{MATCH_METHODS, fetch_expr},
     refusal_at,
+    sample::regex_error,
 };
 use crate::config::{
     acl::{Acl, AclExpr, Cond, Fetch, IntRange, Nets, Patterns, Term, Undecided},
@@ -99,6 +100,8 @@ pub(super) enum RuleKind<'a> {
     Http(&'a str),
     /// `error detected in frontend 'f' while parsing redirect rule : error in condition: ... .`
     Redirect(&'a str, &'a str),
+    /// `'stick': error detected while parsing sticking condition : ... .`
+    Stick,
 }
 
 impl Parser<'_> {
@@ -227,6 +230,16 @@ impl Parser<'_> {
                 } else {
                     Patterns::Other
                 }
+            }
+            "reg" => {
+                // Not evaluated at layer 4, but HAProxy compiles the regexes now.
+                if let Some(e) = values
+                    .iter()
+                    .find_map(|(v, src)| regex_error(v).map(|e| format!("{e}{}", place(src))))
+                {
+                    return Err(e);
+                }
+                Patterns::Other
             }
             "bool" if is_int => Patterns::Bool,
             _ => Patterns::Other,
@@ -407,6 +420,7 @@ impl Parser<'_> {
                     format!("'{rule}' expects either 'if' or 'unless' followed by a condition but found '{first}'.")
                 }
                 RuleKind::Redirect(..) => format!("unexpected keyword '{first}' in redirect rule"),
+                RuleKind::Stick => format!("'stick': unknown keyword '{first}'."),
             };
             self.diags.alert(at, msg);
             return Err(());
@@ -422,6 +436,7 @@ impl Parser<'_> {
                     ),
                     RuleKind::Switching => format!("error detected while parsing switching rule : {msg}."),
                     RuleKind::Http(rule) => format!("error detected while parsing an '{rule}' condition : {msg}."),
+                    RuleKind::Stick => format!("'stick': error detected while parsing sticking condition : {msg}."),
                     RuleKind::Redirect(kind, name) => format!(
                         "error detected in {kind} '{name}' while parsing redirect rule : error in condition: {msg}."
                     ),

@@ -6,7 +6,7 @@
 //! `tcp_request`); the rest is checked so that `-c` refuses what HAProxy refuses.
 use super::{
     Kind, arg,
-    sample::{action_expr, log_format},
+    sample::{action_expr, log_format, regex_error, var_scope},
 };
 
 /// A ruleset: where a rule is and so which fetches it can use.
@@ -352,24 +352,13 @@ impl Ruleset {
     }
 }
 
-/// A variable name as HAProxy wants it: a scope, a dot, a name.
+/// The variable an action names (`set-var(txn.x)`), as HAProxy wants it.
 fn var_name(action: &str) -> Result<(), String> {
     let inner = action
         .split_once('(')
         .and_then(|(_, r)| r.strip_suffix(')'))
         .unwrap_or("");
-    let name = inner.split(',').next().unwrap_or("");
-    let scoped = ["proc.", "sess.", "txn.", "req.", "res.", "check."]
-        .iter()
-        .any(|s| name.strip_prefix(s).is_some_and(|n| !n.is_empty()));
-    if scoped {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid variable name '{name}'. A variable name must be start by its scope. The scope can be 'proc', \
-             'sess', 'txn', 'req', 'res' or 'check'"
-        ))
-    }
+    var_scope(inner.split(',').next().unwrap_or(""))
 }
 
 /// HAProxy's `set-mark` / `set-tos` value: decimal or 0x hex, all of it.
@@ -541,12 +530,18 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
             if (0..3).any(|k| arg(w, a + k).is_empty()) {
                 return Err("expects exactly 3 arguments".into());
             }
+            if let Some(e) = regex_error(arg(w, a + 1)) {
+                return Err(e);
+            }
             log_format(arg(w, a + 2), col)?;
             Ok(a + 3)
         }
         "replace-path" | "replace-pathq" | "replace-uri" if set.http() => {
             if (0..2).any(|k| arg(w, a + k).is_empty()) {
                 return Err("expects exactly 2 arguments".into());
+            }
+            if let Some(e) = regex_error(arg(w, a)) {
+                return Err(format!("failed to parse the regex : {e}"));
             }
             log_format(arg(w, a + 1), col)?;
             Ok(a + 2)

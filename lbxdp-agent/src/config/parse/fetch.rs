@@ -141,15 +141,10 @@ pub(super) fn fetch_expr(whole: &str) -> Result<Parsed, String> {
         let Some(&(_, cspec, cout)) = CONVERTERS.iter().find(|(n, ..)| *n == cname) else {
             return Err(format!("unknown converter '{cname}' in ACL expression '{whole}'"));
         };
-        let (types, min) = arg_types(cspec);
-        if cargs.len() < min {
-            return Err(format!(
-                "invalid arg {} in converter '{cname}' : expected type '{}' at position {}, but got nothing in ACL \
-                 expression '{whole}'",
-                cargs.len() + 1,
-                types.get(cargs.len()).copied().unwrap_or(""),
-                cargs.len() + 1
-            ));
+        let given = next[cname.len()..].starts_with('(').then(|| cargs.join(","));
+        if let Err(e) = super::sample::converter_args(cname, given.as_deref(), cspec) {
+            // HAProxy's words, its final period included (the caller adds another).
+            return Err(format!("{} : {e}.", label(word)));
         }
         converters = true;
         out = cout;

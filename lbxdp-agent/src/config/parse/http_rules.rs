@@ -8,7 +8,7 @@ use super::{
     acl::RuleKind,
     actions::{Ruleset, action_args, redirect_args},
     arg,
-    sample::log_format,
+    sample::{log_format, sample_expr},
 };
 use crate::config::diag::Origin;
 
@@ -221,5 +221,63 @@ impl Parser<'_> {
             p.use_servers.push((server.to_string(), at.clone()));
         }
         true
+    }
+
+    /// `stick on|match|store-request|store-response PATTERN [table T] [if|unless COND]`
+    /// in a backend: its pattern and condition, checked as HAProxy does.
+    /// False: an alert was raised.
+    pub(super) fn stick_rule(&mut self, p: &mut Draft, w: &[String], at: &Origin) -> bool {
+        let how = arg(w, 1);
+        if !matches!(how, "on" | "match" | "store-request" | "store-response") {
+            self.diags.alert(at, "'stick' expects 'on', 'match', or 'store'.");
+            return false;
+        }
+        let pattern = arg(w, 2);
+        if pattern.is_empty() {
+            self.diags.alert(at, "'stick' expects a fetch method.");
+            return false;
+        }
+        // A stored response is read once the response is there; the others match requests.
+        let (col, place) = if how == "store-response" {
+            (14, "store-response")
+        } else {
+            (9, "stick on")
+        };
+        match sample_expr(pattern) {
+            Err(msg) => {
+                self.diags.alert(at, format!("'stick': {msg}"));
+                return false;
+            }
+            Ok(usable) if usable & (1 << col) == 0 => {
+                self.diags.alert(
+                    at,
+                    format!(
+                        "'stick': fetch method '{pattern}' extracts information from '{}', none of which is \
+                         available for '{place}'.",
+                        super::sample::needs(usable)
+                    ),
+                );
+                return false;
+            }
+            Ok(_) => {}
+        }
+        let mut i = 3;
+        while i < w.len() {
+            match w[i].as_str() {
+                "table" => i += 2,
+                "if" | "unless" => break,
+                "" => i += 1,
+                other => {
+                    self.diags.alert(at, format!("'stick': unknown keyword '{other}'."));
+                    return false;
+                }
+            }
+        }
+        let place = if how == "store-response" {
+            (14, "backend stick-store rule")
+        } else {
+            (9, "backend use-server, balance or stick-match rule")
+        };
+        self.checked_cond(p, w, i, place, &RuleKind::Stick, at)
     }
 }

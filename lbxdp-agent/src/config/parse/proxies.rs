@@ -267,6 +267,9 @@ impl Parser<'_> {
             }
             "stick" => {
                 if !self.lacks(p, false, true, k, at) {
+                    if !self.stick_rule(p, w, at) {
+                        return;
+                    }
                     let table = w.iter().position(|x| x == "table").map(|i| arg(w, i + 1).to_string());
                     p.arg_refs.push(ArgRef {
                         kind: RefKind::StickRule,

@@ -3,7 +3,6 @@
 //! as HAProxy 2.6's `sample_parse_expr()` and `parse_logformat_string()`
 //! check them, with its wording. lbxdp applies none of the rules that carry
 //! them; it only refuses what HAProxy refuses.
-use super::fetch::fetch_expr;
 use crate::config::fetches::{CONVERTERS, FETCHES};
 
 /// HAProxy 2.6's log-format variables (`%ci`, `%ST`...).
@@ -17,7 +16,7 @@ const LOG_VARIABLES: &[&str] = &[
 /// What a fetch needs, named as HAProxy names its sample sources, from the
 /// first `haproxy -dKsmp` column it can be used in (an HTTP response fetch
 /// is also usable in `tcp-response` rules, which says less about it).
-fn needs(usable: u32) -> &'static str {
+pub(super) fn needs(usable: u32) -> &'static str {
     const NAMES: [&str; 22] = [
         "client address",
         "client-side connection",
@@ -49,7 +48,7 @@ fn needs(usable: u32) -> &'static str {
     NAMES.get(first).copied().unwrap_or("internal state")
 }
 
-/// A converter argument of a type HAProxy checks at parse time.
+/// An argument of a type HAProxy checks when it parses it.
 fn arg_ok(ty: &str, a: &str) -> bool {
     let a = a.trim();
     match ty {
@@ -62,98 +61,204 @@ fn arg_ok(ty: &str, a: &str) -> bool {
                 })
         }
         "IPv6 mask" => a.parse::<u8>().is_ok_and(|n| n <= 128),
+        "IPv4 address" => a.parse::<std::net::Ipv4Addr>().is_ok(),
+        "IPv6 address" => a.parse::<std::net::Ipv6Addr>().is_ok(),
         _ => true,
     }
 }
 
-/// The converters' argument types, which `fetch_expr` (ACLs) leaves to the
-/// match: `ipmask(x)`, `field(1)`, `lower(1)`.
-fn check_converters(text: &str) -> Result<(), String> {
-    // Past the fetch's own arguments, which `fetch_expr` has checked.
-    let after_fetch = match (text.find('('), text.find(',')) {
-        (Some(p), c) if c.is_none_or(|c| p < c) => text[p..].find(')').map_or(text.len(), |e| p + e + 1),
-        _ => text.find(',').unwrap_or(text.len()),
-    };
-    let mut rest = &text[after_fetch..];
-    while let Some(next) = rest.strip_prefix(',') {
-        let end = next.find(['(', ',']).unwrap_or(next.len());
-        let name = &next[..end];
-        let (args, after): (Vec<&str>, &str) = match next[end..].strip_prefix('(') {
-            Some(inner) => {
-                let close = inner.find(')').unwrap_or(inner.len());
-                let args = if inner[..close].is_empty() {
-                    Vec::new()
-                } else {
-                    inner[..close].split(',').collect()
-                };
-                (args, inner.get(close + 1..).unwrap_or(""))
-            }
-            None => (Vec::new(), &next[end..]),
+/// Types an empty argument is an error for: HAProxy takes an empty string,
+/// regex or name (the current proxy, its table) but not an empty number.
+fn needs_a_value(ty: &str) -> bool {
+    matches!(
+        ty,
+        "integer" | "IPv4 mask" | "IPv6 mask" | "IPv4 address" | "IPv6 address"
+    )
+}
+
+/// HAProxy's `make_arg_list()` on the text between the parentheses (None:
+/// no parentheses, which HAProxy reads as one empty argument) against an
+/// argument list as `haproxy -dKsmp`/`-dKcnv` print it ("integer[,string]").
+/// Err is HAProxy's message after the keyword's name.
+pub(super) fn arg_list(args: Option<&str>, spec: &str) -> Result<(), String> {
+    let types: Vec<&str> = spec
+        .split(',')
+        .map(|t| t.trim_matches(|c| c == '[' || c == ']'))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let min = spec
+        .split('[')
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .count();
+    let text = args.unwrap_or("");
+    if types.is_empty() {
+        return match args {
+            Some(t) if !t.is_empty() => Err(format!("expected ')' before '{t})'")),
+            _ => Ok(()),
         };
-        if let Some(&(_, spec, _)) = CONVERTERS.iter().find(|(n, ..)| *n == name) {
-            let types: Vec<&str> = spec
-                .split(',')
-                .map(|t| t.trim_matches(|c| c == '[' || c == ']'))
-                .filter(|t| !t.is_empty())
-                .collect();
-            let min = spec
-                .split('[')
-                .next()
-                .unwrap_or("")
-                .split(',')
-                .filter(|t| !t.is_empty())
-                .count();
-            if types.is_empty() && !args.is_empty() {
-                let from = &next[end + 1..];
-                return Err(format!(
-                    "invalid arg 1 in converter '{name}' : expected ')' before '{from}'"
-                ));
+    }
+    // Quotes and escapes let an argument hold a comma: not counted here.
+    if text.contains(['"', '\\', '\'']) {
+        return Ok(());
+    }
+    let given: Vec<&str> = text.split(',').collect();
+    if given.len() > types.len() {
+        let rest = given[types.len()..].join(",");
+        return Err(format!("expected ')' before ',{rest})'"));
+    }
+    for (pos, (a, ty)) in given.iter().zip(&types).enumerate() {
+        if a.trim().is_empty() {
+            if needs_a_value(ty) && pos < min {
+                return Err(format!("expected type '{ty}' at position {}, but got nothing", pos + 1));
             }
-            if !args.is_empty() && args.len() < min {
-                return Err(format!(
-                    "invalid arg {} in converter '{name}' : missing arguments (got {}/{min}), type '{}' expected",
-                    args.len() + 1,
-                    args.len(),
-                    types.get(args.len()).copied().unwrap_or("")
-                ));
-            }
-            for (i, (a, ty)) in args.iter().zip(&types).enumerate() {
-                if !arg_ok(ty, a) {
-                    return Err(format!(
-                        "invalid arg {} in converter '{name}' : failed to parse '{a}' as type '{ty}' at position {}",
-                        i + 1,
-                        i + 1
-                    ));
-                }
-            }
+        } else if !arg_ok(ty, a) {
+            return Err(format!("failed to parse '{a}' as type '{ty}' at position {}", pos + 1));
         }
-        rest = after;
+    }
+    if given.len() < min {
+        return Err(format!(
+            "missing arguments (got {}/{min}), type '{}' expected",
+            given.len(),
+            types.get(given.len()).copied().unwrap_or("")
+        ));
     }
     Ok(())
+}
+
+/// `name(args)` at the start of `text`: the name, what is between the
+/// parentheses (None: none), the rest.
+fn call(text: &str) -> Result<(&str, Option<&str>, &str), String> {
+    let end = text.find(['(', ',']).unwrap_or(text.len());
+    let name = &text[..end];
+    let Some(inner) = text[end..].strip_prefix('(') else {
+        return Ok((name, None, &text[end..]));
+    };
+    let close = inner
+        .find(')')
+        .ok_or_else(|| format!("missing closing ')' after arguments to '{name}'"))?;
+    Ok((name, Some(&inner[..close]), &inner[close + 1..]))
+}
+
+/// A converter's arguments (None: no parentheses) against its `spec`, in
+/// HAProxy's words ("invalid arg 2 in converter 'regsub' : ...").
+pub(super) fn converter_args(name: &str, args: Option<&str>, spec: &str) -> Result<(), String> {
+    arg_list(args, spec).map_err(|e| {
+        // The argument HAProxy names: where it stopped, or the first missing one.
+        let pos = match e.split_once("position ") {
+            Some((_, p)) => p.split(',').next().unwrap_or(p).to_string(),
+            None => e
+                .strip_prefix("missing arguments (got ")
+                .and_then(|r| r.split('/').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .map_or_else(|| "1".to_string(), |n| (n + 1).to_string()),
+        };
+        format!("invalid arg {pos} in converter '{name}' : {e}")
+    })
 }
 
 /// Why a sample expression isn't one, in HAProxy's words; `Ok` carries the
 /// columns (`haproxy -dKsmp`) its fetch can be used in.
 fn expr(text: &str) -> Result<u32, String> {
-    let name = &text[..text.find(['(', ',']).unwrap_or(text.len())];
+    let (name, args, mut rest) = call(text)?;
     if name.is_empty() {
         return Err("missing fetch method".into());
     }
     // ACL keywords (`path_beg`) aren't sample fetches.
-    let Some(&(_, usable, ..)) = FETCHES.iter().find(|(n, ..)| *n == name) else {
+    let Some(&(_, usable, spec, _)) = FETCHES.iter().find(|(n, ..)| *n == name) else {
         return Err(format!("unknown fetch method '{name}'"));
     };
-    if let Err(msg) = fetch_expr(text) {
-        // HAProxy words a converter's missing arguments differently here.
-        if msg.contains("in converter") {
-            check_converters(text)?;
+    arg_list(args, spec).map_err(|e| format!("fetch method '{name}' : {e}"))?;
+    if name == "var" {
+        let var = args.unwrap_or("").split(',').next().unwrap_or("").trim();
+        if var.is_empty() {
+            return Err("invalid args in fetch method 'var' : Empty variable name cannot be accepted".into());
         }
-        // The ACL parser's words, without the ACL it speaks of.
-        let suffix = format!(" in ACL expression '{text}'");
-        return Err(msg.strip_suffix(&suffix).unwrap_or(&msg).to_string());
+        var_scope(var).map_err(|e| format!("invalid args in fetch method 'var' : {e}"))?;
     }
-    check_converters(text)?;
+    while let Some(next) = rest.strip_prefix(',') {
+        let (cname, cargs, after) = call(next)?;
+        let Some(&(_, cspec, _)) = CONVERTERS.iter().find(|(n, ..)| *n == cname) else {
+            return Err(format!("unknown converter '{cname}'"));
+        };
+        converter_args(cname, cargs, cspec)?;
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(format!("fetch method '{name}' : expected ')' before '{rest}'"));
+    }
     Ok(usable)
+}
+
+/// A variable name as HAProxy wants it: a scope, a dot, a name.
+pub(super) fn var_scope(name: &str) -> Result<(), String> {
+    let scoped = ["proc.", "sess.", "txn.", "req.", "res.", "check."]
+        .iter()
+        .any(|s| name.strip_prefix(s).is_some_and(|n| !n.is_empty()));
+    if scoped {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid variable name '{name}'. A variable name must be start by its scope. The scope can be 'proc', \
+         'sess', 'txn', 'req', 'res' or 'check'"
+    ))
+}
+
+/// The errors PCRE2 reports for a regex (unbalanced parentheses, an open
+/// character class, a trailing backslash, a leading quantifier), in
+/// HAProxy's words. What PCRE2 takes and this doesn't see (lookarounds,
+/// named groups...) passes: lbxdp applies no regex, it only refuses what
+/// HAProxy refuses.
+pub(super) fn regex_error(re: &str) -> Option<String> {
+    let fail = |what: &str, at: usize| Some(format!("regex '{re}' is invalid (error={what}, erroffset={at})"));
+    if re.contains("\\Q") {
+        return None;
+    }
+    if re.starts_with(['*', '+', '?']) {
+        return fail("quantifier does not follow a repeatable item", 0);
+    }
+    let b = re.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'\\' if i + 1 == b.len() => return fail("\\ at end of pattern", b.len()),
+            b'\\' => i += 1,
+            b'[' => {
+                // `]` first in a class (after an optional `^`) is a literal.
+                let mut j = i + 1;
+                if b.get(j) == Some(&b'^') {
+                    j += 1;
+                }
+                if b.get(j) == Some(&b']') {
+                    j += 1;
+                }
+                while j < b.len() && b[j] != b']' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                if j >= b.len() {
+                    return fail("missing terminating ] for character class", b.len());
+                }
+                i = j;
+            }
+            b'(' => depth += 1,
+            b')' if depth == 0 => return fail("unmatched closing parenthesis", i),
+            b')' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth > 0 {
+        return fail("missing closing parenthesis", b.len());
+    }
+    None
+}
+
+/// One sample expression: Ok is the columns (`haproxy -dKsmp`) its fetch
+/// can be used in, Err HAProxy's message.
+pub(super) fn sample_expr(text: &str) -> Result<u32, String> {
+    expr(text)
 }
 
 /// One sample expression that is an action's argument (`set-var`,
@@ -320,6 +425,78 @@ mod tests {
         }
         // A frontend's http-response rules see the response.
         assert_eq!(log_format("%[res.hdr(host)]", 16), Ok(()));
+    }
+
+    #[test]
+    fn argument_lists_are_read_as_haproxy_reads_them() {
+        // No parentheses is one empty argument: fine for a string, not a number.
+        for ok in [
+            "src,json",
+            "src,add",
+            "src,regsub(a,)",
+            "src,bytes(1,)",
+            "req.hdr()",
+            "req.hdr(,1)",
+            "str()",
+        ] {
+            assert_eq!(expr(ok).map(|_| ()), Ok(()), "{ok}");
+        }
+        for (bad, want) in [
+            (
+                "src,field",
+                "invalid arg 1 in converter 'field' : expected type 'integer' at position 1, but got nothing",
+            ),
+            (
+                "src,regsub",
+                "invalid arg 2 in converter 'regsub' : missing arguments (got 1/2), type 'string' expected",
+            ),
+            (
+                "req.payload(0,)",
+                "fetch method 'req.payload' : expected type 'integer' at position 2, but got nothing",
+            ),
+            (
+                "int()",
+                "fetch method 'int' : expected type 'integer' at position 1, but got nothing",
+            ),
+            ("src(1)", "fetch method 'src' : expected ')' before '1)'"),
+        ] {
+            assert_eq!(expr(bad).err().as_deref(), Some(want), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regexes_pcre_refuses_are_refused() {
+        let bad = |re: &str| regex_error(re).unwrap_or_default();
+        assert_eq!(
+            bad("a("),
+            "regex 'a(' is invalid (error=missing closing parenthesis, erroffset=2)"
+        );
+        assert_eq!(
+            bad("a)b"),
+            "regex 'a)b' is invalid (error=unmatched closing parenthesis, erroffset=1)"
+        );
+        assert_eq!(
+            bad("[ab"),
+            "regex '[ab' is invalid (error=missing terminating ] for character class, erroffset=3)"
+        );
+        assert_eq!(
+            bad("ab\\"),
+            "regex 'ab\\' is invalid (error=\\ at end of pattern, erroffset=3)"
+        );
+        assert_eq!(
+            bad("*a"),
+            "regex '*a' is invalid (error=quantifier does not follow a repeatable item, erroffset=0)"
+        );
+        for ok in ["[]a]", "a{1", "a[(]", "(?<n>x)", "(?=x)", "^/api(/.*)$", "\\(", "[^]]"] {
+            assert_eq!(regex_error(ok), None, "{ok}");
+        }
+        assert_eq!(
+            expr("var(x)").err().as_deref(),
+            Some(
+                "invalid args in fetch method 'var' : invalid variable name 'x'. A variable name must be start by \
+                 its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
+            )
+        );
     }
 
     #[test]
