@@ -606,6 +606,21 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn addr_with_a_port_is_where_the_check_goes() {
+        let (port, _) = server(b"", false, false).await;
+        // The server maps the client's port: only addr's port makes it checkable.
+        let text = format!(
+            "defaults\n timeout client 1s\n timeout connect 1s\n timeout server 1s\nfrontend f\n bind :80\n \
+             default_backend b\nbackend b\n server s 127.0.0.2 addr 127.0.0.1:{port} check\n"
+        );
+        let (c, _) = crate::config::parse_str("t.cfg", &text).expect("a valid configuration");
+        let b = &c.backends[0];
+        let spec = CheckSpec::for_server(b, &b.servers[0]).expect("a checked server");
+        assert_eq!((spec.addr, spec.port), (IpAddr::from([127, 0, 0, 1]), Some(port)));
+        assert_eq!(run(&spec).await.status, CheckStatus::L4Ok);
+    }
+
     /// A listener answering each connection with `reply` (after reading the
     /// request when `read_first`), then closing, or holding it when `hang`.
     /// Returns the port and what the clients sent.

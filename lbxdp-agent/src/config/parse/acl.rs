@@ -677,6 +677,38 @@ mod tests {
     }
 
     #[test]
+    fn host_names_in_address_patterns_resolve_as_haproxy_resolves_them() {
+        let text =
+            format!("{HEAD}{FE} acl here src localhost localhost/8\n tcp-request connection reject if here\n{BE}");
+        let resolve = |name: &str| (name == "localhost").then(|| std::net::Ipv4Addr::new(127, 0, 0, 1));
+        let parse = |resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>| {
+            crate::config::parse_sources_resolving(
+                &[Source {
+                    name: "t.cfg",
+                    data: text.as_bytes(),
+                }],
+                &|_| None,
+                &|_| None,
+                resolve,
+            )
+        };
+        let (c, _) = parse(&resolve).unwrap_or_else(|d| panic!("{d:?}"));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.frontends[0].acls[0].exprs[0].patterns,
+            Patterns::Nets(Nets::new(vec![(ip("127.0.0.1"), 32), (ip("127.0.0.1"), 8)]))
+        );
+        // A name that doesn't resolve is what HAProxy says it is.
+        let alerts = parse(&|_| None).err().unwrap_or_default();
+        assert!(
+            alerts.iter().any(|d| d.origin.line == 7
+                && d.message
+                    == "error detected while parsing ACL 'here' : 'localhost' is not a valid IPv4 or IPv6 address."),
+            "{alerts:?}"
+        );
+    }
+
+    #[test]
     fn what_lbxdp_cannot_evaluate_is_refused_with_its_place() {
         for (line, what) in [
             (
