@@ -302,6 +302,7 @@ impl Parser<'_> {
                 .alert(at, format!("character '{c}' is not permitted in acl name '{name}'."));
             return;
         }
+        self.note_map_files(&w[2..3.min(w.len())], at);
         match self.acl_expr(p, &w[2..], at) {
             Ok((e, used)) => match p.acl_names.get(name) {
                 Some(&i) => {

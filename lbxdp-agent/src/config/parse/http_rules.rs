@@ -8,14 +8,36 @@ use super::{
     acl::RuleKind,
     actions::{Ruleset, action_args, redirect_args},
     arg,
-    sample::{log_format, sample_expr},
+    sample::{log_format, map_files, sample_expr},
 };
-use crate::config::diag::Origin;
+use crate::config::{
+    diag::Origin,
+    model::{EnvRef, EnvRefKind},
+};
 
 /// The column of `haproxy -dKsmp` `use-server` conditions are checked against.
 const USE_SERVER: (u32, &str) = (9, "backend use-server, balance or stick-match rule");
 
 impl Parser<'_> {
+    /// The map files a checked rule's converters name, and the files its
+    /// `return`/`deny` answers with: HAProxy loads them
+    /// while it parses, so `-c` fails when one is missing (checked with the
+    /// machine, as certificates are).
+    pub(super) fn note_map_files(&mut self, w: &[String], at: &Origin) {
+        // `http-request return ... file F`, `deny errorfile F`: read at start too.
+        let named = w
+            .windows(2)
+            .filter(|p| matches!(p[0].as_str(), "file" | "lf-file" | "errorfile"))
+            .map(|p| p[1].clone());
+        for file in w.iter().flat_map(|x| map_files(x)).chain(named).collect::<Vec<_>>() {
+            self.out.global.env_refs.push(EnvRef {
+                kind: EnvRefKind::File,
+                value: file,
+                origin: at.clone(),
+            });
+        }
+    }
+
     /// `http-request|http-response|http-after-response ACTION [ARGS] [if|unless COND]`.
     /// False: an alert was raised.
     pub(super) fn http_rule(&mut self, p: &mut Draft, w: &[String], at: &Origin) -> bool {
@@ -32,6 +54,14 @@ impl Parser<'_> {
         let action = arg(w, 1);
         if !set.knows(action) {
             self.diags.alert(at, set.unknown(action, p.kind, &p.name));
+            return false;
+        }
+        if action == "normalize-uri" && !self.experimental {
+            self.diags.alert(
+                at,
+                "'normalize-uri' action is experimental, must be allowed via a global \
+                 'expose-experimental-directives'",
+            );
             return false;
         }
         let rule = format!("{} {action}", set.word());
@@ -59,6 +89,7 @@ impl Parser<'_> {
                 origin: at.clone(),
             });
         }
+        self.note_map_files(w, at);
         self.checked_cond(p, w, end, set.place(p.kind), &RuleKind::Http(&rule), at)
     }
 
@@ -98,7 +129,10 @@ impl Parser<'_> {
             _ => (18, k),
         };
         match log_format(arg(w, 1), col) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.note_map_files(w, at);
+                true
+            }
             Err(msg) => {
                 self.diags.alert(at, format!("failed to parse {what} : {msg}."));
                 false
@@ -165,6 +199,7 @@ impl Parser<'_> {
             }
         };
         let rule = format!("{} {action}", set.word());
+        self.note_map_files(w, at);
         self.checked_cond(p, w, end, set.place(kind), &RuleKind::Tcp(&rule), at)
     }
 
@@ -278,6 +313,7 @@ impl Parser<'_> {
         } else {
             (9, "backend use-server, balance or stick-match rule")
         };
+        self.note_map_files(w, at);
         self.checked_cond(p, w, i, place, &RuleKind::Stick, at)
     }
 }

@@ -323,6 +323,9 @@ pub(super) struct Parser<'e> {
     proxy_index: HashMap<String, Vec<usize>>,
     /// Proxy ids given with `id`, to the proxy that has it: HAProxy refuses duplicates.
     proxy_ids: HashMap<u32, (Kind, String, Origin)>,
+    /// A global `expose-experimental-directives` was read: HAProxy then
+    /// takes experimental actions (`normalize-uri`) after it.
+    experimental: bool,
 }
 
 struct LineVars<'a> {
@@ -382,6 +385,7 @@ impl<'e> Parser<'e> {
             defaults_index: HashMap::new(),
             proxy_index: HashMap::new(),
             proxy_ids: HashMap::new(),
+            experimental: false,
         }
     }
 

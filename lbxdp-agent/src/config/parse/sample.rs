@@ -136,9 +136,7 @@ fn call(text: &str) -> Result<(&str, Option<&str>, &str), String> {
     let Some(inner) = text[end..].strip_prefix('(') else {
         return Ok((name, None, &text[end..]));
     };
-    let close = inner
-        .find(')')
-        .ok_or_else(|| format!("missing closing ')' after arguments to '{name}'"))?;
+    let close = close_paren(inner).ok_or_else(|| format!("missing closing ')' after arguments to '{name}'"))?;
     Ok((name, Some(&inner[..close]), &inner[close + 1..]))
 }
 
@@ -255,6 +253,27 @@ pub(super) fn regex_error(re: &str) -> Option<String> {
     None
 }
 
+/// The files the `map*` converters in `word` name (`map_str(hosts.map,x)`):
+/// HAProxy loads them while it parses.
+pub(super) fn map_files(word: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = word;
+    while let Some(p) = rest.find(",map") {
+        let after = &rest[p + 1..];
+        let name_end = after.find(['(', ',', ']']).unwrap_or(after.len());
+        let name = &after[..name_end];
+        let is_map = name == "map" || name.starts_with("map_");
+        if is_map {
+            // No file (`map`, `map()`) is one HAProxy can't open either.
+            let inner = after[name_end..].strip_prefix('(').unwrap_or("");
+            let end = inner.find([',', ')']).unwrap_or(inner.len());
+            out.push(inner[..end].trim().to_string());
+        }
+        rest = &after[name_end..];
+    }
+    out
+}
+
 /// One sample expression: Ok is the columns (`haproxy -dKsmp`) its fetch
 /// can be used in, Err HAProxy's message.
 pub(super) fn sample_expr(text: &str) -> Result<u32, String> {
@@ -273,6 +292,45 @@ pub(super) fn action_expr(text: &str, col: u32, action: &str) -> Result<(), Stri
         ));
     }
     Ok(())
+}
+
+/// The unescaped, unquoted `)` that closes an argument list (`inner` starts
+/// after the `(`).
+fn close_paren(inner: &str) -> Option<usize> {
+    let b = inner.as_bytes();
+    let (mut i, mut quote) = (0, None);
+    while i < b.len() {
+        match (b[i], quote) {
+            (b'\\', _) => i += 1,
+            (q @ (b'"' | b'\''), None) => quote = Some(q),
+            (q, Some(open)) if q == open => quote = None,
+            (b')', None) => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Where the sample expression at the start of `s` ends, as HAProxy's
+/// parser finds it: names, and parenthesised arguments that may hold any
+/// character but an unescaped `)` (`regsub([0-9]+,)` has a `]` inside).
+fn expr_end(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < b.len() && !matches!(b[i], b'(' | b',' | b']' | b' ') {
+            i += 1;
+        }
+        if b.get(i) == Some(&b'(') {
+            i += 1 + close_paren(&s[i + 1..]).unwrap_or(b.len()) + 1;
+        }
+        if b.get(i) == Some(&b',') {
+            i += 1;
+            continue;
+        }
+        return i.min(b.len());
+    }
 }
 
 /// A log-format string (`set-header X %[src]`, `%ci:%cp`), its sample
@@ -294,9 +352,10 @@ pub(super) fn log_format(text: &str, col: u32) -> Result<(), String> {
             after = &r[close + 1..];
         }
         if let Some(r) = after.strip_prefix('[') {
-            let Some(close) = r.find(']') else {
+            let close = expr_end(r);
+            if r.as_bytes().get(close) != Some(&b']') {
                 return Err(format!("missing ']' after '{r}'"));
-            };
+            }
             let usable = expr(&r[..close]).map_err(|e| format!("failed to parse sample expression <{r}> : {e}"))?;
             if usable & (1 << col) == 0 {
                 return Err(format!(
@@ -361,6 +420,8 @@ mod tests {
             "%{+Q}ci",
             "100%%",
             "%[src,ipmask(24)]x%[dst]",
+            "%[req.hdr(host),regsub(:[0-9]+$,)]",
+            "%[path,regsub(\\),x)]",
             "%[req.hdr(host,1)]",
             "%-",
             "plain",
@@ -497,6 +558,15 @@ mod tests {
                  its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
             )
         );
+    }
+
+    #[test]
+    fn map_converters_name_their_files() {
+        assert_eq!(
+            map_files("%[req.hdr(host),lower,map_str(hosts.map,x)]%[src,map_ip(/etc/ip.map)]"),
+            ["hosts.map", "/etc/ip.map"]
+        );
+        assert_eq!(map_files("%[path,map]%[src]"), [""]);
     }
 
     #[test]

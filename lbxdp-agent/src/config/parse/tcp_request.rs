@@ -129,7 +129,10 @@ impl Parser<'_> {
                     return;
                 }
                 match action_args(set, p.kind, &name, w, 2) {
-                    Ok(end) => (None, end),
+                    Ok(end) => {
+                        self.note_map_files(w, at);
+                        (None, end)
+                    }
                     Err(msg) => {
                         self.diags.alert(at, msg);
                         return;
