@@ -57,6 +57,7 @@ pub fn parse_sources_resolving(
     for src in sources {
         parser.feed(src);
     }
+    parser.finish();
     let mut diags = parser.diags;
     let mut config = resolve::resolve(parser.out, &mut diags);
     // In the order the lines were read: files as given, lines within them.

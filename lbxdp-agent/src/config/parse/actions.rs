@@ -385,10 +385,18 @@ fn ends_here(w: &[String], i: usize) -> bool {
 /// first word after them (`if`, `unless` or what HAProxy finds extra). Err
 /// is HAProxy's message (the caller says where: tcp rules print it alone,
 /// HTTP rules after "error detected ... while parsing '<rule>' rule :").
-pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i: usize) -> Result<usize, String> {
+pub(super) fn action_args(
+    set: Ruleset,
+    (kind, http): (Kind, bool),
+    name: &str,
+    w: &[String],
+    i: usize,
+) -> Result<usize, String> {
     let action = arg(w, i);
     let base = action.split('(').next().unwrap_or(action);
     let (col, _) = set.place(kind);
+    // The proxy's mode so far: HTTP's log-format variables need `mode http`.
+    let lf = |text: &str| log_format(text, col, http);
     let rule = format!("{} {action}", set.word());
     let a = i + 1;
     // One required format string, and nothing after it but a condition.
@@ -453,7 +461,7 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
         "unset-var" => var_name(action).map(|_| a),
         "set-var-fmt" => {
             var_name(action)?;
-            log_format(arg(w, a), col)?;
+            lf(arg(w, a))?;
             Ok(a + 1)
         }
         "set-src" | "set-dst" | "set-src-port" | "set-dst-port" | "set-priority-class" | "set-priority-offset" => {
@@ -480,6 +488,9 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
             "" | "if" | "unless" => Err("expects exactly 1 argument (integer value)".into()),
             _ => Ok(a + 1),
         },
+        "switch-mode" if !kind.fe() => Err(format!(
+            "'tcp-request switch-mode' not allowed because backend '{name}' has no frontend capability"
+        )),
         "switch-mode" => match arg(w, a) {
             "http" => {
                 let mut k = a + 1;
@@ -497,6 +508,12 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
             s if set.http() => Err(format!("'{s}' unknown service name.")),
             _ => Err(format!("'{}' unknown service name.", arg(w, i - 1))),
         },
+        "capture" if set == Ruleset::TcpContent && !kind.fe() => {
+            Err(format!("'{rule}' : proxy '{name}' has no frontend capability"))
+        }
+        "capture" if set == Ruleset::HttpRequest && !kind.fe() => {
+            Err(format!("proxy '{name}' has no frontend capability"))
+        }
         "capture" if set == Ruleset::TcpContent => {
             expr_at(a)?;
             match (arg(w, a + 1), arg(w, a + 2).parse::<u32>()) {
@@ -523,7 +540,7 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
             if arg(w, a).is_empty() || arg(w, a + 1).is_empty() {
                 return Err("expects exactly 2 arguments".into());
             }
-            log_format(arg(w, a + 1), col)?;
+            lf(arg(w, a + 1))?;
             Ok(a + 2)
         }
         "replace-header" | "replace-value" if set.http() => {
@@ -533,7 +550,7 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
             if let Some(e) = regex_error(arg(w, a + 1)) {
                 return Err(e);
             }
-            log_format(arg(w, a + 2), col)?;
+            lf(arg(w, a + 2))?;
             Ok(a + 3)
         }
         "replace-path" | "replace-pathq" | "replace-uri" if set.http() => {
@@ -543,12 +560,12 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
             if let Some(e) = regex_error(arg(w, a)) {
                 return Err(format!("failed to parse the regex : {e}"));
             }
-            log_format(arg(w, a + 1), col)?;
+            lf(arg(w, a + 1))?;
             Ok(a + 2)
         }
         "set-path" | "set-pathq" | "set-query" | "set-uri" | "set-method" if set.http() => {
             let k = exactly(1, "<format>")?;
-            log_format(arg(w, a), col)?;
+            lf(arg(w, a))?;
             Ok(k)
         }
         "del-header" if set.http() => {
@@ -571,14 +588,17 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
             }
             Ok(if arg(w, a + 1) == "reason" { a + 3 } else { a + 1 })
         }
-        "redirect" if set.http() => redirect_args(w, a, col),
-        "deny" | "tarpit" | "return" if set.http() => return_args(w, a, col),
+        "redirect" if set.http() => redirect_args(w, a, &lf),
+        "deny" | "tarpit" | "return" if set.http() => return_args(w, a, &lf),
         "auth" if set.http() => Ok(if arg(w, a) == "realm" { a + 2 } else { a }),
         "set-timeout" if set.http() => {
             if !kind.be() {
                 return Err(format!("proxy '{name}' has no backend capability"));
             }
-            Ok(a + 2)
+            match arg(w, a) {
+                "server" | "tunnel" => Ok(a + 2),
+                other => Err(format!("'set-timeout' rule supports 'server'/'tunnel' (got '{other}')")),
+            }
         }
         "wait-for-body" if set.http() => {
             if arg(w, a) != "time" || arg(w, a + 1).is_empty() {
@@ -606,7 +626,7 @@ pub(super) fn action_args(set: Ruleset, kind: Kind, name: &str, w: &[String], i:
 }
 
 /// `deny|tarpit|return [deny_status N] [status N] [content-type T] [string S] ...`.
-fn return_args(w: &[String], mut k: usize, col: u32) -> Result<usize, String> {
+fn return_args(w: &[String], mut k: usize, lf: &dyn Fn(&str) -> Result<(), String>) -> Result<usize, String> {
     loop {
         let key = arg(w, k);
         let v = arg(w, k + 1);
@@ -620,14 +640,14 @@ fn return_args(w: &[String], mut k: usize, col: u32) -> Result<usize, String> {
             }
             k += 2;
         } else if key == "hdr" {
-            log_format(arg(w, k + 2), col)?;
+            lf(arg(w, k + 2))?;
             k += 3;
         } else if HTTP_RETURN_OPTIONS.contains(&key) {
             if v.is_empty() {
                 return Err(format!("'{key}' expects an argument"));
             }
             if key == "lf-string" {
-                log_format(v, col)?;
+                lf(v)?;
             }
             k += 2;
         } else {
@@ -638,7 +658,11 @@ fn return_args(w: &[String], mut k: usize, col: u32) -> Result<usize, String> {
 
 /// `redirect location|prefix|scheme <fmt> [code N] [option]...`, as HAProxy
 /// parses it up to the condition.
-pub(super) fn redirect_args(w: &[String], mut k: usize, col: u32) -> Result<usize, String> {
+pub(super) fn redirect_args(
+    w: &[String],
+    mut k: usize,
+    lf: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<usize, String> {
     let mut typed = false;
     loop {
         let key = arg(w, k);
@@ -649,7 +673,7 @@ pub(super) fn redirect_args(w: &[String], mut k: usize, col: u32) -> Result<usiz
                 if v.is_empty() {
                     return Err(format!("missing argument for '{key}'"));
                 }
-                log_format(v, col)?;
+                lf(v)?;
                 typed = true;
                 k += 2;
             }
@@ -690,7 +714,7 @@ mod tests {
     }
 
     fn check(set: Ruleset, line: &str) -> Result<usize, String> {
-        action_args(set, Kind::Frontend, "f", &words(line), 0)
+        action_args(set, (Kind::Frontend, true), "f", &words(line), 0)
     }
 
     #[test]

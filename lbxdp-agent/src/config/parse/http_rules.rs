@@ -12,7 +12,7 @@ use super::{
 };
 use crate::config::{
     diag::Origin,
-    model::{EnvRef, EnvRefKind},
+    model::{EnvRef, EnvRefKind, Mode},
 };
 
 /// The column of `haproxy -dKsmp` `use-server` conditions are checked against.
@@ -65,7 +65,7 @@ impl Parser<'_> {
             return false;
         }
         let rule = format!("{} {action}", set.word());
-        let end = match action_args(set, p.kind, &p.name, w, 1) {
+        let end = match action_args(set, (p.kind, p.mode == Mode::Http), &p.name, w, 1) {
             Ok(end) => end,
             Err(msg) => {
                 let msg = msg.strip_suffix('.').unwrap_or(&msg);
@@ -93,49 +93,67 @@ impl Parser<'_> {
         self.checked_cond(p, w, end, set.place(p.kind), &RuleKind::Http(&rule), at)
     }
 
-    /// The log-format strings of `log-format`, `log-format-sd`,
-    /// `error-log-format` and `unique-id-format`, and `capture` lines,
-    /// checked as HAProxy checks them. False: an alert was raised.
-    pub(super) fn format_directive(&mut self, w: &[String], at: &Origin) -> bool {
+    /// `log-format`, `log-format-sd`, `error-log-format`, `unique-id-format`
+    /// (kept, and checked once the proxy's mode is known: see `finish`) and
+    /// `capture` lines (checked now). False: an alert was raised.
+    pub(super) fn format_directive(&mut self, p: &mut Draft, w: &[String], at: &Origin) -> bool {
         let k = w[0].as_str();
-        if k == "capture" {
-            let (what, name, len) = (arg(w, 1), arg(w, 2), arg(w, 3));
-            let ok = match what {
-                "cookie" => true,
-                "request" | "response" if name == "header" => {
-                    if arg(w, 4) != "len" || arg(w, 5).is_empty() || arg(w, 3).is_empty() {
-                        self.diags.alert(
-                            at,
-                            format!("'capture {what}' expects 'header' <header_name> 'len' <len>."),
-                        );
-                        return false;
-                    }
-                    true
+        if k != "capture" {
+            p.log_formats.retain(|(kw, ..)| kw != k);
+            p.log_formats.push((k.to_string(), arg(w, 1).to_string(), at.clone()));
+            return true;
+        }
+        let (what, name) = (arg(w, 1), arg(w, 2));
+        match what {
+            "cookie" => true,
+            "request" | "response" if name == "header" => {
+                if arg(w, 3).is_empty() || arg(w, 4) != "len" || arg(w, 5).is_empty() {
+                    self.diags.alert(
+                        at,
+                        format!("'capture {what}' expects 'header' <header_name> 'len' <len>."),
+                    );
+                    return false;
                 }
-                _ => false,
-            };
-            if !ok {
+                true
+            }
+            _ => {
                 self.diags.alert(
                     at,
                     "'capture' expects 'cookie' or 'request header' or 'response header'.",
                 );
-            }
-            let _ = len;
-            return ok;
-        }
-        // Where HAProxy evaluates them (`haproxy -dKsmp` columns): the logs, or the request's headers.
-        let (col, what) = match k {
-            "unique-id-format" => (3, "unique-id"),
-            _ => (18, k),
-        };
-        match log_format(arg(w, 1), col) {
-            Ok(()) => {
-                self.note_map_files(w, at);
-                true
-            }
-            Err(msg) => {
-                self.diags.alert(at, format!("failed to parse {what} : {msg}."));
                 false
+            }
+        }
+    }
+
+    /// What HAProxy checks once every line is read: the log-format strings
+    /// (`log-format` only where something logs: frontends and listens), own
+    /// or from their defaults, against the proxy's final mode.
+    pub(in crate::config) fn finish(&mut self) {
+        let mut found = Vec::new();
+        for p in &self.out.proxies {
+            // Only what logs reads the log formats; ids and errors are made everywhere.
+            let logs = |k: &str| matches!(k, "log-format" | "log-format-sd");
+            for (k, text, at) in p.log_formats.iter().filter(|(k, ..)| p.kind.fe() || !logs(k)) {
+                // Where HAProxy evaluates them (`haproxy -dKsmp` columns): the
+                // logs, or the request's headers for the unique id.
+                let (col, what) = match k.as_str() {
+                    "unique-id-format" => (3, "unique-id"),
+                    _ => (18, k.as_str()),
+                };
+                match log_format(text, col, p.mode == Mode::Http) {
+                    Ok(()) => found.push((vec![text.clone()], at.clone(), None)),
+                    Err(msg) => found.push((Vec::new(), at.clone(), Some(format!("failed to parse {what} : {msg}.")))),
+                }
+            }
+        }
+        for (words, at, alert) in found {
+            match alert {
+                Some(msg) if !self.diags.list.iter().any(|d| d.origin == at && d.message == msg) => {
+                    self.diags.alert(&at, msg);
+                }
+                Some(_) => {}
+                None => self.note_map_files(&words, &at),
             }
         }
     }
@@ -191,7 +209,7 @@ impl Parser<'_> {
             self.diags.alert(at, set.unknown(action, kind, &name));
             return false;
         }
-        let end = match action_args(set, kind, &name, w, 2) {
+        let end = match action_args(set, (kind, p.mode == Mode::Http), &name, w, 2) {
             Ok(end) => end,
             Err(msg) => {
                 self.diags.alert(at, msg);
@@ -211,7 +229,8 @@ impl Parser<'_> {
         }
         let set = Ruleset::HttpRequest;
         let (col, _) = set.place(p.kind);
-        let end = match redirect_args(w, 1, col) {
+        let http = p.mode == Mode::Http;
+        let end = match redirect_args(w, 1, &|t| log_format(t, col, http)) {
             Ok(end) => end,
             Err(msg) => {
                 self.diags.alert(

@@ -107,6 +107,9 @@ pub(super) struct Draft {
     pub(super) builtin_acls: HashMap<String, usize>,
     /// `tcp-request connection` rules lbxdp applies, in order.
     pub(super) tcp_rules: Vec<TcpRule>,
+    /// `log-format`-like lines (keyword, format, where), own or from
+    /// defaults, checked once the mode is known (`finish`).
+    pub(super) log_formats: Vec<(String, String, Origin)>,
     /// The servers `use-server` rules name, looked up when resolving.
     pub(super) use_servers: Vec<(String, Origin)>,
     /// Fetch and action arguments that name a proxy or a table, checked when resolving.
@@ -174,6 +177,7 @@ impl Draft {
             acl_names: HashMap::new(),
             builtin_acls: HashMap::new(),
             tcp_rules: Vec::new(),
+            log_formats: Vec::new(),
             use_servers: Vec::new(),
             arg_refs: Vec::new(),
             stick_table: None,
@@ -235,6 +239,7 @@ impl Draft {
         p.defsrv = d.defsrv.clone();
         p.source = d.source.clone();
         p.disabled = d.disabled;
+        p.log_formats = d.log_formats.clone();
         p.stats = d.stats.clone().map(StatsDraft::inherited);
         // The defaults' rules run first, on the defaults' own ACLs (whose
         // names the proxy doesn't see: `acl_names` stays empty).

@@ -299,7 +299,7 @@ impl Parser<'_> {
                 }
             }
             "log-format" | "log-format-sd" | "error-log-format" | "unique-id-format" | "capture"
-                if !self.format_directive(w, at) => {}
+                if !self.format_directive(p, w, at) => {}
             other => {
                 if let Some((_, why)) = kw::PROXY_REMOVED.iter().find(|(n, _)| *n == other) {
                     self.diags.alert(at, *why);

@@ -13,6 +13,11 @@ const LOG_VARIABLES: &[&str] = &[
     "sslc", "sslv", "t", "tr", "trg", "trl", "ts", "tsc",
 ];
 
+/// The log-format variables HAProxy 2.6 refuses outside `mode http`.
+const HTTP_LOG_VARIABLES: &[&str] = &[
+    "CC", "CS", "HM", "HP", "HPO", "HQ", "HU", "HV", "Ta", "Ti", "Tq", "TR", "Tr", "r", "tr", "trg", "trl",
+];
+
 /// What a fetch needs, named as HAProxy names its sample sources, from the
 /// first `haproxy -dKsmp` column it can be used in (an HTTP response fetch
 /// is also usable in `tcp-response` rules, which says less about it).
@@ -335,7 +340,7 @@ fn expr_end(s: &str) -> usize {
 
 /// A log-format string (`set-header X %[src]`, `%ci:%cp`), its sample
 /// expressions usable in column `col` of `haproxy -dKsmp`.
-pub(super) fn log_format(text: &str, col: u32) -> Result<(), String> {
+pub(super) fn log_format(text: &str, col: u32, http: bool) -> Result<(), String> {
     let mut rest = text;
     while let Some(p) = rest.find('%') {
         let mut after = &rest[p + 1..];
@@ -393,6 +398,9 @@ pub(super) fn log_format(text: &str, col: u32) -> Result<(), String> {
                 }
             }
         }
+        if !http && HTTP_LOG_VARIABLES.contains(&name) {
+            return Err(format!("format variable '{name}' is reserved for HTTP mode"));
+        }
         if !LOG_VARIABLES.contains(&name) {
             return Err(format!(
                 "no such format variable '{name}'. If you wanted to emit the '%' character verbatim, you need to use \
@@ -426,7 +434,7 @@ mod tests {
             "%-",
             "plain",
         ] {
-            assert_eq!(log_format(ok, HRQ), Ok(()), "{ok}");
+            assert_eq!(log_format(ok, HRQ, true), Ok(()), "{ok}");
         }
         for (bad, want) in [
             (
@@ -482,10 +490,14 @@ mod tests {
                  headers' which is not available here",
             ),
         ] {
-            assert_eq!(log_format(bad, HRQ).err().as_deref(), Some(want), "{bad}");
+            assert_eq!(log_format(bad, HRQ, true).err().as_deref(), Some(want), "{bad}");
         }
+        assert_eq!(
+            log_format("%ci %tr", HRQ, false).err().as_deref(),
+            Some("format variable 'tr' is reserved for HTTP mode")
+        );
         // A frontend's http-response rules see the response.
-        assert_eq!(log_format("%[res.hdr(host)]", 16), Ok(()));
+        assert_eq!(log_format("%[res.hdr(host)]", 16, true), Ok(()));
     }
 
     #[test]

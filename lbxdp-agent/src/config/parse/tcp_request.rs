@@ -13,7 +13,7 @@ use super::{
 use crate::config::{
     acl::{TcpAction, TcpRule},
     diag::Origin,
-    model::Unsupported,
+    model::{Mode, Unsupported},
 };
 
 impl Parser<'_> {
@@ -128,7 +128,7 @@ impl Parser<'_> {
                     self.diags.alert(at, set.unknown(action, p.kind, &name));
                     return;
                 }
-                match action_args(set, p.kind, &name, w, 2) {
+                match action_args(set, (p.kind, p.mode == Mode::Http), &name, w, 2) {
                     Ok(end) => {
                         self.note_map_files(w, at);
                         (None, end)
