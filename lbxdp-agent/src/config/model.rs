@@ -19,7 +19,8 @@ pub struct Config {
     pub refused: Vec<Refusal>,
     /// The files `acl ... -f FILE` read, as written: a reload reads them again.
     pub pattern_files: Vec<String>,
-    /// `bind` lines of the frontends and listens. With none, HAProxy's
+    /// `bind` lines of the frontends and listens, and global `stats socket`
+    /// lines (HAProxy's CLI listens on them). With none, HAProxy's
     /// `-c` says the file has no error but will not start, and exits 2;
     /// the agent, as HAProxy, refuses to run it.
     pub listeners: usize,

@@ -151,7 +151,13 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
     }
 
     // None: HAProxy won't start (`-c` exits 2, the agent refuses to run).
-    let listeners: usize = proxies.iter().filter(|p| p.kind.fe()).map(|p| p.bind_lines).sum();
+    // A global `stats socket` is a listener too (HAProxy's CLI frontend).
+    let listeners: usize = proxies
+        .iter()
+        .filter(|p| p.kind.fe())
+        .map(|p| p.bind_lines)
+        .sum::<usize>()
+        + global.stats_sockets.len();
 
     let frontends = proxies
         .iter()

@@ -233,6 +233,12 @@ fn no_listener_is_counted_not_an_error() {
         "{TIMEOUTS}frontend f\n bind :80\n bind :81\n default_backend b\nbackend b\n server s 198.18.0.1:80\n"
     ));
     assert_eq!(c.listeners, 2);
+    // Debian's haproxy.cfg has no frontend, only its CLI socket: it starts.
+    let (c, _) = ok(&format!(
+        "global\n stats socket /run/haproxy/admin.sock mode 660 level admin\n{TIMEOUTS}backend b\n server s \
+         198.18.0.1:80\n"
+    ));
+    assert_eq!(c.listeners, 1);
 }
 
 #[test]
