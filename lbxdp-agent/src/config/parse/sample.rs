@@ -65,7 +65,7 @@ fn arg_ok(ty: &str, a: &str) -> bool {
                     bits.leading_ones() + bits.trailing_zeros() == 32
                 })
         }
-        "IPv6 mask" => a.parse::<u8>().is_ok_and(|n| n <= 128),
+        "IPv6 mask" => a.parse::<u8>().is_ok_and(|n| n <= 128) || a.parse::<std::net::Ipv6Addr>().is_ok(),
         "IPv4 address" => a.parse::<std::net::Ipv4Addr>().is_ok(),
         "IPv6 address" => a.parse::<std::net::Ipv6Addr>().is_ok(),
         _ => true,
