@@ -6,7 +6,7 @@ use super::{
     ArgRef, Draft, Parser, arg,
     fetch::{MATCH_METHODS, fetch_expr},
     refusal_at,
-    sample::regex_error,
+    regex::regex_error,
 };
 use crate::config::{
     acl::{Acl, AclExpr, Cond, Fetch, IntRange, Nets, Patterns, Term, Undecided},

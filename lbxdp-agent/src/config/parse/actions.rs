@@ -6,7 +6,8 @@
 //! `tcp_request`); the rest is checked so that `-c` refuses what HAProxy refuses.
 use super::{
     Kind, arg,
-    sample::{action_expr, log_format, regex_error, var_scope},
+    regex::regex_error,
+    sample::{action_expr, log_format, var_scope},
 };
 
 /// A ruleset: where a rule is and so which fetches it can use.

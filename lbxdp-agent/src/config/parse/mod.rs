@@ -10,6 +10,7 @@ mod global;
 mod http_rules;
 mod log;
 mod proxies;
+mod regex;
 mod sample;
 mod servers;
 mod stats;

@@ -85,7 +85,7 @@ fn needs_a_value(ty: &str) -> bool {
 /// no parentheses, which HAProxy reads as one empty argument) against an
 /// argument list as `haproxy -dKsmp`/`-dKcnv` print it ("integer[,string]").
 /// Err is HAProxy's message after the keyword's name.
-pub(super) fn arg_list(args: Option<&str>, spec: &str) -> Result<(), String> {
+fn arg_list(args: Option<&str>, spec: &str) -> Result<(), String> {
     let types: Vec<&str> = spec
         .split(',')
         .map(|t| t.trim_matches(|c| c == '[' || c == ']'))
@@ -164,7 +164,7 @@ pub(super) fn converter_args(name: &str, args: Option<&str>, spec: &str) -> Resu
 
 /// Why a sample expression isn't one, in HAProxy's words; `Ok` carries the
 /// columns (`haproxy -dKsmp`) its fetch can be used in.
-fn expr(text: &str) -> Result<u32, String> {
+pub(super) fn sample_expr(text: &str) -> Result<u32, String> {
     let (name, args, mut rest) = call(text)?;
     if name.is_empty() {
         return Err("missing fetch method".into());
@@ -209,55 +209,6 @@ pub(super) fn var_scope(name: &str) -> Result<(), String> {
     ))
 }
 
-/// The errors PCRE2 reports for a regex (unbalanced parentheses, an open
-/// character class, a trailing backslash, a leading quantifier), in
-/// HAProxy's words. What PCRE2 takes and this doesn't see (lookarounds,
-/// named groups...) passes: lbxdp applies no regex, it only refuses what
-/// HAProxy refuses.
-pub(super) fn regex_error(re: &str) -> Option<String> {
-    let fail = |what: &str, at: usize| Some(format!("regex '{re}' is invalid (error={what}, erroffset={at})"));
-    if re.contains("\\Q") {
-        return None;
-    }
-    if re.starts_with(['*', '+', '?']) {
-        return fail("quantifier does not follow a repeatable item", 0);
-    }
-    let b = re.as_bytes();
-    let (mut i, mut depth) = (0, 0usize);
-    while i < b.len() {
-        match b[i] {
-            b'\\' if i + 1 == b.len() => return fail("\\ at end of pattern", b.len()),
-            b'\\' => i += 1,
-            b'[' => {
-                // `]` first in a class (after an optional `^`) is a literal.
-                let mut j = i + 1;
-                if b.get(j) == Some(&b'^') {
-                    j += 1;
-                }
-                if b.get(j) == Some(&b']') {
-                    j += 1;
-                }
-                while j < b.len() && b[j] != b']' {
-                    j += if b[j] == b'\\' { 2 } else { 1 };
-                }
-                if j >= b.len() {
-                    return fail("missing terminating ] for character class", b.len());
-                }
-                i = j;
-            }
-            b'(' => depth += 1,
-            b')' if depth == 0 => return fail("unmatched closing parenthesis", i),
-            b')' => depth -= 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    if depth > 0 {
-        return fail("missing closing parenthesis", b.len());
-    }
-    None
-}
-
 /// The files the `map*` converters in `word` name (`map_str(hosts.map,x)`):
 /// HAProxy loads them while it parses.
 pub(super) fn map_files(word: &str) -> Vec<String> {
@@ -279,17 +230,11 @@ pub(super) fn map_files(word: &str) -> Vec<String> {
     out
 }
 
-/// One sample expression: Ok is the columns (`haproxy -dKsmp`) its fetch
-/// can be used in, Err HAProxy's message.
-pub(super) fn sample_expr(text: &str) -> Result<u32, String> {
-    expr(text)
-}
-
 /// One sample expression that is an action's argument (`set-var`,
 /// `set-src`, `track-sc0`...), usable in column `col` of `haproxy -dKsmp`.
 /// `action` names the rule as HAProxy does when the fetch can't be used there.
 pub(super) fn action_expr(text: &str, col: u32, action: &str) -> Result<(), String> {
-    let usable = expr(text)?;
+    let usable = sample_expr(text)?;
     if usable & (1 << col) == 0 {
         return Err(format!(
             "fetch method '{action}' extracts information from '{}', none of which is available here",
@@ -361,7 +306,8 @@ pub(super) fn log_format(text: &str, col: u32, http: bool) -> Result<(), String>
             if r.as_bytes().get(close) != Some(&b']') {
                 return Err(format!("missing ']' after '{r}'"));
             }
-            let usable = expr(&r[..close]).map_err(|e| format!("failed to parse sample expression <{r}> : {e}"))?;
+            let usable =
+                sample_expr(&r[..close]).map_err(|e| format!("failed to parse sample expression <{r}> : {e}"))?;
             if usable & (1 << col) == 0 {
                 return Err(format!(
                     "sample fetch <{r}> may not be reliably used here because it needs '{}' which is not available \
@@ -512,7 +458,7 @@ mod tests {
             "req.hdr(,1)",
             "str()",
         ] {
-            assert_eq!(expr(ok).map(|_| ()), Ok(()), "{ok}");
+            assert_eq!(sample_expr(ok).map(|_| ()), Ok(()), "{ok}");
         }
         for (bad, want) in [
             (
@@ -533,38 +479,14 @@ mod tests {
             ),
             ("src(1)", "fetch method 'src' : expected ')' before '1)'"),
         ] {
-            assert_eq!(expr(bad).err().as_deref(), Some(want), "{bad}");
+            assert_eq!(sample_expr(bad).err().as_deref(), Some(want), "{bad}");
         }
     }
 
     #[test]
-    fn regexes_pcre_refuses_are_refused() {
-        let bad = |re: &str| regex_error(re).unwrap_or_default();
+    fn var_names_need_their_scope() {
         assert_eq!(
-            bad("a("),
-            "regex 'a(' is invalid (error=missing closing parenthesis, erroffset=2)"
-        );
-        assert_eq!(
-            bad("a)b"),
-            "regex 'a)b' is invalid (error=unmatched closing parenthesis, erroffset=1)"
-        );
-        assert_eq!(
-            bad("[ab"),
-            "regex '[ab' is invalid (error=missing terminating ] for character class, erroffset=3)"
-        );
-        assert_eq!(
-            bad("ab\\"),
-            "regex 'ab\\' is invalid (error=\\ at end of pattern, erroffset=3)"
-        );
-        assert_eq!(
-            bad("*a"),
-            "regex '*a' is invalid (error=quantifier does not follow a repeatable item, erroffset=0)"
-        );
-        for ok in ["[]a]", "a{1", "a[(]", "(?<n>x)", "(?=x)", "^/api(/.*)$", "\\(", "[^]]"] {
-            assert_eq!(regex_error(ok), None, "{ok}");
-        }
-        assert_eq!(
-            expr("var(x)").err().as_deref(),
+            sample_expr("var(x)").err().as_deref(),
             Some(
                 "invalid args in fetch method 'var' : invalid variable name 'x'. A variable name must be start by \
                  its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
