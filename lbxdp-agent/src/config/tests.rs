@@ -1045,3 +1045,21 @@ fn addr_with_a_port_moves_the_health_check_there() {
         assert_eq!(a[0].message, format!("'server b/s' : 'addr' : {want}."));
     }
 }
+
+#[test]
+fn rules_name_sections_that_must_exist() {
+    let body = "frontend f\n bind :80\n acl ok http_auth(users)\n http-request do-resolve(txn.ip,dns) src\n \
+                http-request cache-use c\n default_backend b\nbackend b\n server s 198.18.0.1:80\n";
+    let a = alerts(&format!("{TIMEOUTS}{body}"));
+    let lines: Vec<usize> = a.iter().map(|d| d.origin.line).collect();
+    assert_eq!(lines, [7, 8, 9], "{a:?}");
+    assert_eq!(
+        a[0].message,
+        "unable to find userlist 'users' referenced in arg 1 of ACL keyword 'http_auth' in proxy 'f'."
+    );
+    // Declared after their use, as HAProxy allows.
+    ok(&format!(
+        "{TIMEOUTS}{body}userlist users\n user u insecure-password p\nresolvers dns\n nameserver n 127.0.0.1:53\n\
+         cache c\n total-max-size 4\n"
+    ));
+}

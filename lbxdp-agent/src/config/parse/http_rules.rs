@@ -4,7 +4,7 @@
 //! their actions, sample expressions, log-format strings and conditions as
 //! HAProxy 2.6 does, so that `-c` refuses what HAProxy refuses.
 use super::{
-    ArgRef, Draft, Kind, Parser, RefKind,
+    ArgRef, Draft, Kind, Parser, RefKind, SectionRef,
     acl::RuleKind,
     actions::{Ruleset, action_args, redirect_args},
     arg,
@@ -126,10 +126,70 @@ impl Parser<'_> {
         }
     }
 
+    /// The `userlist`, `resolvers` and `cache` sections a line's rules
+    /// name (`http_auth(users)`, `do-resolve(txn.ip,dns)`, `cache-use c`),
+    /// looked up once every section is read (`finish`).
+    pub(super) fn note_section_refs(&mut self, p: &Draft, w: &[String], at: &Origin) {
+        let (kind, name) = (p.kind.word(), p.name.as_str());
+        let mut refs = Vec::new();
+        for (i, word) in w.iter().enumerate() {
+            for fetch in ["http_auth", "http_auth_group"] {
+                let mut rest = word.as_str();
+                while let Some(pos) = rest.find(&format!("{fetch}(")) {
+                    let inner = &rest[pos + fetch.len() + 1..];
+                    let list = inner.split([')', ',']).next().unwrap_or("").trim();
+                    // `http_auth(` inside `http_auth_group(` is the other one.
+                    let whole_name = pos == 0 || !rest[..pos].ends_with('_');
+                    if whole_name {
+                        refs.push(SectionRef {
+                            kind: "userlist",
+                            name: list.to_string(),
+                            missing: format!(
+                                "unable to find userlist '{list}' referenced in arg 1 of ACL keyword '{fetch}' in \
+                                 proxy '{name}'."
+                            ),
+                            origin: at.clone(),
+                        });
+                    }
+                    rest = inner;
+                }
+            }
+            if let Some(args) = word.strip_prefix("do-resolve(") {
+                let resolvers = args.split([',', ')']).nth(1).unwrap_or("").trim();
+                refs.push(SectionRef {
+                    kind: "resolvers",
+                    name: resolvers.to_string(),
+                    missing: format!(
+                        "Proxy '{name}': Can't find resolvers section '{resolvers}' for do-resolve action."
+                    ),
+                    origin: at.clone(),
+                });
+            }
+            if matches!(word.as_str(), "cache-use" | "cache-store") && i > 0 {
+                let cache = arg(w, i + 1);
+                refs.push(SectionRef {
+                    kind: "cache",
+                    name: cache.to_string(),
+                    missing: format!(
+                        "{kind} '{name}': unable to find the cache '{cache}' referenced by the filter 'cache'."
+                    ),
+                    origin: at.clone(),
+                });
+            }
+        }
+        self.section_refs.extend(refs);
+    }
+
     /// What HAProxy checks once every line is read: the log-format strings
     /// (`log-format` only where something logs: frontends and listens), own
     /// or from their defaults, against the proxy's final mode.
     pub(in crate::config) fn finish(&mut self) {
+        for r in std::mem::take(&mut self.section_refs) {
+            let found = self.other_sections.iter().any(|(k, n)| k == r.kind && *n == r.name);
+            if !found {
+                self.diags.alert(&r.origin, r.missing);
+            }
+        }
         let mut found = Vec::new();
         for p in &self.out.proxies {
             // Only what logs reads the log formats; ids and errors are made everywhere.

@@ -332,6 +332,20 @@ pub(super) struct Parser<'e> {
     /// A global `expose-experimental-directives` was read: HAProxy then
     /// takes experimental actions (`normalize-uri`) after it.
     experimental: bool,
+    /// The sections lbxdp parses past (`userlist`, `resolvers`, `cache`...),
+    /// as (kind, name): rules name them, and HAProxy checks the names.
+    other_sections: Vec<(String, String)>,
+    /// Names rules give to such sections, checked once every line is read.
+    section_refs: Vec<SectionRef>,
+}
+
+/// A rule's reference to a `userlist`, `resolvers` or `cache` section.
+struct SectionRef {
+    kind: &'static str,
+    name: String,
+    /// HAProxy's alert when there is no such section.
+    missing: String,
+    origin: Origin,
 }
 
 struct LineVars<'a> {
@@ -392,6 +406,8 @@ impl<'e> Parser<'e> {
             proxy_index: HashMap::new(),
             proxy_ids: HashMap::new(),
             experimental: false,
+            other_sections: Vec::new(),
+            section_refs: Vec::new(),
         }
     }
 
@@ -587,6 +603,7 @@ impl<'e> Parser<'e> {
                     .warn(&at, format!("'{s}' section: parsed past, not used by lbxdp"));
                 *section = Section::Skip;
                 *section_name = arg(&words, 1).to_string();
+                self.other_sections.push((s.to_string(), section_name.clone()));
                 return;
             }
             _ => {}

@@ -52,6 +52,7 @@ impl Parser<'_> {
     pub(super) fn proxy_kw(&mut self, p: &mut Draft, w: &[String], at: &Origin, modifier: Modifier) {
         let k = w[0].as_str();
         let a1 = arg(w, 1).to_string();
+        self.note_section_refs(p, w, at);
         match k {
             "mode" => {
                 if self.too_many(w, 1, at) {
