@@ -6,8 +6,9 @@
 use super::{
     ArgRef, Draft, Kind, Parser, RefKind, SectionRef,
     acl::RuleKind,
-    actions::{Ruleset, action_args, redirect_args},
+    actions::{action_args, redirect_args},
     arg,
+    rulesets::Ruleset,
     sample::{log_format, map_files, sample_expr},
 };
 use crate::config::{

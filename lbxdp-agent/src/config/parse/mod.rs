@@ -11,6 +11,7 @@ mod http_rules;
 mod log;
 mod proxies;
 mod regex;
+mod rulesets;
 mod sample;
 mod servers;
 mod stats;

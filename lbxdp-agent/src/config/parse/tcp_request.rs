@@ -3,12 +3,8 @@
 //! keeps the `connection` rules it applies (accept, reject, silent-drop) and
 //! refuses, with file:line, what it doesn't do yet.
 use super::{
-    ArgRef, Draft, Kind, Parser, RefKind,
-    acl::RuleKind,
-    actions::{Ruleset, action_args},
-    arg,
-    fetch::fetch_expr,
-    refusal_at,
+    ArgRef, Draft, Kind, Parser, RefKind, acl::RuleKind, actions::action_args, arg, fetch::fetch_expr, refusal_at,
+    rulesets::Ruleset,
 };
 use crate::config::{
     acl::{TcpAction, TcpRule},
