@@ -115,7 +115,15 @@ fn read(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     let env = |name: &str| std::env::var(name).ok();
     // `acl ... -f FILE`: read as HAProxy does, relative to the working directory.
     let read = |path: &str| outside::read(Path::new(path), MAX_FILE_BYTES).ok();
-    let (config, mut diags) = match config::parse_sources_reading(&sources, &env, &read) {
+    // `src localhost`: HAProxy resolves names in address patterns to IPv4 as it parses.
+    let resolve = |name: &str| {
+        use std::net::ToSocketAddrs as _;
+        (name, 0).to_socket_addrs().ok()?.find_map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+    };
+    let (config, mut diags) = match config::parse_sources_resolving(&sources, &env, &read, &resolve) {
         Ok((c, d)) => (Some(c), d),
         Err(d) => (None, d),
     };

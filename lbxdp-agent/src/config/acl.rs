@@ -6,7 +6,7 @@
 //! servers' health.
 use std::{
     collections::HashSet,
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
 };
 
 use super::{
@@ -79,11 +79,15 @@ pub struct Nets {
     /// Per prefix length (IPv4-mapped lengths for IPv4 networks, so one
     /// table serves both families), longest first, the masked networks.
     by_len: Vec<(u8, HashSet<u128>)>,
+    /// IPv4 networks whose mask isn't a prefix (`10.0.0.0/255.0.255.0`),
+    /// as (network, mask), matched bit by bit as HAProxy does. A longest
+    /// prefix match (an LPM trie) can't hold them: see `non_contiguous`.
+    masks: Vec<(u32, u32)>,
 }
 
 impl PartialEq for Nets {
     fn eq(&self, other: &Self) -> bool {
-        self.list == other.list
+        self.list == other.list && self.masks == other.masks
     }
 }
 
@@ -122,7 +126,27 @@ impl Nets {
             }
         }
         by_len.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
-        Nets { list, by_len }
+        Nets {
+            list,
+            by_len,
+            masks: Vec::new(),
+        }
+    }
+
+    /// As `new`, with IPv4 networks whose mask isn't a prefix (network, mask).
+    pub fn with_masks(list: Vec<(IpAddr, u8)>, masks: Vec<(Ipv4Addr, Ipv4Addr)>) -> Nets {
+        let mut nets = Nets::new(list);
+        nets.masks = masks
+            .into_iter()
+            .map(|(net, mask)| (u32::from(net) & u32::from(mask), u32::from(mask)))
+            .collect();
+        nets
+    }
+
+    /// The networks whose mask isn't a prefix (network, mask): matched
+    /// here, but beyond what a longest prefix match can hold.
+    pub fn non_contiguous(&self) -> &[(u32, u32)] {
+        &self.masks
     }
 
     /// The networks as written (address, prefix length).
@@ -134,7 +158,14 @@ impl Nets {
     pub fn contains(&self, ip: IpAddr) -> bool {
         // An IPv4 /0 is every IPv4 address (the mapped range), not every address.
         let a = as_v6(ip);
-        self.by_len.iter().any(|(len, set)| set.contains(&masked(a, *len)))
+        if self.by_len.iter().any(|(len, set)| set.contains(&masked(a, *len))) {
+            return true;
+        }
+        let v4 = match ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+        };
+        v4.is_some_and(|v4| self.masks.iter().any(|&(net, mask)| u32::from(v4) & mask == net))
     }
 }
 
@@ -445,6 +476,16 @@ mod tests {
         assert!(many.contains(ip("192.0.2.7")));
         assert!(!many.contains(ip("192.0.2.8")));
         assert!(!many.contains(ip("11.0.0.1")));
+        // HAProxy takes masks that aren't prefixes, and matches them bit by bit.
+        let odd = Nets::with_masks(
+            vec![],
+            vec![("10.0.0.0".parse().unwrap(), "255.0.255.0".parse().unwrap())],
+        );
+        assert!(odd.contains(ip("10.7.0.9")));
+        assert!(odd.contains(ip("::ffff:10.200.0.1")));
+        assert!(!odd.contains(ip("10.7.1.9")));
+        assert!(!odd.contains(ip("11.7.0.9")));
+        assert_eq!(odd.non_contiguous(), [(0x0a00_0000, 0xff00_ff00)]);
     }
 
     #[test]

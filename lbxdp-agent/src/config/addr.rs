@@ -212,6 +212,44 @@ pub fn parse_server(text: &str) -> Result<(IpAddr, PortSpec, Vec<String>), AddrE
     }
 }
 
+/// Parses a server's `addr` as HAProxy 2.6 does: `addr[:port]`, no offset
+/// nor range. None: no address (`:8080` checks the server's own address on
+/// that port), no port (or port 0: the check's other ports apply).
+pub fn parse_check_addr(text: &str) -> Result<(Option<IpAddr>, Option<u16>), AddrError> {
+    let (family, rest) = match strip_prefix(text) {
+        Ok(x) => x,
+        Err(_) => return Err(AddrError::Family(text.to_string())),
+    };
+    let (host, port) = split_port(rest);
+    let port = match port.unwrap_or("") {
+        "" => None,
+        p if p.starts_with(['+', '-']) => return Err(AddrError::OffsetNotAllowed(text.to_string())),
+        p if p.starts_with(|c: char| c.is_ascii_digit()) => {
+            if p.contains('-') {
+                return Err(AddrError::RangeNotAllowed(text.to_string()));
+            }
+            let (v, _) = atoi(p);
+            if v > 65535 {
+                return Err(AddrError::BadPort(p.to_string()));
+            }
+            // Checked above: it fits in a u16.
+            Some(v as u16).filter(|&v| v != 0)
+        }
+        p => {
+            let c = p.chars().next().unwrap_or('?');
+            return Err(AddrError::BadPortChar(c, p.to_string(), text.to_string()));
+        }
+    };
+    match parse_ip(host, family, text) {
+        Ok(ip) => Ok((ip.filter(|ip| !ip.is_unspecified()), port)),
+        // HAProxy would resolve a name; lbxdp doesn't, as for server addresses.
+        Err(_) if !host.contains(':') && host.chars().any(|c| c.is_ascii_alphabetic()) => {
+            Err(AddrError::HostName(host.to_string()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Parses a `source` address as HAProxy 2.6 does: `addr[:port]`, and
 /// `addr:low-high` where `range` allows it (server and `default-server`
 /// lines). `*` or no address is 0.0.0.0 (`::` with `ipv6@`); port 0 or none
@@ -293,6 +331,14 @@ pub fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
         },
     };
     Some((ip, len))
+}
+
+/// `10.0.0.0/255.0.255.0`: an IPv4 network with a mask that isn't a
+/// prefix, which HAProxy matches bit by bit (network, mask).
+pub fn parse_masked_v4(s: &str) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+    let (ip, mask) = s.split_once('/')?;
+    let ip = ip.parse().ok().or_else(|| inet_aton(ip))?;
+    Some((ip, mask.parse().ok()?))
 }
 
 /// inet_aton()'s `a`, `a.b`, `a.b.c`: the last part fills the remaining bytes.

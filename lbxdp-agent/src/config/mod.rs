@@ -42,10 +42,23 @@ pub fn parse_sources_reading(
     env: &dyn Fn(&str) -> Option<String>,
     read: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<(Config, Vec<Diag>), Vec<Diag>> {
-    let mut parser = parse::Parser::new(env, read);
+    parse_sources_resolving(sources, env, read, &|_| None)
+}
+
+/// As `parse_sources_reading`, with `resolve` giving the IPv4 address of a
+/// host name in an address pattern (`src localhost`), which HAProxy
+/// resolves while it parses (None: it doesn't resolve).
+pub fn parse_sources_resolving(
+    sources: &[Source<'_>],
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+    resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+) -> Result<(Config, Vec<Diag>), Vec<Diag>> {
+    let mut parser = parse::Parser::new(env, read, resolve);
     for src in sources {
         parser.feed(src);
     }
+    parser.finish();
     let mut diags = parser.diags;
     let mut config = resolve::resolve(parser.out, &mut diags);
     // In the order the lines were read: files as given, lines within them.

@@ -22,7 +22,8 @@ pub struct Config {
     /// The stick tables (`stick-table` in a frontend, backend or listen,
     /// named after it), in the order they were declared.
     pub tables: Vec<super::stick::StickTable>,
-    /// `bind` lines of the frontends and listens. With none, HAProxy's
+    /// `bind` lines of the frontends and listens, and global `stats socket`
+    /// lines (HAProxy's CLI listens on them). With none, HAProxy's
     /// `-c` says the file has no error but will not start, and exits 2;
     /// the agent, as HAProxy, refuses to run it.
     pub listeners: usize,
@@ -438,6 +439,9 @@ pub struct CheckSettings {
     pub fall: u32,
     pub port: Option<u16>,
     pub addr: Option<IpAddr>,
+    /// The port of `addr IP:PORT`: checked when `port` isn't given, before
+    /// the server's own port (HAProxy's `srv_check_healthcheck_port()`).
+    pub addr_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

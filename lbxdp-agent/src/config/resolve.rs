@@ -81,6 +81,19 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
                 );
             }
         }
+        for (server, at) in &p.use_servers {
+            if !p.servers.iter().any(|s| s.name == *server) {
+                diags.alert(
+                    at,
+                    format!(
+                        "{} '{}' : unable to find server '{server}' referenced in a 'use-server' rule.",
+                        p.kind.word(),
+                        p.name
+                    ),
+                );
+            }
+        }
+        mode_clashes(p, &proxies, diags);
         for r in &p.arg_refs {
             if let Some(msg) = arg_ref_error(r, &p.name, &proxies) {
                 diags.alert(&r.origin, msg);
@@ -138,7 +151,13 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
     }
 
     // None: HAProxy won't start (`-c` exits 2, the agent refuses to run).
-    let listeners: usize = proxies.iter().filter(|p| p.kind.fe()).map(|p| p.bind_lines).sum();
+    // A global `stats socket` is a listener too (HAProxy's CLI frontend).
+    let listeners: usize = proxies
+        .iter()
+        .filter(|p| p.kind.fe())
+        .map(|p| p.bind_lines)
+        .sum::<usize>()
+        + global.stats_sockets.len();
 
     let frontends: Vec<Frontend> = proxies
         .iter()
@@ -163,6 +182,43 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
         pattern_files,
         tables,
         listeners,
+    }
+}
+
+/// HAProxy refuses an HTTP frontend whose backend is TCP (a TCP frontend
+/// may hand its connections to an HTTP backend: HAProxy upgrades them).
+/// Worded as HAProxy words it, at the line that names the backend.
+fn mode_clashes(p: &Draft, proxies: &[Draft], diags: &mut Diags) {
+    if !p.kind.fe() || p.mode != Mode::Http {
+        return;
+    }
+    let named = p
+        .use_backends
+        .iter()
+        .map(|(b, _, at)| (b, at, "in a 'use_backend' rule"))
+        .chain(
+            p.default_backend
+                .iter()
+                .map(|(b, at)| (b, at, "as its default backend")),
+        );
+    for (target, at, how) in named {
+        let Some(be) = proxies.iter().find(|b| b.kind.be() && b.name == *target) else {
+            continue;
+        };
+        if be.mode == Mode::Tcp && be.name != p.name {
+            diags.alert(
+                at,
+                format!(
+                    "http {} '{}' ({}) tries to use incompatible tcp {} '{}' ({}) {how} (see 'mode').",
+                    p.kind.word(),
+                    p.name,
+                    p.origin,
+                    be.kind.word(),
+                    be.name,
+                    be.origin
+                ),
+            );
+        }
     }
 }
 
@@ -203,7 +259,7 @@ fn check_ports(p: &Draft, diags: &mut Diags) {
         .iter()
         .any(|s| matches!(s, TcpCheckStep::Connect { port: None, .. }));
     for s in p.servers.iter().filter(|s| s.opts.check) {
-        if s.opts.port.is_some() || matches!(s.port, PortSpec::Fixed(_)) {
+        if s.opts.port.or(s.opts.addr_port).is_some() || matches!(s.port, PortSpec::Fixed(_)) {
             continue;
         }
         let what = format!(
@@ -501,6 +557,7 @@ fn backend(p: &Draft, id: u32, global: &Global) -> Backend {
                     fall: o.fall.unwrap_or(DEFAULT_FALL),
                     port: o.port,
                     addr: o.addr,
+                    addr_port: o.addr_port,
                 }),
                 backup: o.backup,
                 disabled: o.disabled,

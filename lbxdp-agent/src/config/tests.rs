@@ -114,13 +114,36 @@ fn named_defaults_and_from() {
 #[test]
 fn mode_http_is_balanced_as_tcp_with_a_warning() {
     let (c, w) = ok(&format!(
-        "{TIMEOUTS}frontend f\n mode http\n bind :80\n default_backend b\nbackend b\n"
+        "{TIMEOUTS}frontend f\n mode http\n bind :80\n default_backend b\nbackend b\n mode http\n"
     ));
     assert_eq!(c.frontends[0].mode, Mode::Http);
     assert!(
         w.iter().any(|d| d.message.contains("layer 4") && d.origin.line == 6),
         "{w:?}"
     );
+}
+
+#[test]
+fn an_http_frontend_refuses_a_tcp_backend_as_haproxy_does() {
+    let a = alerts(&format!(
+        "{TIMEOUTS}frontend f\n mode http\n bind :80\n use_backend c if TRUE\n default_backend b\nbackend b\n\
+         backend c\n"
+    ));
+    let lines: Vec<usize> = a.iter().map(|d| d.origin.line).collect();
+    assert_eq!(lines, [8, 9], "{a:?}");
+    assert_eq!(
+        a[1].message,
+        "http frontend 'f' (t.cfg:5) tries to use incompatible tcp backend 'b' (t.cfg:10) as its default backend \
+         (see 'mode')."
+    );
+    assert!(
+        a[0].message.contains("backend 'c' (t.cfg:11) in a 'use_backend' rule"),
+        "{a:?}"
+    );
+    // A TCP frontend may use an HTTP backend: HAProxy upgrades the connection.
+    ok(&format!(
+        "{TIMEOUTS}frontend f\n bind :80\n default_backend b\nbackend b\n mode http\n"
+    ));
 }
 
 #[test]
@@ -210,6 +233,12 @@ fn no_listener_is_counted_not_an_error() {
         "{TIMEOUTS}frontend f\n bind :80\n bind :81\n default_backend b\nbackend b\n server s 198.18.0.1:80\n"
     ));
     assert_eq!(c.listeners, 2);
+    // Debian's haproxy.cfg has no frontend, only its CLI socket: it starts.
+    let (c, _) = ok(&format!(
+        "global\n stats socket /run/haproxy/admin.sock mode 660 level admin\n{TIMEOUTS}backend b\n server s \
+         198.18.0.1:80\n"
+    ));
+    assert_eq!(c.listeners, 1);
 }
 
 #[test]
@@ -983,4 +1012,54 @@ fn master_worker_and_its_option() {
             .contains("'master-worker' only supports 'no-exit-on-failure' option")),
         "{a:?}"
     );
+}
+
+#[test]
+fn addr_with_a_port_moves_the_health_check_there() {
+    let (c, _) = ok(&format!(
+        "{TIMEOUTS}frontend f\n bind :80\n default_backend b\nbackend b\n server s 198.18.0.1 addr 198.18.0.2:8080 \
+         check\n server t 198.18.0.3:80 addr :8081 check\n"
+    ));
+    let check = |i: usize| {
+        c.backends[0].servers[i]
+            .check
+            .clone()
+            .unwrap_or_else(|| panic!("no check"))
+    };
+    // A server that maps the client's port is checkable through addr's port.
+    assert_eq!(
+        (check(0).addr, check(0).addr_port),
+        (Some("198.18.0.2".parse().unwrap()), Some(8080))
+    );
+    // No address: the server's own, on addr's port.
+    assert_eq!((check(1).addr, check(1).addr_port), (None, Some(8081)));
+    for (bad, want) in [
+        ("198.18.0.2:+1", "port offset not permitted here in '198.18.0.2:+1'"),
+        ("198.18.0.2:1-5", "port range not permitted here in '198.18.0.2:1-5'"),
+        ("198.18.0.2:99999", "invalid port '99999'"),
+    ] {
+        let a = alerts(&format!(
+            "{TIMEOUTS}frontend f\n bind :80\n default_backend b\nbackend b\n server s 198.18.0.1:80 addr {bad}\n"
+        ));
+        assert_eq!(a[0].origin.line, 9);
+        assert_eq!(a[0].message, format!("'server b/s' : 'addr' : {want}."));
+    }
+}
+
+#[test]
+fn rules_name_sections_that_must_exist() {
+    let body = "frontend f\n bind :80\n acl ok http_auth(users)\n http-request do-resolve(txn.ip,dns) src\n \
+                http-request cache-use c\n default_backend b\nbackend b\n server s 198.18.0.1:80\n";
+    let a = alerts(&format!("{TIMEOUTS}{body}"));
+    let lines: Vec<usize> = a.iter().map(|d| d.origin.line).collect();
+    assert_eq!(lines, [7, 8, 9], "{a:?}");
+    assert_eq!(
+        a[0].message,
+        "unable to find userlist 'users' referenced in arg 1 of ACL keyword 'http_auth' in proxy 'f'."
+    );
+    // Declared after their use, as HAProxy allows.
+    ok(&format!(
+        "{TIMEOUTS}{body}userlist users\n user u insecure-password p\nresolvers dns\n nameserver n 127.0.0.1:53\n\
+         cache c\n total-max-size 4\n"
+    ));
 }

@@ -586,6 +586,15 @@ mod tests {
                 "{cond}: {err:?}"
             );
         }
+        let masked = SEED.replace(
+            ":80\n default",
+            ":80\n tcp-request connection reject if { src 10.0.0.0/255.0.255.0 }\n default",
+        );
+        let err = plan(&cfg(&masked), &[]);
+        assert!(
+            matches!(&err, Err(PlanError::NotInXdp { origin, .. }) if origin == "t.cfg:9"),
+            "{err:?}"
+        );
         let err = plan(&cfg(&text.replace("expire 30s", "expire 30s nopurge")), &[]);
         assert!(matches!(&err, Err(PlanError::NotInXdp { .. })), "{err:?}");
     }

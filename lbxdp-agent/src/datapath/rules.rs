@@ -233,6 +233,16 @@ impl PlanRules {
                 (Fetch::AlwaysTrue, p) => exprs.push(constant(1, p)),
                 (Fetch::AlwaysFalse, p) => exprs.push(constant(0, p)),
                 (Fetch::Src | Fetch::Dst, Patterns::Nets(nets)) => {
+                    if let Some(&(net, mask)) = nets.non_contiguous().first() {
+                        return Err((
+                            format!(
+                                "{}/{}: a netmask that isn't a prefix (XDP looks addresses up by longest prefix)",
+                                std::net::Ipv4Addr::from(net),
+                                std::net::Ipv4Addr::from(mask)
+                            ),
+                            false,
+                        ));
+                    }
                     self.lists.push(nets.list().to_vec());
                     exprs.push(PlanExpr::Net {
                         src: e.fetch == Fetch::Src,

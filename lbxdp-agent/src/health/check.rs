@@ -140,7 +140,7 @@ pub struct CheckSpec {
     pub kind: HealthCheck,
     /// `addr` if given, else the server's address.
     pub addr: IpAddr,
-    /// `port` if given, else the server's fixed port; None when the server
+    /// `port` if given, else `addr`'s port, else the server's fixed port; None when the server
     /// maps the client's port and has no check port (HAProxy refuses that).
     pub port: Option<u16>,
     pub inter: Duration,
@@ -159,7 +159,7 @@ impl CheckSpec {
         Some(Self {
             kind: backend.health_check.clone(),
             addr: c.addr.unwrap_or(server.addr),
-            port: c.port.or(fixed),
+            port: c.port.or(c.addr_port).or(fixed),
             inter: c.inter,
             timeout_connect: backend.timeouts.connect.filter(|d| !d.is_zero()),
             timeout_check: backend.timeouts.check.filter(|d| !d.is_zero()),
@@ -604,6 +604,21 @@ mod tests {
             timeout_connect: None,
             timeout_check: None,
         }
+    }
+
+    #[tokio::test]
+    async fn addr_with_a_port_is_where_the_check_goes() {
+        let (port, _) = server(b"", false, false).await;
+        // The server maps the client's port: only addr's port makes it checkable.
+        let text = format!(
+            "defaults\n timeout client 1s\n timeout connect 1s\n timeout server 1s\nfrontend f\n bind :80\n \
+             default_backend b\nbackend b\n server s 127.0.0.2 addr 127.0.0.1:{port} check\n"
+        );
+        let (c, _) = crate::config::parse_str("t.cfg", &text).expect("a valid configuration");
+        let b = &c.backends[0];
+        let spec = CheckSpec::for_server(b, &b.servers[0]).expect("a checked server");
+        assert_eq!((spec.addr, spec.port), (IpAddr::from([127, 0, 0, 1]), Some(port)));
+        assert_eq!(run(&spec).await.status, CheckStatus::L4Ok);
     }
 
     /// A listener answering each connection with `reply` (after reading the

@@ -6,10 +6,11 @@ use super::{
     ArgRef, Draft, Parser, arg,
     fetch::{MATCH_METHODS, fetch_expr},
     refusal_at,
+    regex::regex_error,
 };
 use crate::config::{
     acl::{Acl, AclExpr, Cond, Fetch, IntRange, Nets, Patterns, Term, Undecided},
-    addr::parse_net,
+    addr::{parse_masked_v4, parse_net},
     diag::Origin,
     keywords::invalid_name_char,
     model::Unsupported,
@@ -95,6 +96,12 @@ pub(super) enum RuleKind<'a> {
     Tcp(&'a str),
     /// `error detected while parsing switching rule : ... .`
     Switching,
+    /// `error detected while parsing an 'http-request deny' condition : ... .`
+    Http(&'a str),
+    /// `error detected in frontend 'f' while parsing redirect rule : error in condition: ... .`
+    Redirect(&'a str, &'a str),
+    /// `'stick': error detected while parsing sticking condition : ... .`
+    Stick,
 }
 
 impl Parser<'_> {
@@ -110,6 +117,23 @@ impl Parser<'_> {
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(str::to_string)
             .collect())
+    }
+
+    /// An address or network pattern; a host name in it is resolved to
+    /// IPv4 as HAProxy's `str2net()` does (`localhost`, `localhost/8`).
+    fn ip_pattern(&self, v: &str) -> Option<(std::net::IpAddr, u8)> {
+        if let Some(net) = parse_net(v) {
+            return Some(net);
+        }
+        let (host, len) = v.split_once('/').map_or((v, None), |(h, l)| (h, Some(l)));
+        if host.contains(':') || !host.chars().any(|c| c.is_ascii_alphabetic()) {
+            return None;
+        }
+        let ip = (self.resolve)(host)?;
+        parse_net(&match len {
+            Some(l) => format!("{ip}/{l}"),
+            None => ip.to_string(),
+        })
     }
 
     /// One ACL expression: FETCH [flags] [operator] VALUE... Err is
@@ -180,13 +204,18 @@ impl Parser<'_> {
         let mut patterns = match method {
             "ip" => {
                 let mut nets = Vec::new();
+                let mut masks = Vec::new();
                 for (v, src) in &values {
-                    let net = parse_net(v)
-                        .ok_or_else(|| format!("'{v}' is not a valid IPv4 or IPv6 address{}", place(src)))?;
-                    nets.push(net);
+                    if let Some(net) = self.ip_pattern(v) {
+                        nets.push(net);
+                    } else if let Some(masked) = parse_masked_v4(v) {
+                        masks.push(masked);
+                    } else {
+                        return Err(format!("'{v}' is not a valid IPv4 or IPv6 address{}", place(src)));
+                    }
                 }
                 if is_ip {
-                    Patterns::Nets(Nets::new(nets))
+                    Patterns::Nets(Nets::with_masks(nets, masks))
                 } else {
                     Patterns::Other
                 }
@@ -209,6 +238,16 @@ impl Parser<'_> {
                 } else {
                     Patterns::Other
                 }
+            }
+            "reg" => {
+                // Not evaluated at layer 4, but HAProxy compiles the regexes now.
+                if let Some(e) = values
+                    .iter()
+                    .find_map(|(v, src)| regex_error(v).map(|e| format!("{e}{}", place(src))))
+                {
+                    return Err(e);
+                }
+                Patterns::Other
             }
             "bool" if is_int => Patterns::Bool,
             _ => Patterns::Other,
@@ -267,6 +306,7 @@ impl Parser<'_> {
                 .alert(at, format!("character '{c}' is not permitted in acl name '{name}'."));
             return;
         }
+        self.note_map_files(&w[2..3.min(w.len())], at);
         match self.acl_expr(p, &w[2..], at) {
             Ok((e, used)) => match p.acl_names.get(name) {
                 Some(&i) => {
@@ -381,6 +421,11 @@ impl Parser<'_> {
                 RuleKind::Switching => {
                     format!("unexpected keyword '{first}' after switching rule, only 'if' and 'unless' are allowed")
                 }
+                RuleKind::Http(rule) => {
+                    format!("'{rule}' expects either 'if' or 'unless' followed by a condition but found '{first}'.")
+                }
+                RuleKind::Redirect(..) => format!("unexpected keyword '{first}' in redirect rule"),
+                RuleKind::Stick => format!("'stick': unknown keyword '{first}'."),
             };
             self.diags.alert(at, msg);
             return Err(());
@@ -395,6 +440,11 @@ impl Parser<'_> {
                         p.name
                     ),
                     RuleKind::Switching => format!("error detected while parsing switching rule : {msg}."),
+                    RuleKind::Http(rule) => format!("error detected while parsing an '{rule}' condition : {msg}."),
+                    RuleKind::Stick => format!("'stick': error detected while parsing sticking condition : {msg}."),
+                    RuleKind::Redirect(kind, name) => format!(
+                        "error detected in {kind} '{name}' while parsing redirect rule : error in condition: {msg}."
+                    ),
                 };
                 self.diags.alert(at, msg);
                 Err(())
@@ -629,6 +679,38 @@ mod tests {
         assert_eq!(f.tcp_rules[0].origin.line, 6);
         assert_eq!(f.acls[0].name.as_deref(), Some("bad"));
         assert_eq!(f.tcp_rules[1].action, TcpAction::Accept);
+    }
+
+    #[test]
+    fn host_names_in_address_patterns_resolve_as_haproxy_resolves_them() {
+        let text =
+            format!("{HEAD}{FE} acl here src localhost localhost/8\n tcp-request connection reject if here\n{BE}");
+        let resolve = |name: &str| (name == "localhost").then(|| std::net::Ipv4Addr::new(127, 0, 0, 1));
+        let parse = |resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>| {
+            crate::config::parse_sources_resolving(
+                &[Source {
+                    name: "t.cfg",
+                    data: text.as_bytes(),
+                }],
+                &|_| None,
+                &|_| None,
+                resolve,
+            )
+        };
+        let (c, _) = parse(&resolve).unwrap_or_else(|d| panic!("{d:?}"));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.frontends[0].acls[0].exprs[0].patterns,
+            Patterns::Nets(Nets::new(vec![(ip("127.0.0.1"), 32), (ip("127.0.0.1"), 8)]))
+        );
+        // A name that doesn't resolve is what HAProxy says it is.
+        let alerts = parse(&|_| None).err().unwrap_or_default();
+        assert!(
+            alerts.iter().any(|d| d.origin.line == 7
+                && d.message
+                    == "error detected while parsing ACL 'here' : 'localhost' is not a valid IPv4 or IPv6 address."),
+            "{alerts:?}"
+        );
     }
 
     #[test]

@@ -45,7 +45,10 @@ fn call<'a>(
         return Ok((name, Vec::new(), &text[end..]));
     };
     let Some(close) = inner.find(')') else {
-        return Err(format!("{} : expected ')' in ACL expression '{whole}'", label(name)));
+        return Err(format!(
+            "{} : expected ')' before '{inner}' in ACL expression '{whole}'",
+            label(name)
+        ));
     };
     let args = if inner[..close].is_empty() {
         Vec::new()
@@ -165,8 +168,16 @@ pub(super) fn fetch_expr(whole: &str) -> Result<Parsed, String> {
             format!("fetch method '{n}'")
         }
     };
-    let (_, args, mut rest) = call(whole, &label, whole)?;
-    check_args(&args, spec, &label(word), whole)?;
+    // HAProxy names the expression after a fetch's errors, not an ACL keyword's.
+    let suffix = format!(" in ACL expression '{whole}'");
+    let worded = |e: String| match (alias, e.strip_suffix(&suffix)) {
+        (Some(_), Some(short)) => {
+            short.replace(&format!(" before '{}'", &whole[name_end..].trim_start_matches('(')), "")
+        }
+        _ => e,
+    };
+    let (_, args, mut rest) = call(whole, &label, whole).map_err(worded)?;
+    check_args(&args, spec, &label(word), whole).map_err(worded)?;
     let mut converters = false;
     let mut out = out;
     while let Some(next) = rest.strip_prefix(',') {
@@ -175,15 +186,10 @@ pub(super) fn fetch_expr(whole: &str) -> Result<Parsed, String> {
         let Some(&(_, cspec, cout)) = CONVERTERS.iter().find(|(n, ..)| *n == cname) else {
             return Err(format!("unknown converter '{cname}' in ACL expression '{whole}'"));
         };
-        let (types, min) = arg_types(cspec);
-        if cargs.len() < min {
-            return Err(format!(
-                "invalid arg {} in converter '{cname}' : expected type '{}' at position {}, but got nothing in ACL \
-                 expression '{whole}'",
-                cargs.len() + 1,
-                types.get(cargs.len()).copied().unwrap_or(""),
-                cargs.len() + 1
-            ));
+        let given = next[cname.len()..].starts_with('(').then(|| cargs.join(","));
+        if let Err(e) = super::sample::converter_args(cname, given.as_deref(), cspec) {
+            // HAProxy's words, its final period included (the caller adds another).
+            return Err(format!("{} : {e}.", label(word)));
         }
         converters = true;
         out = cout;
@@ -262,11 +268,15 @@ mod tests {
         );
         assert_eq!(
             fetch_expr("hdr(a,1,2)").err().as_deref(),
-            Some("ACL keyword 'hdr' : expected ')' before ',2)' in ACL expression 'hdr(a,1,2)'")
+            Some("ACL keyword 'hdr' : expected ')' before ',2)'")
+        );
+        assert_eq!(
+            fetch_expr("hdr(a").err().as_deref(),
+            Some("ACL keyword 'hdr' : expected ')'")
         );
         assert_eq!(
             fetch_expr("nbsrv(b").err().as_deref(),
-            Some("fetch method 'nbsrv' : expected ')' in ACL expression 'nbsrv(b'")
+            Some("fetch method 'nbsrv' : expected ')' before 'b' in ACL expression 'nbsrv(b'")
         );
         assert_eq!(
             fetch_expr("req.payload(0)").err().as_deref(),

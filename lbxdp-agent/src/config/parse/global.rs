@@ -200,6 +200,7 @@ impl Parser<'_> {
                 "nbproc is not supported any more since HAProxy 2.5; threads are used automatically",
             ),
             other if kw::GLOBAL_OTHER.contains(&other) => {
+                self.experimental |= other == "expose-experimental-directives";
                 self.diags
                     .warn(at, format!("global '{other}': parsed past, not applied by lbxdp"));
             }

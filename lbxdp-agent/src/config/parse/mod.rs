@@ -3,11 +3,16 @@
 //! and its own keywords then override what it inherited. The keywords live
 //! where HAProxy's manual puts them: `global`, proxies, checks, servers.
 mod acl;
+mod actions;
 mod checks;
 mod fetch;
 mod global;
+mod http_rules;
 mod log;
 mod proxies;
+mod regex;
+mod rulesets;
+mod sample;
 mod servers;
 mod stats;
 mod stick;
@@ -104,6 +109,11 @@ pub(super) struct Draft {
     pub(super) builtin_acls: HashMap<String, usize>,
     /// `tcp-request connection` rules lbxdp applies, in order.
     pub(super) tcp_rules: Vec<TcpRule>,
+    /// `log-format`-like lines (keyword, format, where), own or from
+    /// defaults, checked once the mode is known (`finish`).
+    pub(super) log_formats: Vec<(String, String, Origin)>,
+    /// The servers `use-server` rules name, looked up when resolving.
+    pub(super) use_servers: Vec<(String, Origin)>,
     /// Fetch and action arguments that name a proxy or a table, checked when resolving.
     pub(super) arg_refs: Vec<ArgRef>,
     /// The section's `stick-table`.
@@ -169,6 +179,8 @@ impl Draft {
             acl_names: HashMap::new(),
             builtin_acls: HashMap::new(),
             tcp_rules: Vec::new(),
+            log_formats: Vec::new(),
+            use_servers: Vec::new(),
             arg_refs: Vec::new(),
             stick_table: None,
             defines_rules: false,
@@ -229,6 +241,7 @@ impl Draft {
         p.defsrv = d.defsrv.clone();
         p.source = d.source.clone();
         p.disabled = d.disabled;
+        p.log_formats = d.log_formats.clone();
         p.stats = d.stats.clone().map(StatsDraft::inherited);
         // The defaults' rules run first, on the defaults' own ACLs (whose
         // names the proxy doesn't see: `acl_names` stays empty).
@@ -300,6 +313,9 @@ pub(super) struct Parser<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
     /// Reads the pattern files `acl ... -f` names.
     read: &'e dyn Fn(&str) -> Option<Vec<u8>>,
+    /// Resolves a host name to an IPv4 address, as HAProxy's `str2net()`
+    /// does for the patterns of `-m ip` ACLs (`src localhost`).
+    resolve: &'e dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
     pub(super) diags: Diags,
     pub(super) out: Parsed,
     defaults: Vec<Draft>,
@@ -314,6 +330,23 @@ pub(super) struct Parser<'e> {
     proxy_index: HashMap<String, Vec<usize>>,
     /// Proxy ids given with `id`, to the proxy that has it: HAProxy refuses duplicates.
     proxy_ids: HashMap<u32, (Kind, String, Origin)>,
+    /// A global `expose-experimental-directives` was read: HAProxy then
+    /// takes experimental actions (`normalize-uri`) after it.
+    experimental: bool,
+    /// The sections lbxdp parses past (`userlist`, `resolvers`, `cache`...),
+    /// as (kind, name): rules name them, and HAProxy checks the names.
+    other_sections: Vec<(String, String)>,
+    /// Names rules give to such sections, checked once every line is read.
+    section_refs: Vec<SectionRef>,
+}
+
+/// A rule's reference to a `userlist`, `resolvers` or `cache` section.
+struct SectionRef {
+    kind: &'static str,
+    name: String,
+    /// HAProxy's alert when there is no such section.
+    missing: String,
+    origin: Origin,
 }
 
 struct LineVars<'a> {
@@ -355,10 +388,15 @@ fn atol(s: &str) -> (i64, bool) {
 }
 
 impl<'e> Parser<'e> {
-    pub(super) fn new(env: &'e dyn Fn(&str) -> Option<String>, read: &'e dyn Fn(&str) -> Option<Vec<u8>>) -> Self {
+    pub(super) fn new(
+        env: &'e dyn Fn(&str) -> Option<String>,
+        read: &'e dyn Fn(&str) -> Option<Vec<u8>>,
+        resolve: &'e dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+    ) -> Self {
         Self {
             env,
             read,
+            resolve,
             diags: Diags::default(),
             out: Parsed::default(),
             defaults: Vec::new(),
@@ -368,6 +406,9 @@ impl<'e> Parser<'e> {
             defaults_index: HashMap::new(),
             proxy_index: HashMap::new(),
             proxy_ids: HashMap::new(),
+            experimental: false,
+            other_sections: Vec::new(),
+            section_refs: Vec::new(),
         }
     }
 
@@ -563,6 +604,7 @@ impl<'e> Parser<'e> {
                     .warn(&at, format!("'{s}' section: parsed past, not used by lbxdp"));
                 *section = Section::Skip;
                 *section_name = arg(&words, 1).to_string();
+                self.other_sections.push((s.to_string(), section_name.clone()));
                 return;
             }
             _ => {}

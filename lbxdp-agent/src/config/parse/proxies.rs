@@ -52,6 +52,7 @@ impl Parser<'_> {
     pub(super) fn proxy_kw(&mut self, p: &mut Draft, w: &[String], at: &Origin, modifier: Modifier) {
         let k = w[0].as_str();
         let a1 = arg(w, 1).to_string();
+        self.note_section_refs(p, w, at);
         match k {
             "mode" => {
                 if self.too_many(w, 1, at) {
@@ -244,11 +245,12 @@ impl Parser<'_> {
             "stick" if p.kind == Kind::Defaults => {
                 self.diags.alert(at, "'stick' not allowed in 'defaults' section.");
             }
-            "http-request" | "http-response" | "http-after-response"
-                if p.kind == Kind::Defaults && !p.name.is_empty() =>
-            {
+            "http-request" | "http-response" | "http-after-response" => {
+                if !self.http_rule(p, w, at) {
+                    return;
+                }
                 // Not applied (HTTP), but HAProxy limits who may inherit them.
-                p.defines_rules = true;
+                p.defines_rules |= p.kind == Kind::Defaults;
                 self.diags.warn(
                     at,
                     format!("'{k}' is an HTTP directive: parsed past, not applied at layer 4"),
@@ -260,6 +262,9 @@ impl Parser<'_> {
             // `stick` rules pick servers by table, which lbxdp doesn't do.
             "stick" => {
                 if !self.lacks(p, false, true, k, at) {
+                    if !self.stick_rule(p, w, at) {
+                        return;
+                    }
                     let table = w.iter().position(|x| x == "table").map(|i| arg(w, i + 1).to_string());
                     p.arg_refs.push(ArgRef {
                         kind: RefKind::StickRule,
@@ -273,6 +278,23 @@ impl Parser<'_> {
                         .push(refusal_at(at, directive, k, Unsupported::StickTables));
                 }
             }
+            "redirect" | "use-server" | "tcp-response" => {
+                let checked = match k {
+                    "redirect" => self.redirect(p, w, at),
+                    "use-server" => self.use_server(p, w, at),
+                    _ => self.tcp_response(p, w, at),
+                };
+                if checked && k == "redirect" {
+                    self.diags.warn(
+                        at,
+                        format!("'{k}' is an HTTP directive: parsed past, not applied at layer 4"),
+                    );
+                } else if checked {
+                    self.diags.warn(at, format!("'{k}': parsed past, not applied by lbxdp"));
+                }
+            }
+            "log-format" | "log-format-sd" | "error-log-format" | "unique-id-format" | "capture"
+                if !self.format_directive(p, w, at) => {}
             other => {
                 if let Some((_, why)) = kw::PROXY_REMOVED.iter().find(|(n, _)| *n == other) {
                     self.diags.alert(at, *why);

@@ -29,6 +29,8 @@ pub(in crate::config) struct ServerOpts {
     pub(in crate::config) fall: Option<u32>,
     pub(in crate::config) port: Option<u16>,
     pub(in crate::config) addr: Option<IpAddr>,
+    /// The port of `addr IP:PORT`: HAProxy checks it when `port` isn't given.
+    pub(in crate::config) addr_port: Option<u16>,
     pub(in crate::config) weight: Option<u16>,
     pub(in crate::config) backup: bool,
     pub(in crate::config) disabled: bool,
@@ -357,11 +359,18 @@ impl Parser<'_> {
                 }
                 "addr" => {
                     takes = 1;
-                    match v.parse::<IpAddr>() {
-                        Ok(ip) => opts.addr = Some(ip),
-                        Err(_) => {
-                            self.diags
-                                .alert(at, format!("'{who}': 'addr' expects an IP address, got '{v}'"));
+                    if v.is_empty() {
+                        self.diags
+                            .alert(at, format!("'{who}' : 'addr' expects <ipv4|ipv6> as argument."));
+                        return;
+                    }
+                    match addr::parse_check_addr(v) {
+                        Ok((ip, port)) => {
+                            opts.addr = ip;
+                            opts.addr_port = port;
+                        }
+                        Err(e) => {
+                            self.diags.alert(at, format!("'{who}' : 'addr' : {e}."));
                             return;
                         }
                     }

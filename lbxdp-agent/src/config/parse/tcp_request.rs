@@ -2,46 +2,16 @@
 //! `tcp-request inspect-delay`, checked as HAProxy 2.6 checks them. lbxdp
 //! keeps the `connection` rules it applies (accept, reject, silent-drop) and
 //! refuses, with file:line, what it doesn't do yet.
-use super::{ArgRef, Draft, Kind, Parser, RefKind, acl::RuleKind, arg, fetch::fetch_expr, refusal_at};
+use super::{
+    ArgRef, Draft, Kind, Parser, RefKind, acl::RuleKind, actions::action_args, arg, fetch::fetch_expr, refusal_at,
+    rulesets::Ruleset,
+};
 use crate::config::{
     acl::{TcpAction, TcpRule},
     diag::Origin,
-    model::Unsupported,
+    model::{Mode, Unsupported},
     stick::SLOTS,
 };
-
-/// `tcp-request connection` actions HAProxy 2.6 knows besides accept,
-/// reject, silent-drop and track-sc*: lbxdp doesn't do them yet.
-const TCP_ACTIONS_OTHER: &[&str] = &[
-    "capture",
-    "expect-proxy",
-    "expect-netscaler-cip",
-    "sc-inc-gpc",
-    "sc-inc-gpc0",
-    "sc-inc-gpc1",
-    "sc-set-gpt",
-    "sc-set-gpt0",
-    "set-var-fmt",
-    "set-var",
-    "unset-var",
-    "set-dst",
-    "set-dst-port",
-    "set-mark",
-    "set-src",
-    "set-src-port",
-    "set-tos",
-    "do-resolve",
-    "send-spoe-group",
-    "set-priority-class",
-    "set-priority-offset",
-    "switch-mode",
-    "use-service",
-    "set-log-level",
-    "set-nice",
-    "lua",
-    "close",
-    "set-bandwidth-limit",
-];
 
 impl Parser<'_> {
     /// `tcp-request connection|content|session ACTION ... [if|unless COND]`, `tcp-request inspect-delay`.
@@ -184,26 +154,26 @@ impl Parser<'_> {
                     }
                 }
             }
-            a if TCP_ACTIONS_OTHER.contains(&a.split('(').next().unwrap_or(a)) => {
-                let end = w
-                    .iter()
-                    .skip(3)
-                    .position(|x| x == "if" || x == "unless")
-                    .map_or(w.len(), |k| k + 3);
-                (None, end)
-            }
-            other => {
-                self.diags.alert(
-                    at,
-                    format!(
-                        "'tcp-request {ruleset}' expects 'accept', 'reject', 'capture', 'expect-proxy', \
-                         'expect-netscaler-cip', 'track-sc0' ... 'track-sc2', 'sc-inc-gpc(*)', 'sc-inc-gpc0(*)', \
-                         'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'set-var-fmt(*)', 'set-var(*)', \
-                         'unset-var(*)', 'set-dst', 'set-dst-port', 'set-mark', 'set-src', 'set-src-port', \
-                         'set-tos', 'silent-drop' in {kind} '{name}' (got '{other}')."
-                    ),
-                );
-                return;
+            _ => {
+                let set = match ruleset {
+                    "connection" => Ruleset::TcpConnection,
+                    "session" => Ruleset::TcpSession,
+                    _ => Ruleset::TcpContent,
+                };
+                if !set.knows(action) {
+                    self.diags.alert(at, set.unknown(action, p.kind, &name));
+                    return;
+                }
+                match action_args(set, (p.kind, p.mode == Mode::Http), &name, w, 2) {
+                    Ok(end) => {
+                        self.note_map_files(w, at);
+                        (None, end)
+                    }
+                    Err(msg) => {
+                        self.diags.alert(at, msg);
+                        return;
+                    }
+                }
             }
         };
         let Ok(cond) = self.rule_cond(p, &w[cond_at.min(w.len())..], &RuleKind::Tcp(&rule), at) else {

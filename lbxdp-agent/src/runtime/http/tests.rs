@@ -18,6 +18,7 @@ frontend web
     bind 127.0.0.1:18090
     default_backend be
 backend be
+    mode http
     server s1 127.0.0.1:18081 check
     server s2 127.0.0.1:18082
 ";
