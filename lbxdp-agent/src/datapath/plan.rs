@@ -592,7 +592,7 @@ mod tests {
         );
         let err = plan(&cfg(&masked), &[]);
         assert!(
-            matches!(&err, Err(PlanError::NotInXdp { origin, .. }) if origin == "t.cfg:9"),
+            matches!(&err, Err(PlanError::NotInXdp { origin, .. }) if origin == "t.cfg:8"),
             "{err:?}"
         );
         let err = plan(&cfg(&text.replace("expire 30s", "expire 30s nopurge")), &[]);
