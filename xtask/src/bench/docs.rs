@@ -425,9 +425,12 @@ fn flood_section(f: &Flood) -> String {
     let _ = writeln!(
         s,
         "Measured {} (commit `{}`, {:.0} s){}. For each rule set and path, a freshly started balancer with the \
-         rules in its frontend; wrk with `Connection: close` for {} s from a client with Linux's default sysctls, \
+         rules in its frontend; wrk with `Connection: close` for {} s from the client (sysctls {}), \
          then (the testbed's TIME_WAIT drained) the same run while trafgen sends {} spoofed SYNs/s to the VIP \
-         from the client's interface. The share is the second rate over the first. Only XDP sees the flood's \
+         from the client's interface. The share is the second rate over the first. The client is tuned as for the rounds \
+         unless the run says otherwise: with Linux's defaults, one client address behind a proxy runs out of the \
+         even half of its ports within two seconds at these rates (see the sustained runs), and a run slowed by \
+         the flood would reach that cliff later, hiding the flood's cost. Only XDP sees the flood's \
          SYNs as connections: HAProxy's and the proxy's kernel answers them with SYN cookies, and since no \
          spoofed handshake completes, their rules never run for them. CPU: the balancer's processes (the agent, \
          haproxy), and softirq time on the whole machine (the kernel doesn't split it by namespace: it holds the \
@@ -442,6 +445,7 @@ fn flood_section(f: &Flood) -> String {
             ""
         },
         f.secs,
+        if f.client.is_empty() { "unknown" } else { &f.client },
         figure(f.rate_pps as f64),
     );
     s.push('\n');

@@ -144,6 +144,11 @@ pub struct BenchArgs {
     /// The flood's SYNs per second (trafgen).
     #[arg(long, default_value_t = 100_000, value_name = "PPS")]
     pub flood_rate: u64,
+    /// The flood section's client with Linux's default sysctls instead of
+    /// the rounds' tuning (behind a proxy it runs out of ports within two
+    /// seconds, and the share then measures its port search).
+    #[arg(long)]
+    pub flood_default_client: bool,
     /// Only the flood section. Its results go to `--out` [default:
     /// target/bench/flood.json]; with --write-docs they replace the flood
     /// section of the results beside the docs (docs/bench/results.json) and
@@ -735,7 +740,7 @@ fn invocation(args: &BenchArgs) -> String {
     format!(
         "cargo xtask bench --duration {} --connections {} --threads {} --rounds {} --timeout {} --paths {}{} \
          --iperf-secs {} --sustained-secs {} --sustained-slice {} --sustained-paths {} --flood-secs {} \
-         --flood-paths {} --flood-rate {}{}{}",
+         --flood-paths {} --flood-rate {}{}{}{}",
         args.duration,
         args.connections,
         args.threads,
@@ -750,6 +755,11 @@ fn invocation(args: &BenchArgs) -> String {
         args.flood_secs,
         args.flood_paths,
         args.flood_rate,
+        if args.flood_default_client {
+            " --flood-default-client"
+        } else {
+            ""
+        },
         if args.no_maglev { " --no-maglev" } else { "" },
         if args.quick { " --quick" } else { "" },
     )
