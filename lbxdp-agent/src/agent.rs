@@ -332,6 +332,7 @@ impl<E: Engine> Agent<E> {
             ),
             Command::ShowBackend => stats::show_backend(&self.config),
             Command::ShowSess => self.engine.sessions(),
+            Command::Table(req) => self.table_command(&req)?,
             Command::SetState(id, state) => {
                 self.server(&id)?;
                 self.monitor.set_state(&id, state);
@@ -388,6 +389,31 @@ impl<E: Engine> Agent<E> {
                 stats::render(&self.table_of(&counters), &info, &page, admin, notice.as_deref())
             }
         })
+    }
+
+    /// `show table` / `clear table`, answered as HAProxy answers them.
+    fn table_command(&mut self, req: &crate::runtime::TableRequest) -> Result<String, String> {
+        let failed = |e: anyhow::Error| format!("{e:#}\n");
+        let name = req.name.as_deref();
+        if !req.clear {
+            let dumps = self.engine.stick_tables(name).map_err(failed)?;
+            if !req.contents {
+                let mut out: String = dumps.iter().map(crate::stick::show::header).collect();
+                if name.is_some() {
+                    out.push_str("# contents not dumped due to insufficient privileges\n");
+                }
+                return Ok(out);
+            }
+            return Ok(crate::stick::show::show(&dumps, name.is_some(), &req.select));
+        }
+        let busy = self
+            .engine
+            .clear_stick_table(name.unwrap_or_default(), &req.select)
+            .map_err(failed)?;
+        if req.select.key.is_some() && busy > 0 {
+            return Err("Entry currently in use, cannot remove\n".into());
+        }
+        Ok(String::new())
     }
 
     /// The backend and initial weight of a server the config has, or HAProxy's error.

@@ -4,7 +4,7 @@ use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use crate::datapath::OpenFlows;
 use anyhow::{Context as _, bail};
-use lbxdp_common::{FrontendStats, ServerStats, Settings, XDP_PROGRAM};
+use lbxdp_common::{FrontendStats, Rules, ServerStats, Settings, XDP_PROGRAM};
 use serde::Serialize;
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -20,6 +20,7 @@ use crate::{
         pin,
         plan::{self, Plan},
         ports::NatPorts,
+        rules::PlanRules,
     },
     handover::{self, Handover},
     health::{Monitor, ServerId, ServerState, Snapshot, effective_weights, recalls_backups},
@@ -124,6 +125,14 @@ struct Live {
     draining: Vec<IpAddr>,
     /// Set once the datapath is pinned: the handover is kept up to date.
     handover: Option<Handing>,
+    /// The address sets (`NETS`) the frontends' rules use now, and the next
+    /// set's id: a reload writes new sets, then its rules, then drops the old.
+    sets: Vec<u32>,
+    next_set: u32,
+    /// Whether sets left in adopted maps by an earlier agent were looked for.
+    sets_swept: bool,
+    /// Per frontend id with rules: its sets and the rules last written.
+    rules: HashMap<u32, (Vec<u32>, Rules)>,
 }
 
 /// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it
@@ -322,6 +331,10 @@ pub async fn run(
                 weights: HashMap::new(),
                 draining: Vec::new(),
                 handover: None,
+                sets: Vec::new(),
+                next_set: 0,
+                sets_swept: false,
+                rules: HashMap::new(),
             };
             let prep = prepare(&dp, p, &host, &l, opts)?;
             apply(&mut dp, prep, &mut host, &mut l, opts, &started.snapshot()).await?;
@@ -753,11 +766,41 @@ async fn apply(
             }
         }
     }
+    // Rules go in before the frontends that point to them, and the address
+    // sets before the rules; the sets the old rules used go last.
+    if !live.sets_swept {
+        live.sets = dp.net_sets()?;
+        live.next_set = live.sets.iter().max().map_or(0, |m| m.wrapping_add(1));
+        live.sets_swept = true;
+    }
+    let old_sets = std::mem::take(&mut live.sets);
+    live.rules.clear();
+    for fe in &p.frontends {
+        let Some(r) = &fe.rules else { continue };
+        let mut sets = Vec::new();
+        for list in &r.lists {
+            let set = live.next_set;
+            live.next_set = live.next_set.wrapping_add(1);
+            dp.add_nets(set, list)?;
+            sets.push(set);
+            live.sets.push(set);
+        }
+        let value = rules_value(&p, r, &sets, &live.config, snapshot);
+        dp.set_rules(fe.id, &value)?;
+        live.rules.insert(fe.id, (sets, value));
+    }
     let mut vips = Vec::new();
     for fe in &p.frontends {
         let be = &p.backends[fe.backend as usize];
         for &(vip, port) in &fe.vips {
-            dp.add_frontend(vip, port, fe.id, be.ids[plan::family_index(vip)], opts.nat)?;
+            dp.add_frontend(
+                vip,
+                port,
+                fe.id,
+                be.ids[plan::family_index(vip)],
+                opts.nat,
+                fe.rules.is_some(),
+            )?;
             vips.push((vip, port));
             if let Some((net, _)) = host.nets.first_mut() {
                 net.ensure_vip(vip, &addrs).await?;
@@ -792,11 +835,42 @@ async fn apply(
             }
         }
     }
+    dp.remove_net_sets(&old_sets)?;
     for (net, _) in host.nets.iter() {
         net.wait_neighbours(Duration::from_secs(2)).await;
     }
     live.vips = vips;
     live.plan = p;
+    Ok(())
+}
+
+/// A frontend's rules as the program takes them, `nbsrv` as the snapshot has it.
+fn rules_value(p: &Plan, r: &PlanRules, sets: &[u32], config: &Config, snapshot: &Snapshot) -> Rules {
+    r.to_map(
+        |i| p.backends.get(i).map_or([NO_TABLE; 2], |b| b.ids),
+        sets,
+        |name| config.backend(name).map_or(0, |b| crate::health::nbsrv(b, snapshot)),
+    )
+}
+
+/// Rewrites the rules of frontends whose conditions count servers
+/// (`nbsrv`) when the count moved them: the agent's half of a failover
+/// such as `use_backend spare if { nbsrv(main) lt 1 }`.
+fn sync_rules(dp: &mut Datapath, live: &mut Live, config: &Config, snapshot: &Snapshot) -> anyhow::Result<()> {
+    for fe in &live.plan.frontends {
+        let Some(r) = fe.rules.as_ref().filter(|r| r.uses_nbsrv()) else {
+            continue;
+        };
+        let Some((sets, written)) = live.rules.get_mut(&fe.id) else {
+            continue;
+        };
+        let value = rules_value(&live.plan, r, sets, config, snapshot);
+        if value != *written {
+            dp.set_rules(fe.id, &value)?;
+            info!("frontend {}: rules rewritten for the servers' new state", fe.name);
+            *written = value;
+        }
+    }
     Ok(())
 }
 
@@ -1133,7 +1207,8 @@ impl crate::engine::Engine for XdpEngine<'_> {
             weights,
             ..
         } = &mut self.live;
-        sync_health(self.dp, plan, config, snapshot, snat, up, weights)
+        sync_health(self.dp, plan, config, snapshot, snat, up, weights)?;
+        sync_rules(self.dp, &mut self.live, config, snapshot)
     }
 
     async fn prepare(&mut self, config: &Config) -> anyhow::Result<Prepared> {
@@ -1171,10 +1246,12 @@ impl crate::engine::Engine for XdpEngine<'_> {
                     stot: Some(f.new_flows),
                     bin: Some(f.bytes),
                     ereq: Some(drops),
+                    dcon: Some(f.denied_conn),
+                    dreq: Some(f.denied_silent),
                     ..Default::default()
                 },
             );
-            forwarded += f.packets.saturating_sub(drops);
+            forwarded += f.packets.saturating_sub(drops + f.denied_conn + f.denied_silent);
             if let Some(be) = plan.backends.get(pf.backend as usize) {
                 let b = c.backends.entry(be.name.clone()).or_default();
                 b.nosrv = Some(b.nosrv.unwrap_or(0) + f.drop_no_server);
@@ -1212,6 +1289,14 @@ impl crate::engine::Engine for XdpEngine<'_> {
 
     fn sessions(&self) -> String {
         "XDP mode keeps flows in the kernel's flow table, not sessions: 'show stat' counts them.\n".into()
+    }
+
+    fn stick_tables(&self, _name: Option<&str>) -> anyhow::Result<Vec<crate::stick::Dump>> {
+        anyhow::bail!("stick tables are not supported in XDP mode yet (the userspace proxy has them: --mode proxy)")
+    }
+
+    fn clear_stick_table(&mut self, _name: &str, _select: &crate::stick::Select) -> anyhow::Result<usize> {
+        anyhow::bail!("stick tables are not supported in XDP mode yet (the userspace proxy has them: --mode proxy)")
     }
 
     fn log_counters(&self) {

@@ -32,6 +32,15 @@ pub trait Engine {
     /// `show sess`: the sessions this engine can list, one per line.
     fn sessions(&self) -> String;
 
+    /// `show table`: the stick tables now, in the configuration's order, or
+    /// only the one named. Err: this engine can't read them.
+    fn stick_tables(&self, name: Option<&str>) -> anyhow::Result<Vec<crate::stick::Dump>>;
+
+    /// `clear table NAME [key K | data.* OP V ...]`: drops the entries
+    /// `select` picks that no connection uses; Ok(how many picked ones were
+    /// in use and stay). Err: no such table, or this engine can't.
+    fn clear_stick_table(&mut self, name: &str, select: &crate::stick::Select) -> anyhow::Result<usize>;
+
     /// Logs the counters (`--stats-interval`).
     fn log_counters(&self);
 

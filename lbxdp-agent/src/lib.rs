@@ -21,5 +21,6 @@ pub mod proxy_mode;
 pub mod runtime;
 mod signals;
 mod stats;
+pub mod stick;
 mod syslog;
 pub mod takeover;

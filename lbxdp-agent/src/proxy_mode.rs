@@ -114,6 +114,16 @@ impl crate::engine::Engine for ProxyEngine {
         self.proxy.show_sess()
     }
 
+    fn stick_tables(&self, name: Option<&str>) -> anyhow::Result<Vec<crate::stick::Dump>> {
+        Ok(self.proxy.stick_dump(name))
+    }
+
+    fn clear_stick_table(&mut self, name: &str, select: &crate::stick::Select) -> anyhow::Result<usize> {
+        self.proxy
+            .stick_clear(name, select)
+            .ok_or_else(|| anyhow::anyhow!("No such table"))
+    }
+
     fn log_counters(&self) {
         match serde_json::to_string(&self.proxy.stats()) {
             Ok(s) => info!("stats: {s}"),

@@ -130,9 +130,9 @@ fn balancer() -> Datapath {
         dp.set_maglev(backend, &servers, &weights)
             .expect("maglev table into the map");
     }
-    dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full)
+    dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full, false)
         .expect("frontend v4");
-    dp.add_frontend(VIP6.into(), VIP_PORT, 1, 1, NatMode::Full)
+    dp.add_frontend(VIP6.into(), VIP_PORT, 1, 1, NatMode::Full, false)
         .expect("frontend v6");
     dp
 }
@@ -187,6 +187,8 @@ fn fe_delta(a: &FrontendStats, b: &FrontendStats) -> FrontendStats {
         drop_no_port: b.drop_no_port - a.drop_no_port,
         drop_no_flow: b.drop_no_flow - a.drop_no_flow,
         drop_table_full: b.drop_table_full - a.drop_table_full,
+        denied_conn: b.denied_conn - a.denied_conn,
+        denied_silent: b.denied_silent - a.denied_silent,
         drop_no_neigh: b.drop_no_neigh - a.drop_no_neigh,
         drop_too_big: b.drop_too_big - a.drop_too_big,
         icmp_errors: b.icmp_errors - a.icmp_errors,
@@ -285,6 +287,8 @@ const NONE: FrontendStats = FrontendStats {
     drop_no_port: 0,
     drop_no_flow: 0,
     drop_table_full: 0,
+    denied_conn: 0,
+    denied_silent: 0,
     drop_no_neigh: 0,
     drop_too_big: 0,
     icmp_errors: 0,
@@ -1296,9 +1300,9 @@ fn mixed_family_backend_never_garbles_a_packet() {
         dp.set_server(&servers[0], SNAT4.into(), true).expect("server");
         dp.set_server(&servers[1], SNAT6.into(), true).expect("server");
         dp.set_maglev(0, &servers, &[1, 1]).expect("table");
-        dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full)
+        dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full, false)
             .expect("frontend v4");
-        dp.add_frontend(VIP6.into(), VIP_PORT, 1, 0, NatMode::Full)
+        dp.add_frontend(VIP6.into(), VIP_PORT, 1, 0, NatMode::Full, false)
             .expect("frontend v6");
 
         for v6 in [false, true] {
@@ -1760,5 +1764,202 @@ fn icmp_errors_about_balanced_flows_are_translated_both_ways() {
             );
             assert_eq!(out, err, "{name}: left untouched");
         }
+    });
+}
+
+/// The IPv4 frontend's rules for `connection_rules_decide_a_new_flows_first_packet`:
+/// `reject if { src 198.19.0.0/16 fd00:198:18:1::/64 } { src_port CLIENT_PORT }`,
+/// then `silent-drop if { src_port 7 }`, and the same on the IPv6 frontend.
+fn reject_rules() -> lbxdp_common::Rules {
+    use lbxdp_common::{EXPR_SRC_NET, EXPR_SRC_PORT, RULE_REJECT, RULE_SILENT_DROP, Rule, RuleExpr, RuleSuite, Rules};
+    let mut r = Rules {
+        exprs: 3,
+        acls: 3,
+        tcp: 2,
+        rules: 2,
+        ..Rules::default()
+    };
+    r.expr[0] = RuleExpr {
+        kind: EXPR_SRC_NET,
+        set: 5,
+        ..RuleExpr::default()
+    };
+    let port = |p: u16| RuleExpr {
+        kind: EXPR_SRC_PORT,
+        low: p.into(),
+        high: p.into(),
+        ..RuleExpr::default()
+    };
+    r.expr[1] = port(CLIENT_PORT);
+    r.expr[2] = port(7);
+    r.acl[..3].copy_from_slice(&[0b1, 0b10, 0b100]);
+    let rule = |action, pos| {
+        let mut suite = [RuleSuite::default(); lbxdp_common::MAX_RULE_SUITES];
+        suite[0] = RuleSuite { pos, neg: 0 };
+        Rule {
+            action,
+            unless: 0,
+            suites: 1,
+            pad: 0,
+            backend: [u32::MAX; 2],
+            suite,
+        }
+    };
+    r.rule[0] = rule(RULE_REJECT, 0b11);
+    r.rule[1] = rule(RULE_SILENT_DROP, 0b100);
+    r
+}
+
+#[test]
+fn connection_rules_decide_a_new_flows_first_packet() {
+    if skip_without_root("connection_rules_decide_a_new_flows_first_packet") {
+        return;
+    }
+    in_fresh_netns(|| {
+        let mut dp = balancer();
+        dp.add_nets(
+            5,
+            &[
+                ("198.19.0.0".parse().expect("net"), 16),
+                ("fd00:198:18:1::".parse().expect("net"), 64),
+            ],
+        )
+        .expect("address set");
+        // A set that must not match: another set id with the client in it.
+        dp.add_nets(6, &[(CLIENT4.into(), 32)]).expect("address set");
+        for fe in 0..2 {
+            dp.set_rules(fe, &reject_rules()).expect("rules");
+        }
+        dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full, true)
+            .expect("frontend v4");
+        dp.add_frontend(VIP6.into(), VIP_PORT, 1, 1, NatMode::Full, true)
+            .expect("frontend v6");
+        let denied = |len: usize| FrontendStats {
+            packets: 1,
+            bytes: len as u64,
+            denied_conn: 1,
+            ..FrontendStats::default()
+        };
+        // SYNs from the listed networks on the listed port: a RST back, from
+        // the VIP, acknowledging the SYN (and its options and data gone).
+        let with_opts = |mut seg: Vec<u8>| {
+            seg[12] = 6 << 4;
+            seg.splice(20..20, [2, 4, 0x05, 0xb4]);
+            seg.extend_from_slice(b"data");
+            seg
+        };
+        let syn4 = V4::new(
+            CLIENT4,
+            VIP4,
+            IPPROTO_TCP,
+            with_opts(tcp(CLIENT_PORT, VIP_PORT, TCP_SYN, &[])),
+        )
+        .frame();
+        let syn6 = V6::new(
+            CLIENT6,
+            VIP6,
+            IPPROTO_TCP,
+            with_opts(tcp(CLIENT_PORT, VIP_PORT, TCP_SYN, &[])),
+        )
+        .frame();
+        for (name, frame, fe, client, vip) in [
+            ("IPv4", syn4, 0, IpAddr::from(CLIENT4), IpAddr::from(VIP4)),
+            ("IPv6", syn6, 1, IpAddr::from(CLIENT6), IpAddr::from(VIP6)),
+        ] {
+            let before = snapshot(&dp);
+            let (action, out) = dp.test_run(&frame).expect("test run");
+            let after = snapshot(&dp);
+            assert_eq!(action_name(action), "XDP_TX", "{name}: a rejected SYN is answered");
+            assert_eq!(fe_delta(&before.fe[fe], &after.fe[fe]), denied(frame.len()), "{name}");
+            let seen = dissect_and_verify(&out);
+            assert_eq!(seen.endpoints(), ((vip, VIP_PORT), (client, CLIENT_PORT)), "{name}");
+            let l4 = if fe == 0 { 14 + 20 } else { 14 + 40 };
+            assert_eq!(out.len(), l4 + 20, "{name}: a bare RST");
+            assert_eq!(out[l4 + 13], TCP_RST | TCP_ACK, "{name}: RST|ACK");
+            assert_eq!(out[l4 + 4..l4 + 8], [0; 4], "{name}: sequence 0");
+            // The SYN's sequence (0x01020304) + 1 for the SYN + 4 bytes of data.
+            assert_eq!(
+                out[l4 + 8..l4 + 12],
+                0x0102_0309u32.to_be_bytes(),
+                "{name}: acknowledges the SYN"
+            );
+            assert_eq!(
+                (&out[0..6], &out[6..12]),
+                (&frame[6..12], &frame[0..6]),
+                "{name}: back to the sender"
+            );
+            let mut key = client_key(client, vip, IPPROTO_TCP);
+            key.sport = CLIENT_PORT.to_be();
+            assert!(flow_of(&dp, &key).is_none(), "{name}: a refused SYN leaves no flow");
+        }
+        // Silent drop; a UDP datagram that a reject rule refuses is dropped.
+        let drop_syn = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(7, VIP_PORT, TCP_SYN, &[])).frame();
+        let silent = FrontendStats {
+            packets: 1,
+            bytes: drop_syn.len() as u64,
+            denied_silent: 1,
+            ..FrontendStats::default()
+        };
+        expect(
+            &dp,
+            "silent-drop SYN",
+            &drop_syn,
+            XDP_DROP,
+            &[Proto::Ipv4, Proto::Tcp],
+            [silent, NONE],
+        );
+        let dgram = V4::new(CLIENT4, VIP4, IPPROTO_UDP, udp(CLIENT_PORT, VIP_PORT, b"x")).frame();
+        expect(
+            &dp,
+            "rejected datagram",
+            &dgram,
+            XDP_DROP,
+            &[Proto::Ipv4, Proto::Udp],
+            [denied(dgram.len()), NONE],
+        );
+        // Another port of the client, or an address outside the list: balanced.
+        let ok = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(CLIENT_PORT + 1, VIP_PORT, TCP_SYN, &[])).frame();
+        expect(
+            &dp,
+            "accepted SYN",
+            &ok,
+            XDP_PASS,
+            &[Proto::Ipv4, Proto::Tcp],
+            [balanced(ok.len(), true, true, false), NONE],
+        );
+        let other = V4::new(
+            "203.0.113.9".parse().expect("ip"),
+            VIP4,
+            IPPROTO_TCP,
+            tcp(CLIENT_PORT, VIP_PORT, TCP_SYN, &[]),
+        )
+        .frame();
+        expect(
+            &dp,
+            "SYN from elsewhere",
+            &other,
+            XDP_PASS,
+            &[Proto::Ipv4, Proto::Tcp],
+            [balanced(other.len(), true, true, false), NONE],
+        );
+        // Established flows never meet the rules: a flow accepted before the
+        // rules changed to refuse it keeps going.
+        let mut r = reject_rules();
+        r.rule[0].suites = 0;
+        r.rule[0].unless = 1;
+        dp.set_rules(0, &r).expect("rules");
+        let (_, out) = dp.test_run(&ok).expect("test run");
+        let IpAddr::V4(srv) = dissect_and_verify(&out).dst else {
+            panic!("IPv4")
+        };
+        let nat = dissect_and_verify(&out).sport;
+        let synack = V4::new(srv, SNAT4, IPPROTO_TCP, tcp(SERVER_PORT, nat, TCP_SYN | TCP_ACK, &[])).frame();
+        dp.test_run(&synack).expect("SYN-ACK");
+        let ack = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(CLIENT_PORT + 1, VIP_PORT, TCP_ACK, &[])).frame();
+        let (action, _) = dp.test_run(&ack).expect("ACK");
+        assert_eq!(action_name(action), "XDP_PASS", "the established flow goes on");
+        let fresh = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(CLIENT_PORT + 2, VIP_PORT, TCP_SYN, &[])).frame();
+        let (action, _) = dp.test_run(&fresh).expect("SYN");
+        assert_eq!(action_name(action), "XDP_TX", "a new flow meets the new rules: RST");
     });
 }

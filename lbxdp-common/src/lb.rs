@@ -36,6 +36,8 @@ pub struct Frontend {
 /// Rewrite only the destination (the servers see the client's address and
 /// must route replies back through the LB). Without it: full NAT.
 pub const FRONTEND_DNAT: u32 = 1;
+/// The frontend has connection rules: `RULES` at its id decides its new flows.
+pub const FRONTEND_RULES: u32 = 2;
 
 /// Value of `BACKENDS`: which of the two Maglev tables is live. The agent
 /// fills the other one, then flips `active` in one map update, so a packet
@@ -114,7 +116,9 @@ pub struct Flow {
     pub nat_port: u16,
     /// `FLOW_*` flags.
     pub flags: u16,
-    pub pad: u32,
+    /// The stick tables (`STICK_TABLES` index + 1, 0 for none) its
+    /// `track-sc0..2` counted it in: their `conn_cur` drops when it closes.
+    pub tracked: [u8; 4],
     /// bpf_ktime_get_coarse_ns() of the last packet.
     pub seen_ns: u64,
     /// Where the flow's packets to the server leave.
@@ -249,6 +253,12 @@ pub struct FrontendStats {
     pub drop_no_flow: u64,
     /// The flow table refused an insert.
     pub drop_table_full: u64,
+    /// New flows a `tcp-request connection reject` rule refused (HAProxy's `dcon`).
+    pub denied_conn: u64,
+    /// First packets a `tcp-request connection silent-drop` rule dropped
+    /// (HAProxy counts those connections in `dreq`). A client's SYN
+    /// retransmits count again: the program keeps no state for them.
+    pub denied_silent: u64,
     /// The next hop's MAC is not known yet (the agent keeps servers' neighbours resolved).
     pub drop_no_neigh: u64,
     /// Larger than the next hop's MTU (the FIB said so): dropped.

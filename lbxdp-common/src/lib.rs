@@ -4,8 +4,11 @@
 //! into BPF maps and userspace reads the same bytes back.
 #![no_std]
 
+pub mod freq;
 mod lb;
+mod rules;
 pub use lb::*;
+pub use rules::*;
 
 /// What the first-stage program counts, one slot each in the `PROTO_STATS`
 /// per-CPU array. A packet is counted once at L3 and, when it has one we parse,
@@ -93,6 +96,11 @@ mod user {
     unsafe impl aya::Pod for super::ServerStats {}
     unsafe impl aya::Pod for super::FrontendStats {}
     unsafe impl aya::Pod for super::MaglevChunk {}
+    unsafe impl aya::Pod for super::Rules {}
+    unsafe impl aya::Pod for super::NetKey {}
+    unsafe impl aya::Pod for super::StickTableConf {}
+    unsafe impl aya::Pod for super::StickKey {}
+    unsafe impl aya::Pod for super::StickEntry {}
 }
 
 #[cfg(test)]
@@ -117,7 +125,17 @@ mod tests {
         assert_eq!(size_of::<Flow>(), 4 + 4 + 2 + 2 + 4 + 8 + 24);
         assert_eq!(size_of::<Reply>(), 16 + 16 + 2 + 2 + 4 + 4 + 2 + 2 + 8 + 24);
         assert_eq!(size_of::<Settings>(), 4 + 4 + 8 * 4 + 2 + 2 + 4);
-        assert_eq!(size_of::<FrontendStats>(), 8 * 11);
+        assert_eq!(size_of::<FrontendStats>(), 8 * 13);
+        assert_eq!(size_of::<RuleExpr>(), 16);
+        assert_eq!(size_of::<Rule>(), 4 + 8 + 8 * MAX_RULE_SUITES);
+        assert_eq!(
+            size_of::<Rules>(),
+            24 + 16 * MAX_RULE_EXPRS + 4 * MAX_RULE_ACLS + size_of::<Rule>() * MAX_RULES
+        );
+        assert_eq!(size_of::<NetKey>(), 20);
+        assert_eq!(size_of::<StickKey>(), 20);
+        assert_eq!(size_of::<StickEntry>(), 16 + 2 * 12);
+        assert_eq!(size_of::<StickTableConf>(), 16);
     }
 
     #[test]

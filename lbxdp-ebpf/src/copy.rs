@@ -15,7 +15,7 @@
 //! byte by byte (still without a call or a loop).
 use core::ptr::{read_volatile, write_volatile};
 
-use lbxdp_common::{FlowKey, FrontendKey, Reply, Server};
+use lbxdp_common::{FlowKey, FrontendKey, Reply, Server, StickKey};
 
 use crate::{Scratch, nat::Rewrite, parse::Packet};
 
@@ -45,6 +45,24 @@ pub unsafe fn v4_addr(dst: &mut Addr, v4: [u8; 4]) {
         write_volatile(d.add(1), 0);
         write_volatile(d.add(2), 0);
         write_volatile(d.add(3), 0);
+    }
+}
+
+/// Sets an address to an IPv4 one's mapped IPv6 form (`::ffff:a.b.c.d`),
+/// `v4` holding it in its first word.
+///
+/// # Safety
+/// As for [`addr`].
+#[inline(always)]
+pub unsafe fn mapped(dst: &mut Addr, v4: &Addr) {
+    let d = dst.as_mut_ptr() as *mut u32;
+    let s = v4.as_ptr() as *const u32;
+    // SAFETY: as for `addr`.
+    unsafe {
+        write_volatile(d, 0);
+        write_volatile(d.add(1), 0);
+        write_volatile(d.add(2), u32::from_ne_bytes([0, 0, 0xff, 0xff]));
+        write_volatile(d.add(3), read_volatile(s));
     }
 }
 
@@ -111,8 +129,9 @@ aligned_addrs! {
     FrontendKey: addr;
     Reply: client, vip;
     Server: addr, snat;
+    StickKey: addr;
     Packet: src, dst;
     Rewrite: src, dst;
-    Scratch: p, fkey, key, rkey, reply, flow, rw, old, new, fib;
+    Scratch: p, fkey, key, rkey, reply, flow, rw, old, new, fib, skey, sentry;
     crate::icmp::IcmpNat: outer_src, outer_dst, inner_src, inner_dst;
 }

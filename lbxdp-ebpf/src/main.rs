@@ -15,6 +15,8 @@ mod fib;
 mod icmp;
 mod nat;
 mod parse;
+mod rules;
+mod stick;
 
 use aya_ebpf::{
     bindings::bpf_fib_lookup,
@@ -27,9 +29,10 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
-    FLOW_DNAT, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_PORT_WORDS, Flow, FlowKey, Frontend,
-    FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto, ProtoStats,
-    Reply, SERVER_UP, Server, ServerStats, Settings, maglev_slot,
+    FLOW_DNAT, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_PORT_WORDS, FRONTEND_RULES, Flow, FlowKey,
+    Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto,
+    ProtoStats, RULE_REJECT, RULE_SILENT_DROP, RULE_USE_BACKEND, Reply, SERVER_UP, Server, ServerStats, Settings,
+    maglev_slot,
 };
 
 use crate::{
@@ -102,6 +105,13 @@ pub struct Scratch {
     pub old: icmp::IcmpNat,
     pub new: icmp::IcmpNat,
     pub fib: bpf_fib_lookup,
+    /// A packet's address as `NETS` looks it up.
+    pub nkey: rules::NetLookup,
+    /// A client's stick table key, and a new entry.
+    pub skey: lbxdp_common::StickKey,
+    pub sentry: lbxdp_common::StickEntry,
+    /// The stick tables (index + 1) the rules tracked the new flow in, per slot.
+    pub tracked: [u8; 4],
 }
 
 #[map(name = "SCRATCH")]
@@ -357,6 +367,8 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
     let mut confirm = false;
     // A SYN retransmit on a half-open flow re-claims its port: not a new flow.
     let mut retransmit = false;
+    // Stick tables whose conn_cur this flow gives back: it is closing.
+    let mut untrack = 0u32;
     if let Some(f) = FLOWS.get_ptr_mut(&s.key) {
         // SAFETY: a value of our LRU map; racing writers only touch the same
         // plain fields, and a torn `seen_ns` is harmless.
@@ -376,12 +388,18 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                     confirm = !syn;
                 }
                 if closing {
+                    if f.flags & FLOW_CLOSING == 0 {
+                        untrack = u32::from_ne_bytes(f.tracked);
+                    }
                     f.flags |= FLOW_CLOSING;
                 }
                 pinned = Some((f.server, f.nat_port));
                 nh = &mut f.nh;
             }
         }
+    }
+    if untrack != 0 {
+        stick::release(s, untrack.to_ne_bytes(), now_ms(now));
     }
     let (server_id, nat_port) = match pinned {
         Some(x) => x,
@@ -393,7 +411,45 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                 fs.drop_no_flow += 1;
                 return xdp_action::XDP_DROP;
             }
-            match unpack(new_flow(s, fe, now)) {
+            // The frontend's rules decide a new flow (and a SYN retransmit,
+            // which may meet rules changed since its first SYN).
+            let mut chosen = Frontend {
+                id: fe.id,
+                backend: fe.backend,
+                flags: fe.flags,
+            };
+            s.tracked = [0; 4];
+            if fe.flags & FRONTEND_RULES != 0 {
+                let v = rules::decide(s, fe.id, !retransmit, now_ms(now));
+                let refused = match rules::action(v) {
+                    RULE_REJECT => {
+                        fs.denied_conn += 1;
+                        true
+                    }
+                    RULE_SILENT_DROP => {
+                        fs.denied_silent += 1;
+                        true
+                    }
+                    RULE_USE_BACKEND => {
+                        chosen.backend = rules::backend(v);
+                        false
+                    }
+                    _ => false,
+                };
+                if refused {
+                    // The connection the rules counted never was.
+                    let tracked = s.tracked;
+                    if !retransmit && u32::from_ne_bytes(tracked) != 0 {
+                        stick::release(s, tracked, now_ms(now));
+                    }
+                    return if syn && rules::action(v) == RULE_REJECT {
+                        rules::reset(ctx, s)
+                    } else {
+                        xdp_action::XDP_DROP
+                    };
+                }
+            }
+            match unpack(new_flow(s, &chosen, now)) {
                 Ok(x) => {
                     if !retransmit {
                         fs.new_flows += 1;
@@ -404,6 +460,10 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                     x
                 }
                 Err(reason) => {
+                    let tracked = s.tracked;
+                    if !retransmit && u32::from_ne_bytes(tracked) != 0 {
+                        stick::release(s, tracked, now_ms(now));
+                    }
                     match reason {
                         NewFlowError::NoServer => fs.drop_no_server += 1,
                         NewFlowError::NoPort => fs.drop_no_port += 1,
@@ -472,7 +532,12 @@ fn to_client(ctx: &XdpContext, s: &mut Scratch, r: *mut Reply, len: u64) -> u32 
             // SAFETY: as above.
             let f = unsafe { &mut *f };
             if closing {
+                let tracked = u32::from_ne_bytes(f.tracked);
+                let first = f.flags & FLOW_CLOSING == 0;
                 f.flags |= FLOW_CLOSING;
+                if first && tracked != 0 {
+                    stick::release(s, tracked.to_ne_bytes(), now_ms(now));
+                }
             } else {
                 // UDP: the server's packets keep the client's entry too.
                 f.seen_ns = now;
@@ -592,6 +657,12 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
+/// Stick tables count in milliseconds (HAProxy's ticks), wrapping.
+#[inline(always)]
+fn now_ms(now_ns: u64) -> u32 {
+    (now_ns / 1_000_000) as u32
+}
+
 #[inline(always)]
 fn expired(flags: u16, seen_ns: u64, now: u64, proto: u8, s: &Settings) -> bool {
     let idle = now.saturating_sub(seen_ns);
@@ -702,7 +773,7 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     s.flow.frontend = fe.id;
     s.flow.nat_port = nat_port;
     s.flow.flags = s.reply.flags | if dnat { FLOW_DNAT } else { 0 };
-    s.flow.pad = 0;
+    s.flow.tracked = s.tracked;
     s.flow.seen_ns = now;
     s.flow.nh.generation = 0;
     FLOWS

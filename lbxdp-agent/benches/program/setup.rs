@@ -129,7 +129,7 @@ pub fn balancer() -> anyhow::Result<Datapath> {
         }
         let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
         dp.set_maglev(backend as u32, &servers, &weights)?;
-        dp.add_frontend(f.vip, VIP_PORT, f.frontend, backend as u32, NatMode::Full)?;
+        dp.add_frontend(f.vip, VIP_PORT, f.frontend, backend as u32, NatMode::Full, false)?;
     }
     Ok(dp)
 }

@@ -9,7 +9,10 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
-use super::diag::Origin;
+use super::{
+    diag::Origin,
+    stick::{Counter, StickRef},
+};
 
 /// What an ACL looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +25,19 @@ pub enum Fetch {
     AlwaysFalse,
     /// `nbsrv(backend)`: the backend's usable servers.
     NbSrv(String),
+    /// `be_conn(backend)`: the backend's sessions now, queued ones included.
+    BeConn(String),
+    /// `fe_conn(frontend)`: the frontend's sessions now.
+    FeConn(String),
+    /// `connslots(backend)`: free connection and queue slots on the
+    /// backend's running servers (HAProxy: -1 if one has no `maxconn` or
+    /// no `maxqueue`).
+    ConnSlots(String),
+    /// A stick counter: `sc0_conn_rate`, `sc_get_gpc0(1,t)`, `src_conn_cur(t)`...
+    Stick {
+        from: StickRef,
+        counter: Counter,
+    },
     /// A fetch HAProxy knows that lbxdp doesn't evaluate, as written.
     Other {
         expr: String,
@@ -36,7 +52,7 @@ pub enum Undecided {
     /// connection's addresses, or a converter, or a match method other than
     /// the fetch's own (`-m str` on `src`, ...).
     NotLayer4,
-    /// Stick tables and their counters (`sc0_conn_rate`, `src_conn_cur`, ...).
+    /// Stick counters lbxdp doesn't keep (`sc0_http_req_rate`, `sc0_tracked`, ...).
     StickCounters,
 }
 
@@ -49,7 +65,7 @@ pub struct IntRange {
 }
 
 impl IntRange {
-    fn contains(&self, v: i64) -> bool {
+    pub fn contains(&self, v: i64) -> bool {
         self.low.is_none_or(|l| v >= l) && self.high.is_none_or(|h| v <= h)
     }
 }
@@ -109,6 +125,11 @@ impl Nets {
         Nets { list, by_len }
     }
 
+    /// The networks as written (address, prefix length).
+    pub fn list(&self) -> &[(IpAddr, u8)] {
+        &self.list
+    }
+
     /// Whether `ip` is in one of the networks.
     pub fn contains(&self, ip: IpAddr) -> bool {
         // An IPv4 /0 is every IPv4 address (the mapped range), not every address.
@@ -163,12 +184,31 @@ pub struct Cond {
     pub suites: Vec<Vec<Term>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpAction {
     Accept,
     Reject,
     /// Close with no FIN and no answer (HAProxy: a reset, the socket lingers 0s).
     SilentDrop,
+    /// `track-scN src [table T]` (slot N, table T, else the proxy's own): the
+    /// client's address is counted in T and the connection goes on to the
+    /// next rule. A slot already tracking keeps its entry.
+    Track {
+        slot: u8,
+        table: String,
+    },
+    /// `sc-inc-gpc0(N)`: gpc0 (and gpc0_rate) of the entry slot N tracks go
+    /// up by one; nothing if it tracks none. The next rule follows.
+    IncGpc0 {
+        slot: u8,
+    },
+}
+
+impl TcpAction {
+    /// Accept, reject and silent-drop end the rules; the others go on.
+    pub fn is_final(&self) -> bool {
+        matches!(self, TcpAction::Accept | TcpAction::Reject | TcpAction::SilentDrop)
+    }
 }
 
 /// `tcp-request connection ACTION [if|unless COND]`.
@@ -195,6 +235,22 @@ pub trait Facts {
     fn dst(&self) -> SocketAddr;
     /// The backend's usable servers (HAProxy's `nbsrv`).
     fn nbsrv(&self, backend: &str) -> u32;
+    /// `be_conn`, `fe_conn`, `connslots`: None where the mode can't know them
+    /// (the fetch fails).
+    fn be_conn(&self, _backend: &str) -> Option<i64> {
+        None
+    }
+    fn fe_conn(&self, _frontend: &str) -> Option<i64> {
+        None
+    }
+    fn connslots(&self, _backend: &str) -> Option<i64> {
+        None
+    }
+    /// A stick counter's value, None when HAProxy's fetch fails (nothing
+    /// tracked in the slot, the counter not stored, ...). `inc_gpc0` counts.
+    fn stick(&self, _from: &StickRef, _counter: Counter) -> Option<i64> {
+        None
+    }
 }
 
 impl AclExpr {
@@ -208,8 +264,16 @@ impl AclExpr {
             Fetch::AlwaysTrue => Value::Int(1),
             Fetch::AlwaysFalse => Value::Int(0),
             Fetch::NbSrv(b) => Value::Int(f.nbsrv(b).into()),
+            Fetch::BeConn(b) => Value::from(f.be_conn(b)),
+            Fetch::FeConn(fe) => Value::from(f.fe_conn(fe)),
+            Fetch::ConnSlots(b) => Value::from(f.connslots(b)),
+            Fetch::Stick { from, counter } => Value::from(f.stick(from, *counter)),
             Fetch::Other { .. } => return None,
         };
+        // A failed fetch matches nothing (and `!` of it holds, as in HAProxy).
+        if matches!(value, Value::Failed) {
+            return Some(false);
+        }
         Some(match (&self.patterns, value) {
             (Patterns::Nets(nets), Value::Ip(ip)) => nets.contains(ip),
             (Patterns::Ints(ranges), Value::Int(v)) => ranges.iter().any(|r| r.contains(v)),
@@ -223,16 +287,26 @@ impl AclExpr {
 enum Value {
     Ip(IpAddr),
     Int(i64),
+    /// The sample fetch failed.
+    Failed,
+}
+
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Value {
+        v.map_or(Value::Failed, Value::Int)
+    }
 }
 
 impl Acl {
-    /// Lines of one name are ORed, as in HAProxy.
+    /// Lines of one name are ORed, as in HAProxy: the first that matches
+    /// ends it (a later `inc_gpc0` doesn't count).
     fn matches(&self, f: &dyn Facts) -> Option<bool> {
-        let mut any = false;
         for e in &self.exprs {
-            any |= e.matches(f)?;
+            if e.matches(f)? {
+                return Some(true);
+            }
         }
-        Some(any)
+        Some(false)
     }
 
     /// The first thing in it lbxdp can't evaluate: (fetch as written, why).
@@ -277,10 +351,27 @@ impl Cond {
             .filter_map(|t| acls.get(t.acl))
             .flat_map(|a| &a.exprs)
             .filter_map(|e| match &e.fetch {
-                Fetch::NbSrv(b) => Some(b.as_str()),
+                Fetch::NbSrv(b) | Fetch::BeConn(b) | Fetch::ConnSlots(b) => Some(b.as_str()),
                 _ => None,
             })
             .collect()
+    }
+}
+
+impl Fetch {
+    /// Fills in the proxy a fetch names when its argument was left out
+    /// (HAProxy takes the current one).
+    pub(super) fn default_proxy(&mut self, current: &str) {
+        match self {
+            Fetch::NbSrv(p) | Fetch::BeConn(p) | Fetch::FeConn(p) | Fetch::ConnSlots(p) if p.is_empty() => {
+                current.clone_into(p);
+            }
+            Fetch::Stick {
+                from: StickRef::Src { table },
+                ..
+            } if table.is_empty() => current.clone_into(table),
+            _ => {}
+        }
     }
 }
 
@@ -415,6 +506,71 @@ mod tests {
         assert!(!empty.holds(&acls, &f("198.18.0.1", 80, 1)));
         assert_eq!(c.backends(&acls), ["main"]);
         assert_eq!(c.undecided(&acls), None);
+    }
+
+    /// Counters from a table: slot 0 tracks a connection rate of 5, slot 1
+    /// tracks nothing (its fetches fail), `inc_gpc0` counts its calls.
+    struct Counters(std::cell::Cell<i64>);
+
+    impl Facts for Counters {
+        fn src(&self) -> SocketAddr {
+            SocketAddr::new(ip("192.0.2.1"), 1)
+        }
+        fn dst(&self) -> SocketAddr {
+            SocketAddr::new(ip("192.0.2.2"), 80)
+        }
+        fn nbsrv(&self, _: &str) -> u32 {
+            1
+        }
+        fn stick(&self, from: &StickRef, counter: Counter) -> Option<i64> {
+            match (from, counter) {
+                (StickRef::Tracked { slot: 0, .. }, Counter::ConnRate) => Some(5),
+                (StickRef::Tracked { slot: 0, .. }, Counter::IncGpc0) => {
+                    self.0.set(self.0.get() + 1);
+                    Some(self.0.get())
+                }
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_fetch_matches_nothing_and_its_negation_holds() {
+        let gt = |n: i64| {
+            Patterns::Ints(vec![IntRange {
+                low: Some(n + 1),
+                high: None,
+            }])
+        };
+        let sc = |slot, counter| Fetch::Stick {
+            from: StickRef::Tracked { slot, table: None },
+            counter,
+        };
+        let acls = vec![
+            acl(sc(0, Counter::ConnRate), gt(3)),
+            acl(sc(1, Counter::ConnRate), gt(3)),
+            acl(sc(0, Counter::IncGpc0), gt(100)),
+        ];
+        let f = Counters(std::cell::Cell::new(0));
+        let t = |acl, negate| Term { negate, acl };
+        let cond = |terms: Vec<Term>| Cond {
+            unless: false,
+            suites: vec![terms],
+        };
+        assert!(cond(vec![t(0, false)]).holds(&acls, &f));
+        assert!(!cond(vec![t(1, false)]).holds(&acls, &f));
+        assert!(cond(vec![t(1, true)]).holds(&acls, &f));
+        // `unless` of a failed fetch holds too.
+        let unless = Cond {
+            unless: true,
+            suites: vec![vec![t(1, false)]],
+        };
+        assert!(unless.holds(&acls, &f));
+        // AND stops at the first term that fails: inc_gpc0 isn't reached.
+        assert!(!cond(vec![t(1, false), t(2, false)]).holds(&acls, &f));
+        assert_eq!(f.0.get(), 0);
+        assert!(!cond(vec![t(0, false), t(2, false)]).holds(&acls, &f));
+        assert_eq!(f.0.get(), 1);
     }
 
     #[test]

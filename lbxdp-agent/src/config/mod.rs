@@ -13,6 +13,7 @@ pub mod lex;
 pub mod model;
 mod parse;
 mod resolve;
+pub mod stick;
 pub mod time;
 
 pub use diag::{Diag, Origin, Severity};

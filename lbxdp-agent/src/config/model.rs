@@ -19,6 +19,9 @@ pub struct Config {
     pub refused: Vec<Refusal>,
     /// The files `acl ... -f FILE` read, as written: a reload reads them again.
     pub pattern_files: Vec<String>,
+    /// The stick tables (`stick-table` in a frontend, backend or listen,
+    /// named after it), in the order they were declared.
+    pub tables: Vec<super::stick::StickTable>,
     /// `bind` lines of the frontends and listens. With none, HAProxy's
     /// `-c` says the file has no error but will not start, and exits 2;
     /// the agent, as HAProxy, refuses to run it.
@@ -32,6 +35,10 @@ pub const REFUSALS_SHOWN: usize = 100;
 impl Config {
     pub fn backend(&self, name: &str) -> Option<&Backend> {
         self.backends.iter().find(|b| b.name == name)
+    }
+
+    pub fn table(&self, name: &str) -> Option<&super::stick::StickTable> {
+        self.tables.iter().find(|t| t.name == name)
     }
 
     /// `-c`: a `[WARNING] file:line:` per refused place (HAProxy's verdict stands).
@@ -591,6 +598,8 @@ pub struct Server {
     pub backup: bool,
     pub disabled: bool,
     pub maxconn: Option<u32>,
+    /// `maxqueue`, which lbxdp doesn't enforce: `connslots` reads it.
+    pub maxqueue: Option<u32>,
     pub send_proxy: Option<ProxyProtocol>,
     pub on_marked_down: Option<OnMarkedDown>,
     pub on_marked_up: Option<OnMarkedUp>,

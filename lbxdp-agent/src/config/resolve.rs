@@ -140,7 +140,7 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
     // None: HAProxy won't start (`-c` exits 2, the agent refuses to run).
     let listeners: usize = proxies.iter().filter(|p| p.kind.fe()).map(|p| p.bind_lines).sum();
 
-    let frontends = proxies
+    let frontends: Vec<Frontend> = proxies
         .iter()
         .zip(&ids)
         .zip(pages)
@@ -153,12 +153,15 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
         .filter(|(p, _)| p.kind.be())
         .map(|(p, &id)| backend(p, id, &global))
         .collect();
+    let tables: Vec<_> = proxies.iter().filter_map(|p| p.stick_table.clone()).collect();
+    check_stick_refs(&frontends, &tables, diags);
     Config {
         global,
         frontends,
         backends,
         refused: refusals(bind_refusals, stats_refusals, &proxies),
         pattern_files,
+        tables,
         listeners,
     }
 }
@@ -386,6 +389,30 @@ fn frontend(p: &Draft, id: u32, stats_page: Option<StatsPage>, global: &Global, 
     }
 }
 
+/// The table of `sc_*(N,table)` (its second argument, which the argument
+/// checks of `parse` don't look at) must exist, as HAProxy requires.
+fn check_stick_refs(frontends: &[Frontend], tables: &[crate::config::stick::StickTable], diags: &mut Diags) {
+    use crate::config::{acl::Fetch, stick::StickRef};
+    for f in frontends {
+        for e in f.acls.iter().flat_map(|a| &a.exprs) {
+            if let Fetch::Stick {
+                from: StickRef::Tracked { table: Some(t), .. },
+                ..
+            } = &e.fetch
+                && !tables.iter().any(|x| x.name == *t)
+            {
+                diags.alert(
+                    &e.origin,
+                    format!(
+                        "unable to find table '{t}' referenced by a stick counter fetch in proxy '{}'.",
+                        f.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// HAProxy's check of a proxy or table an argument names, worded as it words it.
 fn arg_ref_error(r: &ArgRef, proxy: &str, proxies: &[Draft]) -> Option<String> {
     let (kw, target) = (&r.keyword, &r.target);
@@ -478,6 +505,7 @@ fn backend(p: &Draft, id: u32, global: &Global) -> Backend {
                 backup: o.backup,
                 disabled: o.disabled,
                 maxconn: o.maxconn,
+                maxqueue: o.maxqueue,
                 send_proxy: o.send_proxy,
                 on_marked_down: o.on_marked_down,
                 on_marked_up: o.on_marked_up,

@@ -5,7 +5,7 @@ use aya::{
 };
 use lbxdp_common::{
     BACKENDS_MAP, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, FLOWS_MAP, FRONTEND_STATS_MAP, FRONTENDS_MAP, MAGLEV_MAP,
-    PROTO_STATS_MAP, ProtoStats, REPLIES_MAP, SERVER_STATS_MAP, SERVERS_MAP, XDP_PROGRAM,
+    PROTO_STATS_MAP, ProtoStats, REPLIES_MAP, RULES_MAP, SERVER_STATS_MAP, SERVERS_MAP, XDP_PROGRAM,
 };
 use tracing::{debug, info, warn};
 
@@ -141,6 +141,7 @@ impl Datapath {
             .map_max_entries(SERVER_STATS_MAP, sizes.servers.max(1))
             .map_max_entries(FRONTENDS_MAP, sizes.vips.max(1).saturating_mul(2))
             .map_max_entries(FRONTEND_STATS_MAP, sizes.frontends.max(1))
+            .map_max_entries(RULES_MAP, sizes.frontends.max(1))
             .map_max_entries(FLOWS_MAP, sizes.flows.max(1024))
             .map_max_entries(REPLIES_MAP, sizes.flows.max(1024))
             .load(OBJECT)

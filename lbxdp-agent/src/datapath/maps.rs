@@ -1,12 +1,15 @@
 //! Writing the balancer's maps from a plan, and reading its counters back.
 use std::net::IpAddr;
 
-use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray};
+use aya::maps::{
+    Array, DevMapHash, HashMap, MapData, PerCpuArray,
+    lpm_trie::{Key, LpmTrie},
+};
 use lbxdp_common::{
     BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_PORT_WORDS, FRONTEND_PORTS_MAP,
-    FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MAGLEV_MAP, MaglevChunk,
-    NO_SERVER, PROTO_TCP, PROTO_UDP, SERVER_STATS_MAP, SERVER_UP, SERVERS_MAP, SETTINGS_MAP, Server, ServerStats,
-    Settings, TX_PORTS_MAP,
+    FRONTEND_RULES, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MAGLEV_MAP,
+    MaglevChunk, NET_SET_BITS, NETS_MAP, NO_SERVER, NetKey, PROTO_TCP, PROTO_UDP, RULES_MAP, Rules, SERVER_STATS_MAP,
+    SERVER_UP, SERVERS_MAP, SETTINGS_MAP, Server, ServerStats, Settings, TX_PORTS_MAP,
 };
 
 use super::{Datapath, DatapathError, error::chain, plan::PlanServer};
@@ -25,6 +28,22 @@ pub fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
         }
         IpAddr::V6(a) => (a.octets(), FAMILY_V6),
     }
+}
+
+/// A network's key in `NETS`: IPv4 as mapped IPv6, as the program looks
+/// addresses up (see `NetKey`).
+fn net_key(set: u32, ip: IpAddr, len: u8) -> Key<NetKey> {
+    let (addr, bits) = match ip {
+        IpAddr::V4(a) => (a.to_ipv6_mapped().octets(), 96 + u32::from(len.min(32))),
+        IpAddr::V6(a) => (a.octets(), u32::from(len.min(128))),
+    };
+    Key::new(
+        NET_SET_BITS + bits,
+        NetKey {
+            set: set.to_be_bytes(),
+            addr,
+        },
+    )
 }
 
 /// `FRONTEND_PORTS`' word and bit for a port.
@@ -79,9 +98,10 @@ impl Datapath {
         id: u32,
         backend: u32,
         nat: NatMode,
+        rules: bool,
     ) -> Result<(), DatapathError> {
         let (addr, family) = addr_bytes(vip);
-        let flags = if nat == NatMode::Dnat { FRONTEND_DNAT } else { 0 };
+        let flags = if nat == NatMode::Dnat { FRONTEND_DNAT } else { 0 } | if rules { FRONTEND_RULES } else { 0 };
         // The port's bit first: without it the program doesn't look for the frontend.
         let mut ports = self.array::<u64>(FRONTEND_PORTS_MAP)?;
         let (word, bit) = port_bit(port);
@@ -97,6 +117,54 @@ impl Datapath {
                 family,
             };
             map.insert(key, Frontend { id, backend, flags }, 0).map_err(other)?;
+        }
+        Ok(())
+    }
+
+    /// A frontend's rules, written before its `FRONTEND_RULES` flag.
+    pub fn set_rules(&mut self, frontend: u32, rules: &Rules) -> Result<(), DatapathError> {
+        self.array::<Rules>(RULES_MAP)?.set(frontend, *rules, 0).map_err(other)
+    }
+
+    fn nets(&mut self) -> Result<LpmTrie<&mut MapData, NetKey, u8>, DatapathError> {
+        LpmTrie::try_from(self.map_mut(NETS_MAP)?).map_err(other)
+    }
+
+    /// Puts `nets` in address set `set`.
+    pub fn add_nets(&mut self, set: u32, nets: &[(IpAddr, u8)]) -> Result<(), DatapathError> {
+        let mut map = self.nets()?;
+        for &(ip, len) in nets {
+            map.insert(&net_key(set, ip, len), 1, 0).map_err(other)?;
+        }
+        Ok(())
+    }
+
+    /// The address sets `NETS` holds entries of.
+    pub fn net_sets(&mut self) -> Result<Vec<u32>, DatapathError> {
+        let mut sets: Vec<u32> = self
+            .nets()?
+            .keys()
+            .filter_map(Result::ok)
+            .map(|k| u32::from_be_bytes(k.data().set))
+            .collect();
+        sets.sort_unstable();
+        sets.dedup();
+        Ok(sets)
+    }
+
+    /// Removes every entry of address sets `sets`.
+    pub fn remove_net_sets(&mut self, sets: &[u32]) -> Result<(), DatapathError> {
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let mut map = self.nets()?;
+        let gone: Vec<Key<NetKey>> = map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| sets.contains(&u32::from_be_bytes(k.data().set)))
+            .collect();
+        for k in gone {
+            let _ = map.remove(&k);
         }
         Ok(())
     }
@@ -205,6 +273,8 @@ impl Datapath {
                     a.drop_no_port += s.drop_no_port;
                     a.drop_no_flow += s.drop_no_flow;
                     a.drop_table_full += s.drop_table_full;
+                    a.denied_conn += s.denied_conn;
+                    a.denied_silent += s.denied_silent;
                     a.drop_no_neigh += s.drop_no_neigh;
                     a.drop_too_big += s.drop_too_big;
                     a.icmp_errors += s.icmp_errors;

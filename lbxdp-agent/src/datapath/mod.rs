@@ -7,6 +7,7 @@ pub(crate) mod net;
 pub(crate) mod pin;
 pub mod plan;
 pub(crate) mod ports;
+pub(crate) mod rules;
 mod stats;
 mod sysctl;
 mod test_run;

@@ -3,6 +3,7 @@
 //! tested without a kernel.
 use std::net::IpAddr;
 
+use super::rules::PlanRules;
 use crate::config::{Config, PortSpec};
 
 /// Bind ports per frontend that we expand into XDP frontends; a wider range
@@ -29,6 +30,8 @@ pub struct PlanFrontend {
     pub vips: Vec<(IpAddr, u16)>,
     /// Index into `Plan::backends`.
     pub backend: u32,
+    /// Its `tcp-request connection` and `use_backend` rules, if any.
+    pub rules: Option<PlanRules>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,13 +107,13 @@ pub enum PlanError {
         origin: String,
     },
     #[error(
-        "{origin}: frontend {frontend}: '{rule}': XDP mode doesn't enforce ACL rules yet (the userspace proxy does: \
-         --mode proxy, or --mode auto)"
+        "{origin}: frontend {frontend}: {what}: more than the XDP program evaluates per frontend (the userspace \
+         proxy has no such limit: --mode proxy, or --mode auto)"
     )]
-    Rules {
+    RuleLimit {
         frontend: String,
         origin: String,
-        rule: String,
+        what: String,
     },
     #[error("no frontend to balance: the config has none, or all are disabled")]
     Empty,
@@ -121,7 +124,6 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
     let mut notes = Vec::new();
     let mut unapplied = Vec::new();
     let mut backends: Vec<PlanBackend> = Vec::new();
-    let mut backend_names: Vec<&str> = Vec::new();
     let mut frontends = Vec::new();
     let mut next_server = 0u32;
 
@@ -131,18 +133,6 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
         .filter(|f| !f.disabled && f.stats_page.is_none())
     {
         let origin = fe.origin.to_string();
-        // Serving the frontend without its rules would let in whom they keep out.
-        let first_rule = (fe.tcp_rules.first().map(|r| (&r.origin, "tcp-request connection")))
-            .into_iter()
-            .chain(fe.switching.first().map(|r| (&r.origin, "use_backend")))
-            .min_by_key(|(o, _)| o.line);
-        if let Some((at, rule)) = first_rule {
-            return Err(PlanError::Rules {
-                frontend: fe.name.clone(),
-                origin: at.to_string(),
-                rule: rule.to_string(),
-            });
-        }
         let Some(be_name) = fe.backend.as_deref() else {
             return Err(PlanError::NoBackend {
                 frontend: fe.name.clone(),
@@ -185,81 +175,36 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
                 }
             }
         }
-        let backend = match backend_names.iter().position(|n| *n == be.name) {
-            Some(i) => i,
-            None => {
-                let ports: Vec<u16> = {
-                    let mut p: Vec<u16> = vips.iter().map(|v| v.1).collect();
-                    p.sort_unstable();
-                    p.dedup();
-                    p
-                };
-                let mut servers = Vec::new();
-                for s in &be.servers {
-                    let origin = s.origin.to_string();
-                    let port = match s.port {
-                        PortSpec::Fixed(p) => p,
-                        PortSpec::Offset(off) => {
-                            let [p] = ports[..] else {
-                                return Err(PlanError::AmbiguousPort {
-                                    backend: be.name.clone(),
-                                    server: s.name.clone(),
-                                    origin,
-                                    ports,
-                                });
-                            };
-                            u16::try_from(i32::from(p) + off)
-                                .ok()
-                                .filter(|p| *p != 0)
-                                .ok_or_else(|| PlanError::PortOutOfRange {
-                                    backend: be.name.clone(),
-                                    server: s.name.clone(),
-                                    origin: origin.clone(),
-                                    port: p,
-                                })?
-                        }
-                    };
-                    let source = match &s.source {
-                        Some(src) if src.ports.is_some() => {
-                            return Err(PlanError::SourcePorts {
-                                backend: be.name.clone(),
-                                server: s.name.clone(),
-                                origin,
-                            });
-                        }
-                        Some(src) if !src.addr.is_unspecified() => Some(src.addr),
-                        _ => None,
-                    };
-                    servers.push(PlanServer {
-                        id: next_server,
-                        name: s.name.clone(),
-                        addr: s.addr,
-                        port,
-                        weight: u32::from(s.weight),
-                        backup: s.backup,
-                        disabled: s.disabled,
-                        source,
-                    });
-                    next_server += 1;
-                }
-                if !matches!(
-                    be.balance,
-                    crate::config::Balance::Source | crate::config::Balance::RoundRobin
-                ) {
-                    notes.push(format!(
-                        "backend {}: balance {:?} is done as a weighted consistent hash per connection (Maglev)",
-                        be.name, be.balance
-                    ));
-                }
-                backend_names.push(&be.name);
-                backends.push(PlanBackend {
-                    ids: [2 * backends.len() as u32, 2 * backends.len() as u32 + 1],
-                    name: be.name.clone(),
-                    servers,
-                });
-                backends.len() - 1
-            }
+        let ports: Vec<u16> = {
+            let mut p: Vec<u16> = vips.iter().map(|v| v.1).collect();
+            p.sort_unstable();
+            p.dedup();
+            p
         };
+        let mut b = Backends {
+            list: &mut backends,
+            next_server: &mut next_server,
+            notes: &mut notes,
+        };
+        let backend = b.index(be, &ports)?;
+        // `use_backend` targets are balanced to as well; the configuration
+        // resolved their names, so each has a backend.
+        let mut missing = None;
+        let rules = PlanRules::compile(fe, |name| match config.backend(name) {
+            Some(target) => b.index(target, &ports).unwrap_or_else(|e| {
+                missing.get_or_insert(e);
+                backend
+            }),
+            None => backend,
+        })
+        .map_err(|e| PlanError::RuleLimit {
+            frontend: fe.name.clone(),
+            origin: e.origin,
+            what: e.what,
+        })?;
+        if let Some(e) = missing {
+            return Err(e);
+        }
         let servers = &backends[backend].servers;
         let family_served = |ip: &IpAddr| servers.iter().any(|s| s.addr.is_ipv4() == ip.is_ipv4());
         // A wildcard bind covers the families the backend can serve; a named
@@ -283,6 +228,7 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
             id: frontends.len() as u32,
             vips,
             backend: backend as u32,
+            rules,
         });
     }
     if frontends.is_empty() {
@@ -294,6 +240,87 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
         notes,
         unapplied,
     })
+}
+
+/// The plan's backends as frontends reach them, each planned once.
+struct Backends<'a> {
+    list: &'a mut Vec<PlanBackend>,
+    next_server: &'a mut u32,
+    notes: &'a mut Vec<String>,
+}
+
+impl Backends<'_> {
+    /// `be`'s index in the plan, planning it on first use; `ports` are the
+    /// frontend's, for servers with a port offset.
+    fn index(&mut self, be: &crate::config::Backend, ports: &[u16]) -> Result<usize, PlanError> {
+        if let Some(i) = self.list.iter().position(|b| b.name == be.name) {
+            return Ok(i);
+        }
+        let mut servers = Vec::new();
+        for s in &be.servers {
+            let origin = s.origin.to_string();
+            let port = match s.port {
+                PortSpec::Fixed(p) => p,
+                PortSpec::Offset(off) => {
+                    let [p] = ports[..] else {
+                        return Err(PlanError::AmbiguousPort {
+                            backend: be.name.clone(),
+                            server: s.name.clone(),
+                            origin,
+                            ports: ports.to_vec(),
+                        });
+                    };
+                    u16::try_from(i32::from(p) + off)
+                        .ok()
+                        .filter(|p| *p != 0)
+                        .ok_or_else(|| PlanError::PortOutOfRange {
+                            backend: be.name.clone(),
+                            server: s.name.clone(),
+                            origin: origin.clone(),
+                            port: p,
+                        })?
+                }
+            };
+            let source = match &s.source {
+                Some(src) if src.ports.is_some() => {
+                    return Err(PlanError::SourcePorts {
+                        backend: be.name.clone(),
+                        server: s.name.clone(),
+                        origin,
+                    });
+                }
+                Some(src) if !src.addr.is_unspecified() => Some(src.addr),
+                _ => None,
+            };
+            servers.push(PlanServer {
+                id: *self.next_server,
+                name: s.name.clone(),
+                addr: s.addr,
+                port,
+                weight: u32::from(s.weight),
+                backup: s.backup,
+                disabled: s.disabled,
+                source,
+            });
+            *self.next_server += 1;
+        }
+        if !matches!(
+            be.balance,
+            crate::config::Balance::Source | crate::config::Balance::RoundRobin
+        ) {
+            self.notes.push(format!(
+                "backend {}: balance {:?} is done as a weighted consistent hash per connection (Maglev)",
+                be.name, be.balance
+            ));
+        }
+        let n = self.list.len() as u32;
+        self.list.push(PlanBackend {
+            ids: [2 * n, 2 * n + 1],
+            name: be.name.clone(),
+            servers,
+        });
+        Ok(self.list.len() - 1)
+    }
 }
 
 /// What the userspace proxy applies for `fe` and `be` and the datapath
@@ -433,11 +460,49 @@ mod tests {
         // A server without a port follows the client's port: fine for one port, not for three.
         let err = plan(&cfg(&SEED.replace(":80\n default", ":80-82\n default")), &[]);
         assert!(matches!(err, Err(PlanError::AmbiguousPort { .. })), "{err:?}");
-        let rules = SEED.replace(
+    }
+
+    #[test]
+    fn rules_compile_and_their_backends_are_planned() {
+        let text = SEED.replace(
             ":80\n default",
-            ":80\n tcp-request connection reject if { src 10.0.0.0/8 }\n default",
+            ":80\n acl bad src 10.0.0.0/8 192.0.2.1\n acl hi dst_port 8000:8099 9000\n \
+             tcp-request connection reject if bad !hi || { src_port 1 }\n \
+             tcp-request connection silent-drop if { src 203.0.113.0/24 }\n \
+             use_backend spare if { nbsrv(be) lt 1 }\n default",
+        ) + "backend spare\n server s1 198.18.0.201:80\n";
+        let p = plan(&cfg(&text), &[]).expect("plan");
+        assert_eq!(
+            p.backends.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+            ["be", "spare"]
         );
-        let err = plan(&cfg(&rules), &[]);
-        assert!(matches!(err, Err(PlanError::Rules { .. })), "{err:?}");
+        assert_eq!(p.backends[1].servers[0].id, 3);
+        let r = p.frontends[0].rules.as_ref().expect("rules");
+        assert_eq!(r.tcp, 2);
+        assert_eq!(r.rules.len(), 3);
+        // bad (one list), hi (two ranges), { src_port 1 }, { src ... }, nbsrv.
+        assert_eq!(r.lists.len(), 2);
+        assert_eq!(r.exprs.len(), 6);
+        assert_eq!(r.acls, [0b1, 0b110, 0b1000, 0b10000, 0b100000]);
+        assert_eq!(r.rules[0].suites, [(0b1, 0b10), (0b100, 0)]);
+        assert_eq!(r.rules[2].backend, Some(1));
+        assert!(r.uses_nbsrv());
+        let ids = |i: usize| [10 + i as u32, 20 + i as u32];
+        let down = r.to_map(ids, &[7, 8], |_| 0);
+        assert_eq!(down.rule[2].backend, [11, 21]);
+        assert_eq!(down.expr[0].set, 7);
+        assert_eq!((down.expr[1].low, down.expr[1].high), (8000, 8099));
+        assert_eq!(down.expr[5].kind, lbxdp_common::EXPR_ALWAYS);
+        assert_eq!(r.to_map(ids, &[7, 8], |_| 2).expr[5].kind, lbxdp_common::EXPR_NEVER);
+        // More rules than the program takes: refused at the rule past the limit.
+        let many: String = (0..17)
+            .map(|i| format!(" tcp-request connection accept if {{ src_port {i} }}\n"))
+            .collect();
+        let text = SEED.replace(":80\n default", &format!(":80\n{many} default"));
+        let err = plan(&cfg(&text), &[]);
+        assert!(
+            matches!(&err, Err(PlanError::RuleLimit { origin, .. }) if origin == "t.cfg:24"),
+            "{err:?}"
+        );
     }
 }

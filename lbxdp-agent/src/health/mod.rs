@@ -220,17 +220,7 @@ pub(crate) fn initial_state(server: &crate::config::Server, backend_disabled: bo
 /// the first backup that takes traffic does (all of them with `option
 /// allbackups`); everything else gets 0. All zeros: no server available.
 pub fn effective_weights(backend: &Backend, snapshot: &BTreeMap<ServerId, ServerState>) -> Vec<u32> {
-    let states: Vec<ServerState> = backend
-        .servers
-        .iter()
-        .map(|s| {
-            snapshot
-                .get(&ServerId::new(&backend.name, &s.name))
-                .cloned()
-                .unwrap_or_else(|| initial_state(s, backend.disabled))
-        })
-        .collect();
-    let usable = |st: &ServerState, backup: bool| st.backup == backup && st.takes_traffic();
+    let states = states(backend, snapshot);
     let mut out: Vec<u32> = states
         .iter()
         .map(|st| if usable(st, false) { st.effective_weight() } else { 0 })
@@ -245,6 +235,35 @@ pub fn effective_weights(backend: &Backend, snapshot: &BTreeMap<ServerId, Server
         }
     }
     out
+}
+
+/// The backend's servers' states, as configured where the snapshot has none.
+fn states(backend: &Backend, snapshot: &BTreeMap<ServerId, ServerState>) -> Vec<ServerState> {
+    backend
+        .servers
+        .iter()
+        .map(|s| {
+            snapshot
+                .get(&ServerId::new(&backend.name, &s.name))
+                .cloned()
+                .unwrap_or_else(|| initial_state(s, backend.disabled))
+        })
+        .collect()
+}
+
+/// A server that takes traffic, of the active or the backup kind.
+fn usable(st: &ServerState, backup: bool) -> bool {
+    st.backup == backup && st.takes_traffic()
+}
+
+/// HAProxy's `nbsrv`: the usable active servers, or with none, the usable backups.
+pub fn nbsrv(backend: &Backend, snapshot: &BTreeMap<ServerId, ServerState>) -> u32 {
+    let states = states(backend, snapshot);
+    let count = |backup: bool| states.iter().filter(|st| usable(st, backup)).count() as u32;
+    match count(false) {
+        0 => count(true),
+        n => n,
+    }
 }
 
 /// HAProxy's `on-marked-up shutdown-backup-sessions`: while an active

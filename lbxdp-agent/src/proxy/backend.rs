@@ -39,6 +39,8 @@ pub struct ServerRt {
     pub disabled: bool,
     /// None (or `maxconn 0`): unlimited.
     pub maxconn: Option<u32>,
+    /// `maxqueue` (not enforced; `connslots` reads it).
+    pub maxqueue: Option<u32>,
     pub send_proxy: Option<ProxyProtocol>,
     pub shutdown_on_down: bool,
     pub counters: Arc<ServerCounters>,
@@ -180,6 +182,7 @@ impl BackendRt {
                 backup: s.backup,
                 disabled: s.disabled,
                 maxconn: s.maxconn.filter(|m| *m > 0),
+                maxqueue: s.maxqueue.filter(|m| *m > 0),
                 send_proxy: s.send_proxy,
                 shutdown_on_down: s.on_marked_down == Some(OnMarkedDown::ShutdownSessions),
                 counters: Arc::new(ServerCounters::default()),
@@ -496,6 +499,26 @@ impl BackendRt {
             0 => count(true),
             n => n,
         }
+    }
+
+    /// HAProxy's `connslots`: over the servers not down, free connections
+    /// and queue places (`maxconn - cur + maxqueue - queued`); -1 as soon as
+    /// one has no `maxconn` or no `maxqueue`.
+    pub fn connslots(&self) -> i64 {
+        let st = self.lock();
+        let mut total = 0i64;
+        for (i, s) in self.servers.iter().enumerate() {
+            let up = st.avail.get(i).is_some_and(|a| a.0) && !s.disabled;
+            if !up {
+                continue;
+            }
+            let (Some(maxconn), Some(maxqueue)) = (s.maxconn, s.maxqueue) else {
+                return -1;
+            };
+            let cur = i64::from(st.cur.get(i).copied().unwrap_or(0));
+            total += i64::from(maxconn) - cur + i64::from(maxqueue) - s.counters.qcur.get() as i64;
+        }
+        total
     }
 
     /// Closes every session of every server (shutdown).

@@ -17,6 +17,7 @@ mod select;
 mod session;
 mod sessions;
 mod stats;
+mod tables;
 mod tcplog;
 mod workers;
 
@@ -263,7 +264,8 @@ pub(crate) struct FrontendRt {
     pub(crate) dontlognull: bool,
     pub(crate) tcpka: bool,
     pub(crate) logger: Option<Arc<tcplog::Logger>>,
-    pub(crate) counters: FrontendCounters,
+    /// Shared with the rules of every frontend, for `fe_conn`.
+    pub(crate) counters: Arc<FrontendCounters>,
 }
 
 /// One listening address of a frontend, with its per-thread sockets.
@@ -281,6 +283,9 @@ struct Generation {
     stop: watch::Sender<bool>,
     monitor: JoinHandle<()>,
     addrs: Vec<(String, SocketAddr)>,
+    /// The configuration's stick tables (a reload starts them empty, as
+    /// HAProxy's new process does without peers).
+    tables: Arc<tables::Tables>,
 }
 
 pub struct Proxy {
@@ -357,6 +362,12 @@ fn build(
         .filter(|m| *m > 0)
         .unwrap_or_else(default_global_maxconn);
     let global_maxconn = Arc::new(Semaphore::new(gmax as usize));
+    let tables = Arc::new(tables::Tables::new(config));
+    let fe_counters: HashMap<String, Arc<FrontendCounters>> = config
+        .frontends
+        .iter()
+        .map(|f| (f.name.clone(), Arc::new(FrontendCounters::default())))
+        .collect();
     let mut frontends = Vec::new();
     // First every new socket, so that a bind error leaves `reuse` untouched
     // and nothing running.
@@ -370,7 +381,7 @@ fn build(
         let fe = Arc::new(FrontendRt {
             name: f.name.as_str().into(),
             backend: f.backend.as_deref().and_then(|n| by_name.get(n).map(|b| (*b).clone())),
-            rules: rules::Rules::new(f, &by_name),
+            rules: rules::Rules::new(f, &by_name, &fe_counters, &tables),
             maxconn: Arc::new(Semaphore::new(f.maxconn.filter(|m| *m > 0).unwrap_or(gmax) as usize)),
             global_maxconn: global_maxconn.clone(),
             timeout_client: f.timeout_client,
@@ -379,7 +390,7 @@ fn build(
             dontlognull: f.dontlognull,
             tcpka: f.tcpka,
             logger,
-            counters: FrontendCounters::default(),
+            counters: fe_counters.get(&f.name).cloned().unwrap_or_default(),
         });
         for key in listen_keys(f) {
             let kept = reuse.get(&key).is_some_and(|s| s.len() == per_bind) && key.addr.port() != 0;
@@ -423,6 +434,7 @@ fn build(
         stop,
         monitor,
         addrs,
+        tables,
     })
 }
 
@@ -551,12 +563,20 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let mut tracked = rules::Tracked::default();
                 if !fe.rules.is_empty()
                     && let Ok(local) = stream.local_addr()
                 {
-                    let action = fe.rules.on_accept(peer, local);
+                    let action;
+                    (action, tracked) = fe.rules.on_accept(peer, local);
                     if action != TcpAction::Accept {
-                        fe.counters.denied_conn.fetch_add(1, Relaxed);
+                        // As HAProxy counts them: a reject in dcon, a
+                        // silent drop in dreq.
+                        match action {
+                            TcpAction::SilentDrop => &fe.counters.denied,
+                            _ => &fe.counters.denied_conn,
+                        }
+                        .fetch_add(1, Relaxed);
                         // silent-drop: no FIN, HAProxy's SO_LINGER 0 (a reset
                         // at most); reject: an ordinary close at once.
                         if action == TcpAction::SilentDrop {
@@ -573,7 +593,7 @@ async fn accept_loop(
                         continue;
                     }
                 }
-                tokio::spawn(session::run(stream, peer, fe.clone(), g.clone(), (fp, gp)));
+                tokio::spawn(session::run(stream, peer, fe.clone(), g.clone(), (fp, gp), tracked));
             }
             Err(e) => {
                 fe.counters.accept_errors.fetch_add(1, Relaxed);
@@ -655,6 +675,24 @@ impl Proxy {
                 .collect(),
             backends,
         }
+    }
+
+    /// `show table`: the tables now, in the configuration's order (HAProxy's
+    /// `show table` lists them so too), or only the one named.
+    pub fn stick_dump(&self, name: Option<&str>) -> Vec<crate::stick::Dump> {
+        self.gen_
+            .tables
+            .all()
+            .iter()
+            .filter(|t| name.is_none_or(|n| t.def.name == n))
+            .map(|t| t.dump())
+            .collect()
+    }
+
+    /// `clear table NAME ...`: None when there is no such table, else how
+    /// many picked entries were in use (and stay).
+    pub fn stick_clear(&self, name: &str, select: &crate::stick::Select) -> Option<usize> {
+        self.gen_.tables.get(name).map(|t| t.clear(select))
     }
 
     /// `show sess`: one line per open session.

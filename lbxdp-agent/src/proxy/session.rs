@@ -108,6 +108,8 @@ pub(crate) async fn run(
     fe: Arc<FrontendRt>,
     g: Arc<GlobalRt>,
     permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    // Held to the end: the tracked entries' conn_cur goes down when it drops.
+    tracked: super::rules::Tracked,
 ) {
     let accept_date = SystemTime::now();
     let t0 = Instant::now();
@@ -122,7 +124,7 @@ pub(crate) async fn run(
     };
     // `use_backend ... if`: the first rule that holds, else the frontend's backend.
     let backend = match client.local_addr() {
-        Ok(local) if !fe.rules.is_empty() => fe.rules.backend(peer, local).or_else(|| fe.backend.clone()),
+        Ok(local) if !fe.rules.is_empty() => fe.rules.backend(peer, local, &tracked).or_else(|| fe.backend.clone()),
         _ => fe.backend.clone(),
     };
     let listed = g.sessions.add(peer, &fe.name, backend.as_ref().map(|b| &b.name));

@@ -57,6 +57,11 @@ pub(crate) struct Keyword {
 
 const KEYWORDS: &[Keyword] = &[
     Keyword {
+        words: &["clear", "table"],
+        usage: "clear table <table> [<filter>]*         : remove an entry from a table (filter: data/key)",
+        level: CliLevel::User,
+    },
+    Keyword {
         words: &["disable", "health"],
         usage: "disable health                          : disable health checks",
         level: CliLevel::Admin,
@@ -132,6 +137,11 @@ const KEYWORDS: &[Keyword] = &[
         level: CliLevel::User,
     },
     Keyword {
+        words: &["show", "table"],
+        usage: "show table <table> [<filter>]*          : report table usage stats or dump this table's contents (filter: data/key)",
+        level: CliLevel::User,
+    },
+    Keyword {
         words: &["user"],
         usage: "user                                    : lower the level of the current CLI session to user",
         level: CliLevel::User,
@@ -198,6 +208,8 @@ impl Session {
             },
             ["show", "backend"] => Step::Ask(Command::ShowBackend),
             ["show", "sess"] => Step::Ask(Command::ShowSess),
+            ["show", "table"] => self.table(false, rest, config),
+            ["clear", "table"] => self.table(true, rest, config),
             ["get", "weight"] => server(arg(0), config).map_or_else(|e| e, |id| Step::Ask(Command::GetWeight(id))),
             ["disable", "server"] => server_then(arg(0), config, |id| Command::SetState(id, AdminState::Maint)),
             ["enable", "server"] => server_then(arg(0), config, |id| Command::SetState(id, AdminState::Ready)),
@@ -213,6 +225,64 @@ impl Session {
             },
             _ => Step::Answer(usage(KEYWORDS, &args, false)),
         }
+    }
+
+    /// HAProxy's `cli_parse_table_req()`: `show|clear table [NAME [key K |
+    /// data.<type> <op> <value> ...]]`, checked against the configuration.
+    fn table(&self, clear: bool, args: &[&str], config: &Config) -> Step {
+        let arg = |i: usize| args.get(i).copied().unwrap_or("");
+        let misuse = if clear {
+            "Required arguments: <table> \"data.<store_data_type>\" <operator> <value> or <table> key <key>"
+        } else {
+            "Optional argument only supports \"data.<store_data_type>\" <operator> <value> and key <key>"
+        };
+        let contents = self.level >= CliLevel::Operator;
+        let mut select = crate::stick::Select::default();
+        let name = arg(0);
+        if name.is_empty() {
+            if clear {
+                return error(misuse);
+            }
+            return Step::Ask(Command::Table(super::TableRequest {
+                clear,
+                name: None,
+                select,
+                contents,
+            }));
+        }
+        let Some(table) = config.table(name) else {
+            return error("No such table");
+        };
+        match arg(1) {
+            "key" => {
+                if arg(2).is_empty() {
+                    return error("Key value expected");
+                }
+                match crate::stick::show::parse_key(arg(2), table.key) {
+                    Ok(k) => select.key = Some(k),
+                    Err(e) => return error(e.trim_end()),
+                }
+                // HAProxy says nothing to a client below operator here.
+                if !contents {
+                    return done();
+                }
+            }
+            a if a.starts_with("data.") => match crate::stick::show::parse_filters(&args[1..], &table.store) {
+                Ok(f) => select.filters = f,
+                Err(e) => return error(e.trim_end()),
+            },
+            "" => {}
+            _ => return error(misuse),
+        }
+        if clear && !contents {
+            return done();
+        }
+        Step::Ask(Command::Table(super::TableRequest {
+            clear,
+            name: Some(name.to_string()),
+            select,
+            contents,
+        }))
     }
 
     fn lower(&mut self, to: CliLevel) -> Step {

@@ -54,6 +54,18 @@ impl Default for StatFilter {
     }
 }
 
+/// `show table` / `clear table`, checked against the configuration's tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRequest {
+    pub clear: bool,
+    /// None: `show table`, every table's header.
+    pub name: Option<String>,
+    pub select: crate::stick::Select,
+    /// The client's level lets it see entries (operator and up); else a
+    /// named table shows its header and HAProxy's notice.
+    pub contents: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     ShowInfo,
@@ -63,6 +75,8 @@ pub enum Command {
     ShowBackend,
     /// `show sess`: the proxy's sessions (XDP mode has none to list).
     ShowSess,
+    /// `show table [NAME [key K | data.* OP V ...]]`, `clear table NAME [...]`.
+    Table(TableRequest),
     /// `set server B/S state`, `disable server` (maint), `enable server` (ready).
     SetState(ServerId, AdminState),
     SetWeight(ServerId, Weight),

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::{Config, StatsSocket};
-pub use command::{AdminState, Command, ForcedHealth, Request, StatFilter, Weight};
+pub use command::{AdminState, Command, ForcedHealth, Request, StatFilter, TableRequest, Weight};
 
 /// Where a master process (-W) asks its worker to open an admin-level
 /// runtime socket for it: the master CLI's `@1 <command>` goes there.

@@ -287,7 +287,6 @@ fn frontend_row(config: &Config, f: &Frontend, counters: &Counters) -> Row {
     row.set("bin", c.bin);
     row.set("bout", c.bout);
     row.set("dreq", c.dreq);
-    // XDP mode runs no tcp-request rules (a config with some is refused there): zero.
     row.set("dcon", c.dcon.unwrap_or(0));
     row.set("ereq", c.ereq);
     row.set("status", "OPEN");

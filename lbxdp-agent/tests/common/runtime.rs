@@ -176,6 +176,16 @@ impl Bed {
     /// The testbed and `target` running [`config`]; None (after a loud
     /// message) without root, or for HAProxy when it is not installed.
     pub fn start(test: &str, target: Target) -> Option<Bed> {
+        Bed::start_with(test, target, config)
+    }
+
+    /// As [`Bed::start`], with the config `cfg` writes (given the testbed,
+    /// the admin and user sockets and the servers).
+    pub fn start_with(
+        test: &str,
+        target: Target,
+        cfg: impl FnOnce(&Testbed, &Path, &Path, &[(String, Host)]) -> String,
+    ) -> Option<Bed> {
         let name = format!("{test}_{}", target.name());
         if target == Target::Haproxy && !Path::new(HAPROXY).exists() {
             eprintln!("\n!!! SKIPPED {name}: {HAPROXY} is missing (`cargo xtask setup` installs it). !!!\n");
@@ -190,7 +200,7 @@ impl Bed {
             .enumerate()
             .map(|(i, h)| (format!("s{}", i + 1), h.clone()))
             .collect();
-        let cfg = config(&tb, &admin, &user, &servers);
+        let cfg = cfg(&tb, &admin, &user, &servers);
         let lb = Lb::start(&mut tb, target, &cfg, &admin);
         Some(Bed {
             lb,

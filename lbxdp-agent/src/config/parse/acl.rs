@@ -167,7 +167,15 @@ impl Parser<'_> {
         let is_ip = matches!(parsed.fetch, Fetch::Src | Fetch::Dst);
         let is_int = matches!(
             parsed.fetch,
-            Fetch::SrcPort | Fetch::DstPort | Fetch::NbSrv(_) | Fetch::AlwaysTrue | Fetch::AlwaysFalse
+            Fetch::SrcPort
+                | Fetch::DstPort
+                | Fetch::NbSrv(_)
+                | Fetch::AlwaysTrue
+                | Fetch::AlwaysFalse
+                | Fetch::BeConn(_)
+                | Fetch::FeConn(_)
+                | Fetch::ConnSlots(_)
+                | Fetch::Stick { .. }
         );
         let mut patterns = match method {
             "ip" => {
@@ -226,11 +234,7 @@ impl Parser<'_> {
                 why: Undecided::NotLayer4,
             };
         }
-        if let Fetch::NbSrv(b) = &mut fetch
-            && b.is_empty()
-        {
-            b.clone_from(&p.name);
-        }
+        fetch.default_proxy(&p.name);
         if let Some((kind, target)) = parsed.proxy_arg {
             let target = target.filter(|t| !t.is_empty()).unwrap_or_else(|| p.name.clone());
             let keyword = whole.split(['(', ',']).next().unwrap_or(whole).to_string();
@@ -640,10 +644,10 @@ mod tests {
                 Unsupported::NotLayer4,
             ),
             (
-                " tcp-request connection reject if { sc0_conn_rate gt 3 }\n",
+                " tcp-request connection reject if { sc0_http_req_rate gt 3 }\n",
                 Unsupported::StickTables,
             ),
-            (" stick-table type ip size 1k\n", Unsupported::StickTables),
+            (" stick-table type string size 1k\n", Unsupported::StickTables),
             (" tcp-request connection set-mark 3\n", Unsupported::Action),
             (" tcp-request content reject if { src 1.2.3.4 }\n", Unsupported::Action),
         ] {

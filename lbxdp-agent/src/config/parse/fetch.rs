@@ -6,6 +6,7 @@ use super::RefKind;
 use crate::config::{
     acl::{Fetch, Undecided},
     fetches::{ACL_KEYWORDS, CONVERTERS, FETCHES},
+    stick::{Counter, StickRef},
 };
 
 pub(super) const MATCH_METHODS: &[&str] = &[
@@ -113,6 +114,39 @@ fn stick_counter(name: &str, spec: &str) -> bool {
     sc || src_table || spec.contains("table")
 }
 
+/// The stick counters lbxdp keeps: `sc0_conn_rate`, `sc_get_gpc0(N[,t])`,
+/// `src_conn_cur([t])`... (an empty `src_` table is the current proxy's,
+/// filled in later). None: another fetch.
+fn stick_fetch(name: &str, args: &[&str]) -> Option<Fetch> {
+    let (prefix, what) = name.split_at(name.find('_').map_or(0, |i| i + 1));
+    let counter = match what {
+        "conn_cur" => Counter::ConnCur,
+        "conn_cnt" => Counter::ConnCnt,
+        "conn_rate" => Counter::ConnRate,
+        "get_gpc0" => Counter::Gpc0,
+        "gpc0_rate" => Counter::Gpc0Rate,
+        "inc_gpc0" => Counter::IncGpc0,
+        _ => return None,
+    };
+    let arg = |i: usize| args.get(i).map(|a| a.trim().to_string());
+    let from = match prefix {
+        "sc0_" | "sc1_" | "sc2_" => StickRef::Tracked {
+            slot: prefix.as_bytes()[2] - b'0',
+            table: arg(0),
+        },
+        // HAProxy takes any number and finds nothing past the last slot.
+        "sc_" => StickRef::Tracked {
+            slot: arg(0).and_then(|n| n.parse::<u8>().ok()).unwrap_or(u8::MAX),
+            table: arg(1),
+        },
+        "src_" => StickRef::Src {
+            table: arg(0).unwrap_or_default(),
+        },
+        _ => return None,
+    };
+    Some(Fetch::Stick { from, counter })
+}
+
 pub(super) fn fetch_expr(whole: &str) -> Result<Parsed, String> {
     if whole.is_empty() {
         return Err("missing fetch method in ACL expression ''".into());
@@ -183,12 +217,18 @@ pub(super) fn fetch_expr(whole: &str) -> Result<Parsed, String> {
         ("always_false", false) => Fetch::AlwaysFalse,
         // Filled in with the current proxy when the argument is missing.
         ("nbsrv", false) => Fetch::NbSrv(args.first().map(|a| a.trim().to_string()).unwrap_or_default()),
-        (name, _) => Fetch::Other {
-            expr: whole.to_string(),
-            why: if stick_counter(name, spec) {
-                Undecided::StickCounters
-            } else {
-                Undecided::NotLayer4
+        ("be_conn", false) => Fetch::BeConn(args.first().map(|a| a.trim().to_string()).unwrap_or_default()),
+        ("fe_conn", false) => Fetch::FeConn(args.first().map(|a| a.trim().to_string()).unwrap_or_default()),
+        ("connslots", false) => Fetch::ConnSlots(args.first().map(|a| a.trim().to_string()).unwrap_or_default()),
+        (name, converters) => match stick_fetch(name, &args).filter(|_| !converters) {
+            Some(f) => f,
+            None => Fetch::Other {
+                expr: whole.to_string(),
+                why: if stick_counter(name, spec) {
+                    Undecided::StickCounters
+                } else {
+                    Undecided::NotLayer4
+                },
             },
         },
     };
@@ -253,7 +293,7 @@ mod tests {
             ),
             "{path:?}"
         );
-        let sc = fetch_expr("sc0_conn_rate").map(|p| p.fetch);
+        let sc = fetch_expr("sc0_http_req_rate").map(|p| p.fetch);
         assert!(
             matches!(
                 sc,
@@ -264,6 +304,33 @@ mod tests {
             ),
             "{sc:?}"
         );
+        let counter = |e: &str| fetch_expr(e).map(|p| p.fetch).unwrap_or_else(|m| panic!("{e}: {m}"));
+        assert_eq!(
+            counter("sc0_conn_rate"),
+            Fetch::Stick {
+                from: StickRef::Tracked { slot: 0, table: None },
+                counter: Counter::ConnRate
+            }
+        );
+        assert_eq!(
+            counter("sc_get_gpc0(2,other)"),
+            Fetch::Stick {
+                from: StickRef::Tracked {
+                    slot: 2,
+                    table: Some("other".into())
+                },
+                counter: Counter::Gpc0
+            }
+        );
+        assert_eq!(
+            counter("src_inc_gpc0(st)"),
+            Fetch::Stick {
+                from: StickRef::Src { table: "st".into() },
+                counter: Counter::IncGpc0
+            }
+        );
+        assert_eq!(counter("be_conn(main)"), Fetch::BeConn("main".into()));
+        assert!(matches!(counter("sc1_conn_rate,add(1)"), Fetch::Other { .. }));
         assert!(matches!(
             fetch_expr("src,ipmask(24)").map(|p| p.fetch),
             Ok(Fetch::Other { .. })

@@ -106,8 +106,8 @@ pub(super) struct Draft {
     pub(super) tcp_rules: Vec<TcpRule>,
     /// Fetch and action arguments that name a proxy or a table, checked when resolving.
     pub(super) arg_refs: Vec<ArgRef>,
-    /// Where the section's `stick-table` is.
-    pub(super) stick_table: Option<Origin>,
+    /// The section's `stick-table`.
+    pub(super) stick_table: Option<super::stick::StickTable>,
     /// A (named) defaults section with TCP or HTTP rules: HAProxy runs them
     /// before the proxy's own, and lets either frontends or backends
     /// inherit them, never both, nor a listen section.

@@ -237,8 +237,6 @@ impl Parser<'_> {
             }
             "acl" => self.acl(p, w, at),
             "tcp-request" => self.tcp_request(p, w, at),
-            // HAProxy checks these against its stick tables; lbxdp has none
-            // yet, and won't run a configuration that counts on them.
             "stick-table" if p.kind == Kind::Defaults => {
                 self.diags
                     .alert(at, "'stick-table' is not supported in 'defaults' section.");
@@ -257,13 +255,9 @@ impl Parser<'_> {
                 );
             }
             "stick-table" => {
-                if self.stick_table(p, w, at) {
-                    let directive = format!("{} {}", p.kind.word(), p.name);
-                    self.out
-                        .refused
-                        .push(refusal_at(at, directive, k, Unsupported::StickTables));
-                }
+                self.stick_table(p, w, at);
             }
+            // `stick` rules pick servers by table, which lbxdp doesn't do.
             "stick" => {
                 if !self.lacks(p, false, true, k, at) {
                     let table = w.iter().position(|x| x == "table").map(|i| arg(w, i + 1).to_string());

@@ -33,6 +33,8 @@ pub(in crate::config) struct ServerOpts {
     pub(in crate::config) backup: bool,
     pub(in crate::config) disabled: bool,
     pub(in crate::config) maxconn: Option<u32>,
+    /// `maxqueue`: read for `connslots`, not enforced (it stays warned about).
+    pub(in crate::config) maxqueue: Option<u32>,
     pub(in crate::config) send_proxy: Option<ProxyProtocol>,
     pub(in crate::config) on_marked_down: Option<OnMarkedDown>,
     pub(in crate::config) on_marked_up: Option<OnMarkedUp>,
@@ -430,6 +432,9 @@ impl Parser<'_> {
                             .map(|(_, what)| *what);
                         if !self.parse_past(&who, other, v, *n, kw::SERVER_FILES, refusal.is_none(), at) {
                             return;
+                        }
+                        if other == "maxqueue" {
+                            opts.maxqueue = Some(atol(v).0.clamp(0, i64::from(u32::MAX)) as u32);
                         }
                         if let Some(what) = refusal {
                             opts.refused.push(refusal_at(at, who.clone(), other, what));

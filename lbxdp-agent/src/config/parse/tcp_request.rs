@@ -7,6 +7,7 @@ use crate::config::{
     acl::{TcpAction, TcpRule},
     diag::Origin,
     model::Unsupported,
+    stick::SLOTS,
 };
 
 /// `tcp-request connection` actions HAProxy 2.6 knows besides accept,
@@ -136,13 +137,52 @@ impl Parser<'_> {
                     return;
                 }
                 let table = (arg(w, 4) == "table").then(|| arg(w, 5).to_string());
+                let target = table.clone().unwrap_or_else(|| p.name.clone());
                 p.arg_refs.push(ArgRef {
                     kind: RefKind::Track,
                     keyword: action.to_string(),
-                    target: table.clone().unwrap_or_else(|| p.name.clone()),
+                    target: target.clone(),
                     origin: at.clone(),
                 });
-                (None, if table.is_some() { 6 } else { 4 })
+                let end = if table.is_some() { 6 } else { 4 };
+                // lbxdp's tables are keyed by the client's address only.
+                // Another key is refused below, with the other actions lbxdp doesn't do.
+                if key != "src" {
+                    (None, end)
+                } else {
+                    let slot = n.parse::<u8>().unwrap_or(0);
+                    (Some(TcpAction::Track { slot, table: target }), end)
+                }
+            }
+            a if a == "sc-inc-gpc0" || a.starts_with("sc-inc-gpc0(") => {
+                let slot = match a.strip_prefix("sc-inc-gpc0") {
+                    Some("") => Some(0),
+                    Some(r) => r
+                        .strip_prefix('(')
+                        .and_then(|r| r.strip_suffix(')'))
+                        .and_then(|n| n.parse::<u8>().ok()),
+                    None => None,
+                };
+                match slot {
+                    Some(slot) if usize::from(slot) < SLOTS => (Some(TcpAction::IncGpc0 { slot }), 3),
+                    Some(_) => {
+                        self.diags.alert(
+                            at,
+                            format!(
+                                "'{rule}' : invalid stick table track ID. The max allowed ID is {}",
+                                SLOTS - 1
+                            ),
+                        );
+                        return;
+                    }
+                    None => {
+                        self.diags.alert(
+                            at,
+                            format!("'{rule}' : invalid stick table track ID. Expects sc-inc-gpc0(<Track ID>)"),
+                        );
+                        return;
+                    }
+                }
             }
             a if TCP_ACTIONS_OTHER.contains(&a.split('(').next().unwrap_or(a)) => {
                 let end = w
@@ -180,7 +220,7 @@ impl Parser<'_> {
         }
         let directive = rule.clone();
         match (ruleset, what) {
-            ("connection", Some(action)) => {
+            ("connection", Some(action)) if action.is_final() || p.kind != Kind::Defaults => {
                 if let Some(c) = &cond {
                     self.refuse_undecided(p, c, directive, at);
                 }
