@@ -4,7 +4,10 @@ use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use crate::datapath::OpenFlows;
 use anyhow::{Context as _, bail};
-use lbxdp_common::{FrontendStats, Rules, ServerStats, Settings, XDP_PROGRAM};
+use lbxdp_common::{
+    FrontendStats, MAX_STICK_TABLES, Rules, STICK_KEY_IPV6, STORE_CONN_CNT, STORE_CONN_CUR, STORE_GPC0, ServerStats,
+    Settings, StickKey as StickMapKey, StickTableConf, XDP_PROGRAM,
+};
 use serde::Serialize;
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -13,7 +16,10 @@ use tokio::{
 use tracing::{info, warn};
 
 use crate::{
-    config::Config,
+    config::{
+        Config,
+        stick::{StickKey, StickTable},
+    },
     datapath::{
         Datapath, NatMode, ProtoCounters, Sizes, XdpModeArg,
         net::{HostNet, IfAddr, in_subnet, snat_for},
@@ -72,6 +78,9 @@ pub struct ServerReport {
 
 /// `Backend::ids` for an address family the backend has no server of.
 const NO_TABLE: u32 = u32::MAX;
+
+/// The most stick table entries the XDP datapath keeps (about 100 bytes each).
+const MAX_STICK_ENTRIES: u32 = 1 << 22;
 
 /// Below this many Maglev slots per server a backend's shares get coarse.
 const MIN_SLOTS_PER_SERVER: u32 = 100;
@@ -133,6 +142,9 @@ struct Live {
     sets_swept: bool,
     /// Per frontend id with rules: its sets and the rules last written.
     rules: HashMap<u32, (Vec<u32>, Rules)>,
+    /// Stick tables' indices in `STICK_TABLES`, by name, kept over reloads
+    /// (their entries are keyed by it).
+    tables: HashMap<String, u32>,
 }
 
 /// Runs the program on `ifaces` until SIGINT/SIGTERM; with a config, it
@@ -237,6 +249,13 @@ pub async fn run(
             vips: (2 * p.frontends.iter().map(|f| f.vips.len() as u32).sum::<u32>())
                 .max(lbxdp_common::DEFAULT_MAX_FRONTENDS / 2),
             frontends: (2 * p.frontends.len() as u32).max(lbxdp_common::DEFAULT_MAX_FRONTENDS),
+            // The tables' sizes, all in one LRU map.
+            stick: p
+                .tables
+                .iter()
+                .map(|t| t.size)
+                .fold(0u32, u32::saturating_add)
+                .clamp(lbxdp_common::DEFAULT_MAX_STICK, MAX_STICK_ENTRIES),
         },
         None => Sizes::default(),
     };
@@ -335,6 +354,7 @@ pub async fn run(
                 next_set: 0,
                 sets_swept: false,
                 rules: HashMap::new(),
+                tables: HashMap::new(),
             };
             let prep = prepare(&dp, p, &host, &l, opts)?;
             apply(&mut dp, prep, &mut host, &mut l, opts, &started.snapshot()).await?;
@@ -775,6 +795,10 @@ async fn apply(
     }
     let old_sets = std::mem::take(&mut live.sets);
     live.rules.clear();
+    for t in &p.tables {
+        let id = id_for(&mut live.tables, t.name.clone(), MAX_STICK_TABLES, "stick tables")?;
+        dp.set_stick_table(id, &stick_conf(t))?;
+    }
     for fe in &p.frontends {
         let Some(r) = &fe.rules else { continue };
         let mut sets = Vec::new();
@@ -785,7 +809,7 @@ async fn apply(
             sets.push(set);
             live.sets.push(set);
         }
-        let value = rules_value(&p, r, &sets, &live.config, snapshot);
+        let value = rules_value(&p, r, &sets, &live.config, snapshot, &live.tables);
         dp.set_rules(fe.id, &value)?;
         live.rules.insert(fe.id, (sets, value));
     }
@@ -845,12 +869,91 @@ async fn apply(
 }
 
 /// A frontend's rules as the program takes them, `nbsrv` as the snapshot has it.
-fn rules_value(p: &Plan, r: &PlanRules, sets: &[u32], config: &Config, snapshot: &Snapshot) -> Rules {
+fn rules_value(
+    p: &Plan,
+    r: &PlanRules,
+    sets: &[u32],
+    config: &Config,
+    snapshot: &Snapshot,
+    tables: &HashMap<String, u32>,
+) -> Rules {
     r.to_map(
         |i| p.backends.get(i).map_or([NO_TABLE; 2], |b| b.ids),
         sets,
         |name| config.backend(name).map_or(0, |b| crate::health::nbsrv(b, snapshot)),
+        // The configuration resolved every table name; apply gave each an id.
+        |name| tables.get(name).copied().unwrap_or(MAX_STICK_TABLES),
     )
+}
+
+/// A table's settings as the program reads them.
+fn stick_conf(t: &StickTable) -> StickTableConf {
+    let s = &t.store;
+    StickTableConf {
+        expire_ms: t.expire_ms.unwrap_or(0),
+        conn_rate_ms: s.conn_rate.unwrap_or(0),
+        gpc0_rate_ms: s.gpc0_rate.unwrap_or(0),
+        flags: if s.conn_cur { STORE_CONN_CUR } else { 0 }
+            | if s.conn_cnt { STORE_CONN_CNT } else { 0 }
+            | if s.gpc0 { STORE_GPC0 } else { 0 }
+            | if t.key == StickKey::Ipv6 { STICK_KEY_IPV6 } else { 0 },
+    }
+}
+
+/// The coarse monotonic clock in ms, which the program's stick tables count in.
+fn coarse_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
+        .map_or(0, |t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+}
+
+/// The program's stick tables as `show table` reads them: `now` is the
+/// program's clock, an entry's users are its open connections (conn_cur).
+fn stick_dumps(dp: &Datapath, live: &Live, name: Option<&str>) -> anyhow::Result<Vec<crate::stick::Dump>> {
+    let now = coarse_ms();
+    let tick = now as u32;
+    let all = dp.stick_entries()?;
+    let mut out = Vec::new();
+    for t in live.plan.tables.iter().filter(|t| name.is_none_or(|n| n == t.name)) {
+        let Some(&id) = live.tables.get(&t.name) else { continue };
+        let mut entries: Vec<(IpAddr, crate::stick::Entry)> = all
+            .iter()
+            .filter(|(k, _)| k.table == id)
+            .filter_map(|(k, e)| {
+                let age = u64::from(tick.wrapping_sub(e.touched_ms));
+                let expire = t.expire_ms.map(u64::from);
+                if expire.is_some_and(|x| age > x) {
+                    return None;
+                }
+                let v6 = std::net::Ipv6Addr::from(k.addr);
+                let key = match (t.key, v6.to_ipv4_mapped()) {
+                    (StickKey::Ipv4, Some(v4)) => IpAddr::V4(v4),
+                    _ => IpAddr::V6(v6),
+                };
+                let entry = crate::stick::Entry {
+                    gpc0: e.gpc0,
+                    gpc0_rate: e.gpc0_rate,
+                    conn_cnt: e.conn_cnt,
+                    conn_rate: e.conn_rate,
+                    conn_cur: e.conn_cur,
+                    refs: e.conn_cur,
+                    expire: (now - age.min(now)) + expire.unwrap_or(0),
+                    id: u64::from_be_bytes(k.addr[8..].try_into().unwrap_or_default()) ^ u64::from(id),
+                    ..Default::default()
+                };
+                Some((key, entry))
+            })
+            .collect();
+        entries.sort_by_key(|(k, _)| *k);
+        out.push(crate::stick::Dump {
+            name: t.name.clone(),
+            key: t.key,
+            size: t.size,
+            store: t.store,
+            entries,
+            now,
+        });
+    }
+    Ok(out)
 }
 
 /// Rewrites the rules of frontends whose conditions count servers
@@ -864,7 +967,7 @@ fn sync_rules(dp: &mut Datapath, live: &mut Live, config: &Config, snapshot: &Sn
         let Some((sets, written)) = live.rules.get_mut(&fe.id) else {
             continue;
         };
-        let value = rules_value(&live.plan, r, sets, config, snapshot);
+        let value = rules_value(&live.plan, r, sets, config, snapshot, &live.tables);
         if value != *written {
             dp.set_rules(fe.id, &value)?;
             info!("frontend {}: rules rewritten for the servers' new state", fe.name);
@@ -1291,12 +1394,35 @@ impl crate::engine::Engine for XdpEngine<'_> {
         "XDP mode keeps flows in the kernel's flow table, not sessions: 'show stat' counts them.\n".into()
     }
 
-    fn stick_tables(&self, _name: Option<&str>) -> anyhow::Result<Vec<crate::stick::Dump>> {
-        anyhow::bail!("stick tables are not supported in XDP mode yet (the userspace proxy has them: --mode proxy)")
+    fn stick_tables(&self, name: Option<&str>) -> anyhow::Result<Vec<crate::stick::Dump>> {
+        stick_dumps(self.dp, &self.live, name)
     }
 
-    fn clear_stick_table(&mut self, _name: &str, _select: &crate::stick::Select) -> anyhow::Result<usize> {
-        anyhow::bail!("stick tables are not supported in XDP mode yet (the userspace proxy has them: --mode proxy)")
+    fn clear_stick_table(&mut self, name: &str, select: &crate::stick::Select) -> anyhow::Result<usize> {
+        let Some(dump) = stick_dumps(self.dp, &self.live, Some(name))?.pop() else {
+            anyhow::bail!("No such table");
+        };
+        let Some(&id) = self.live.tables.get(name) else {
+            anyhow::bail!("No such table");
+        };
+        let picked = dump
+            .entries
+            .iter()
+            .filter(|(k, e)| select.picks(&dump.store, *k, e, dump.now));
+        // An entry open connections count in stays, as HAProxy keeps one in use.
+        let (busy, gone): (Vec<_>, Vec<_>) = picked.partition(|(_, e)| e.refs > 0);
+        let keys: Vec<StickMapKey> = gone
+            .iter()
+            .map(|(k, _)| StickMapKey {
+                table: id,
+                addr: match k {
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                    IpAddr::V6(v6) => v6.octets(),
+                },
+            })
+            .collect();
+        self.dp.remove_stick(&keys)?;
+        Ok(busy.len())
     }
 
     fn log_counters(&self) {

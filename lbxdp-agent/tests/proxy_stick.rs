@@ -230,6 +230,18 @@ fn rate_limit_show_and_clear(target: Target) {
     assert!(bed.entry("st_src", &key).is_none());
     assert_eq!(bed.get(&client, 80), web1, "a cleared entry counts from 0");
     bed.wait_field("st_src", &key, "conn_cnt", "1");
+    // By data: only what the filter picks goes.
+    assert_eq!(bed.admin("clear table st_src data.conn_cnt gt 1"), "\n");
+    let text = bed.admin("show table st_src");
+    assert!(
+        entry(&text, &key).is_some() && entry(&text, &other.v4().to_string()).is_some(),
+        "{text}"
+    );
+    assert_eq!(bed.admin("clear table st_src"), "\n");
+    assert_eq!(
+        bed.admin("show table"),
+        "# table: st_src, type: ip, size:1024, used:0\n\n"
+    );
 }
 
 /// `reject if { sc0_conn_cur gt 2 }`: two connections held open pass, a

@@ -9,6 +9,8 @@
 //! can't see (`nbsrv`) are worked out by the agent and written as constants,
 //! rewritten whenever they change.
 
+use crate::freq::FreqCtr;
+
 /// Expressions, ACLs and rules per frontend the program evaluates; the
 /// agent refuses (with the config's place) a frontend that needs more.
 pub const MAX_RULE_EXPRS: usize = 16;
@@ -188,16 +190,6 @@ pub struct StickTableConf {
 pub struct StickKey {
     pub table: u32,
     pub addr: [u8; 16],
-}
-
-/// HAProxy's `freq_ctr`: the current period's start (ms) and count, and the
-/// previous period's count.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FreqCtr {
-    pub curr_tick: u32,
-    pub curr_ctr: u32,
-    pub prev_ctr: u32,
 }
 
 /// Value of `STICK`. Times are milliseconds of the coarse clock, as u32

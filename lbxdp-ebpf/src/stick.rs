@@ -9,7 +9,7 @@ use aya_ebpf::{
     maps::{Array, LruHashMap},
 };
 use lbxdp_common::{
-    DEFAULT_MAX_STICK, FAMILY_V4, FreqCtr, MAX_STICK_TABLES, STICK_CONN_CNT, STICK_CONN_CUR, STICK_CONN_RATE,
+    DEFAULT_MAX_STICK, FAMILY_V4, MAX_STICK_TABLES, STICK_CONN_CNT, STICK_CONN_CUR, STICK_CONN_RATE,
     STICK_GPC0, STICK_GPC0_RATE, STICK_KEY_IPV6, STORE_CONN_CNT, STORE_CONN_CUR, STORE_GPC0, StickEntry,
     StickTableConf,
 };
@@ -116,7 +116,7 @@ pub fn track(s: &mut Scratch, table: u32, count: bool, now: u32) -> bool {
             e.conn_cnt = e.conn_cnt.wrapping_add(1);
         }
         if conf.conn_rate_ms != 0 {
-            update(&mut e.conn_rate, now, conf.conn_rate_ms, 1);
+            e.conn_rate.update(now, conf.conn_rate_ms, 1);
         }
     }
     e.touched_ms = now;
@@ -137,7 +137,7 @@ pub fn inc_gpc0(s: &mut Scratch, table: u32, now: u32) {
     // SAFETY: a value of our LRU map (see `entry`).
     let e = unsafe { &mut *e };
     if conf.gpc0_rate_ms != 0 {
-        update(&mut e.gpc0_rate, now, conf.gpc0_rate_ms, 1);
+        e.gpc0_rate.update(now, conf.gpc0_rate_ms, 1);
     }
     if conf.flags & STORE_GPC0 != 0 {
         e.gpc0 = e.gpc0.wrapping_add(1);
@@ -175,9 +175,9 @@ pub fn read(s: &mut Scratch, table: u32, counter: u32, now: u32) -> u64 {
     u64::from(match counter as u8 {
         STICK_CONN_CUR => e.conn_cur,
         STICK_CONN_CNT => e.conn_cnt,
-        STICK_CONN_RATE => rate(&e.conn_rate, now, conf.conn_rate_ms),
+        STICK_CONN_RATE => e.conn_rate.read(now, conf.conn_rate_ms),
         STICK_GPC0 => e.gpc0,
-        _ => rate(&e.gpc0_rate, now, conf.gpc0_rate_ms),
+        _ => e.gpc0_rate.read(now, conf.gpc0_rate_ms),
     })
 }
 
@@ -204,45 +204,4 @@ pub fn release(s: &mut Scratch, tracked: [u8; 4], now: u32) {
             (*e).touched_ms = now;
         }
     }
-}
-
-/// `update_freq_ctr_period()`.
-#[inline(always)]
-fn update(f: &mut FreqCtr, now: u32, period: u32, inc: u32) {
-    if now.wrapping_sub(f.curr_tick) < period {
-        f.curr_ctr = f.curr_ctr.wrapping_add(inc);
-        return;
-    }
-    f.prev_ctr = f.curr_ctr;
-    f.curr_ctr = inc;
-    let mut tick = f.curr_tick.wrapping_add(period);
-    if now.wrapping_sub(tick) >= period {
-        // Two periods or more went by: nothing of the last one is left.
-        f.prev_ctr = 0;
-        tick = now;
-    }
-    f.curr_tick = tick & !1;
-}
-
-/// `read_freq_ctr_period()`: the current count plus the previous period's
-/// scaled by the part of the period not yet elapsed.
-#[inline(always)]
-fn rate(f: &FreqCtr, now: u32, period: u32) -> u32 {
-    if period == 0 {
-        return 0;
-    }
-    let mut curr = u64::from(f.curr_ctr);
-    let mut past = u64::from(f.prev_ctr);
-    let mut remain = i64::from(f.curr_tick.wrapping_add(period).wrapping_sub(now) as i32);
-    if remain < 0 {
-        remain += i64::from(period);
-        past = if remain >= 0 { curr } else { 0 };
-        curr = 0;
-    }
-    let total = if curr == 0 && past <= 1 {
-        past * u64::from(period)
-    } else {
-        past * (remain.max(0) as u64) + curr * u64::from(period)
-    };
-    (total / u64::from(period)).min(u64::from(u32::MAX)) as u32
 }

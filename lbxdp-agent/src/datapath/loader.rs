@@ -60,6 +60,8 @@ pub struct Sizes {
     pub vips: u32,
     /// Frontends (their counters).
     pub frontends: u32,
+    /// Stick table entries, all tables together.
+    pub stick: u32,
 }
 
 impl Default for Sizes {
@@ -71,6 +73,7 @@ impl Default for Sizes {
             flows: DEFAULT_MAX_FLOWS,
             vips: DEFAULT_MAX_FRONTENDS / 2,
             frontends: DEFAULT_MAX_FRONTENDS,
+            stick: lbxdp_common::DEFAULT_MAX_STICK,
         }
     }
 }
@@ -142,6 +145,7 @@ impl Datapath {
             .map_max_entries(FRONTENDS_MAP, sizes.vips.max(1).saturating_mul(2))
             .map_max_entries(FRONTEND_STATS_MAP, sizes.frontends.max(1))
             .map_max_entries(RULES_MAP, sizes.frontends.max(1))
+            .map_max_entries(lbxdp_common::STICK_MAP, sizes.stick.max(1024))
             .map_max_entries(FLOWS_MAP, sizes.flows.max(1024))
             .map_max_entries(REPLIES_MAP, sizes.flows.max(1024))
             .load(OBJECT)

@@ -9,7 +9,8 @@ use lbxdp_common::{
     BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_PORT_WORDS, FRONTEND_PORTS_MAP,
     FRONTEND_RULES, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MAGLEV_MAP,
     MaglevChunk, NET_SET_BITS, NETS_MAP, NO_SERVER, NetKey, PROTO_TCP, PROTO_UDP, RULES_MAP, Rules, SERVER_STATS_MAP,
-    SERVER_UP, SERVERS_MAP, SETTINGS_MAP, Server, ServerStats, Settings, TX_PORTS_MAP,
+    SERVER_UP, SERVERS_MAP, SETTINGS_MAP, STICK_MAP, STICK_TABLES_MAP, Server, ServerStats, Settings, StickEntry,
+    StickKey, StickTableConf, TX_PORTS_MAP,
 };
 
 use super::{Datapath, DatapathError, error::chain, plan::PlanServer};
@@ -135,6 +136,29 @@ impl Datapath {
         let mut map = self.nets()?;
         for &(ip, len) in nets {
             map.insert(&net_key(set, ip, len), 1, 0).map_err(other)?;
+        }
+        Ok(())
+    }
+
+    /// A stick table's settings, at its index.
+    pub fn set_stick_table(&mut self, id: u32, conf: &StickTableConf) -> Result<(), DatapathError> {
+        self.array::<StickTableConf>(STICK_TABLES_MAP)?
+            .set(id, *conf, 0)
+            .map_err(other)
+    }
+
+    /// Every stick table entry (all tables).
+    pub fn stick_entries(&self) -> Result<Vec<(StickKey, StickEntry)>, DatapathError> {
+        let map: HashMap<&MapData, StickKey, StickEntry> = HashMap::try_from(self.map(STICK_MAP)?).map_err(other)?;
+        Ok(map.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Removes stick table entries; one already gone is fine.
+    pub fn remove_stick(&mut self, keys: &[StickKey]) -> Result<(), DatapathError> {
+        let mut map: HashMap<&mut MapData, StickKey, StickEntry> =
+            HashMap::try_from(self.map_mut(STICK_MAP)?).map_err(other)?;
+        for k in keys {
+            let _ = map.remove(k);
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::rules::PlanRules;
-use crate::config::{Config, PortSpec};
+use crate::config::{Config, PortSpec, stick::StickTable};
 
 /// Bind ports per frontend that we expand into XDP frontends; a wider range
 /// would fill the frontend map with one entry per port.
@@ -19,6 +19,8 @@ pub struct Plan {
     /// Settings of the config XDP mode doesn't apply (the proxy does), each
     /// with its section's place: said as warnings, never dropped silently.
     pub unapplied: Vec<String>,
+    /// Every stick table of the config (`show table` lists unused ones too).
+    pub tables: Vec<StickTable>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +117,8 @@ pub enum PlanError {
         origin: String,
         what: String,
     },
+    #[error("{origin}: {what}: XDP mode can't apply it (the userspace proxy does: --mode proxy, or --mode auto)")]
+    NotInXdp { origin: String, what: String },
     #[error("no frontend to balance: the config has none, or all are disabled")]
     Empty,
 }
@@ -197,10 +201,16 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
             }),
             None => backend,
         })
-        .map_err(|e| PlanError::RuleLimit {
-            frontend: fe.name.clone(),
-            origin: e.origin,
-            what: e.what,
+        .map_err(|e| match e.limit {
+            true => PlanError::RuleLimit {
+                frontend: fe.name.clone(),
+                origin: e.origin,
+                what: e.what,
+            },
+            false => PlanError::NotInXdp {
+                origin: e.origin,
+                what: format!("frontend {}: {}", fe.name, e.what),
+            },
         })?;
         if let Some(e) = missing {
             return Err(e);
@@ -234,11 +244,22 @@ pub fn plan(config: &Config, local: &[IpAddr]) -> Result<Plan, PlanError> {
     if frontends.is_empty() {
         return Err(PlanError::Empty);
     }
+    // One LRU map holds every table's entries: it always makes room.
+    if let Some(t) = config.tables.iter().find(|t| t.nopurge) {
+        return Err(PlanError::NotInXdp {
+            origin: t.origin.to_string(),
+            what: format!(
+                "stick-table {}: 'nopurge' (XDP tables drop their least recently used entries when full)",
+                t.name
+            ),
+        });
+    }
     Ok(Plan {
         frontends,
         backends,
         notes,
         unapplied,
+        tables: config.tables.clone(),
     })
 }
 
@@ -488,12 +509,15 @@ mod tests {
         assert_eq!(r.rules[2].backend, Some(1));
         assert!(r.uses_nbsrv());
         let ids = |i: usize| [10 + i as u32, 20 + i as u32];
-        let down = r.to_map(ids, &[7, 8], |_| 0);
+        let down = r.to_map(ids, &[7, 8], |_| 0, |_| 9);
         assert_eq!(down.rule[2].backend, [11, 21]);
         assert_eq!(down.expr[0].set, 7);
         assert_eq!((down.expr[1].low, down.expr[1].high), (8000, 8099));
         assert_eq!(down.expr[5].kind, lbxdp_common::EXPR_ALWAYS);
-        assert_eq!(r.to_map(ids, &[7, 8], |_| 2).expr[5].kind, lbxdp_common::EXPR_NEVER);
+        assert_eq!(
+            r.to_map(ids, &[7, 8], |_| 2, |_| 9).expr[5].kind,
+            lbxdp_common::EXPR_NEVER
+        );
         // More rules than the program takes: refused at the rule past the limit.
         let many: String = (0..17)
             .map(|i| format!(" tcp-request connection accept if {{ src_port {i} }}\n"))
@@ -504,5 +528,65 @@ mod tests {
             matches!(&err, Err(PlanError::RuleLimit { origin, .. }) if origin == "t.cfg:24"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn stick_rules_compile_and_what_xdp_cant_count_is_refused() {
+        let table = " stick-table type ip size 1k expire 30s store conn_cur,conn_rate(10s),gpc0\n";
+        let text = SEED.replace(
+            ":80\n default",
+            &format!(
+                ":80\n{table} tcp-request connection track-sc1 src\n \
+                 tcp-request connection sc-inc-gpc0(1) if {{ sc1_conn_rate gt 3 }}\n \
+                 tcp-request connection reject if {{ sc1_get_gpc0 ge 1 }} || {{ src_conn_cur(web) 5:10 }}\n default"
+            ),
+        );
+        let p = plan(&cfg(&text), &[]).expect("plan");
+        assert_eq!(p.tables.len(), 1);
+        let r = p.frontends[0].rules.as_ref().expect("rules");
+        assert_eq!(r.tables().collect::<Vec<_>>(), ["web", "web"]);
+        let m = r.to_map(|_| [0, 1], &[], |_| 0, |t| if t == "web" { 4 } else { 99 });
+        assert_eq!(m.rule[0].action, lbxdp_common::RULE_TRACK);
+        assert_eq!((m.rule[0].pad, m.rule[0].backend[0]), (1, 4));
+        assert_eq!((m.rule[1].action, m.rule[1].pad), (lbxdp_common::RULE_INC_GPC0, 1));
+        // sc1_conn_rate gt 3: slot 1, from 4 up.
+        let e = m.expr[0];
+        assert_eq!(
+            (e.kind, e.set, e.pad[0], e.low, e.high),
+            (
+                lbxdp_common::EXPR_STICK_SLOT,
+                1,
+                lbxdp_common::STICK_CONN_RATE,
+                4,
+                u32::MAX
+            )
+        );
+        // src_conn_cur(web) 5:10: the client in table 4.
+        let e = m.expr[2];
+        assert_eq!(
+            (e.kind, e.set, e.pad, e.low, e.high),
+            (
+                lbxdp_common::EXPR_STICK_SRC,
+                4,
+                [lbxdp_common::STICK_CONN_CUR, 0, 0],
+                5,
+                10
+            )
+        );
+        assert_eq!(m.stick, 0b111);
+        // An incrementing fetch, or a session count, can't be done in XDP.
+        for (cond, line) in [("{ sc1_inc_gpc0 gt 1 }", 10), ("{ be_conn(be) gt 1 }", 10)] {
+            let text = SEED.replace(
+                ":80\n default",
+                &format!(":80\n{table} tcp-request connection track-sc1 src\n tcp-request connection reject if {cond}\n default"),
+            );
+            let err = plan(&cfg(&text), &[]);
+            assert!(
+                matches!(&err, Err(PlanError::NotInXdp { origin, .. }) if origin == &format!("t.cfg:{line}")),
+                "{cond}: {err:?}"
+            );
+        }
+        let err = plan(&cfg(&text.replace("expire 30s", "expire 30s nopurge")), &[]);
+        assert!(matches!(&err, Err(PlanError::NotInXdp { .. })), "{err:?}");
     }
 }
