@@ -425,7 +425,7 @@ fn flood_section(f: &Flood) -> String {
     let _ = writeln!(
         s,
         "Measured {} (commit `{}`, {:.0} s){}. For each rule set and path, a freshly started balancer with the \
-         rules in its frontend; wrk with `Connection: close` for {} s from the client (sysctls {}), \
+         rules in its frontend; wrk with `Connection: close` for {} s from the client (sysctls: {}), \
          then (the testbed's TIME_WAIT drained) the same run while trafgen sends {} spoofed SYNs/s to the VIP \
          from the client's interface. The share is the second rate over the first. The client is tuned as for the rounds \
          unless the run says otherwise: with Linux's defaults, one client address behind a proxy runs out of the \
@@ -454,6 +454,11 @@ fn flood_section(f: &Flood) -> String {
         let _ = writeln!(s, "{c}");
     }
     s.push_str("```\n");
+    let count = |n: Option<u64>| match n {
+        None => "-".to_string(),
+        Some(n) if n < 100 => n.to_string(),
+        Some(n) => figure(n as f64),
+    };
     let mut rule_sets: Vec<&str> = Vec::new();
     for r in &f.rows {
         if !rule_sets.contains(&r.rules.as_str()) {
@@ -490,14 +495,15 @@ fn flood_section(f: &Flood) -> String {
         s.push('\n');
         s.push_str(
             "| path | new conn/s, no flood | during the flood | share | wrk errors (no flood / flood) | LB processes, \
-             cores | softirq, cores (whole machine) | XDP program, CPU-ms/s | SYNs sent | denied |\n\
+             cores (no flood / flood) | softirq, cores, whole machine (no flood / flood) | XDP program during the \
+             flood, CPU-ms/s | SYNs sent | denied |\n\
              |---|---:|---:|---:|---|---|---|---:|---:|---:|\n",
         );
         let opt = |v: Option<f64>| v.map_or("-".into(), figure);
         let pair = |a: Option<f64>, b: Option<f64>| format!("{} / {}", opt(a), opt(b));
         for r in rows {
             if let Some(why) = &r.not_run {
-                let why = why.lines().next().unwrap_or_default().replace('|', "\\|");
+                let why = super::flood::reason(why).replace('|', "\\|");
                 let _ = writeln!(s, "| {} | not run: {why} | | | | | | | | |", r.path);
                 continue;
             }
@@ -513,8 +519,8 @@ fn flood_section(f: &Flood) -> String {
                 pair(r.base_lb_cores, r.flood_lb_cores),
                 pair(r.base_softirq_cores, r.flood_softirq_cores),
                 opt(r.flood_prog_ms_per_s),
-                r.flood_sent.map_or("-".into(), |n| figure(n as f64)),
-                r.denied.map_or("-".into(), |n| figure(n as f64)),
+                count(r.flood_sent),
+                count(r.denied),
             );
         }
     }

@@ -205,9 +205,9 @@ pub(super) fn run_flood(bed: &Bed<'_>, paths: &[Route]) -> anyhow::Result<Flood>
     let started = Instant::now();
     let secs = args.flood_secs;
     let client = if args.flood_default_client {
-        format!("as Linux sets them ({})", side.client_defaults.show())
+        format!("{}, as Linux sets them", side.client_defaults.show())
     } else {
-        format!("tuned as for the rounds ({})", client_sysctls())
+        format!("{}, the rounds' tuning", client_sysctls())
     };
     step(&format!(
         "bench: under a spoofed SYN flood ({} pkt/s from trafgen, {FLOOD_NET}), {secs} s wrk runs without and \
@@ -261,7 +261,7 @@ pub(super) fn run_flood(bed: &Bed<'_>, paths: &[Route]) -> anyhow::Result<Flood>
                  # without, then with the flood",
                 args.threads, args.connections, args.timeout
             ),
-            format!("{}  # beside the second wrk run", trafgen.join(" ")),
+            format!("timeout {}  # beside the second wrk run", trafgen.join(" ")),
         ],
         rows,
     })
@@ -271,12 +271,7 @@ fn print_row(r: &FloodRow) {
     let opt = |v: Option<f64>, scale: f64| v.map_or("-".into(), |v| format!("{:.0}", v * scale));
     let cores = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
     match &r.not_run {
-        Some(why) => println!(
-            "    {:<10} {:<11} NOT RUN: {}",
-            r.rules,
-            r.path,
-            why.lines().next().unwrap_or_default()
-        ),
+        Some(why) => println!("    {:<10} {:<11} NOT RUN: {}", r.rules, r.path, reason(why)),
         None => println!(
             "    {:<10} {:<11} {:>7} req/s without, {:>7} with the flood ({:>3}%); errors {}/{}; lb {}/{} cores, \
              softirq {}/{} cores; {} SYNs sent, {} denied",
@@ -380,6 +375,23 @@ fn row(
         flood_sent: sent,
         denied: denied.ok(),
         not_run: None,
+    }
+}
+
+/// An error's gist in one line: the balancer's own error line when its
+/// log is quoted (an agent refusing the config says why there), else the
+/// first line.
+pub(super) fn reason(error: &str) -> String {
+    let line = error
+        .lines()
+        .rev()
+        .find(|l| l.contains("error:") || l.contains("[ALERT]"))
+        .or_else(|| error.lines().next())
+        .unwrap_or_default()
+        .trim();
+    match line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line.to_string(),
     }
 }
 
@@ -551,5 +563,8 @@ mod tests {
         assert!(f.check_ran().is_err());
         assert!(Flood::default().check_ran().is_err());
         assert_eq!(FloodRow::default().share(), None);
+        let err = "the agent exited early: exit status: 1; its log ends:\nINFO x\nlbxdp-agent: error: refused\n";
+        assert_eq!(reason(err), "lbxdp-agent: error: refused");
+        assert_eq!(reason("wrk failed\nmore"), "wrk failed");
     }
 }
