@@ -424,10 +424,12 @@ fn flood_section(f: &Flood) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Measured {} (commit `{}`, {:.0} s){}. For each rule set and path, a freshly started balancer with the \
+        "Measured {} (commit `{}`, {:.0} s, {} round(s)){}. For each rule set and path, a freshly started balancer with the \
          rules in its frontend; wrk with `Connection: close` for {} s from the client (sysctls: {}), \
          then (the testbed's TIME_WAIT drained) the same run while trafgen sends {} spoofed SYNs/s to the VIP \
-         from the client's interface. The share is the second rate over the first. The client is tuned as for the rounds \
+         from the client's interface. The share is the second rate over the first; with several rounds, every \
+         figure is the median over them (the share the median of the rounds' shares, which follow it in \
+         parentheses). The client is tuned as for the rounds \
          unless the run says otherwise: with Linux's defaults, one client address behind a proxy runs out of the \
          even half of its ports within two seconds at these rates (see the sustained runs), and a run slowed by \
          the flood would reach that cliff later, hiding the flood's cost. Only XDP sees the flood's \
@@ -439,6 +441,7 @@ fn flood_section(f: &Flood) -> String {
         utc(f.started_unix),
         or_unknown(&f.commit),
         f.took_s,
+        f.rounds.max(1),
         if f.quick {
             " (**a `--quick` smoke run: these figures time nothing**)"
         } else {
@@ -513,7 +516,7 @@ fn flood_section(f: &Flood) -> String {
                 r.path,
                 opt(r.base_rps),
                 opt(r.flood_rps),
-                r.share().map_or("-".into(), |v| format!("{:.0}%", 100.0 * v)),
+                share_cell(r),
                 r.base_errors,
                 r.flood_errors,
                 pair(r.base_lb_cores, r.flood_lb_cores),
@@ -523,6 +526,19 @@ fn flood_section(f: &Flood) -> String {
                 count(r.denied),
             );
         }
+    }
+    s
+}
+
+/// A flood row's share, with each round's when there were several.
+fn share_cell(r: &FloodRow) -> String {
+    let Some(share) = r.share() else {
+        return "-".into();
+    };
+    let mut s = format!("{:.0}%", 100.0 * share);
+    if r.shares.len() > 1 {
+        let each: Vec<String> = r.shares.iter().map(|v| format!("{:.0}", 100.0 * v)).collect();
+        let _ = write!(s, " ({})", each.join(" "));
     }
     s
 }

@@ -45,7 +45,8 @@ use super::{
     balancer::{ANSWER_WITHIN, Lb, drain_time_wait, wait_answers},
     client::{CLIENT_SYSCTLS, retune_client, set_client},
     cpu::{Cpu, with_cpu},
-    route::Route,
+    results::median,
+    route::{Route, round_order},
     wrk::{Conn, Wrk, run, url, wrk_command},
 };
 use crate::{agent, util::step};
@@ -145,13 +146,21 @@ pub(super) struct FloodRow {
     pub(super) flood_sent: Option<u64>,
     /// Connections the balancer denied over both runs (`show stat`: dcon + dreq).
     pub(super) denied: Option<u64>,
-    /// Why the path has no figures (the balancer refused the config, a tool failed).
+    /// Why the path has no figures (the balancer refused the config, a tool
+    /// failed), or, with figures, why a round has none.
     pub(super) not_run: Option<String>,
+    /// Each round's share (`--flood-rounds`); the row's figures are medians over them.
+    pub(super) shares: Vec<f64>,
 }
 
 impl FloodRow {
-    /// The rate during the flood as a share of the rate without it.
+    /// The rate during the flood as a share of the rate without it: the
+    /// median of the rounds' (each pair runs back to back, so a pair's ratio
+    /// cancels the machine's drift between rounds).
     pub(super) fn share(&self) -> Option<f64> {
+        if let Some(m) = median(self.shares.clone()) {
+            return Some(m);
+        }
         match (self.base_rps, self.flood_rps) {
             (Some(b), Some(f)) if b > 0.0 => Some(f / b),
             _ => None,
@@ -170,6 +179,8 @@ pub(super) struct Flood {
     /// Each wrk run's seconds, and the flood's packets/s.
     pub(super) secs: u64,
     pub(super) rate_pps: u64,
+    /// Rounds per path and rule set; figures are medians over them.
+    pub(super) rounds: u32,
     pub(super) quick: bool,
     /// The client's sysctls, in words.
     pub(super) client: String,
@@ -225,20 +236,33 @@ pub(super) fn run_flood(bed: &Bed<'_>, paths: &[Route]) -> anyhow::Result<Flood>
     if args.flood_default_client {
         set_client(tb, side.client_defaults.defaults())?;
     }
+    let mut runs: Vec<FloodRow> = Vec::new();
+    for round in 1..=args.flood_rounds {
+        for rules in Rules::ALL {
+            for path in round_order(paths, round) {
+                let row = match one(bed, rules, path, &list) {
+                    Ok(row) => row,
+                    Err(e) => FloodRow {
+                        rules: rules.name().into(),
+                        path: path.name().into(),
+                        not_run: Some(format!("{e:#}")),
+                        ..FloodRow::default()
+                    },
+                };
+                print!("    {round}/{} ", args.flood_rounds);
+                print_row(&row);
+                runs.push(row);
+            }
+        }
+    }
     let mut rows = Vec::new();
     for rules in Rules::ALL {
-        for &path in paths {
-            let row = match one(bed, rules, path, &list) {
-                Ok(row) => row,
-                Err(e) => FloodRow {
-                    rules: rules.name().into(),
-                    path: path.name().into(),
-                    not_run: Some(format!("{e:#}")),
-                    ..FloodRow::default()
-                },
-            };
-            print_row(&row);
-            rows.push(row);
+        for path in paths {
+            let mine: Vec<&FloodRow> = runs
+                .iter()
+                .filter(|r| r.rules == rules.name() && r.path == path.name())
+                .collect();
+            rows.extend(merge(&mine));
         }
     }
     if args.flood_default_client {
@@ -253,6 +277,7 @@ pub(super) fn run_flood(bed: &Bed<'_>, paths: &[Route]) -> anyhow::Result<Flood>
         took_s: started.elapsed().as_secs_f64(),
         secs,
         rate_pps: args.flood_rate,
+        rounds: args.flood_rounds,
         quick: args.quick,
         client,
         commands: vec![
@@ -290,6 +315,47 @@ fn print_row(r: &FloodRow) {
             r.denied.map_or("?".into(), |n| n.to_string()),
         ),
     }
+}
+
+/// One row from a path's rounds under one rule set: medians of what the
+/// rounds that ran measured, their errors summed; none without rounds. A
+/// path none of whose rounds ran keeps the first one's reason.
+fn merge(runs: &[&FloodRow]) -> Option<FloodRow> {
+    let first = runs.first()?;
+    let ok: Vec<&&FloodRow> = runs.iter().filter(|r| r.not_run.is_none()).collect();
+    if ok.is_empty() {
+        return Some((*first).clone());
+    }
+    let med = |f: fn(&FloodRow) -> Option<f64>| median(ok.iter().filter_map(|r| f(r)).collect());
+    let med_u = |f: fn(&FloodRow) -> Option<u64>| {
+        median(ok.iter().filter_map(|r| f(r)).map(|v| v as f64).collect()).map(|v| v.round() as u64)
+    };
+    if let Some(why) = runs.iter().find_map(|r| r.not_run.as_ref()) {
+        // Figures from the rounds that ran; why the others didn't is in their progress lines.
+        println!(
+            "    flood, {} through {}: a round didn't run: {}",
+            first.rules,
+            first.path,
+            reason(why)
+        );
+    }
+    Some(FloodRow {
+        rules: first.rules.clone(),
+        path: first.path.clone(),
+        base_rps: med(|r| r.base_rps),
+        flood_rps: med(|r| r.flood_rps),
+        base_errors: ok.iter().map(|r| r.base_errors).sum(),
+        flood_errors: ok.iter().map(|r| r.flood_errors).sum(),
+        base_lb_cores: med(|r| r.base_lb_cores),
+        flood_lb_cores: med(|r| r.flood_lb_cores),
+        base_softirq_cores: med(|r| r.base_softirq_cores),
+        flood_softirq_cores: med(|r| r.flood_softirq_cores),
+        flood_prog_ms_per_s: med(|r| r.flood_prog_ms_per_s),
+        flood_sent: med_u(|r| r.flood_sent),
+        denied: med_u(|r| r.denied),
+        not_run: None,
+        shares: ok.iter().filter_map(|r| r.share()).collect(),
+    })
 }
 
 /// One path under one rule set: a fresh balancer, wrk alone, then wrk beside the flood.
@@ -375,6 +441,7 @@ fn row(
         flood_sent: sent,
         denied: denied.ok(),
         not_run: None,
+        shares: Vec::new(),
     }
 }
 
@@ -563,6 +630,30 @@ mod tests {
         assert!(f.check_ran().is_err());
         assert!(Flood::default().check_ran().is_err());
         assert_eq!(FloodRow::default().share(), None);
+        let run = |base: f64, flood: f64| FloodRow {
+            base_rps: Some(base),
+            flood_rps: Some(flood),
+            denied: Some(10),
+            ..FloodRow::default()
+        };
+        let (a, b, c) = (run(1000.0, 500.0), run(2000.0, 1800.0), run(800.0, 640.0));
+        let m = merge(&[&a, &b, &c]).unwrap();
+        assert_eq!(
+            (m.base_rps, m.flood_rps, m.denied),
+            (Some(1000.0), Some(640.0), Some(10))
+        );
+        assert_eq!(m.shares, [0.5, 0.9, 0.8]);
+        assert_eq!(m.share(), Some(0.8), "the median of the rounds' shares");
+        let refused = FloodRow {
+            not_run: Some("refused".into()),
+            ..FloodRow::default()
+        };
+        assert_eq!(
+            merge(&[&refused, &refused]).unwrap().not_run.as_deref(),
+            Some("refused")
+        );
+        assert_eq!(merge(&[&refused, &a]).unwrap().share(), Some(0.5));
+        assert!(merge(&[]).is_none());
         let err = "the agent exited early: exit status: 1; its log ends:\nINFO x\nlbxdp-agent: error: refused\n";
         assert_eq!(reason(err), "lbxdp-agent: error: refused");
         assert_eq!(reason("wrk failed\nmore"), "wrk failed");

@@ -141,6 +141,10 @@ pub struct BenchArgs {
     /// The flood section's paths (names as in --paths).
     #[arg(long, default_value = "xdp-native,xdp-generic,proxy,haproxy", value_name = "LIST")]
     pub flood_paths: String,
+    /// Rounds of the flood section (each path and rule set once per round);
+    /// its figures are medians over them.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub flood_rounds: u32,
     /// The flood's SYNs per second (trafgen).
     #[arg(long, default_value_t = 100_000, value_name = "PPS")]
     pub flood_rate: u64,
@@ -272,6 +276,9 @@ impl BenchArgs {
         }
         if self.flood_secs > 60 {
             bail!("--flood-secs is 0..=60 seconds, not {}", self.flood_secs);
+        }
+        if !(1..=10).contains(&self.flood_rounds) {
+            bail!("--flood-rounds is 1..=10, not {}", self.flood_rounds);
         }
         if !(1_000..=5_000_000).contains(&self.flood_rate) {
             bail!("--flood-rate is 1000..=5000000 packets/s, not {}", self.flood_rate);
@@ -740,7 +747,7 @@ fn invocation(args: &BenchArgs) -> String {
     format!(
         "cargo xtask bench --duration {} --connections {} --threads {} --rounds {} --timeout {} --paths {}{} \
          --iperf-secs {} --sustained-secs {} --sustained-slice {} --sustained-paths {} --flood-secs {} \
-         --flood-paths {} --flood-rate {}{}{}{}",
+         --flood-paths {} --flood-rounds {} --flood-rate {}{}{}{}",
         args.duration,
         args.connections,
         args.threads,
@@ -754,6 +761,7 @@ fn invocation(args: &BenchArgs) -> String {
         args.sustained_paths,
         args.flood_secs,
         args.flood_paths,
+        args.flood_rounds,
         args.flood_rate,
         if args.flood_default_client {
             " --flood-default-client"
@@ -800,7 +808,7 @@ fn plan(args: &BenchArgs, paths: &[Route], sustained: usize) -> Plan {
     let wrk_runs = rounds * Conn::ALL.len() * paths.len();
     let iperf_runs = rounds * iperf_streams(args).len() * iperf_paths(paths).len();
     let udp_runs = rounds * udp_paths(args, paths).len();
-    let flood_runs = args.flood().map_or(0, |p| p.len()) * flood::Rules::ALL.len() * 2;
+    let flood_runs = args.flood().map_or(0, |p| p.len()) * flood::Rules::ALL.len() * 2 * args.flood_rounds as usize;
     let per = |runs: usize, secs: u64| runs as u64 * (secs + RUN_OVERHEAD_S);
     Plan {
         wrk_runs,
