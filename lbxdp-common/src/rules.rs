@@ -16,6 +16,8 @@ use crate::freq::FreqCtr;
 pub const MAX_RULE_EXPRS: usize = 16;
 pub const MAX_RULE_ACLS: usize = 16;
 pub const MAX_RULES: usize = 16;
+/// `track-sc` and `sc-inc-gpc0` rules per frontend.
+pub const MAX_STICK_ACTIONS: usize = 4;
 /// ORed suites per condition.
 pub const MAX_RULE_SUITES: usize = 4;
 

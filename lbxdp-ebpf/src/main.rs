@@ -112,6 +112,14 @@ pub struct Scratch {
     pub sentry: lbxdp_common::StickEntry,
     /// The stick tables (index + 1) the rules tracked the new flow in, per slot.
     pub tracked: [u8; 4],
+    /// What the rules read of stick counters (see `stick::cached`).
+    pub sc: [stick::Values; 4],
+    pub src_val: [u32; lbxdp_common::MAX_RULE_EXPRS],
+    pub src_ok: u32,
+    /// The client's address fits a `type ip` table.
+    pub v4ish: u8,
+    /// See `rules::launder`.
+    pub launder: u32,
 }
 
 #[map(name = "SCRATCH")]

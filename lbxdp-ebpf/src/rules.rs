@@ -12,9 +12,9 @@ use aya_ebpf::{
 };
 use lbxdp_common::{
     DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_NETS, EXPR_ALWAYS, EXPR_DST_NET, EXPR_DST_PORT, EXPR_SRC_NET, EXPR_SRC_PORT,
-    EXPR_STICK_SLOT, EXPR_STICK_SRC, FAMILY_V4, MAX_RULE_ACLS, MAX_RULE_EXPRS, MAX_RULE_SUITES, MAX_RULES,
-    MAX_STICK_TABLES, NET_SET_BITS, NetKey, RULE_ACCEPT, RULE_INC_GPC0, RULE_REJECT, RULE_SILENT_DROP, RULE_TRACK,
-    RULE_USE_BACKEND, Rule, RuleExpr, STICK_SLOTS,
+    FAMILY_V4, MAX_RULE_ACLS, MAX_RULE_EXPRS, MAX_RULE_SUITES, MAX_RULES, MAX_STICK_TABLES, NET_SET_BITS, NetKey,
+    RULE_ACCEPT, RULE_INC_GPC0, RULE_REJECT, RULE_SILENT_DROP, RULE_TRACK, RULE_USE_BACKEND, Rule, RuleExpr,
+    STICK_SLOTS,
 };
 use network_types::eth::EthHdr;
 
@@ -52,7 +52,23 @@ pub fn decide(s: &mut Scratch, frontend: u32, count: bool, now_ms: u32) -> u64 {
     let Some(r) = RULES.get(frontend) else {
         return u64::from(RULE_ACCEPT);
     };
-    let mut acls = acls(s, r, now_ms);
+    // The expressions that don't read stick counters, once; those that do
+    // read a cache (`stick::Values`) that tracking fills, so the verifier
+    // sees no map lookup in the loops below.
+    let mut fixed = 0u32;
+    for (i, e) in r.expr.iter().enumerate() {
+        if i as u32 >= r.exprs {
+            break;
+        }
+        if r.stick & (1 << i) == 0 && expr(s, e) {
+            fixed |= 1 << i;
+        }
+    }
+    if r.stick != 0 {
+        stick::start(s, r, now_ms);
+    }
+    let fixed = launder(s, fixed);
+    let mut acls = acls_now(s, r, fixed);
     let v6 = s.p.family != FAMILY_V4;
     // An accepting rule ends the connection rules, not the `use_backend` ones.
     let mut accepted = false;
@@ -65,19 +81,22 @@ pub fn decide(s: &mut Scratch, frontend: u32, count: bool, now_ms: u32) -> u64 {
             continue;
         }
         if i < r.tcp {
-            let slot = usize::from(rule.pad);
+            let slot = usize::from(rule.pad) & 3;
             match rule.action {
                 RULE_REJECT | RULE_SILENT_DROP => return u64::from(rule.action),
-                RULE_TRACK if slot < STICK_SLOTS && s.tracked[slot & 3] == 0 => {
-                    let table = rule.backend[0];
-                    if table < MAX_STICK_TABLES && stick::track(s, table, count, now_ms) {
-                        s.tracked[slot & 3] = (table + 1) as u8;
-                        acls = acls_again(s, r, acls, now_ms);
+                RULE_TRACK | RULE_INC_GPC0 if slot < STICK_SLOTS => {
+                    if rule.action == RULE_INC_GPC0 {
+                        if s.tracked[slot] != 0 {
+                            stick::inc_gpc0(s, u32::from(s.tracked[slot]) - 1, now_ms);
+                        }
+                    } else if s.tracked[slot] == 0 {
+                        let table = rule.backend[0];
+                        if table < MAX_STICK_TABLES && stick::track(s, table, count, now_ms) {
+                            s.tracked[slot] = (table + 1) as u8;
+                        }
                     }
-                }
-                RULE_INC_GPC0 if slot < STICK_SLOTS && s.tracked[slot & 3] != 0 => {
-                    stick::inc_gpc0(s, u32::from(s.tracked[slot & 3]) - 1, now_ms);
-                    acls = acls_again(s, r, acls, now_ms);
+                    stick::values(s, slot, now_ms);
+                    acls = launder(s, lbxdp_acls(s, r, fixed));
                 }
                 RULE_ACCEPT => accepted = true,
                 _ => {}
@@ -90,26 +109,41 @@ pub fn decide(s: &mut Scratch, frontend: u32, count: bool, now_ms: u32) -> u64 {
     u64::from(RULE_ACCEPT)
 }
 
-/// The ACLs that hold (bits), every expression worked out.
-#[inline(never)]
-fn acls(s: &mut Scratch, r: &lbxdp_common::Rules, now_ms: u32) -> u32 {
-    let mut truth = 0u32;
-    for (i, e) in r.expr.iter().enumerate() {
-        if i as u32 >= r.exprs {
-            break;
-        }
-        if expr(s, e, now_ms) {
-            truth |= 1 << i;
-        }
-    }
-    acl_bits(r, truth)
+/// The ACLs that hold now: the fixed expressions' and the stick counters'.
+#[inline(always)]
+fn acls_now(s: &mut Scratch, r: &lbxdp_common::Rules, fixed: u32) -> u32 {
+    let acls = lbxdp_acls(s, r, fixed);
+    launder(s, acls)
 }
 
-/// After a track or a gpc0 change: the same, the stick counters read again
-/// (none to read, nothing changes).
+/// The ACLs that hold, given the fixed expressions' truth: a global
+/// function (not `static`), which the verifier checks once on its own
+/// rather than at each of the up to 16 places the rules call it. It only
+/// reads memory, as such a function must.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn lbxdp_acls(s: *const Scratch, r: *const lbxdp_common::Rules, fixed: u32) -> u32 {
+    if s.is_null() || r.is_null() {
+        return 0;
+    }
+    // SAFETY: the callers pass the scratch space and a RULES value.
+    let (s, r) = unsafe { (&*s, &*r) };
+    let stick = if r.stick == 0 { 0 } else { stick_truth(s, r) };
+    acl_bits(r, fixed | stick)
+}
+
+/// `v`, by way of the scratch space, where the verifier stops knowing it.
+/// Bit masks built by branches are exact constants on each path it walks,
+/// and a branch they decide would make it tell those paths apart, one per
+/// combination of bits, which is more paths than it allows. Read back from
+/// memory, a mask is just some value, and the paths merge.
 #[inline(always)]
-fn acls_again(s: &mut Scratch, r: &lbxdp_common::Rules, before: u32, now_ms: u32) -> u32 {
-    if r.stick == 0 { before } else { acls(s, r, now_ms) }
+fn launder(s: &mut Scratch, v: u32) -> u32 {
+    // SAFETY: a field of the scratch space.
+    unsafe {
+        write_volatile(&mut s.launder, v);
+        core::ptr::read_volatile(&s.launder)
+    }
 }
 
 #[inline(always)]
@@ -142,36 +176,35 @@ fn holds(rule: &Rule, acls: u32) -> bool {
 }
 
 #[inline(always)]
-fn expr(s: &mut Scratch, e: &RuleExpr, now_ms: u32) -> bool {
+fn expr(s: &mut Scratch, e: &RuleExpr) -> bool {
     match e.kind {
         EXPR_ALWAYS => true,
         EXPR_SRC_NET => in_set(s, e.set, true),
         EXPR_DST_NET => in_set(s, e.set, false),
         EXPR_SRC_PORT => in_range(s.p.sport, e),
         EXPR_DST_PORT => in_range(s.p.dport, e),
-        EXPR_STICK_SLOT | EXPR_STICK_SRC => counter_in_range(s, e, now_ms),
         _ => false,
     }
 }
 
-/// A stick counter against the expression's range; a failed fetch never matches.
+/// The stick counter expressions that hold now (bits of `r.expr`), from
+/// the cache: a failed fetch never matches.
 #[inline(always)]
-fn counter_in_range(s: &mut Scratch, e: &RuleExpr, now_ms: u32) -> bool {
-    let table = if e.kind == EXPR_STICK_SLOT {
-        let slot = e.set as usize;
-        if slot >= STICK_SLOTS || s.tracked[slot & 3] == 0 {
-            return false;
+fn stick_truth(s: &Scratch, r: &lbxdp_common::Rules) -> u32 {
+    let mut truth = 0u32;
+    for (i, e) in r.expr.iter().enumerate() {
+        if i as u32 >= r.exprs {
+            break;
         }
-        u32::from(s.tracked[slot & 3]) - 1
-    } else {
-        let slot = usize::from(e.pad[1]);
-        if slot != 0 && (slot > STICK_SLOTS || s.tracked[(slot - 1) & 3] == 0) {
-            return false;
+        if r.stick & (1 << i) == 0 {
+            continue;
         }
-        e.set
-    };
-    let v = stick::read(s, table, u32::from(e.pad[0]), now_ms);
-    v != stick::FAILED && v >= u64::from(e.low) && v <= u64::from(e.high)
+        let v = stick::cached(s, i, e);
+        if v != stick::FAILED && v >= u64::from(e.low) && v <= u64::from(e.high) {
+            truth |= 1 << i;
+        }
+    }
+    truth
 }
 
 #[inline(always)]

@@ -9,9 +9,9 @@ use aya_ebpf::{
     maps::{Array, LruHashMap},
 };
 use lbxdp_common::{
-    DEFAULT_MAX_STICK, FAMILY_V4, MAX_STICK_TABLES, STICK_CONN_CNT, STICK_CONN_CUR, STICK_CONN_RATE,
-    STICK_GPC0, STICK_GPC0_RATE, STICK_KEY_IPV6, STORE_CONN_CNT, STORE_CONN_CUR, STORE_GPC0, StickEntry,
-    StickTableConf,
+    DEFAULT_MAX_STICK, EXPR_STICK_SLOT, EXPR_STICK_SRC, FAMILY_V4, MAX_RULE_EXPRS, MAX_STICK_TABLES, STICK_CONN_CNT,
+    STICK_CONN_CUR, STICK_CONN_RATE, STICK_GPC0, STICK_GPC0_RATE, STICK_KEY_IPV6, STICK_SLOTS, STORE_CONN_CNT,
+    STORE_CONN_CUR, STORE_GPC0, StickEntry, StickTableConf,
 };
 
 use crate::{Scratch, copy};
@@ -25,16 +25,12 @@ static STICK: LruHashMap<lbxdp_common::StickKey, StickEntry> = LruHashMap::with_
 /// Not a counter's value: the fetch failed (nothing tracked, not stored).
 pub const FAILED: u64 = u64::MAX;
 
-/// Sets `s.skey` to table `table`'s key for the flow's client (`s.key`'s
-/// source): false when the table's type can't hold it (an IPv6 client in a
-/// `type ip` table).
-#[inline(always)]
-fn key(s: &mut Scratch, table: u32, conf: &StickTableConf) -> bool {
+/// Sets `s.skey`'s address to the flow's client (`s.key`'s source), IPv4
+/// mapped, and whether a `type ip` table can hold it.
+#[inline(never)]
+pub fn client(s: &mut Scratch) {
     let v4 = s.key.family == FAMILY_V4;
-    if !v4 && conf.flags & STICK_KEY_IPV6 == 0 && !mapped(&s.key.src) {
-        return false;
-    }
-    s.skey.table = table;
+    s.v4ish = u8::from(v4 || mapped(&s.key.src));
     // SAFETY: fields of the scratch space (see `copy`).
     unsafe {
         if v4 {
@@ -43,6 +39,17 @@ fn key(s: &mut Scratch, table: u32, conf: &StickTableConf) -> bool {
             copy::addr(&mut s.skey.addr, &s.key.src);
         }
     }
+}
+
+/// Sets `s.skey` to table `table`'s key for the client (see `client`):
+/// false when the table's type can't hold it (an IPv6 client in a `type ip`
+/// table).
+#[inline(always)]
+fn key(s: &mut Scratch, table: u32, conf: &StickTableConf) -> bool {
+    if conf.flags & STICK_KEY_IPV6 == 0 && s.v4ish == 0 {
+        return false;
+    }
+    s.skey.table = table;
     true
 }
 
@@ -186,6 +193,7 @@ pub fn read(s: &mut Scratch, table: u32, counter: u32, now: u32) -> u64 {
 /// the client of flow `s.key`.
 #[inline(never)]
 pub fn release(s: &mut Scratch, tracked: [u8; 4], now: u32) {
+    client(s);
     for t in tracked.iter().take(lbxdp_common::STICK_SLOTS) {
         if *t == 0 {
             continue;
@@ -203,5 +211,137 @@ pub fn release(s: &mut Scratch, tracked: [u8; 4], now: u32) {
             (*e).conn_cur = (*e).conn_cur.saturating_sub(1);
             (*e).touched_ms = now;
         }
+    }
+}
+
+/// A tracked entry's counters as the rules read them: the table (index +
+/// 1, 0 for none), which counters it stores (bit `STICK_*`), their values.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Values {
+    pub table: u32,
+    pub stored: u32,
+    pub v: [u32; 5],
+    pub pad: u32,
+}
+
+/// Which counters a table stores (bits `1 << STICK_*`).
+#[inline(always)]
+fn stored(conf: &StickTableConf) -> u32 {
+    (if conf.flags & STORE_CONN_CUR != 0 {
+        1 << STICK_CONN_CUR
+    } else {
+        0
+    }) | (if conf.flags & STORE_CONN_CNT != 0 {
+        1 << STICK_CONN_CNT
+    } else {
+        0
+    }) | (if conf.conn_rate_ms != 0 {
+        1 << STICK_CONN_RATE
+    } else {
+        0
+    }) | (if conf.flags & STORE_GPC0 != 0 {
+        1 << STICK_GPC0
+    } else {
+        0
+    }) | (if conf.gpc0_rate_ms != 0 {
+        1 << STICK_GPC0_RATE
+    } else {
+        0
+    })
+}
+
+/// Fills slot `slot`'s cache from its tracked entry (see `Values`).
+#[inline(never)]
+pub fn values(s: &mut Scratch, slot: usize, now: u32) {
+    let t = s.tracked[slot & 3];
+    let c = &mut s.sc[slot & 3];
+    // SAFETY: plain u32s in the scratch space (see `copy`).
+    unsafe { copy::clear_words(c) };
+    c.table = u32::from(t);
+    if t == 0 {
+        return;
+    }
+    let table = u32::from(t) - 1;
+    let Some(conf) = STICK_TABLES.get(table) else {
+        return;
+    };
+    let e = entry(s, table, false, now);
+    let c = &mut s.sc[slot & 3];
+    c.stored = stored(conf);
+    if e.is_null() {
+        return;
+    }
+    // SAFETY: a value of our LRU map (see `entry`).
+    let e = unsafe { &*e };
+    c.v = [
+        e.conn_cur,
+        e.conn_cnt,
+        e.conn_rate.read(now, conf.conn_rate_ms),
+        e.gpc0,
+        e.gpc0_rate.read(now, conf.gpc0_rate_ms),
+    ];
+}
+
+/// Before the rules: the client's key, no slot tracked, and the
+/// `EXPR_STICK_SRC` expressions' counters as they are now.
+#[inline(never)]
+pub fn start(s: &mut Scratch, r: &lbxdp_common::Rules, now: u32) {
+    client(s);
+    s.src_ok = 0;
+    for c in s.sc.iter_mut() {
+        c.table = 0;
+    }
+    for (i, e) in r.expr.iter().enumerate() {
+        if i as u32 >= r.exprs {
+            break;
+        }
+        if e.kind != EXPR_STICK_SRC {
+            continue;
+        }
+        let v = read(s, e.set, u32::from(e.pad[0]), now);
+        if v != FAILED {
+            s.src_val[i] = v as u32;
+            s.src_ok |= 1 << i;
+        }
+    }
+}
+
+/// Stick expression `i` (`e`)'s counter from the caches, or `FAILED`: a
+/// slot's from its cache; a table's from the slot tracking in that table
+/// (the same client) if one does, else as it was before the rules.
+#[inline(always)]
+pub fn cached(s: &Scratch, i: usize, e: &lbxdp_common::RuleExpr) -> u64 {
+    let counter = usize::from(e.pad[0]);
+    if counter >= 5 {
+        return FAILED;
+    }
+    let from = |c: &Values| {
+        if c.stored & (1 << counter) == 0 {
+            FAILED
+        } else {
+            u64::from(c.v[counter])
+        }
+    };
+    if e.kind == EXPR_STICK_SLOT {
+        let slot = e.set as usize;
+        if slot >= STICK_SLOTS || s.sc[slot & 3].table == 0 {
+            return FAILED;
+        }
+        return from(&s.sc[slot & 3]);
+    }
+    let need = usize::from(e.pad[1]);
+    if need != 0 && (need > STICK_SLOTS || s.sc[(need - 1) & 3].table == 0) {
+        return FAILED;
+    }
+    for c in s.sc.iter().take(STICK_SLOTS) {
+        if c.table == e.set + 1 {
+            return from(c);
+        }
+    }
+    if i < MAX_RULE_EXPRS && s.src_ok & (1 << i) != 0 {
+        u64::from(s.src_val[i & (MAX_RULE_EXPRS - 1)])
+    } else {
+        FAILED
     }
 }

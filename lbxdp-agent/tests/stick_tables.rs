@@ -1,5 +1,5 @@
-//! Stick tables and connection counters in proxy mode, side by side with
-//! real HAProxy 2.6 on the same config (its answers are the spec): a
+//! Stick tables and connection counters in XDP and proxy mode, side by side
+//! with real HAProxy 2.6 on the same config (its answers are the spec): a
 //! connection rate limit by `track-sc0 src` + `reject if { sc0_conn_rate gt
 //! 3 }`, a concurrent connection limit held open with socat, `show table` /
 //! `clear table` on the stats socket, and `use_backend` by `be_conn` and
@@ -26,8 +26,26 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Each scenario against HAProxy (the reference) and lbxdp's proxy.
+/// Each scenario against HAProxy (the reference) and lbxdp's proxy (and,
+/// with `xdp`, lbxdp's XDP datapath).
 macro_rules! both {
+    (xdp: $($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use super::common::runtime::Target;
+            #[test]
+            fn haproxy() {
+                super::$scenario(Target::Haproxy);
+            }
+            #[test]
+            fn proxy() {
+                super::$scenario(Target::Proxy);
+            }
+            #[test]
+            fn xdp() {
+                super::$scenario(Target::Xdp);
+            }
+        }
+    )*};
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             use super::common::runtime::Target;
@@ -43,12 +61,10 @@ macro_rules! both {
     )*};
 }
 
-both!(
-    rate_limit_show_and_clear,
-    concurrent_limit,
-    switch_by_be_conn_and_connslots,
-    size_and_expire
-);
+both!(xdp: rate_limit_show_and_clear, concurrent_limit);
+// XDP keeps no session counts (be_conn, connslots), and its tables share
+// one LRU map, so a table's own `size` isn't what evicts.
+both!(switch_by_be_conn_and_connslots, size_and_expire);
 
 struct Bed {
     lb: Lb,
@@ -360,11 +376,10 @@ fn size_and_expire(target: Target) {
     assert_eq!(bed.admin("show table"), "# table: web, type: ip, size:2, used:0\n\n");
 }
 
-/// XDP doesn't count in tables yet: `--mode xdp` refuses the first rule
-/// with its place, `--mode auto` serves the config with the proxy, which
-/// applies the limit.
+/// What XDP can't count is refused with its place (`be_conn`: XDP keeps
+/// no sessions), and `--mode auto` serves the config with the proxy.
 #[test]
-fn xdp_refuses_tables_and_auto_falls_back_to_the_proxy() {
+fn xdp_refuses_session_counts_and_auto_falls_back_to_the_proxy() {
     let _one = serial();
     let Some(tb) = common::testbed("stick_xdp_refuses", Layout::OneArm, 1, true) else {
         return;
@@ -374,7 +389,8 @@ fn xdp_refuses_tables_and_auto_falls_back_to_the_proxy() {
         &format!(
             "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
              frontend web\n    bind {}:80\n    stick-table type ip size 1k store conn_rate(60s)\n    \
-             tcp-request connection track-sc0 src\n    tcp-request connection reject if {{ sc0_conn_rate gt 1 }}\n    \
+             tcp-request connection track-sc0 src\n    \
+             tcp-request connection reject if {{ sc0_conn_rate gt 1 }} || {{ fe_conn(web) gt 100 }}\n    \
              default_backend be\n\nbackend be\n    server web1 {}:80\n",
             tb.lb.v4(),
             tb.backends[0].v4()
@@ -388,7 +404,7 @@ fn xdp_refuses_tables_and_auto_falls_back_to_the_proxy() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("{cfg}:10: frontend web: 'tcp-request connection'")),
+        err.contains(&format!("{cfg}:11: frontend web: be_conn, fe_conn and connslots")),
         "{err}"
     );
 
