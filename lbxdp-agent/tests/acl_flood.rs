@@ -246,7 +246,8 @@ fn flood_against_rules(test: &str, target: Target, rules: Rules) {
 
     let stat = Stat::parse(&clients_socat(tb, &admin, "show stat"));
     // HAProxy 2.6 counts a connection `reject` in dcon and a `silent-drop`
-    // in dreq (its silent-drop action counts a denied request at any layer).
+    // in dreq (its silent-drop action counts a denied request at any
+    // layer); lbxdp counts them as it does, in both modes.
     let denied = ["dcon", "dreq"]
         .iter()
         .map(|c| stat.num("web", "FRONTEND", c).unwrap_or(0))

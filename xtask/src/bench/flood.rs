@@ -27,7 +27,7 @@
 //! and the handshake never completes), so their rules cost the flood
 //! nothing and save nothing: the kernel's SYN handling is what they have.
 //! `show stat` on the balancer's admin socket says how many connections it
-//! denied (`dcon`, and `dreq` for HAProxy's `silent-drop`).
+//! denied (`dcon`, and `dreq` for a `silent-drop`, as HAProxy counts it).
 use std::{
     io::{Read as _, Write as _},
     os::unix::net::UnixStream,
