@@ -33,7 +33,7 @@ enum Cmd {
     /// straight to a backend, through XDP, the userspace proxy and HAProxy;
     /// and the Maglev table rebuild time. Results in target/bench/results.json;
     /// --write-docs writes docs/benchmarks.md and its plots; --quick is a smoke run.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() {

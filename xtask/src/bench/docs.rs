@@ -5,6 +5,7 @@ use std::{fmt::Write as _, path::Path};
 use anyhow::Context as _;
 
 use super::{
+    flood::{Flood, FloodRow, Rules},
     plots,
     results::{Latency, Published, Workload},
     sustained::Sustained,
@@ -297,6 +298,13 @@ pub(super) fn render(p: &Published, notes: Option<&str>) -> String {
         line("");
     }
 
+    if let Some(f) = &p.flood {
+        line("## Under a SYN flood");
+        line("");
+        line(flood_section(f).trim_end());
+        line("");
+    }
+
     let groups = latency_groups(p);
     if !groups.is_empty() {
         line("## Latency");
@@ -407,6 +415,130 @@ fn sustained_table(runs: &[Sustained]) -> String {
             slices.join(" "),
             if tw.is_empty() { "-".into() } else { tw.join(" ") }
         );
+    }
+    s
+}
+
+/// The flood section: how it ran, then per rule set the goal and a table.
+fn flood_section(f: &Flood) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Measured {} (commit `{}`, {:.0} s, {} round(s)){}. For each rule set and path, a freshly started balancer with the \
+         rules in its frontend; wrk with `Connection: close` for {} s from the client (sysctls: {}), \
+         then (the testbed's TIME_WAIT drained) the same run while trafgen sends {} spoofed SYNs/s to the VIP \
+         from the client's interface. The share is the second rate over the first; with several rounds, every \
+         figure is the median over them (the share the median of the rounds' shares, which follow it in \
+         parentheses). The client is tuned as for the rounds \
+         unless the run says otherwise: with Linux's defaults, one client address behind a proxy runs out of the \
+         even half of its ports within two seconds at these rates (see the sustained runs), and a run slowed by \
+         the flood would reach that cliff later, hiding the flood's cost. Only XDP sees the flood's \
+         SYNs as connections: HAProxy's and the proxy's kernel answers them with SYN cookies, and since no \
+         spoofed handshake completes, their rules never run for them. CPU: the balancer's processes (the agent, \
+         haproxy), and softirq time on the whole machine (the kernel doesn't split it by namespace: it holds the \
+         flood's way through the client's veth and the bridge, and XDP's own work), in cores; the XDP program's \
+         own time from bpf_stats. \"denied\": `show stat`'s dcon + dreq for the frontend over both runs.",
+        utc(f.started_unix),
+        or_unknown(&f.commit),
+        f.took_s,
+        f.rounds.max(1),
+        if f.quick {
+            " (**a `--quick` smoke run: these figures time nothing**)"
+        } else {
+            ""
+        },
+        f.secs,
+        if f.client.is_empty() { "unknown" } else { &f.client },
+        figure(f.rate_pps as f64),
+    );
+    s.push('\n');
+    s.push_str("```sh\n");
+    for c in &f.commands {
+        let _ = writeln!(s, "{c}");
+    }
+    s.push_str("```\n");
+    let count = |n: Option<u64>| match n {
+        None => "-".to_string(),
+        Some(n) if n < 100 => n.to_string(),
+        Some(n) => figure(n as f64),
+    };
+    let mut rule_sets: Vec<&str> = Vec::new();
+    for r in &f.rows {
+        if !rule_sets.contains(&r.rules.as_str()) {
+            rule_sets.push(&r.rules);
+        }
+    }
+    for rules in rule_sets {
+        let rows: Vec<&FloodRow> = f.rows.iter().filter(|r| r.rules == rules).collect();
+        s.push('\n');
+        let _ = writeln!(s, "### {rules}");
+        s.push('\n');
+        if let Some(r) = Rules::by_name(rules) {
+            let _ = writeln!(s, "{}.", r.describe());
+            s.push('\n');
+        }
+        let share = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| rows.iter().find(|r| r.path == *n).and_then(|r| r.share()))
+        };
+        let goal = match (share(&["xdp-generic", "xdp-native"]), share(&["haproxy"])) {
+            (Some(x), Some(h)) => format!(
+                "{:.0}% vs {:.0}%: {}",
+                100.0 * x,
+                100.0 * h,
+                if x >= 0.9 && h < 0.9 { "met" } else { "**missed**" }
+            ),
+            _ => "not measured".into(),
+        };
+        let _ = writeln!(
+            s,
+            "The issue's goal, lbxdp XDP (generic, else native) keeps ≥ 90% of its rate while HAProxy doesn't: {goal}."
+        );
+        s.push('\n');
+        s.push_str(
+            "| path | new conn/s, no flood | during the flood | share | wrk errors (no flood / flood) | LB processes, \
+             cores (no flood / flood) | softirq, cores, whole machine (no flood / flood) | XDP program during the \
+             flood, CPU-ms/s | SYNs sent | denied |\n\
+             |---|---:|---:|---:|---|---|---|---:|---:|---:|\n",
+        );
+        let opt = |v: Option<f64>| v.map_or("-".into(), figure);
+        let pair = |a: Option<f64>, b: Option<f64>| format!("{} / {}", opt(a), opt(b));
+        for r in rows {
+            if let Some(why) = &r.not_run {
+                let why = super::flood::reason(why).replace('|', "\\|");
+                let _ = writeln!(s, "| {} | not run: {why} | | | | | | | | |", r.path);
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} |",
+                r.path,
+                opt(r.base_rps),
+                opt(r.flood_rps),
+                share_cell(r),
+                r.base_errors,
+                r.flood_errors,
+                pair(r.base_lb_cores, r.flood_lb_cores),
+                pair(r.base_softirq_cores, r.flood_softirq_cores),
+                opt(r.flood_prog_ms_per_s),
+                count(r.flood_sent),
+                count(r.denied),
+            );
+        }
+    }
+    s
+}
+
+/// A flood row's share, with each round's when there were several.
+fn share_cell(r: &FloodRow) -> String {
+    let Some(share) = r.share() else {
+        return "-".into();
+    };
+    let mut s = format!("{:.0}%", 100.0 * share);
+    if r.shares.len() > 1 {
+        let each: Vec<String> = r.shares.iter().map(|v| format!("{:.0}", 100.0 * v)).collect();
+        let _ = write!(s, " ({})", each.join(" "));
     }
     s
 }
@@ -602,6 +734,9 @@ mod tests {
             "## Paths",
             "## Results",
             "## Sustained new connections",
+            "## Under a SYN flood",
+            "### blocklist",
+            "### rate-limit",
             "## Latency",
             "## Maglev rebuild",
             "## Notes",
@@ -630,6 +765,18 @@ mod tests {
             md.contains("| haproxy | 3,260 | 380 | 400 | 9,000 | 0.95 | 120000 | 0 | 3 | 0 | 9,000 400 380 |"),
             "{md}"
         );
+        assert!(
+            md.contains(
+                "| xdp-generic | 10,000 | 9,500 | 95% | 0 / 0 | 0.01 / 0.01 | 0.50 / 0.90 | 40.0 | 400,000 | 399,000 |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("doesn't: 95% vs 25%: met."), "{md}");
+        assert!(
+            md.contains("| xdp-native | not run: the agent exited early: refused \\| rules |"),
+            "{md}"
+        );
+        assert!(md.contains("doesn't: not measured."), "{md}");
         assert!(!md.contains("smoke run"));
         let quick = render(&Published { quick: true, ..p }, None);
         assert!(quick.contains("`--quick` smoke run"));

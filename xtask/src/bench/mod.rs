@@ -35,6 +35,7 @@ mod client;
 mod counters;
 mod cpu;
 mod docs;
+mod flood;
 mod iperf;
 mod machine;
 mod maglev;
@@ -132,6 +133,32 @@ pub struct BenchArgs {
     /// whether --paths has it or not).
     #[arg(long, default_value = "xdp-generic,proxy,haproxy,nftables", value_name = "LIST")]
     pub sustained_paths: String,
+    /// Seconds of each wrk run of the flood section (legitimate new
+    /// connections without, then during a spoofed SYN flood, per path and
+    /// rule set); 0 skips it.
+    #[arg(long, default_value_t = FLOOD_SECS, value_name = "SECS")]
+    pub flood_secs: u64,
+    /// The flood section's paths (names as in --paths).
+    #[arg(long, default_value = "xdp-native,xdp-generic,proxy,haproxy", value_name = "LIST")]
+    pub flood_paths: String,
+    /// Rounds of the flood section (each path and rule set once per round);
+    /// its figures are medians over them.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub flood_rounds: u32,
+    /// The flood's SYNs per second (trafgen).
+    #[arg(long, default_value_t = 100_000, value_name = "PPS")]
+    pub flood_rate: u64,
+    /// The flood section's client with Linux's default sysctls instead of
+    /// the rounds' tuning (behind a proxy it runs out of ports within two
+    /// seconds, and the share then measures its port search).
+    #[arg(long)]
+    pub flood_default_client: bool,
+    /// Only the flood section. Its results go to `--out` [default:
+    /// target/bench/flood.json]; with --write-docs they replace the flood
+    /// section of the results beside the docs (docs/bench/results.json) and
+    /// the docs are written again from those.
+    #[arg(long, conflicts_with = "from")]
+    pub flood_only: bool,
     /// Skip the Maglev rebuild micro-benchmark.
     #[arg(long)]
     pub no_maglev: bool,
@@ -167,6 +194,7 @@ impl BenchArgs {
             a.iperf_parallel = a.iperf_parallel.min(2);
             a.sustained_secs = a.sustained_secs.min(2);
             a.sustained_slice = 1;
+            a.flood_secs = a.flood_secs.min(1);
         }
         a
     }
@@ -197,6 +225,18 @@ impl BenchArgs {
             }
             None => Ok(util::root().join("docs/benchmarks.md")),
         }
+    }
+
+    /// The flood section's paths ([] when it is skipped).
+    fn flood(&self) -> anyhow::Result<Vec<Route>> {
+        if self.flood_secs == 0 {
+            return Ok(Vec::new());
+        }
+        let paths = parse_paths(&self.flood_paths, false).context("--flood-paths")?;
+        if let Some(p) = paths.iter().find(|p| p.two_arm() || **p == Route::Direct) {
+            bail!("--flood-paths: {} has no haproxy.cfg rules to meet the flood", p.name());
+        }
+        Ok(paths)
     }
 
     fn check(&self) -> anyhow::Result<Vec<Route>> {
@@ -234,6 +274,16 @@ impl BenchArgs {
         if !(1..=60).contains(&self.sustained_slice) {
             bail!("--sustained-slice is 1..=60 seconds, not {}", self.sustained_slice);
         }
+        if self.flood_secs > 60 {
+            bail!("--flood-secs is 0..=60 seconds, not {}", self.flood_secs);
+        }
+        if !(1..=10).contains(&self.flood_rounds) {
+            bail!("--flood-rounds is 1..=10, not {}", self.flood_rounds);
+        }
+        if !(1_000..=5_000_000).contains(&self.flood_rate) {
+            bail!("--flood-rate is 1000..=5000000 packets/s, not {}", self.flood_rate);
+        }
+        self.flood()?;
         if self.sustained_secs > 0 && self.sustained_secs < self.sustained_slice {
             bail!(
                 "--sustained-secs is 0 or at least one slice ({} s), not {}",
@@ -252,6 +302,7 @@ const BACKENDS: usize = 3;
 const DURATION: u64 = 4;
 const IPERF_SECS: u64 = 2;
 const UDP_SECS: u64 = 2;
+const FLOOD_SECS: u64 = 3;
 /// What a run costs beyond its measured seconds: starting and stopping the
 /// balancer, its first answer, draining TIME_WAIT, the CPU sample before it
 /// (a one-round `--generic` run of 38 runs took 125 s for 94 s measured,
@@ -311,6 +362,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let invocation = invocation(args);
     let args = &args.effective();
     let paths = args.check()?;
+    if args.flood_only {
+        return flood_only(args, invocation);
+    }
     if args.write_docs {
         // Fail before a long run, not after it.
         args.docs_file(args.quick)?;
@@ -335,21 +389,25 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let streams = iperf_streams(args);
     let iperf_paths = iperf_paths(&paths);
     let udp_paths = udp_paths(args, &paths);
+    let flood_paths = args.flood()?;
     let Plan {
         wrk_runs,
         iperf_runs,
         udp_runs,
+        flood_runs,
         secs: planned,
     } = plan(args, &paths, sustained_paths.len());
     step(&format!(
         "bench: planned {planned} s (~{:.0} min): {wrk_runs} wrk runs of {} s, {iperf_runs} iperf3 runs of {} s, \
-         {udp_runs} trafgen runs of {} s, {} sustained run(s) of {} s, each run ~{RUN_OVERHEAD_S} s more",
+         {udp_runs} trafgen runs of {} s, {} sustained run(s) of {} s, {flood_runs} flood wrk runs of {} s, each \
+         run ~{RUN_OVERHEAD_S} s more",
         planned as f64 / 60.0,
         args.duration,
         args.iperf_secs,
         args.udp_secs,
         sustained_paths.len(),
         args.sustained_slices() * args.sustained_slice,
+        args.flood_secs,
     ));
 
     step(&format!(
@@ -490,6 +548,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
 
     let sustained = run_sustained(&bed, &sustained_paths)?;
+    let flood = if flood_paths.is_empty() {
+        None
+    } else {
+        let mut f = flood::run_flood(&bed, &flood_paths)?;
+        f.commit = machine.commit.clone();
+        Some(f)
+    };
 
     let mut results = summarize(args, &wrk_line, &iperf_line, &paths, &runs, &maglev, started.elapsed());
     results["sustained_runs"] = json!(sustained::summarize(&sustained));
@@ -501,6 +566,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             w.push(serde_json::to_value(s)?);
         }
         w.push(serde_json::to_value(program.workload())?);
+    }
+    if let Some(f) = &flood {
+        results["flood"] = serde_json::to_value(f)?;
     }
     results["quick"] = json!(args.quick);
     results["machine"] = serde_json::to_value(&machine)?;
@@ -542,6 +610,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         published.check_ran(&names).context("the --quick smoke run")?;
         let names: Vec<&str> = sustained_paths.iter().map(|p| p.name()).collect();
         published.check_sustained(&names).context("the --quick smoke run")?;
+        if let Some(f) = &published.flood {
+            f.check_ran().context("the --quick smoke run")?;
+        }
         println!("    --quick: every part ran and gave numbers (nothing was timed)");
     }
     if args.write_docs {
@@ -551,6 +622,83 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "bench: done in {:.0?}; tearing the testbed down",
         started.elapsed()
     ));
+    Ok(())
+}
+
+/// `--flood-only`: the flood section alone, on a testbed of its own; with
+/// `--write-docs`, its results replace the flood section of the results
+/// beside the docs, and the docs are written again from them.
+fn flood_only(args: &BenchArgs, invocation: String) -> anyhow::Result<()> {
+    let paths = args.flood()?;
+    if paths.is_empty() {
+        bail!("--flood-only with --flood-secs 0 measures nothing");
+    }
+    let base_file = if args.write_docs {
+        let md = args.docs_file(args.quick)?;
+        let file = md.parent().unwrap_or_else(|| Path::new(".")).join("bench/results.json");
+        if !file.exists() {
+            bail!(
+                "--flood-only --write-docs adds to the results the docs were written from, and {} is missing \
+                 (run the whole bench with --write-docs first)",
+                file.display()
+            );
+        }
+        Some(file)
+    } else {
+        None
+    };
+    if !util::is_root() {
+        bail!("the benchmark builds network namespaces and loads XDP: run it as root (sudo cargo xtask bench)");
+    }
+    let bin = build::build(&BuildArgs::default())?;
+    let _bpf_stats = prog_time::enable();
+    step(&format!(
+        "bench: testbed (client, lb, {BACKENDS} nginx backends on one bridge)"
+    ));
+    let mut tb = Testbed::build(&Topology {
+        layout: Layout::OneArm,
+        backends: BACKENDS,
+        nginx: true,
+        default_offloads: false,
+    })?;
+    let cfg = tb.dir().join("haproxy.cfg");
+    std::fs::write(&cfg, agent::haproxy_cfg(&tb)).context("writing haproxy.cfg")?;
+    // Native XDP's verdicts (RSTs, answers) leave through the veth: its peer needs a program.
+    tb.attach_peer_pass(&bin, &tb.lb.clone())?;
+    let client_defaults = tune_client(&tb)?;
+    let machine = this_machine(&tb);
+    let bed = Bed {
+        one: Side::new(&tb, cfg, client_defaults)?,
+        two: None,
+        bin: &bin,
+        args,
+    };
+    let mut f = flood::run_flood(&bed, &paths)?;
+    f.commit = machine.commit.clone();
+    f.commands.insert(0, invocation);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| util::target_dir().join("bench/flood.json"));
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let results = json!({ "flood": f, "machine": machine });
+    std::fs::write(&out, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("    results: {}", out.display());
+    if args.quick {
+        f.check_ran().context("the --quick smoke run")?;
+    }
+    if let Some(file) = base_file {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let mut base: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        base["flood"] = serde_json::to_value(&f)?;
+        std::fs::write(&file, serde_json::to_string_pretty(&base)? + "\n")
+            .with_context(|| format!("writing {}", file.display()))?;
+        println!("    the flood section of {} replaced", file.display());
+        write_docs(args, &Published::from_json(&base)?)?;
+    }
     Ok(())
 }
 
@@ -598,7 +746,8 @@ fn invocation(args: &BenchArgs) -> String {
     }
     format!(
         "cargo xtask bench --duration {} --connections {} --threads {} --rounds {} --timeout {} --paths {}{} \
-         --iperf-secs {} --sustained-secs {} --sustained-slice {} --sustained-paths {}{}{}",
+         --iperf-secs {} --sustained-secs {} --sustained-slice {} --sustained-paths {} --flood-secs {} \
+         --flood-paths {} --flood-rounds {} --flood-rate {}{}{}{}",
         args.duration,
         args.connections,
         args.threads,
@@ -610,6 +759,15 @@ fn invocation(args: &BenchArgs) -> String {
         args.sustained_secs,
         args.sustained_slice,
         args.sustained_paths,
+        args.flood_secs,
+        args.flood_paths,
+        args.flood_rounds,
+        args.flood_rate,
+        if args.flood_default_client {
+            " --flood-default-client"
+        } else {
+            ""
+        },
         if args.no_maglev { " --no-maglev" } else { "" },
         if args.quick { " --quick" } else { "" },
     )
@@ -640,6 +798,8 @@ struct Plan {
     wrk_runs: usize,
     iperf_runs: usize,
     udp_runs: usize,
+    /// wrk runs of the flood section (each path and rule set: without, then with the flood).
+    flood_runs: usize,
     secs: u64,
 }
 
@@ -648,12 +808,15 @@ fn plan(args: &BenchArgs, paths: &[Route], sustained: usize) -> Plan {
     let wrk_runs = rounds * Conn::ALL.len() * paths.len();
     let iperf_runs = rounds * iperf_streams(args).len() * iperf_paths(paths).len();
     let udp_runs = rounds * udp_paths(args, paths).len();
+    let flood_runs = args.flood().map_or(0, |p| p.len()) * flood::Rules::ALL.len() * 2 * args.flood_rounds as usize;
     let per = |runs: usize, secs: u64| runs as u64 * (secs + RUN_OVERHEAD_S);
     Plan {
         wrk_runs,
         iperf_runs,
         udp_runs,
+        flood_runs,
         secs: FIXED_S
+            + per(flood_runs, args.flood_secs)
             + per(wrk_runs, args.duration)
             + per(iperf_runs, args.iperf_secs)
             + per(udp_runs, args.udp_secs)
@@ -794,7 +957,15 @@ mod tests {
         // 9 paths x 2 wrk workloads; iperf3 over 6 of them (not jhash, not
         // DNAT) x 2; UDP over 7 and the floor; 3 rounds.
         assert_eq!((p.wrk_runs, p.iperf_runs, p.udp_runs), (54, 36, 24));
+        // The flood section: 4 paths x 2 rule sets x (without, with the flood).
+        assert_eq!(p.flood_runs, 16);
         assert!(p.secs < 14 * 60, "planned {} s", p.secs);
+        let no_flood = BenchCli::try_parse_from(["bench", "--flood-secs", "0"]).unwrap().bench;
+        assert!(no_flood.flood().unwrap().is_empty());
+        let direct = BenchCli::try_parse_from(["bench", "--flood-paths", "direct"])
+            .unwrap()
+            .bench;
+        assert!(direct.check().is_err(), "no rules to meet the flood without a balancer");
         let short = BenchCli::try_parse_from(["bench", "--sustained-secs", "5"])
             .unwrap()
             .bench;

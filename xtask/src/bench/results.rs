@@ -28,6 +28,9 @@ pub(super) struct Published {
     pub(super) sustained: Vec<Sustained>,
     /// The Maglev micro-benchmark's lines, as it printed them.
     pub(super) maglev: Vec<String>,
+    /// Legitimate new connections under a spoofed SYN flood (it may come
+    /// from a later `--flood-only` run than the rest).
+    pub(super) flood: Option<super::flood::Flood>,
 }
 
 /// One measured quantity across paths (or, for the program alone, across
@@ -238,6 +241,16 @@ pub(super) mod fixture {
          "connect_errors": 120000, "timeouts": 3}
       ],
       "maglev": ["maglev build, 3 servers, M=65537: median 1.2ms"],
+      "flood": {"started_unix": 1795000500, "commit": "def5678", "took_s": 80.0, "secs": 3, "rate_pps": 100000,
+        "commands": ["cargo xtask bench --flood-only"],
+        "rows": [
+          {"rules": "blocklist", "path": "xdp-generic", "base_rps": 10000.0, "flood_rps": 9500.0,
+           "base_lb_cores": 0.01, "flood_lb_cores": 0.01, "base_softirq_cores": 0.5, "flood_softirq_cores": 0.9,
+           "flood_prog_ms_per_s": 40.0, "flood_sent": 400000, "denied": 399000},
+          {"rules": "blocklist", "path": "haproxy", "base_rps": 8000.0, "flood_rps": 2000.0, "flood_errors": 12,
+           "flood_sent": 400000, "denied": 0},
+          {"rules": "rate-limit", "path": "xdp-native", "not_run": "the agent exited early: refused | rules"}
+        ]},
       "scenarios": [{"ignored": true}]
     }"#;
 
