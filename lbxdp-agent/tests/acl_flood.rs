@@ -157,21 +157,6 @@ fn get(tb: &Testbed, src: Option<&str>) -> Result<String, String> {
     }
 }
 
-fn flood(tb: &Testbed, conf: &str) {
-    let out = tb
-        .command(&tb.client, "trafgen")
-        .args(["--dev", "eth0", "--conf", conf, "-n", &FLOOD.to_string()])
-        .args(["-b", FLOOD_RATE, "-P", "1", "-C", "--no-sock-mem", "--notouch-irq"])
-        .output_timeout(Duration::from_secs(30))
-        .expect("trafgen (`cargo xtask setup` installs netsniff-ng)");
-    assert!(
-        out.status.success(),
-        "trafgen: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn flood_against_rules(test: &str, target: Target, rules: Rules) {
     let _one = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let name = format!("{test}_{}", target.name());
@@ -229,7 +214,7 @@ fn flood_against_rules(test: &str, target: Target, rules: Rules) {
     let rx_before = rx_packets(tb, &lb);
     let started = Instant::now();
     let during: Vec<Result<String, String>> = std::thread::scope(|scope| {
-        let flooding = scope.spawn(|| flood(tb, &conf));
+        let flooding = scope.spawn(|| common::clients::trafgen(tb, &conf, FLOOD, FLOOD_RATE));
         let mut answers = Vec::new();
         while !flooding.is_finished() && answers.len() < MAX_LEGIT {
             answers.push(get(tb, None));

@@ -119,17 +119,6 @@ fn legitimate_clients_keep_their_rate_through_a_spoofed_flood() {
 /// The spoofed ACKs, then the SYNs, from the client's interface.
 fn flood(tb: &Testbed, confs: &[String]) {
     for conf in confs {
-        let out = tb
-            .command(&tb.client, "trafgen")
-            .args(["--dev", "eth0", "--conf", conf, "-n", &FLOOD.to_string()])
-            .args(["-b", FLOOD_RATE, "-P", "1", "-C", "--no-sock-mem", "--notouch-irq"])
-            .output_timeout(Duration::from_secs(30))
-            .expect("trafgen (`cargo xtask setup` installs netsniff-ng)");
-        assert!(
-            out.status.success(),
-            "trafgen: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::clients::trafgen(tb, conf, FLOOD, FLOOD_RATE);
     }
 }

@@ -434,3 +434,20 @@ fn strip_age(cell: &str) -> &str {
         _ => cell,
     }
 }
+
+/// trafgen (netsniff-ng) sending `count` frames of `conf` from the client's
+/// eth0 at `rate` (e.g. "50000pps"): bounded in count and by a timeout.
+pub fn trafgen(tb: &Testbed, conf: &str, count: u64, rate: &str) {
+    let out = tb
+        .command(&tb.client, "trafgen")
+        .args(["--dev", "eth0", "--conf", conf, "-n", &count.to_string()])
+        .args(["-b", rate, "-P", "1", "-C", "--no-sock-mem", "--notouch-irq"])
+        .output_timeout(Duration::from_secs(30))
+        .expect("trafgen (`cargo xtask setup` installs netsniff-ng)");
+    assert!(
+        out.status.success(),
+        "trafgen: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
