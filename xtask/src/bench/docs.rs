@@ -495,6 +495,22 @@ fn flood_section(f: &Flood) -> String {
             s,
             "The issue's goal, lbxdp XDP (generic, else native) keeps ≥ 90% of its rate while HAProxy doesn't: {goal}."
         );
+        // The share hides that the paths start from different rates: what a
+        // client gets during the flood, side by side, says it too.
+        let during = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| rows.iter().find(|r| r.path == *n).and_then(|r| r.flood_rps))
+        };
+        if let (Some(x), Some(h)) = (during(&["xdp-generic", "xdp-native"]), during(&["haproxy"]))
+            && h > 0.0
+        {
+            let _ = writeln!(
+                s,
+                "Legitimate new connections/s during the flood, lbxdp XDP (generic, else native) / HAProxy: {:.2}.",
+                x / h
+            );
+        }
         s.push('\n');
         s.push_str(
             "| path | new conn/s, no flood | during the flood | share | wrk errors (no flood / flood) | LB processes, \
