@@ -11,6 +11,7 @@ mod fetches;
 mod keywords;
 pub mod lex;
 pub mod model;
+pub mod patref;
 mod parse;
 mod resolve;
 pub mod stick;

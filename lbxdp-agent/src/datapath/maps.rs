@@ -140,6 +140,16 @@ impl Datapath {
         Ok(())
     }
 
+    /// Takes `nets` out of address set `set`; one not there is fine (a
+    /// pattern that two entries of a list share goes once).
+    pub fn remove_nets(&mut self, set: u32, nets: &[(IpAddr, u8)]) -> Result<(), DatapathError> {
+        let mut map = self.nets()?;
+        for &(ip, len) in nets {
+            let _ = map.remove(&net_key(set, ip, len));
+        }
+        Ok(())
+    }
+
     /// A stick table's settings, at its index.
     pub fn set_stick_table(&mut self, id: u32, conf: &StickTableConf) -> Result<(), DatapathError> {
         self.array::<StickTableConf>(STICK_TABLES_MAP)?

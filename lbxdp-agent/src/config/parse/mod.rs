@@ -285,6 +285,8 @@ pub(super) struct Parsed {
     pub(super) refused: Vec<Refusal>,
     /// The files `acl ... -f` read.
     pub(super) pattern_files: Vec<String>,
+    /// HAProxy's pattern references, in the order it makes them.
+    pub(super) pattern_refs: Vec<crate::config::patref::PatRef>,
     /// How many proxies were declared before the first global `stats`
     /// line that makes HAProxy's CLI frontend, which takes a proxy id.
     pub(super) cli_slot: Option<usize>,
