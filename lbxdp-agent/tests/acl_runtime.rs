@@ -32,9 +32,7 @@ fn list_path(tb: &Testbed) -> std::path::PathBuf {
 fn config(tb: &Testbed, admin: &Path, _user: &Path, servers: &[(String, Host)]) -> String {
     let list = list_path(tb);
     std::fs::write(&list, format!("# refused clients\n{LISTED}\n")).expect("block.lst");
-    let [(_, main), ..] = servers else {
-        panic!("a server")
-    };
+    let [(_, main), ..] = servers else { panic!("a server") };
     let (lb, lb6) = (tb.lb.v4(), tb.lb.v6());
     format!(
         "global\n    stats socket {admin} mode 600 level admin\n\n\
@@ -148,15 +146,27 @@ fn acl_entries_change_without_reload(target: Target) {
     let unknown = "Unknown ACL identifier. Please use #<id> or <file>.\n\n";
     for (line, answer) in [
         ("add acl #0 bad", "'bad' is not a valid IPv4 or IPv6 address.\n\n"),
-        ("add acl #0 1.2.3.4/33", "'1.2.3.4/33' is not a valid IPv4 or IPv6 address.\n\n"),
-        ("add acl #0", "'add acl' expects two parameters: ACL identifier and pattern.\n\n"),
+        (
+            "add acl #0 1.2.3.4/33",
+            "'1.2.3.4/33' is not a valid IPv4 or IPv6 address.\n\n",
+        ),
+        (
+            "add acl #0",
+            "'add acl' expects two parameters: ACL identifier and pattern.\n\n",
+        ),
         ("add acl #99 1.2.3.4", unknown),
         ("show acl #99", unknown),
         ("show acl /nonexistent.lst", unknown),
         ("clear acl #x", unknown),
         ("clear acl", "Missing ACL identifier.\n\n"),
-        ("del acl #0", "This command expects two parameters: ACL identifier and key.\n\n"),
-        ("del acl #99 1.2.3.4", "Unknown map identifier. Please use #<id> or <file>.\n\n"),
+        (
+            "del acl #0",
+            "This command expects two parameters: ACL identifier and key.\n\n",
+        ),
+        (
+            "del acl #99 1.2.3.4",
+            "Unknown map identifier. Please use #<id> or <file>.\n\n",
+        ),
         ("del acl #0 203.0.113.9", "Key not found.\n\n"),
     ] {
         assert_eq!(bed.admin(line), answer, "{t}: {line}");
@@ -196,8 +206,16 @@ fn acl_entries_change_without_reload(target: Target) {
         wait_until("the agent to log the reload", Duration::from_secs(10), || {
             bed.lb.log().contains("SIGHUP: configuration reloaded")
         });
-        assert_eq!(entries(&bed, "#0"), [LISTED, client.as_str()], "{t}: the file read again");
-        assert_eq!(entries(&bed, "#2"), ["192.0.2.7", "2001:db8::/32"], "{t}: runtime entries forgotten");
+        assert_eq!(
+            entries(&bed, "#0"),
+            [LISTED, client.as_str()],
+            "{t}: the file read again"
+        );
+        assert_eq!(
+            entries(&bed, "#2"),
+            ["192.0.2.7", "2001:db8::/32"],
+            "{t}: runtime entries forgotten"
+        );
         assert!(curl(&bed, &v4).is_err(), "{t}: the reloaded file lists the client");
     }
 }

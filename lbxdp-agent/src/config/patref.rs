@@ -13,7 +13,7 @@ use super::{
 };
 
 /// One pattern of a reference, as written and as lbxdp matches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// What `show acl` prints before the pattern: HAProxy prints the
     /// entry's address; lbxdp a number unique in the process, which
@@ -23,6 +23,16 @@ pub struct Entry {
     /// For an address reference: the network (None for the others).
     pub net: Option<Net>,
 }
+
+/// The same pattern, whatever number it was given: two readings of one
+/// configuration are equal.
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.net == other.net
+    }
+}
+
+impl Eq for Entry {}
 
 /// An address pattern: a prefix, or an IPv4 network with a mask that
 /// isn't one (HAProxy matches those bit by bit).
@@ -124,7 +134,10 @@ impl PatRef {
 
     /// `show acl <acl>`: one line per entry, in the order they came.
     pub fn entry_lines(&self) -> String {
-        self.entries.iter().map(|e| format!("{:#x} {}\n", e.id, e.text)).collect()
+        self.entries
+            .iter()
+            .map(|e| format!("{:#x} {}\n", e.id, e.text))
+            .collect()
     }
 }
 
@@ -151,16 +164,15 @@ pub fn next_entry_id() -> u64 {
     NEXT.fetch_add(0x50, Ordering::Relaxed)
 }
 
+/// IPv4 networks with masks that aren't prefixes (network, mask).
+pub type Masks = Vec<(Ipv4Addr, Ipv4Addr)>;
+
 /// The networks of `refs` (addresses only) that feed the expression `at`,
 /// as [`super::acl::Nets::replace`] takes them.
-pub fn nets_of(refs: &[PatRef], at: &ExprAt) -> (Vec<(IpAddr, u8)>, Vec<(Ipv4Addr, Ipv4Addr)>) {
+pub fn nets_of(refs: &[PatRef], at: &ExprAt) -> (Vec<(IpAddr, u8)>, Masks) {
     let mut list = Vec::new();
     let mut masks = Vec::new();
-    for e in refs
-        .iter()
-        .filter(|r| r.feeds.contains(at))
-        .flat_map(|r| &r.entries)
-    {
+    for e in refs.iter().filter(|r| r.feeds.contains(at)).flat_map(|r| &r.entries) {
         match e.net {
             Some(Net::Prefix(ip, len)) => list.push((ip, len)),
             Some(Net::Mask(n, m)) => masks.push((n, m)),
@@ -209,12 +221,18 @@ mod tests {
 
     #[test]
     fn runtime_patterns_are_addresses_and_networks_only() {
-        assert_eq!(Net::parse("192.0.2.1"), Some(Net::Prefix("192.0.2.1".parse().unwrap(), 32)));
+        assert_eq!(
+            Net::parse("192.0.2.1"),
+            Some(Net::Prefix("192.0.2.1".parse().unwrap(), 32))
+        );
         assert_eq!(
             Net::parse("10.0.0.0/255.0.255.0"),
             Some(Net::Mask("10.0.0.0".parse().unwrap(), "255.0.255.0".parse().unwrap()))
         );
-        assert_eq!(Net::parse("2001:db8::/32"), Some(Net::Prefix("2001:db8::".parse().unwrap(), 32)));
+        assert_eq!(
+            Net::parse("2001:db8::/32"),
+            Some(Net::Prefix("2001:db8::".parse().unwrap(), 32))
+        );
         for bad in ["bad", "300.1.1.1", "1.2.3.4/33", "localhost"] {
             assert_eq!(Net::parse(bad), None, "{bad}");
         }

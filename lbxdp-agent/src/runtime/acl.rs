@@ -213,15 +213,20 @@ mod tests {
         let texts: Vec<&str> = shown.lines().filter_map(|l| l.split_once(' ').map(|x| x.1)).collect();
         assert_eq!(texts, ["192.0.2.1", "192.0.2.1", "10.0.0.0/8"]);
         assert!(shown.starts_with("0x"));
-        assert!(
-            run(&mut r, "show", &[])
-                .is_ok_and(|o| o.answer.starts_with("# id (file) description\n0 (/tmp/block.lst) pattern loaded"))
-        );
+        assert!(run(&mut r, "show", &[]).is_ok_and(|o| {
+            o.answer
+                .starts_with("# id (file) description\n0 (/tmp/block.lst) pattern loaded")
+        }));
         // Every entry written so goes; an absent one is HAProxy's error.
         assert!(run(&mut r, "del", &["#0", "192.0.2.1"]).is_ok());
         assert_eq!(run(&mut r, "del", &["#0", "192.0.2.1"]), Err("Key not found.\n".into()));
         // By the number `show acl` printed.
-        let id = shown.lines().nth(2).and_then(|l| l.split_once(' ')).map(|x| x.0).unwrap_or("");
+        let id = shown
+            .lines()
+            .nth(2)
+            .and_then(|l| l.split_once(' '))
+            .map(|x| x.0)
+            .unwrap_or("");
         assert!(run(&mut r, "del", &["#0", &format!("#{id}")]).is_ok());
         assert_eq!(r[0].entries.len(), 0);
         run(&mut r, "add", &["#0", "10.0.0.0/8"]).ok();

@@ -10,11 +10,11 @@ use super::{
 };
 use crate::config::{
     acl::{Acl, AclExpr, Cond, Fetch, IntRange, Nets, Patterns, Term, Undecided},
-    patref::{Entry, ExprAt, Net, PatRef, next_entry_id},
     addr::{parse_masked_v4, parse_net},
     diag::Origin,
     keywords::invalid_name_char,
     model::Unsupported,
+    patref::{Entry, ExprAt, Net, PatRef, next_entry_id},
 };
 
 /// HAProxy 2.6's predefined ACLs, for names no `acl` line defines.
@@ -90,6 +90,9 @@ fn int_pattern(op: &str, w: &str) -> Result<IntRange, String> {
         },
     })
 }
+
+/// A pattern and, for a file's, its line and the file.
+type Value = (String, Option<(usize, String)>);
 
 /// An expression, what HAProxy can fetch it in, its pattern references.
 type ExprParsed = (AclExpr, (String, u32), Vec<usize>);
@@ -183,8 +186,7 @@ impl Parser<'_> {
                 }
             }
         }
-        let mut values: Vec<(String, Option<(usize, String)>)> =
-            words[i.min(words.len())..].iter().map(|w| (w.clone(), None)).collect();
+        let mut values: Vec<Value> = words[i.min(words.len())..].iter().map(|w| (w.clone(), None)).collect();
         let inline_count = values.len();
         for f in &files {
             let lines = self.pattern_file(f)?;
@@ -281,7 +283,8 @@ impl Parser<'_> {
             }
         }
         let addresses = matches!(patterns, Patterns::Nets(_));
-        let refs = self.pattern_refs(&values, &parsed_nets, inline_count, &files, (whole, unique_id), at, addresses);
+        let read: Vec<(Value, Option<Net>)> = values.iter().cloned().zip(parsed_nets).collect();
+        let refs = self.pattern_refs(&read, inline_count, &files, (whole, unique_id), at, addresses);
         let mut fetch = parsed.fetch;
         if patterns == Patterns::Other && !matches!(fetch, Fetch::Other { .. }) {
             fetch = Fetch::Other {
@@ -314,18 +317,16 @@ impl Parser<'_> {
     /// HAProxy's pattern references of one expression: each `-f` file's
     /// (made by its first user, with the file's patterns), then the inline
     /// one (`-u` names an existing one to share, or gives the new one's id).
-    #[allow(clippy::too_many_arguments)]
     fn pattern_refs(
         &mut self,
-        values: &[(String, Option<(usize, String)>)],
-        nets: &[Option<Net>],
+        values: &[(Value, Option<Net>)],
         inline_count: usize,
         files: &[String],
         (whole, unique_id): (&str, i64),
         at: &Origin,
         addresses: bool,
     ) -> Vec<usize> {
-        let entry = |(v, net): (&(String, Option<(usize, String)>), &Option<Net>)| Entry {
+        let entry = |(v, net): &(Value, Option<Net>)| Entry {
             id: next_entry_id(),
             text: v.0.clone(),
             net: *net,
@@ -342,7 +343,6 @@ impl Parser<'_> {
                     let mut r = PatRef::file(f, at, addresses);
                     r.entries = values
                         .iter()
-                        .zip(nets)
                         .skip(inline_count)
                         .filter(|(v, _)| v.1.as_ref().is_some_and(|(_, from)| from == f))
                         .map(entry)
@@ -354,7 +354,7 @@ impl Parser<'_> {
             used.push(i);
         }
         let kw = whole.split(['(', ',']).next().unwrap_or(whole);
-        let inline: Vec<Entry> = values.iter().zip(nets).take(inline_count).map(entry).collect();
+        let inline: Vec<Entry> = values.iter().take(inline_count).map(entry).collect();
         match refs.iter().position(|r| unique_id != -1 && r.id == unique_id) {
             Some(i) => refs[i].entries.extend(inline),
             None => {
