@@ -217,5 +217,8 @@ fn acl_entries_change_without_reload(target: Target) {
             "{t}: runtime entries forgotten"
         );
         assert!(curl(&bed, &v4).is_err(), "{t}: the reloaded file lists the client");
+        // The reloaded rules follow the runtime API as the first ones did.
+        assert_eq!(bed.admin(&format!("del acl {list} {client}")), "\n", "{t}");
+        assert_eq!(curl(&bed, &v4), Ok("web1".into()), "{t}: deleted after the reload");
     }
 }

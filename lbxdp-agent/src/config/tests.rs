@@ -1123,3 +1123,35 @@ fn pattern_references_are_numbered_as_haproxy_numbers_them() {
     assert_eq!(feeds(4), [("fe".into(), 3, 0)]);
     assert!(config.pattern_refs[0].addresses && !config.pattern_refs[1].addresses);
 }
+
+/// A named defaults section's ACLs are the proxies' too: `add acl` on their
+/// references reaches every frontend that inherits them (ids as HAProxy's).
+#[test]
+fn inherited_acls_are_fed_by_the_defaults_references() {
+    let cfg = "defaults base\n mode tcp\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n\
+               \x20acl blk src -f /b.lst\n tcp-request connection reject if blk\n\
+               frontend fe from base\n bind 127.0.0.1:8080\n acl x src 3.3.3.3\n\
+               \x20tcp-request connection reject if x\n default_backend be\n\
+               frontend fe2 from base\n bind 127.0.0.1:8081\n default_backend be\n\
+               defaults\n mode tcp\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n\
+               backend be\n server s 127.0.0.1:8099\n";
+    let read = |p: &str| (p == "/b.lst").then(|| b"10.0.0.0/8\n".to_vec());
+    let (config, _) = super::parse_sources_reading(
+        &[Source {
+            name: "d.cfg",
+            data: cfg.as_bytes(),
+        }],
+        &|_| None,
+        &read,
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let heirs: Vec<(&str, usize, usize)> = config.pattern_refs[0]
+        .feeds
+        .iter()
+        .filter(|f| !f.proxy.starts_with("defaults "))
+        .map(|f| (f.proxy.as_str(), f.acl, f.expr))
+        .collect();
+    assert_eq!(heirs, [("fe", 0, 0), ("fe2", 0, 0)]);
+    assert_eq!(config.pattern_refs[2].feeds.len(), 1);
+    assert_eq!(config.pattern_refs[2].feeds[0].acl, 1, "after the inherited one");
+}

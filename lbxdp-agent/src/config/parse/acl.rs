@@ -91,6 +91,17 @@ fn int_pattern(op: &str, w: &str) -> Result<IntRange, String> {
     })
 }
 
+/// Who holds an expression, for [`ExprAt::proxy`]: the proxy's name, or
+/// for a defaults section (whose rules the proxies after it inherit) a
+/// name no proxy can have (names have no spaces), copied to each heir.
+pub(super) fn expr_owner(p: &Draft) -> String {
+    if p.kind == super::Kind::Defaults {
+        format!("defaults at {}", p.origin)
+    } else {
+        p.name.clone()
+    }
+}
+
 /// A pattern and, for a file's, its line and the file.
 type Value = (String, Option<(usize, String)>);
 
@@ -395,7 +406,7 @@ impl Parser<'_> {
                     self.feed_refs(
                         &refs,
                         ExprAt {
-                            proxy: p.name.clone(),
+                            proxy: expr_owner(p),
                             acl: i,
                             expr: p.acls[i].exprs.len(),
                         },
@@ -407,7 +418,7 @@ impl Parser<'_> {
                     self.feed_refs(
                         &refs,
                         ExprAt {
-                            proxy: p.name.clone(),
+                            proxy: expr_owner(p),
                             acl: p.acls.len(),
                             expr: 0,
                         },
@@ -464,7 +475,7 @@ impl Parser<'_> {
                 self.feed_refs(
                     &refs,
                     ExprAt {
-                        proxy: p.name.clone(),
+                        proxy: expr_owner(p),
                         acl: p.acls.len(),
                         expr: 0,
                     },
@@ -489,7 +500,7 @@ impl Parser<'_> {
                         self.feed_refs(
                             &refs,
                             ExprAt {
-                                proxy: p.name.clone(),
+                                proxy: expr_owner(p),
                                 acl: p.acls.len(),
                                 expr: 0,
                             },
