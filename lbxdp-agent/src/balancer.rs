@@ -868,26 +868,6 @@ async fn apply(
     Ok(())
 }
 
-/// Networks with the bits past their prefix cleared: the keys the trie
-/// holds for them.
-fn masked_nets(nets: &[(IpAddr, u8)]) -> std::collections::HashSet<(IpAddr, u8)> {
-    nets.iter()
-        .map(|&(ip, len)| {
-            let ip = match ip {
-                IpAddr::V4(a) => {
-                    let bits = u32::from(a) & u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
-                    IpAddr::from(std::net::Ipv4Addr::from(bits))
-                }
-                IpAddr::V6(a) => {
-                    let bits = u128::from(a) & u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
-                    IpAddr::from(std::net::Ipv6Addr::from(bits))
-                }
-            };
-            (ip, len)
-        })
-        .collect()
-}
-
 /// A frontend's rules as the program takes them, `nbsrv` as the snapshot has it.
 fn rules_value(
     p: &Plan,
@@ -1419,9 +1399,7 @@ impl crate::engine::Engine for XdpEngine<'_> {
     }
 
     /// The LPM set of each list the line feeds in the frontend's rules:
-    /// what left goes, then what came is added; keys are compared masked,
-    /// as the trie holds them, so a network two entries share stays while
-    /// one of them does.
+    /// what left goes, then what came is added (see `nets_change`).
     fn update_acl_list(
         &mut self,
         at: &crate::config::patref::ExprAt,
@@ -1434,9 +1412,7 @@ impl crate::engine::Engine for XdpEngine<'_> {
         let (Some(rules), Some((sets, _))) = (&fe.rules, self.live.rules.get(&fe.id)) else {
             return Ok(());
         };
-        let (old, new) = (masked_nets(old), masked_nets(new));
-        let gone: Vec<(IpAddr, u8)> = old.difference(&new).copied().collect();
-        let came: Vec<(IpAddr, u8)> = new.difference(&old).copied().collect();
+        let (gone, came) = crate::datapath::nets_change(old, new);
         for (list, _) in rules
             .origins
             .iter()
