@@ -92,6 +92,7 @@ pub fn execute(refs: &mut [PatRef], req: &AclRequest, masks: bool) -> Result<Out
         AclRequest::Del(name, key) => {
             // HAProxy's own slip: this one says "map".
             let r = lookup(refs, name).ok_or("Unknown map identifier. Please use #<id> or <file>.\n")?;
+            addresses_only(r)?;
             let before = r.entries.len();
             // `#<ref>` names one entry by what `show acl` printed; else
             // every entry written as `key` goes, as HAProxy compares text.
@@ -107,6 +108,7 @@ pub fn execute(refs: &mut [PatRef], req: &AclRequest, masks: bool) -> Result<Out
         }
         AclRequest::Clear(name) => {
             let r = lookup(refs, name).ok_or(UNKNOWN)?;
+            addresses_only(r)?;
             let had = !r.entries.is_empty();
             r.entries.clear();
             (name, had)
@@ -122,17 +124,24 @@ pub fn execute(refs: &mut [PatRef], req: &AclRequest, masks: bool) -> Result<Out
     })
 }
 
+/// HAProxy changes any reference; lbxdp's matchers for the others (ports,
+/// counters) are fixed when the configuration is read, so a change to one
+/// is refused rather than shown by `show acl` and not applied.
+fn addresses_only(r: &PatRef) -> Result<(), String> {
+    if r.addresses {
+        return Ok(());
+    }
+    Err(format!(
+        "lbxdp changes only address ACLs (src, dst) at run time; #{} is {} \
+         Change the configuration and reload instead.\n",
+        r.id,
+        r.description()
+    ))
+}
+
 /// `add acl`: an address or network, appended (a duplicate too, as in HAProxy).
 fn add(r: &mut PatRef, pattern: &str, masks: bool) -> Result<(), String> {
-    if !r.addresses {
-        // HAProxy would add it; lbxdp's matchers for these are fixed at load.
-        return Err(format!(
-            "lbxdp changes only address ACLs (src, dst) at run time; #{} is {} \
-             Change the configuration and reload instead.\n",
-            r.id,
-            r.description()
-        ));
-    }
+    addresses_only(r)?;
     let net = Net::parse(pattern).ok_or_else(|| format!("'{pattern}' is not a valid IPv4 or IPv6 address.\n"))?;
     if let Net::Mask(n, m) = net
         && !masks
@@ -233,7 +242,12 @@ mod tests {
         assert!(run(&mut r, "clear", &["#0"]).is_ok_and(|o| o.changed.len() == 1));
         assert_eq!(r[0].entries.len(), 0);
         // Not addresses: refused, never silently taken.
-        assert!(run(&mut r, "add", &["#2", "80"]).is_err_and(|e| e.contains("only address ACLs")));
+        for (verb, args) in [("add", &["#2", "80"][..]), ("del", &["#2", "80"]), ("clear", &["#2"])] {
+            assert!(
+                run(&mut r, verb, args).is_err_and(|e| e.contains("only address ACLs")),
+                "{verb}"
+            );
+        }
         // Masks that aren't prefixes: as the engine can.
         let req = parse("add", &["#1", "10.0.0.0/255.0.255.0"]).unwrap_or(AclRequest::List);
         assert!(execute(&mut r, &req, false).is_err_and(|e| e.contains("XDP")));
