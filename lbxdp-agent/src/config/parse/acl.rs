@@ -348,6 +348,8 @@ impl Parser<'_> {
             let i = match refs.iter().position(|r| r.file.as_deref() == Some(f.as_str())) {
                 Some(i) => {
                     refs[i].origins.push(at.clone());
+                    // Changed at run time only if every user matches addresses.
+                    refs[i].addresses &= addresses;
                     i
                 }
                 None => {
