@@ -333,6 +333,7 @@ impl<E: Engine> Agent<E> {
             Command::ShowBackend => stats::show_backend(&self.config),
             Command::ShowSess => self.engine.sessions(),
             Command::Table(req) => self.table_command(&req)?,
+            Command::Acl(req) => self.acl_command(&req)?,
             Command::SetState(id, state) => {
                 self.server(&id)?;
                 self.monitor.set_state(&id, state);
@@ -414,6 +415,38 @@ impl<E: Engine> Agent<E> {
             return Err("Entry currently in use, cannot remove\n".into());
         }
         Ok(String::new())
+    }
+
+    /// `show acl`, `add acl`, `del acl`, `clear acl`: the reference
+    /// changes, then each address list it feeds, in the configuration's
+    /// shared sets (the proxy's rules hold them) and in the engine.
+    fn acl_command(&mut self, req: &crate::runtime::acl::AclRequest) -> Result<String, String> {
+        use crate::config::patref::nets_of;
+        let refs = &mut self.config.pattern_refs;
+        let outcome = crate::runtime::acl::execute(refs, req, self.engine.takes_masks())?;
+        for at in &outcome.changed {
+            let Some(nets) = self
+                .config
+                .frontends
+                .iter()
+                .find(|f| f.name == at.proxy)
+                .and_then(|f| f.acls.get(at.acl))
+                .and_then(|a| a.exprs.get(at.expr))
+                .and_then(|e| match &e.patterns {
+                    crate::config::acl::Patterns::Nets(n) => Some(n),
+                    _ => None,
+                })
+            else {
+                continue;
+            };
+            let old = nets.list();
+            let (list, masks) = nets_of(&self.config.pattern_refs, at);
+            nets.replace(list.clone(), masks);
+            self.engine
+                .update_acl_list(at, &old, &list)
+                .map_err(|e| format!("The datapath couldn't follow: {e:#}\n"))?;
+        }
+        Ok(outcome.answer)
     }
 
     /// The backend and initial weight of a server the config has, or HAProxy's error.

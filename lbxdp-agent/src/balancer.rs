@@ -1398,6 +1398,39 @@ impl crate::engine::Engine for XdpEngine<'_> {
         stick_dumps(self.dp, &self.live, name)
     }
 
+    /// The LPM set of each list the line feeds in the frontend's rules:
+    /// what left goes, then what came is added (see `nets_change`).
+    fn update_acl_list(
+        &mut self,
+        at: &crate::config::patref::ExprAt,
+        old: &[(IpAddr, u8)],
+        new: &[(IpAddr, u8)],
+    ) -> anyhow::Result<()> {
+        let Some(fe) = self.live.plan.frontends.iter().find(|f| f.name == at.proxy) else {
+            return Ok(());
+        };
+        let (Some(rules), Some((sets, _))) = (&fe.rules, self.live.rules.get(&fe.id)) else {
+            return Ok(());
+        };
+        let (gone, came) = crate::datapath::nets_change(old, new);
+        for (list, _) in rules
+            .origins
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| **o == (at.acl, at.expr))
+        {
+            let Some(&set) = sets.get(list) else { continue };
+            self.dp.remove_nets(set, &gone)?;
+            self.dp.add_nets(set, &came)?;
+        }
+        Ok(())
+    }
+
+    /// The program looks addresses up by longest prefix.
+    fn takes_masks(&self) -> bool {
+        false
+    }
+
     fn clear_stick_table(&mut self, name: &str, select: &crate::stick::Select) -> anyhow::Result<usize> {
         let Some(dump) = stick_dumps(self.dp, &self.live, Some(name))?.pop() else {
             anyhow::bail!("No such table");

@@ -41,6 +41,20 @@ pub trait Engine {
     /// in use and stay). Err: no such table, or this engine can't.
     fn clear_stick_table(&mut self, name: &str, select: &crate::stick::Select) -> anyhow::Result<usize>;
 
+    /// `add acl`, `del acl`, `clear acl`: the address list of line `at.expr`
+    /// of ACL `at.acl` of frontend `at.proxy` went from `old` to `new` (the
+    /// configuration's shared [`crate::config::acl::Nets`] already hold
+    /// `new`). Flows already open are left alone. Err: it couldn't follow.
+    fn update_acl_list(
+        &mut self,
+        at: &crate::config::patref::ExprAt,
+        old: &[(std::net::IpAddr, u8)],
+        new: &[(std::net::IpAddr, u8)],
+    ) -> anyhow::Result<()>;
+
+    /// Whether address lists may hold IPv4 masks that aren't prefixes.
+    fn takes_masks(&self) -> bool;
+
     /// Logs the counters (`--stats-interval`).
     fn log_counters(&self);
 

@@ -124,6 +124,20 @@ impl crate::engine::Engine for ProxyEngine {
             .ok_or_else(|| anyhow::anyhow!("No such table"))
     }
 
+    /// The rules hold the configuration's own sets, already changed.
+    fn update_acl_list(
+        &mut self,
+        _: &crate::config::patref::ExprAt,
+        _: &[(std::net::IpAddr, u8)],
+        _: &[(std::net::IpAddr, u8)],
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn takes_masks(&self) -> bool {
+        true
+    }
+
     fn log_counters(&self) {
         match serde_json::to_string(&self.proxy.stats()) {
             Ok(s) => info!("stats: {s}"),

@@ -7,6 +7,7 @@
 use std::{
     collections::HashSet,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{Arc, RwLock},
 };
 
 use super::{
@@ -73,8 +74,17 @@ impl IntRange {
 /// Addresses and networks (address, prefix length), as written, and indexed
 /// so that a long `-f` list costs a few hash lookups per connection, not a
 /// scan: one per distinct prefix length.
+///
+/// Shared: clones of a configuration (the proxy's rules are one) see the
+/// same set, so the runtime API's `add acl`/`del acl` reach every holder
+/// with one [`Nets::replace`], and the next connection sees the change.
 #[derive(Debug, Clone)]
 pub struct Nets {
+    live: Arc<RwLock<NetsIndex>>,
+}
+
+#[derive(Debug, Default)]
+struct NetsIndex {
     list: Vec<(IpAddr, u8)>,
     /// Per prefix length (IPv4-mapped lengths for IPv4 networks, so one
     /// table serves both families), longest first, the masked networks.
@@ -87,7 +97,13 @@ pub struct Nets {
 
 impl PartialEq for Nets {
     fn eq(&self, other: &Self) -> bool {
-        self.list == other.list && self.masks == other.masks
+        // One set: equal, and its lock isn't taken twice by this thread
+        // (which std's RwLock doesn't promise to allow).
+        if Arc::ptr_eq(&self.live, &other.live) {
+            return true;
+        }
+        let (a, b) = (self.read(), other.read());
+        a.list == b.list && a.masks == b.masks
     }
 }
 
@@ -109,8 +125,8 @@ fn masked(a: u128, len: u8) -> u128 {
     }
 }
 
-impl Nets {
-    pub fn new(list: Vec<(IpAddr, u8)>) -> Nets {
+impl NetsIndex {
+    fn new(list: Vec<(IpAddr, u8)>, masks: Vec<(Ipv4Addr, Ipv4Addr)>) -> NetsIndex {
         let mut by_len: Vec<(u8, HashSet<u128>)> = Vec::new();
         for &(net, len) in &list {
             let len = match net {
@@ -126,46 +142,62 @@ impl Nets {
             }
         }
         by_len.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
-        Nets {
-            list,
-            by_len,
-            masks: Vec::new(),
-        }
+        let masks = masks
+            .into_iter()
+            .map(|(net, mask)| (u32::from(net) & u32::from(mask), u32::from(mask)))
+            .collect();
+        NetsIndex { list, by_len, masks }
+    }
+}
+
+impl Nets {
+    pub fn new(list: Vec<(IpAddr, u8)>) -> Nets {
+        Nets::with_masks(list, Vec::new())
     }
 
     /// As `new`, with IPv4 networks whose mask isn't a prefix (network, mask).
     pub fn with_masks(list: Vec<(IpAddr, u8)>, masks: Vec<(Ipv4Addr, Ipv4Addr)>) -> Nets {
-        let mut nets = Nets::new(list);
-        nets.masks = masks
-            .into_iter()
-            .map(|(net, mask)| (u32::from(net) & u32::from(mask), u32::from(mask)))
-            .collect();
-        nets
+        Nets {
+            live: Arc::new(RwLock::new(NetsIndex::new(list, masks))),
+        }
+    }
+
+    /// A poisoned lock only means a panic elsewhere while it was held; the
+    /// index is replaced whole, so what it holds is still consistent.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, NetsIndex> {
+        self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Puts these networks in place of the current ones, for every clone.
+    pub fn replace(&self, list: Vec<(IpAddr, u8)>, masks: Vec<(Ipv4Addr, Ipv4Addr)>) {
+        let index = NetsIndex::new(list, masks);
+        *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = index;
     }
 
     /// The networks whose mask isn't a prefix (network, mask): matched
     /// here, but beyond what a longest prefix match can hold.
-    pub fn non_contiguous(&self) -> &[(u32, u32)] {
-        &self.masks
+    pub fn non_contiguous(&self) -> Vec<(u32, u32)> {
+        self.read().masks.clone()
     }
 
     /// The networks as written (address, prefix length).
-    pub fn list(&self) -> &[(IpAddr, u8)] {
-        &self.list
+    pub fn list(&self) -> Vec<(IpAddr, u8)> {
+        self.read().list.clone()
     }
 
     /// Whether `ip` is in one of the networks.
     pub fn contains(&self, ip: IpAddr) -> bool {
+        let index = self.read();
         // An IPv4 /0 is every IPv4 address (the mapped range), not every address.
         let a = as_v6(ip);
-        if self.by_len.iter().any(|(len, set)| set.contains(&masked(a, *len))) {
+        if index.by_len.iter().any(|(len, set)| set.contains(&masked(a, *len))) {
             return true;
         }
         let v4 = match ip {
             IpAddr::V4(v4) => Some(v4),
             IpAddr::V6(v6) => v6.to_ipv4_mapped(),
         };
-        v4.is_some_and(|v4| self.masks.iter().any(|&(net, mask)| u32::from(v4) & mask == net))
+        v4.is_some_and(|v4| index.masks.iter().any(|&(net, mask)| u32::from(v4) & mask == net))
     }
 }
 
@@ -486,6 +518,11 @@ mod tests {
         assert!(!odd.contains(ip("10.7.1.9")));
         assert!(!odd.contains(ip("11.7.0.9")));
         assert_eq!(odd.non_contiguous(), [(0x0a00_0000, 0xff00_ff00)]);
+        // A replacement reaches every clone.
+        let shared = many.clone();
+        many.replace(vec![(ip("11.0.0.0"), 8)], vec![]);
+        assert!(shared.contains(ip("11.0.0.1")));
+        assert!(!shared.contains(ip("10.200.3.4")));
     }
 
     #[test]

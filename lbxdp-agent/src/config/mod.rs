@@ -12,6 +12,7 @@ mod keywords;
 pub mod lex;
 pub mod model;
 mod parse;
+pub mod patref;
 mod resolve;
 pub mod stick;
 pub mod time;

@@ -19,6 +19,8 @@ pub struct Config {
     pub refused: Vec<Refusal>,
     /// The files `acl ... -f FILE` read, as written: a reload reads them again.
     pub pattern_files: Vec<String>,
+    /// HAProxy's pattern references (`show acl`), by id.
+    pub pattern_refs: Vec<super::patref::PatRef>,
     /// The stick tables (`stick-table` in a frontend, backend or listen,
     /// named after it), in the order they were declared.
     pub tables: Vec<super::stick::StickTable>,

@@ -52,7 +52,9 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
         refused: bind_refusals,
         cli_slot,
         pattern_files,
+        mut pattern_refs,
     } = parsed;
+    super::patref::number(&mut pattern_refs);
     let ids = proxy_ids(&proxies, cli_slot);
     let mut stats_refusals = Vec::new();
     let pages: Vec<Option<StatsPage>> = proxies
@@ -180,6 +182,7 @@ pub fn resolve(parsed: Parsed, diags: &mut Diags) -> Config {
         backends,
         refused: refusals(bind_refusals, stats_refusals, &proxies),
         pattern_files,
+        pattern_refs,
         tables,
         listeners,
     }

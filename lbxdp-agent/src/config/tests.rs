@@ -1063,3 +1063,95 @@ fn rules_name_sections_that_must_exist() {
          cache c\n total-max-size 4\n"
     ));
 }
+
+/// HAProxy 2.6's `show acl` on this config (its own HTTP client's two
+/// references, which come last, left out): a file's reference first and
+/// shared, every expression's inline one (a `-f` line's is empty), an
+/// anonymous one, a predefined ACL where it is used, a `-u` id kept and the
+/// others numbered around it (checked against `haproxy` 2.6.12's `show acl`).
+#[test]
+fn pattern_references_are_numbered_as_haproxy_numbers_them() {
+    let cfg = "defaults\n mode tcp\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n\
+               frontend fe\n bind 127.0.0.1:8080\n\
+               \x20acl blocked src -f /b.lst\n\
+               \x20acl inl src 1.2.3.4 5.6.7.0/24\n\
+               \x20acl p dst_port -u 1 80\n\
+               \x20tcp-request connection reject if blocked\n\
+               \x20tcp-request connection reject if { src 9.9.9.9 } inl p\n\
+               \x20default_backend be\n\
+               frontend fe2\n bind 127.0.0.1:8081\n\
+               \x20acl blocked2 src -f /b.lst\n\
+               \x20tcp-request connection reject if blocked2 || LOCALHOST\n\
+               \x20default_backend be\n\
+               backend be\n server s 127.0.0.1:8099\n";
+    let read = |p: &str| (p == "/b.lst").then(|| b"10.0.0.0/8\n# a comment\n192.0.2.1\n".to_vec());
+    let (config, _) = super::parse_sources_reading(
+        &[Source {
+            name: "h.cfg",
+            data: cfg.as_bytes(),
+        }],
+        &|_| None,
+        &read,
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let shown: Vec<String> = config.pattern_refs.iter().map(|r| r.list_line()).collect();
+    let end = " curr_ver=0 next_ver=0 entry_cnt=";
+    assert_eq!(
+        shown,
+        [
+            format!(
+                "0 (/b.lst) pattern loaded from file '/b.lst' used by acl at file 'h.cfg' line 8, by acl at file \
+                 'h.cfg' line 16.{end}2\n"
+            ),
+            format!("1 () acl 'dst_port' file 'h.cfg' line 10.{end}1\n"),
+            format!("2 () acl 'src' file 'h.cfg' line 8.{end}0\n"),
+            format!("3 () acl 'src' file 'h.cfg' line 9.{end}2\n"),
+            format!("4 () acl 'src' file 'h.cfg' line 12.{end}1\n"),
+            format!("5 () acl 'src' file 'h.cfg' line 16.{end}0\n"),
+            format!("6 () acl 'src' file 'h.cfg' line 17.{end}2\n"),
+        ]
+    );
+    // Which expressions each feeds: the file both `blocked` lines.
+    let feeds = |id: usize| -> Vec<(String, usize, usize)> {
+        config.pattern_refs[id]
+            .feeds
+            .iter()
+            .map(|f| (f.proxy.clone(), f.acl, f.expr))
+            .collect()
+    };
+    assert_eq!(feeds(0), [("fe".into(), 0, 0), ("fe2".into(), 0, 0)]);
+    assert_eq!(feeds(4), [("fe".into(), 3, 0)]);
+    assert!(config.pattern_refs[0].addresses && !config.pattern_refs[1].addresses);
+}
+
+/// A named defaults section's ACLs are the proxies' too: `add acl` on their
+/// references reaches every frontend that inherits them (ids as HAProxy's).
+#[test]
+fn inherited_acls_are_fed_by_the_defaults_references() {
+    let cfg = "defaults base\n mode tcp\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n\
+               \x20acl blk src -f /b.lst\n tcp-request connection reject if blk\n\
+               frontend fe from base\n bind 127.0.0.1:8080\n acl x src 3.3.3.3\n\
+               \x20tcp-request connection reject if x\n default_backend be\n\
+               frontend fe2 from base\n bind 127.0.0.1:8081\n default_backend be\n\
+               defaults\n mode tcp\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n\
+               backend be\n server s 127.0.0.1:8099\n";
+    let read = |p: &str| (p == "/b.lst").then(|| b"10.0.0.0/8\n".to_vec());
+    let (config, _) = super::parse_sources_reading(
+        &[Source {
+            name: "d.cfg",
+            data: cfg.as_bytes(),
+        }],
+        &|_| None,
+        &read,
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let heirs: Vec<(&str, usize, usize)> = config.pattern_refs[0]
+        .feeds
+        .iter()
+        .filter(|f| !f.proxy.starts_with("defaults "))
+        .map(|f| (f.proxy.as_str(), f.acl, f.expr))
+        .collect();
+    assert_eq!(heirs, [("fe", 0, 0), ("fe2", 0, 0)]);
+    assert_eq!(config.pattern_refs[2].feeds.len(), 1);
+    assert_eq!(config.pattern_refs[2].feeds[0].acl, 1, "after the inherited one");
+}

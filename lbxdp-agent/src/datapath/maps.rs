@@ -47,6 +47,37 @@ fn net_key(set: u32, ip: IpAddr, len: u8) -> Key<NetKey> {
     )
 }
 
+/// Networks (address, prefix length).
+pub type NetList = Vec<(IpAddr, u8)>;
+
+/// What an address set loses and gains when its networks go from `old`
+/// to `new`, compared as the trie holds them (bits past the prefix
+/// cleared): a network two entries share (`10.0.0.1/8`, `10.0.0.0/8`) is
+/// one key, which stays while one of them does.
+pub fn nets_change(old: &[(IpAddr, u8)], new: &[(IpAddr, u8)]) -> (NetList, NetList) {
+    let masked = |nets: &[(IpAddr, u8)]| -> std::collections::BTreeSet<(IpAddr, u8)> {
+        nets.iter()
+            .map(|&(ip, len)| match ip {
+                IpAddr::V4(a) => {
+                    let len = len.min(32);
+                    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                    (IpAddr::from(std::net::Ipv4Addr::from(u32::from(a) & mask)), len)
+                }
+                IpAddr::V6(a) => {
+                    let len = len.min(128);
+                    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                    (IpAddr::from(std::net::Ipv6Addr::from(u128::from(a) & mask)), len)
+                }
+            })
+            .collect()
+    };
+    let (old, new) = (masked(old), masked(new));
+    (
+        old.difference(&new).copied().collect(),
+        new.difference(&old).copied().collect(),
+    )
+}
+
 /// `FRONTEND_PORTS`' word and bit for a port.
 fn port_bit(port: u16) -> (u32, u64) {
     let (word, bit) = (u32::from(port >> 6), 1u64 << (port & 63));
@@ -136,6 +167,16 @@ impl Datapath {
         let mut map = self.nets()?;
         for &(ip, len) in nets {
             map.insert(&net_key(set, ip, len), 1, 0).map_err(other)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `nets` out of address set `set`; one not there is fine (a
+    /// pattern that two entries of a list share goes once).
+    pub fn remove_nets(&mut self, set: u32, nets: &[(IpAddr, u8)]) -> Result<(), DatapathError> {
+        let mut map = self.nets()?;
+        for &(ip, len) in nets {
+            let _ = map.remove(&net_key(set, ip, len));
         }
         Ok(())
     }
@@ -357,5 +398,29 @@ impl Datapath {
             *out.by_frontend.entry(flow.frontend).or_default() += 1;
         }
         Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> (IpAddr, u8) {
+        let (ip, len) = s.split_once('/').unwrap_or((s, "128"));
+        (
+            ip.parse().unwrap_or_else(|e| panic!("{s}: {e}")),
+            len.parse().unwrap_or(0),
+        )
+    }
+
+    #[test]
+    fn a_set_changes_by_masked_keys() {
+        let old = [net("10.0.0.1/8"), net("192.0.2.7/32"), net("2001:db8::1/32")];
+        let new = [net("10.0.0.0/8"), net("198.51.100.0/24")];
+        let (gone, came) = nets_change(&old, &new);
+        assert_eq!(gone, [net("192.0.2.7/32"), net("2001:db8::/32")]);
+        assert_eq!(came, [net("198.51.100.0/24")]);
+        assert_eq!(nets_change(&new, &new), (vec![], vec![]));
+        assert_eq!(nets_change(&[net("0.0.0.0/0")], &[]).0, [net("0.0.0.0/0")]);
     }
 }

@@ -15,6 +15,6 @@ mod test_run;
 pub use error::DatapathError;
 pub use fib_gen::{FibGeneration, FibWatch};
 pub use loader::{AttachMode, Datapath, Sizes, XdpModeArg};
-pub use maps::{NatMode, OpenFlows, addr_bytes};
+pub use maps::{NatMode, OpenFlows, addr_bytes, nets_change};
 pub use stats::{Counter, ProtoCounters};
 pub use test_run::TestRunOutcome;

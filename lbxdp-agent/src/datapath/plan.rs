@@ -503,6 +503,8 @@ mod tests {
         assert_eq!(r.rules.len(), 3);
         // bad (one list), hi (two ranges), { src_port 1 }, { src ... }, nbsrv.
         assert_eq!(r.lists.len(), 2);
+        // Each list says which ACL line it holds, for `add acl`/`del acl`.
+        assert_eq!(r.origins, [(0, 0), (3, 0)]);
         assert_eq!(r.exprs.len(), 6);
         assert_eq!(r.acls, [0b1, 0b110, 0b1000, 0b10000, 0b100000]);
         assert_eq!(r.rules[0].suites, [(0b1, 0b10), (0b100, 0)]);

@@ -75,6 +75,10 @@ pub struct PlanRules {
     pub rules: Vec<PlanRule>,
     /// The address lists, one per `acl` line of addresses.
     pub lists: Vec<Vec<(IpAddr, u8)>>,
+    /// Per list, where it came from: the ACL's index in the frontend's
+    /// `acls` and the line's in the ACL, which the runtime API's `add acl`
+    /// and `del acl` name (through the pattern references that feed it).
+    pub origins: Vec<(usize, usize)>,
 }
 
 /// Why a frontend's rules don't fit the program, with the place to blame.
@@ -98,6 +102,7 @@ impl PlanRules {
             tcp: fe.tcp_rules.len(),
             rules: Vec::new(),
             lists: Vec::new(),
+            origins: Vec::new(),
         };
         // The frontend's ACLs that rules use, by their index in `fe.acls`.
         let mut used: Vec<usize> = Vec::new();
@@ -183,7 +188,14 @@ impl PlanRules {
     /// range, or per constant. Err: why not, and whether it's a limit.
     fn add_acl(&mut self, fe: &Frontend, index: usize) -> Result<(), (String, bool)> {
         let mut mask = 0u32;
-        for e in fe.acls.get(index).map(|a| a.exprs.as_slice()).unwrap_or_default() {
+        for (line, e) in fe
+            .acls
+            .get(index)
+            .map(|a| a.exprs.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let mut exprs = Vec::new();
             match (&e.fetch, &e.patterns) {
                 (Fetch::NbSrv(b), p) => exprs.push(PlanExpr::NbSrv {
@@ -243,7 +255,8 @@ impl PlanRules {
                             false,
                         ));
                     }
-                    self.lists.push(nets.list().to_vec());
+                    self.lists.push(nets.list());
+                    self.origins.push((index, line));
                     exprs.push(PlanExpr::Net {
                         src: e.fetch == Fetch::Src,
                         list: self.lists.len() - 1,

@@ -56,9 +56,25 @@ pub(crate) struct Keyword {
 }
 
 const KEYWORDS: &[Keyword] = &[
+    // HAProxy 2.6 lets every level use the ACL commands.
+    Keyword {
+        words: &["add", "acl"],
+        usage: "add acl [@<ver>] <acl> <pattern>        : add an acl entry",
+        level: CliLevel::User,
+    },
+    Keyword {
+        words: &["clear", "acl"],
+        usage: "clear acl [@<ver>] <acl>                : clear the contents of this acl",
+        level: CliLevel::User,
+    },
     Keyword {
         words: &["clear", "table"],
         usage: "clear table <table> [<filter>]*         : remove an entry from a table (filter: data/key)",
+        level: CliLevel::User,
+    },
+    Keyword {
+        words: &["del", "acl"],
+        usage: "del acl <acl> [<key>|#<ref>]            : delete acl entries matching <key>",
         level: CliLevel::User,
     },
     Keyword {
@@ -105,6 +121,11 @@ const KEYWORDS: &[Keyword] = &[
         words: &["set", "weight"],
         usage: "set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)",
         level: CliLevel::Admin,
+    },
+    Keyword {
+        words: &["show", "acl"],
+        usage: "show acl [@<ver>] <acl>]                : report available acls or dump an acl's contents",
+        level: CliLevel::User,
     },
     Keyword {
         words: &["show", "backend"],
@@ -209,6 +230,10 @@ impl Session {
             ["show", "backend"] => Step::Ask(Command::ShowBackend),
             ["show", "sess"] => Step::Ask(Command::ShowSess),
             ["show", "table"] => self.table(false, rest, config),
+            [verb @ ("show" | "add" | "del" | "clear"), "acl"] => match super::acl::parse(verb, rest) {
+                Ok(req) => Step::Ask(Command::Acl(req)),
+                Err(e) => Step::Answer(format!("{e}\n")),
+            },
             ["clear", "table"] => self.table(true, rest, config),
             ["get", "weight"] => server(arg(0), config).map_or_else(|e| e, |id| Step::Ask(Command::GetWeight(id))),
             ["disable", "server"] => server_then(arg(0), config, |id| Command::SetState(id, AdminState::Maint)),

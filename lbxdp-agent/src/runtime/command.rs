@@ -77,6 +77,8 @@ pub enum Command {
     ShowSess,
     /// `show table [NAME [key K | data.* OP V ...]]`, `clear table NAME [...]`.
     Table(TableRequest),
+    /// `show acl [<acl>]`, `add acl`, `del acl`, `clear acl`.
+    Acl(super::acl::AclRequest),
     /// `set server B/S state`, `disable server` (maint), `enable server` (ready).
     SetState(ServerId, AdminState),
     SetWeight(ServerId, Weight),

@@ -1,4 +1,5 @@
 //! HAProxy's runtime API: the stats socket and the stats page's actions.
+pub mod acl;
 pub mod cli;
 pub mod command;
 pub mod http;

@@ -14,6 +14,7 @@ use crate::config::{
     diag::Origin,
     keywords::invalid_name_char,
     model::Unsupported,
+    patref::{Entry, ExprAt, Net, PatRef, next_entry_id},
 };
 
 /// HAProxy 2.6's predefined ACLs, for names no `acl` line defines.
@@ -90,6 +91,23 @@ fn int_pattern(op: &str, w: &str) -> Result<IntRange, String> {
     })
 }
 
+/// Who holds an expression, for [`ExprAt::proxy`]: the proxy's name, or
+/// for a defaults section (whose rules the proxies after it inherit) a
+/// name no proxy can have (names have no spaces), copied to each heir.
+pub(super) fn expr_owner(p: &Draft) -> String {
+    if p.kind == super::Kind::Defaults {
+        format!("defaults at {}", p.origin)
+    } else {
+        p.name.clone()
+    }
+}
+
+/// A pattern and, for a file's, its line and the file.
+type Value = (String, Option<(usize, String)>);
+
+/// An expression, what HAProxy can fetch it in, its pattern references.
+type ExprParsed = (AclExpr, (String, u32), Vec<usize>);
+
 /// Where a rule is, for HAProxy's wording of condition errors.
 pub(super) enum RuleKind<'a> {
     /// `'tcp-request connection reject' : error detected in frontend 'f' while parsing 'if' condition : ...`
@@ -138,17 +156,23 @@ impl Parser<'_> {
 
     /// One ACL expression: FETCH [flags] [operator] VALUE... Err is
     /// HAProxy's message without its final period.
-    fn acl_expr(&mut self, p: &mut Draft, words: &[String], at: &Origin) -> Result<(AclExpr, (String, u32)), String> {
+    /// Also makes HAProxy's pattern references for it (the files' first,
+    /// then the inline one) and gives their indexes in `out.pattern_refs`.
+    fn acl_expr(&mut self, p: &mut Draft, words: &[String], at: &Origin) -> Result<ExprParsed, String> {
         let whole = words.first().map_or("", String::as_str);
         let parsed = fetch_expr(whole)?;
         let mut method = parsed.method;
         let mut files = Vec::new();
+        let mut unique_id = -1;
         let mut i = 1;
         let mut ended = false;
         while let Some(w) = words.get(i).filter(|w| w.starts_with('-')) {
             match w.as_str() {
                 "-i" | "-n" | "-M" => i += 1,
-                "-u" => i += 2,
+                "-u" => {
+                    unique_id = arg(words, i + 1).parse().unwrap_or(-1);
+                    i += 2;
+                }
                 "-f" => {
                     files.push(arg(words, i + 1).to_string());
                     i += 2;
@@ -173,8 +197,8 @@ impl Parser<'_> {
                 }
             }
         }
-        let mut values: Vec<(String, Option<(usize, String)>)> =
-            words[i.min(words.len())..].iter().map(|w| (w.clone(), None)).collect();
+        let mut values: Vec<Value> = words[i.min(words.len())..].iter().map(|w| (w.clone(), None)).collect();
+        let inline_count = values.len();
         for f in &files {
             let lines = self.pattern_file(f)?;
             values.extend(
@@ -201,15 +225,18 @@ impl Parser<'_> {
                 | Fetch::ConnSlots(_)
                 | Fetch::Stick { .. }
         );
+        let mut parsed_nets: Vec<Option<Net>> = vec![None; values.len()];
         let mut patterns = match method {
             "ip" => {
                 let mut nets = Vec::new();
                 let mut masks = Vec::new();
-                for (v, src) in &values {
+                for ((v, src), parsed) in values.iter().zip(&mut parsed_nets) {
                     if let Some(net) = self.ip_pattern(v) {
                         nets.push(net);
+                        *parsed = Some(Net::Prefix(net.0, net.1));
                     } else if let Some(masked) = parse_masked_v4(v) {
                         masks.push(masked);
+                        *parsed = Some(Net::Mask(masked.0, masked.1));
                     } else {
                         return Err(format!("'{v}' is not a valid IPv4 or IPv6 address{}", place(src)));
                     }
@@ -266,6 +293,9 @@ impl Parser<'_> {
                 patterns = Patterns::Nothing;
             }
         }
+        let addresses = matches!(patterns, Patterns::Nets(_));
+        let read: Vec<(Value, Option<Net>)> = values.iter().cloned().zip(parsed_nets).collect();
+        let refs = self.pattern_refs(&read, inline_count, &files, (whole, unique_id), at, addresses);
         let mut fetch = parsed.fetch;
         if patterns == Patterns::Other && !matches!(fetch, Fetch::Other { .. }) {
             fetch = Fetch::Other {
@@ -291,7 +321,72 @@ impl Parser<'_> {
                 origin: at.clone(),
             },
             parsed.usable,
+            refs,
         ))
+    }
+
+    /// HAProxy's pattern references of one expression: each `-f` file's
+    /// (made by its first user, with the file's patterns), then the inline
+    /// one (`-u` names an existing one to share, or gives the new one's id).
+    fn pattern_refs(
+        &mut self,
+        values: &[(Value, Option<Net>)],
+        inline_count: usize,
+        files: &[String],
+        (whole, unique_id): (&str, i64),
+        at: &Origin,
+        addresses: bool,
+    ) -> Vec<usize> {
+        let entry = |(v, net): &(Value, Option<Net>)| Entry {
+            id: next_entry_id(),
+            text: v.0.clone(),
+            net: *net,
+        };
+        let refs = &mut self.out.pattern_refs;
+        let mut used = Vec::new();
+        for f in files {
+            let i = match refs.iter().position(|r| r.file.as_deref() == Some(f.as_str())) {
+                Some(i) => {
+                    refs[i].origins.push(at.clone());
+                    // Changed at run time only if every user matches addresses.
+                    refs[i].addresses &= addresses;
+                    i
+                }
+                None => {
+                    let mut r = PatRef::file(f, at, addresses);
+                    r.entries = values
+                        .iter()
+                        .skip(inline_count)
+                        .filter(|(v, _)| v.1.as_ref().is_some_and(|(_, from)| from == f))
+                        .map(entry)
+                        .collect();
+                    refs.push(r);
+                    refs.len() - 1
+                }
+            };
+            used.push(i);
+        }
+        let kw = whole.split(['(', ',']).next().unwrap_or(whole);
+        let inline: Vec<Entry> = values.iter().take(inline_count).map(entry).collect();
+        match refs.iter().position(|r| unique_id != -1 && r.id == unique_id) {
+            Some(i) => refs[i].entries.extend(inline),
+            None => {
+                let mut r = PatRef::inline(unique_id, kw, at, addresses);
+                r.entries = inline;
+                refs.push(r);
+                used.push(refs.len() - 1);
+            }
+        }
+        used
+    }
+
+    /// Notes that the expression `at` matches against the references `refs`.
+    fn feed_refs(&mut self, refs: &[usize], at: ExprAt) {
+        for &r in refs {
+            if let Some(r) = self.out.pattern_refs.get_mut(r) {
+                r.feeds.push(at.clone());
+            }
+        }
     }
 
     /// `acl NAME FETCH [flags] [operator] VALUE...`: lines of one name add up.
@@ -308,12 +403,28 @@ impl Parser<'_> {
         }
         self.note_map_files(&w[2..3.min(w.len())], at);
         match self.acl_expr(p, &w[2..], at) {
-            Ok((e, used)) => match p.acl_names.get(name) {
+            Ok((e, used, refs)) => match p.acl_names.get(name) {
                 Some(&i) => {
+                    self.feed_refs(
+                        &refs,
+                        ExprAt {
+                            proxy: expr_owner(p),
+                            acl: i,
+                            expr: p.acls[i].exprs.len(),
+                        },
+                    );
                     p.acls[i].exprs.push(e);
                     p.acl_uses[i].push(used);
                 }
                 None => {
+                    self.feed_refs(
+                        &refs,
+                        ExprAt {
+                            proxy: expr_owner(p),
+                            acl: p.acls.len(),
+                            expr: 0,
+                        },
+                    );
                     p.acl_names.insert(name.to_string(), p.acls.len());
                     p.acls.push(Acl {
                         name: Some(name.to_string()),
@@ -362,7 +473,15 @@ impl Parser<'_> {
                 };
                 let inner = words[i..i + len].to_vec();
                 i += len + 1;
-                let (e, used) = self.acl_expr(p, &inner, at)?;
+                let (e, used, refs) = self.acl_expr(p, &inner, at)?;
+                self.feed_refs(
+                    &refs,
+                    ExprAt {
+                        proxy: expr_owner(p),
+                        acl: p.acls.len(),
+                        expr: 0,
+                    },
+                );
                 p.acls.push(Acl {
                     name: None,
                     exprs: vec![e],
@@ -379,7 +498,15 @@ impl Parser<'_> {
                             .chain(values.iter().copied())
                             .map(String::from)
                             .collect();
-                        let (e, used) = self.acl_expr(p, &words, at)?;
+                        let (e, used, refs) = self.acl_expr(p, &words, at)?;
+                        self.feed_refs(
+                            &refs,
+                            ExprAt {
+                                proxy: expr_owner(p),
+                                acl: p.acls.len(),
+                                expr: 0,
+                            },
+                        );
                         p.acls.push(Acl {
                             name: Some((*n).to_string()),
                             exprs: vec![e],

@@ -285,6 +285,8 @@ pub(super) struct Parsed {
     pub(super) refused: Vec<Refusal>,
     /// The files `acl ... -f` read.
     pub(super) pattern_files: Vec<String>,
+    /// HAProxy's pattern references, in the order it makes them.
+    pub(super) pattern_refs: Vec<crate::config::patref::PatRef>,
     /// How many proxies were declared before the first global `stats`
     /// line that makes HAProxy's CLI frontend, which takes a proxy id.
     pub(super) cli_slot: Option<usize>,
@@ -765,6 +767,25 @@ impl<'e> Parser<'e> {
             Some(i) => Draft::inherit(kind, name, at.clone(), &self.defaults[i]),
             None => Draft::new(kind, name, at.clone()),
         };
+        if let Some(d) = base.and_then(|i| self.defaults.get(i))
+            && kind.fe()
+        {
+            // The inherited ACLs keep their places: `add acl` on their
+            // references reaches this proxy's copies too.
+            let from = acl::expr_owner(d);
+            for r in &mut self.out.pattern_refs {
+                let heirs: Vec<_> = r
+                    .feeds
+                    .iter()
+                    .filter(|f| f.proxy == from)
+                    .map(|f| crate::config::patref::ExprAt {
+                        proxy: draft.name.clone(),
+                        ..f.clone()
+                    })
+                    .collect();
+                r.feeds.extend(heirs);
+            }
+        }
         if kind == Kind::Defaults {
             self.defaults_index
                 .entry(draft.name.clone())

@@ -298,7 +298,7 @@ fn help_with_words_lists_the_matching_commands() {
     let help = lines(admin("help show"));
     assert_eq!(help[0], "The following commands are valid at this level:");
     let listed: Vec<&String> = help[1..help.len() - 4].iter().collect();
-    assert_eq!(listed.len(), 7);
+    assert_eq!(listed.len(), 8);
     assert!(listed.iter().all(|l| l.starts_with("  show ")));
     let servers = lines(admin("help show servers"));
     assert_eq!(servers.len(), 1 + 1 + 4);
