@@ -26,26 +26,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Each scenario against HAProxy (the reference) and lbxdp's proxy (and,
-/// with `xdp`, lbxdp's XDP datapath).
+/// Each scenario against HAProxy (the reference) and lbxdp's proxy, where
+/// XDP can't run it (`each_target!` adds XDP).
 macro_rules! both {
-    (xdp: $($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use super::common::runtime::Target;
-            #[test]
-            fn haproxy() {
-                super::$scenario(Target::Haproxy);
-            }
-            #[test]
-            fn proxy() {
-                super::$scenario(Target::Proxy);
-            }
-            #[test]
-            fn xdp() {
-                super::$scenario(Target::Xdp);
-            }
-        }
-    )*};
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             use super::common::runtime::Target;
@@ -61,7 +44,7 @@ macro_rules! both {
     )*};
 }
 
-both!(xdp: rate_limit_show_and_clear, concurrent_limit);
+each_target!(rate_limit_show_and_clear, concurrent_limit);
 // XDP keeps no session counts (be_conn, connslots), and its tables share
 // one LRU map, so a table's own `size` isn't what evicts.
 both!(switch_by_be_conn_and_connslots, size_and_expire);

@@ -76,3 +76,33 @@ pub enum StickRef {
 
 /// The slots `track-sc0` .. `track-sc2` fill (HAProxy's MAX_SESS_STKCTR).
 pub const SLOTS: usize = 3;
+
+/// HAProxy's data type names (`stktable_data_types`): these are known, and
+/// lbxdp's tables store the first five at most.
+pub const DATA_TYPES: &[&str] = &[
+    "gpc0",
+    "gpc0_rate",
+    "conn_cnt",
+    "conn_rate",
+    "conn_cur",
+    "server_id",
+    "gpt0",
+    "sess_cnt",
+    "sess_rate",
+    "http_req_cnt",
+    "http_req_rate",
+    "http_err_cnt",
+    "http_err_rate",
+    "bytes_in_cnt",
+    "bytes_in_rate",
+    "bytes_out_cnt",
+    "bytes_out_rate",
+    "gpc1",
+    "gpc1_rate",
+    "server_key",
+    "http_fail_cnt",
+    "http_fail_rate",
+    "gpt",
+    "gpc",
+    "gpc_rate",
+];

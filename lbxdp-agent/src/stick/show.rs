@@ -47,36 +47,6 @@ pub struct Select {
     pub filters: Vec<Filter>,
 }
 
-/// HAProxy's data type names (`stktable_data_types`): these are known, and
-/// lbxdp's tables store the first five at most.
-const DATA_TYPES: &[&str] = &[
-    "gpc0",
-    "gpc0_rate",
-    "conn_cnt",
-    "conn_rate",
-    "conn_cur",
-    "server_id",
-    "gpt0",
-    "sess_cnt",
-    "sess_rate",
-    "http_req_cnt",
-    "http_req_rate",
-    "http_err_cnt",
-    "http_err_rate",
-    "bytes_in_cnt",
-    "bytes_in_rate",
-    "bytes_out_cnt",
-    "bytes_out_rate",
-    "gpc1",
-    "gpc1_rate",
-    "server_key",
-    "http_fail_cnt",
-    "http_fail_rate",
-    "gpt",
-    "gpc",
-    "gpc_rate",
-];
-
 /// A data type name the table stores: Err(true) unknown, Err(false) not stored.
 fn stored(name: &str, store: &Store) -> Result<Counter, bool> {
     let c = match name {
@@ -85,7 +55,7 @@ fn stored(name: &str, store: &Store) -> Result<Counter, bool> {
         "conn_cnt" if store.conn_cnt => Counter::ConnCnt,
         "conn_rate" if store.conn_rate.is_some() => Counter::ConnRate,
         "conn_cur" if store.conn_cur => Counter::ConnCur,
-        other => return Err(!DATA_TYPES.contains(&other)),
+        other => return Err(!crate::config::stick::DATA_TYPES.contains(&other)),
     };
     Ok(c)
 }

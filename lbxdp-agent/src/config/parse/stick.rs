@@ -5,36 +5,8 @@ use super::{Draft, Parser, arg, refusal_at};
 use crate::config::{
     diag::Origin,
     model::Unsupported,
-    stick::{StickKey, StickTable, Store},
+    stick::{DATA_TYPES, StickKey, StickTable, Store},
 };
-
-/// The data a `stick-table ... store` line may keep, rate counters with a period.
-const STORE_OPTIONS: &[&str] = &[
-    "server_id",
-    "gpc",
-    "gpc_rate",
-    "gpc0",
-    "gpc0_rate",
-    "gpc1",
-    "gpc1_rate",
-    "gpt",
-    "gpt0",
-    "conn_cnt",
-    "conn_cur",
-    "conn_rate",
-    "sess_cnt",
-    "sess_rate",
-    "http_req_cnt",
-    "http_req_rate",
-    "http_err_cnt",
-    "http_err_rate",
-    "http_fail_cnt",
-    "http_fail_rate",
-    "bytes_in_cnt",
-    "bytes_in_rate",
-    "bytes_out_cnt",
-    "bytes_out_rate",
-];
 
 /// HAProxy's `parse_size_err()`: the value, with k, m, g as powers of 1024.
 fn size_value(v: &str) -> u64 {
@@ -150,7 +122,7 @@ impl Parser<'_> {
                             Some((n, rest)) => (n, Some(rest.trim_end_matches(')'))),
                             None => (item, None),
                         };
-                        if !STORE_OPTIONS.contains(&name) {
+                        if !DATA_TYPES.contains(&name) {
                             return fail(self, format!("unknown store option '{name}'."));
                         }
                         let rate = name.ends_with("_rate");
