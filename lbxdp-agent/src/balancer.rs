@@ -42,6 +42,8 @@ pub struct Options {
     pub xdp_mode: XdpModeArg,
     pub nat: NatMode,
     pub table_size: u32,
+    /// `--maglev-seed`.
+    pub maglev_seed: u64,
     pub flows: u32,
     pub kernel_debug: bool,
     /// Seconds between counter logs; 0: only at exit.
@@ -245,6 +247,7 @@ pub async fn run(
             backends: (2 * p.backends.iter().map(|b| families(b).count() as u32).sum::<u32>()).max(MIN_BACKEND_SLOTS),
             servers: (2 * p.backends.iter().map(|b| b.servers.len() as u32).sum::<u32>()).max(MIN_SERVER_SLOTS),
             table_size: opts.table_size,
+            maglev_seed: opts.maglev_seed,
             flows: opts.flows,
             vips: (2 * p.frontends.iter().map(|f| f.vips.len() as u32).sum::<u32>())
                 .max(lbxdp_common::DEFAULT_MAX_FRONTENDS / 2),

@@ -78,7 +78,17 @@ fn hash(keys: (u64, u64), id: &str) -> u64 {
 /// and spends `max weight` per slot, so over the fill it takes w / sum(w) of
 /// the slots, give or take one round's worth.
 pub fn build(members: &[Member<'_>], size: u32) -> Result<Vec<u32>, MaglevError> {
+    build_seeded(members, size, 0)
+}
+
+/// As [`build`], the hashes keyed with `seed` too (`--maglev-seed`, as
+/// Cilium's `maglev.hashSeed`): LB nodes behind one ECMP route need the same
+/// seed to pick the same servers; another seed gives other tables, so that
+/// one deployment's placement says nothing about another's. 0 gives the
+/// tables of lbxdp's fixed keys.
+pub fn build_seeded(members: &[Member<'_>], size: u32, seed: u64) -> Result<Vec<u32>, MaglevError> {
     check_size(size, members.len())?;
+    let (offset_keys, skip_keys) = ((OFFSET_KEYS.0 ^ seed, OFFSET_KEYS.1), (SKIP_KEYS.0 ^ seed, SKIP_KEYS.1));
     let m = u64::from(size);
     let mut table = vec![NO_SERVER; size as usize];
     let live: Vec<usize> = (0..members.len()).filter(|&i| members[i].weight > 0).collect();
@@ -88,8 +98,8 @@ pub fn build(members: &[Member<'_>], size: u32) -> Result<Vec<u32>, MaglevError>
     let perm: Vec<(u64, u64)> = live
         .iter()
         .map(|&i| {
-            let offset = hash(OFFSET_KEYS, members[i].id) % m;
-            let skip = hash(SKIP_KEYS, members[i].id) % (m - 1) + 1;
+            let offset = hash(offset_keys, members[i].id) % m;
+            let skip = hash(skip_keys, members[i].id) % (m - 1) + 1;
             (offset, skip)
         })
         .collect();
@@ -232,6 +242,20 @@ mod tests {
         assert_eq!(&t[..12], &GOLDEN_PREFIX, "table prefix changed");
         assert_eq!(h.finish(), GOLDEN_HASH, "table fingerprint changed");
     }
+    #[test]
+    fn a_seed_gives_other_tables_and_the_same_one_everywhere() {
+        let n = names(5);
+        let m = members(&n, &[1, 1, 2, 1, 3]);
+        assert_eq!(build_seeded(&m, 251, 0).unwrap(), build(&m, 251).unwrap());
+        let a = build_seeded(&m, 251, 0xfeed).unwrap();
+        assert_eq!(a, build_seeded(&m, 251, 0xfeed).unwrap());
+        assert_ne!(a, build(&m, 251).unwrap());
+        // The weights hold whatever the seed.
+        let total: usize = shares(&a, 5).iter().sum();
+        assert_eq!(total, 251);
+        assert!(shares(&a, 5)[4] > shares(&a, 5)[0] * 2, "{:?}", shares(&a, 5));
+    }
+
     const GOLDEN_PREFIX: [u32; 12] = [1, 2, 0, 0, 2, 2, 2, 1, 1, 1, 1, 1];
     const GOLDEN_HASH: u64 = 2047472952343259928;
 

@@ -44,6 +44,11 @@ struct Cli {
     /// Maglev table size per backend (a prime).
     #[arg(long, default_value_t = lbxdp_agent::maglev::DEFAULT_TABLE_SIZE, value_name = "N")]
     maglev_size: u32,
+    /// Seed of the Maglev tables' hashes. LB nodes that share a VIP behind an
+    /// ECMP route need the same seed (and config) to send a flow to the same
+    /// server; 0 keeps lbxdp's fixed tables.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    maglev_seed: u64,
     /// Flows the connection table remembers (least recently used ones go first).
     #[arg(long, default_value_t = lbxdp_common::DEFAULT_MAX_FLOWS, value_name = "N")]
     max_flows: u32,
@@ -326,6 +331,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         xdp_mode: cli.xdp_mode,
         nat: cli.nat,
         table_size: cli.maglev_size,
+        maglev_seed: cli.maglev_seed,
         flows: cli.max_flows,
         kernel_debug: cli.verbose,
         stats_interval: cli.stats_interval.unwrap_or(if cli.verbose { 5 } else { 0 }),

@@ -1963,3 +1963,72 @@ fn connection_rules_decide_a_new_flows_first_packet() {
         assert_eq!(action_name(action), "XDP_TX", "a new flow meets the new rules: RST");
     });
 }
+
+/// A node of a scale-out: the program loaded and given four IPv4 servers
+/// under ids that start at `first_id` (each agent numbers servers by its own
+/// history), frontend 0 on the IPv4 VIP, Maglev tables keyed with `seed`.
+fn node(seed: u64, first_id: u32) -> Datapath {
+    let sizes = Sizes {
+        backends: 1,
+        servers: first_id + 4,
+        table_size: TABLE,
+        flows: 4096,
+        maglev_seed: seed,
+        ..Sizes::default()
+    };
+    let mut dp = Datapath::load(sizes, false, XDP_PROGRAM).expect("loading the XDP program (verifier)");
+    dp.set_settings(&Settings::with_default_timeouts(TABLE))
+        .expect("settings");
+    let servers: Vec<PlanServer> = (0..4u8)
+        .map(|i| {
+            server(
+                first_id + u32::from(i),
+                &format!("web{i}"),
+                IpAddr::from([198, 18, 0, 101 + i]),
+            )
+        })
+        .collect();
+    for s in &servers {
+        dp.set_server(s, IpAddr::V4(SNAT4), true).expect("server");
+    }
+    dp.set_maglev(0, &servers, &[1, 1, 2, 1]).expect("maglev table");
+    dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full, false)
+        .expect("frontend");
+    dp
+}
+
+/// The server each of `n` client flows (distinct source ports) goes to.
+fn picks(dp: &Datapath, n: u16) -> Vec<IpAddr> {
+    (0..n)
+        .map(|i| {
+            let syn = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(20000 + i, VIP_PORT, TCP_SYN, &[])).frame();
+            let (_, out) = dp.test_run(&syn).expect("test run");
+            dissect_and_verify(&out).dst
+        })
+        .collect()
+}
+
+#[test]
+fn nodes_with_one_config_and_seed_send_a_flow_to_the_same_server() {
+    if skip_without_root("nodes_with_one_config_and_seed_send_a_flow_to_the_same_server") {
+        return;
+    }
+    in_fresh_netns(|| {
+        // Two nodes with different server ids (their own histories), the
+        // same config and seed: every flow lands on the same server.
+        let (a, b) = (node(7, 0), node(7, 40));
+        let (pa, pb) = (picks(&a, 300), picks(&b, 300));
+        assert_eq!(pa, pb, "two nodes with the same seed disagree");
+        // All four servers get flows, web2 (weight 2) about twice as many.
+        let count = |ip: [u8; 4]| pa.iter().filter(|p| **p == IpAddr::from(ip)).count();
+        let web2 = count([198, 18, 0, 103]);
+        assert!(
+            (0..4u8).all(|i| count([198, 18, 0, 101 + i]) > 20) && web2 > count([198, 18, 0, 101]),
+            "{pa:?}"
+        );
+        // Another seed: other tables, so a good share of flows go elsewhere.
+        let other = picks(&node(8, 0), 300);
+        let moved = pa.iter().zip(&other).filter(|(x, y)| x != y).count();
+        assert!(moved > 100, "only {moved} of 300 flows moved with another seed");
+    });
+}

@@ -62,6 +62,8 @@ pub struct Sizes {
     pub frontends: u32,
     /// Stick table entries, all tables together.
     pub stick: u32,
+    /// The Maglev tables' seed (`maglev::build_seeded`).
+    pub maglev_seed: u64,
 }
 
 impl Default for Sizes {
@@ -74,6 +76,7 @@ impl Default for Sizes {
             vips: DEFAULT_MAX_FRONTENDS / 2,
             frontends: DEFAULT_MAX_FRONTENDS,
             stick: lbxdp_common::DEFAULT_MAX_STICK,
+            maglev_seed: 0,
         }
     }
 }

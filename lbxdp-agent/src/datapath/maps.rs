@@ -266,7 +266,7 @@ impl Datapath {
             .zip(weights)
             .map(|(s, &weight)| crate::maglev::Member { id: &s.name, weight })
             .collect();
-        let table = crate::maglev::build(&members, self.sizes.table_size)
+        let table = crate::maglev::build_seeded(&members, self.sizes.table_size, self.sizes.maglev_seed)
             .map_err(|e| DatapathError::Other(format!("backend table {backend}: {e}")))?;
         self.set_table(backend, &to_server_ids(&table, servers))
     }
