@@ -44,6 +44,8 @@ pub struct Options {
     pub table_size: u32,
     /// `--maglev-seed`.
     pub maglev_seed: u64,
+    /// `--announce-table`: the routing table VIPs are announced in.
+    pub announce_table: Option<u32>,
     pub flows: u32,
     pub kernel_debug: bool,
     /// Seconds between counter logs; 0: only at exit.
@@ -324,6 +326,8 @@ pub async fn run(
     let nat_ports = (plan.is_some() && opts.nat == NatMode::Full)
         .then(|| NatPorts::reserve(previous.as_ref().and_then(|h| h.reserved_ports_before.clone())));
     let mut live_started = false;
+    // The announcer's task, once the balancer serves (see `announce`).
+    let mut announcing: Option<tokio::task::JoinHandle<crate::announce::Announcer>> = None;
     let result = async {
         // The maps are filled before the program sees a packet: attached
         // first, it would hand the VIP's first connections to the stack,
@@ -425,6 +429,14 @@ pub async fn run(
         match (live, runtime.take()) {
             (Some((live, monitor, settings)), Some(rt)) => {
                 let config = live.config.clone();
+                let announce = match (opts.announce_table, host.nets.first()) {
+                    (Some(table), Some((net, _))) => {
+                        let (tx, task) = crate::announce::spawn(crate::announce::Announcer::open(table, net.ifindex())?);
+                        announcing = Some(task);
+                        Some(tx)
+                    }
+                    _ => None,
+                };
                 let engine = XdpEngine {
                     log_task: spawn_logger(&mut dp)?,
                     settings,
@@ -433,7 +445,9 @@ pub async fn run(
                     live,
                     host: &mut host,
                     opts,
+                    announce,
                 };
+                engine.publish(&config, &monitor.snapshot());
                 let agent_opts = crate::agent::Options {
                     config_paths: opts.config_paths.clone(),
                     stats_interval: opts.stats_interval,
@@ -468,6 +482,13 @@ pub async fn run(
             result
         }
         None => {
+            // The routes go first: the router stops sending before the
+            // datapath does.
+            if let Some(task) = announcing
+                && let Ok(a) = task.await
+            {
+                a.withdraw_all().await;
+            }
             for (net, _) in &mut host.nets {
                 net.cleanup().await;
             }
@@ -1270,12 +1291,37 @@ struct XdpEngine<'a> {
     /// The last count of open flows, and when it was made: walking the flow
     /// table is kept to once a second however often the stats are asked for.
     open_flows: std::sync::Mutex<Option<(std::time::Instant, Option<OpenFlows>)>>,
+    /// The VIPs to announce (`--announce-table`).
+    announce: Option<tokio::sync::watch::Sender<std::collections::BTreeSet<IpAddr>>>,
 }
 
 /// How many flow entries a count of open flows walks at most (a few hundred ms).
 const OPEN_FLOWS_WALK: usize = 262_144;
 
 impl XdpEngine<'_> {
+    /// Announces the VIPs of frontends whose backend has a usable server
+    /// (HAProxy's `nbsrv`), and withdraws the others.
+    fn publish(&self, config: &Config, snapshot: &Snapshot) {
+        let Some(tx) = &self.announce else { return };
+        let plan = &self.live.plan;
+        let wanted: std::collections::BTreeSet<IpAddr> = plan
+            .frontends
+            .iter()
+            .filter(|fe| {
+                plan.backends
+                    .get(fe.backend as usize)
+                    .and_then(|b| config.backend(&b.name))
+                    .is_some_and(|b| crate::health::nbsrv(b, snapshot) > 0)
+            })
+            .flat_map(|fe| fe.vips.iter().map(|(ip, _)| *ip))
+            .collect();
+        tx.send_if_modified(|now| {
+            let changed = *now != wanted;
+            *now = wanted;
+            changed
+        });
+    }
+
     fn open_flows(&self) -> Option<OpenFlows> {
         let Ok(mut cached) = self.open_flows.lock() else {
             return None;
@@ -1314,7 +1360,9 @@ impl crate::engine::Engine for XdpEngine<'_> {
             ..
         } = &mut self.live;
         sync_health(self.dp, plan, config, snapshot, snat, up, weights)?;
-        sync_rules(self.dp, &mut self.live, config, snapshot)
+        sync_rules(self.dp, &mut self.live, config, snapshot)?;
+        self.publish(config, snapshot);
+        Ok(())
     }
 
     async fn prepare(&mut self, config: &Config) -> anyhow::Result<Prepared> {
@@ -1327,6 +1375,7 @@ impl crate::engine::Engine for XdpEngine<'_> {
         self.live.config = config.clone();
         apply(self.dp, prepared, self.host, &mut self.live, self.opts, snapshot).await?;
         save_handover(self.dp, &self.live, self.host);
+        self.publish(config, snapshot);
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The lbxdp agent: loads the XDP balancer, programs it, and reports on it.
 mod agent;
+mod announce;
 pub mod balancer;
 pub mod cli_args;
 pub mod config;

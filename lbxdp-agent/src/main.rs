@@ -49,6 +49,12 @@ struct Cli {
     /// server; 0 keeps lbxdp's fixed tables.
     #[arg(long, default_value_t = 0, value_name = "N")]
     maglev_seed: u64,
+    /// Announce each VIP as a host route in this kernel routing table while
+    /// its backend has a usable server (XDP mode): a routing daemon such as
+    /// bird2 exports the table by BGP, so a router's ECMP spreads the VIP
+    /// over the nodes that serve it. Withdrawn when the agent stops.
+    #[arg(long, value_name = "TABLE")]
+    announce_table: Option<u32>,
     /// Flows the connection table remembers (least recently used ones go first).
     #[arg(long, default_value_t = lbxdp_common::DEFAULT_MAX_FLOWS, value_name = "N")]
     max_flows: u32,
@@ -332,6 +338,7 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         nat: cli.nat,
         table_size: cli.maglev_size,
         maglev_seed: cli.maglev_seed,
+        announce_table: cli.announce_table,
         flows: cli.max_flows,
         kernel_debug: cli.verbose,
         stats_interval: cli.stats_interval.unwrap_or(if cli.verbose { 5 } else { 0 }),

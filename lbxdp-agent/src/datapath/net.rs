@@ -62,6 +62,10 @@ impl HostNet {
         })
     }
 
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
     /// The interface's global addresses (no link-local ones).
     pub async fn addresses(&self) -> Result<Vec<IfAddr>, NetError> {
         let mut out = Vec::new();

@@ -1,0 +1,105 @@
+//! Health-gated announcement of VIPs to a routing daemon (issue 15): while
+//! this node can serve a VIP (the datapath is attached and the frontend's
+//! backend has a usable server), a host route to it sits in a kernel routing
+//! table the operator names (`--announce-table N`); bird2's `kernel`
+//! protocol imports that table and its BGP protocol announces the routes,
+//! so the router's ECMP spreads the VIP over the nodes that have it. The
+//! agent never speaks BGP: the table is the whole interface, and a stopped
+//! agent (or a VIP without servers) is a withdrawn route.
+use std::{collections::BTreeSet, net::IpAddr};
+
+use netlink_packet_route::route::{RouteProtocol, RouteScope};
+use rtnetlink::{Handle, RouteMessageBuilder};
+use tokio::{sync::watch, task::JoinHandle};
+use tracing::{info, warn};
+
+/// The routes this agent put in the table.
+pub struct Announcer {
+    handle: Handle,
+    conn: JoinHandle<()>,
+    table: u32,
+    ifindex: u32,
+    announced: BTreeSet<IpAddr>,
+}
+
+impl Announcer {
+    pub fn open(table: u32, ifindex: u32) -> anyhow::Result<Announcer> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        Ok(Announcer {
+            handle,
+            conn: tokio::spawn(conn),
+            table,
+            ifindex,
+            announced: BTreeSet::new(),
+        })
+    }
+
+    fn route(&self, vip: IpAddr) -> netlink_packet_route::route::RouteMessage {
+        // `proto static` and link scope through the LB's interface: what
+        // bird2's kernel protocol takes in with `learn` off, and a route the
+        // host itself never uses (the table is ours, not `main`).
+        match vip {
+            IpAddr::V4(v4) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(v4, 32)
+                .output_interface(self.ifindex)
+                .table_id(self.table)
+                .protocol(RouteProtocol::Static)
+                .scope(RouteScope::Link)
+                .build(),
+            IpAddr::V6(v6) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .destination_prefix(v6, 128)
+                .output_interface(self.ifindex)
+                .table_id(self.table)
+                .protocol(RouteProtocol::Static)
+                .build(),
+        }
+    }
+
+    /// Makes the table hold exactly `wanted`.
+    pub async fn set(&mut self, wanted: &BTreeSet<IpAddr>) {
+        for vip in wanted.difference(&self.announced.clone()) {
+            // `replace`: a route a predecessor left (a takeover) is ours now.
+            match self.handle.route().add(self.route(*vip)).replace().execute().await {
+                Ok(()) => {
+                    info!("announce: {vip} in table {}", self.table);
+                    self.announced.insert(*vip);
+                }
+                Err(e) => warn!("announce: adding {vip} to table {}: {e}", self.table),
+            }
+        }
+        for vip in self.announced.difference(wanted).copied().collect::<Vec<_>>() {
+            self.withdraw(vip).await;
+        }
+    }
+
+    async fn withdraw(&mut self, vip: IpAddr) {
+        match self.handle.route().del(self.route(vip)).execute().await {
+            Ok(()) => info!("announce: {vip} withdrawn from table {}", self.table),
+            Err(e) => warn!("announce: withdrawing {vip} from table {}: {e}", self.table),
+        }
+        self.announced.remove(&vip);
+    }
+
+    /// Withdraws every route (the agent stops).
+    pub async fn withdraw_all(mut self) {
+        for vip in self.announced.clone() {
+            self.withdraw(vip).await;
+        }
+        self.conn.abort();
+    }
+}
+
+/// Runs an announcer on a watch channel of the VIPs to announce; the task
+/// ends when the sender goes, giving the announcer back (its routes still
+/// in place: the caller withdraws them, unless a successor took over).
+pub fn spawn(mut a: Announcer) -> (watch::Sender<BTreeSet<IpAddr>>, JoinHandle<Announcer>) {
+    let (tx, mut rx) = watch::channel(BTreeSet::new());
+    let task = tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let wanted = rx.borrow_and_update().clone();
+            a.set(&wanted).await;
+        }
+        a
+    });
+    (tx, task)
+}
