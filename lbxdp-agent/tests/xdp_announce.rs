@@ -3,14 +3,20 @@
 //! kernel protocol exports by BGP) while the backend has a server up,
 //! withdraws it when the last server fails its checks, puts it back when
 //! one returns, and withdraws it when the agent stops. The table is read
-//! with `ip route`, as an operator (or bird2) sees it. Needs root; skips
-//! loudly without it.
+//! with `ip route`, as an operator sees it; then the same through bird2: the
+//! LB node's bird2 exports the table to a bird2 "router" in the client's
+//! namespace over BGP, whose routes follow. Needs root; skips loudly
+//! without it.
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    path::PathBuf,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
 
 use common::Agent;
-use lbxdp_testbed::{Layout, Testbed};
+use lbxdp_testbed::{Host, Layout, Testbed};
 
 const TABLE: &str = "100";
 
@@ -75,4 +81,122 @@ fn a_vip_is_announced_while_it_has_a_server_up() {
 
     agent.stop();
     wait_route(&tb, false, "withdrawn when the agent stops");
+}
+
+/// A bird2 daemon in a host's namespace, in the foreground: ended by its
+/// pid when dropped.
+struct Bird {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Bird {
+    fn start(tb: &Testbed, host: &Host, name: &str, conf: &str) -> Bird {
+        let path = tb.dir().join(format!("{name}.conf"));
+        std::fs::write(&path, conf).expect("bird config");
+        let sock = tb.dir().join(format!("{name}.ctl"));
+        let log = std::fs::File::create(tb.dir().join(format!("{name}.log"))).expect("bird log");
+        let child = tb
+            .command(host, "bird")
+            .args(["-f", "-c"])
+            .arg(&path)
+            .arg("-s")
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting bird (`cargo xtask setup` installs bird2)");
+        Bird { child, sock }
+    }
+
+    /// `birdc ARGS` from `host`'s namespace.
+    fn ask(&self, tb: &Testbed, host: &Host, args: &[&str]) -> String {
+        let out = tb
+            .command(host, "birdc")
+            .arg("-s")
+            .arg(&self.sock)
+            .args(args)
+            .output_timeout(Duration::from_secs(5))
+            .expect("birdc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = lbxdp_testbed::terminate(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// Polls (bounded) until the router's bird2 has (or hasn't) the VIP's /32.
+fn wait_bgp(tb: &Testbed, birds: (&Bird, &Bird), present: bool, what: &str) {
+    let (router, node) = birds;
+    let vip = format!("{}/32", tb.lb.v4());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let routes = router.ask(tb, &tb.client, &["show", "route"]);
+        if routes.contains(&vip) == present {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the router's bird2 shows:\n{routes}\n{}\nthe node's:\n{}\n{}",
+            router.ask(tb, &tb.client, &["show", "protocols", "all"]),
+            node.ask(tb, &tb.lb, &["show", "route", "table", "vips"]),
+            node.ask(tb, &tb.lb, &["show", "protocols", "all"]),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn bird2_announces_the_vip_by_bgp_while_it_can_be_served() {
+    let test = "bird2_announces_the_vip_by_bgp_while_it_can_be_served";
+    if !std::path::Path::new("/usr/sbin/bird").exists() {
+        eprintln!("\n!!! SKIPPED {test}: /usr/sbin/bird is missing (`cargo xtask setup` installs bird2). !!!\n");
+        return;
+    }
+    let Some(tb) = common::testbed(test, Layout::OneArm, 1, true) else {
+        return;
+    };
+    let (lb, router) = (tb.lb.v4(), tb.client.v4());
+    // The README's node config, with the test's addresses and short timers.
+    let node = format!(
+        "router id {lb};\nipv4 table vips;\nprotocol device {{ scan time 1; }}\n\
+         protocol kernel lbxdp {{ ipv4 {{ table vips; import all; export none; }}; kernel table {TABLE}; learn; \
+         scan time 1; }}\n\
+         protocol bgp upstream {{ local {lb} as 65001; neighbor {router} as 65000; hold time 3; \
+         connect retry time 1; ipv4 {{ table vips; import none; export all; }}; }}\n"
+    );
+    let peer = format!(
+        "router id {router};\nprotocol device {{ scan time 1; }}\n\
+         protocol bgp lb {{ local {router} as 65000; neighbor {lb} as 65001; hold time 3; connect retry time 1; \
+         ipv4 {{ import all; export none; }}; }}\n"
+    );
+    let router_bird = Bird::start(&tb, &tb.client, "router", &peer);
+    let node_bird = Bird::start(&tb, &tb.lb, "node", &node);
+    let cfg = common::write_config(&tb, &common::web_config(&tb, "check inter 200 fall 1 rise 1"));
+    let mut agent = Agent::start(
+        &tb,
+        &[
+            "-f",
+            &cfg,
+            "-i",
+            "eth0",
+            "--stats-interval",
+            "0",
+            "--announce-table",
+            TABLE,
+        ],
+    );
+    agent.wait_for("balancing", Duration::from_secs(30));
+    wait_bgp(&tb, (&router_bird, &node_bird), true, "the router learns the VIP");
+    let web1 = tb.backends[0].clone();
+    tb.stop_nginx(&web1, 80).expect("stop nginx");
+    wait_bgp(&tb, (&router_bird, &node_bird), false, "withdrawn with no server up");
+    tb.start_nginx(&web1, &web1.name, 80).expect("start nginx");
+    wait_bgp(&tb, (&router_bird, &node_bird), true, "announced again");
+    agent.stop();
+    wait_bgp(&tb, (&router_bird, &node_bird), false, "withdrawn when the agent stops");
 }

@@ -48,6 +48,9 @@ const TESTBED_PACKAGES: &[&str] = &[
     "prometheus-haproxy-exporter",
     "tmux",
     "chromium",
+    // The scale-out tests announce VIPs by BGP: bird2 on a node and on the
+    // router, each in its own namespace.
+    "bird2",
 ];
 
 /// What the eBPF build needs, once `setup` has made sure it is there.
