@@ -446,9 +446,8 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                 };
                 if refused {
                     // The connection the rules counted never was.
-                    let tracked = s.tracked;
-                    if !retransmit && u32::from_ne_bytes(tracked) != 0 {
-                        stick::release(s, tracked, now_ms(now));
+                    if !retransmit {
+                        stick::untrack(s, now_ms(now));
                     }
                     return if syn && rules::action(v) == RULE_REJECT {
                         rules::reset(ctx, s)
@@ -468,9 +467,8 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                     x
                 }
                 Err(reason) => {
-                    let tracked = s.tracked;
-                    if !retransmit && u32::from_ne_bytes(tracked) != 0 {
-                        stick::release(s, tracked, now_ms(now));
+                    if !retransmit {
+                        stick::untrack(s, now_ms(now));
                     }
                     match reason {
                         NewFlowError::NoServer => fs.drop_no_server += 1,

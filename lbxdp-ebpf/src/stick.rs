@@ -161,24 +161,19 @@ pub fn read(s: &mut Scratch, table: u32, counter: u32, now: u32) -> u64 {
     let Some(conf) = STICK_TABLES.get(table) else {
         return FAILED;
     };
-    let stored = match counter as u8 {
-        STICK_CONN_CUR => conf.flags & STORE_CONN_CUR != 0,
-        STICK_CONN_CNT => conf.flags & STORE_CONN_CNT != 0,
-        STICK_CONN_RATE => conf.conn_rate_ms != 0,
-        STICK_GPC0 => conf.flags & STORE_GPC0 != 0,
-        STICK_GPC0_RATE => conf.gpc0_rate_ms != 0,
-        _ => false,
-    };
+    let counter = counter as usize;
     let e = entry(s, table, false, now);
     if e.is_null() {
         // HAProxy's fetch of a missing entry is 0, even of a counter not stored.
         return 0;
     }
-    if !stored {
+    if counter >= 5 || stored(conf) & (1 << counter) == 0 {
         return FAILED;
     }
     // SAFETY: a value of our LRU map (see `entry`).
     let e = unsafe { &*e };
+    // A match, not an index: the verifier refuses a variable offset into
+    // the stack, and computes only the counter asked for.
     u64::from(match counter as u8 {
         STICK_CONN_CUR => e.conn_cur,
         STICK_CONN_CNT => e.conn_cnt,
@@ -186,6 +181,28 @@ pub fn read(s: &mut Scratch, table: u32, counter: u32, now: u32) -> u64 {
         STICK_GPC0 => e.gpc0,
         _ => e.gpc0_rate.read(now, conf.gpc0_rate_ms),
     })
+}
+
+/// An entry's counters now, indexed by `STICK_*`.
+#[inline(always)]
+fn counters(e: &StickEntry, conf: &StickTableConf, now: u32) -> [u32; 5] {
+    [
+        e.conn_cur,
+        e.conn_cnt,
+        e.conn_rate.read(now, conf.conn_rate_ms),
+        e.gpc0,
+        e.gpc0_rate.read(now, conf.gpc0_rate_ms),
+    ]
+}
+
+/// Gives back `conn_cur` for the tables the rules tracked a flow in that
+/// never was (the rules or the flow table refused it).
+#[inline(always)]
+pub fn untrack(s: &mut Scratch, now: u32) {
+    let tracked = s.tracked;
+    if u32::from_ne_bytes(tracked) != 0 {
+        release(s, tracked, now);
+    }
 }
 
 /// The connection ended (or was refused after it was counted): `conn_cur`
@@ -273,14 +290,7 @@ pub fn values(s: &mut Scratch, slot: usize, now: u32) {
         return;
     }
     // SAFETY: a value of our LRU map (see `entry`).
-    let e = unsafe { &*e };
-    c.v = [
-        e.conn_cur,
-        e.conn_cnt,
-        e.conn_rate.read(now, conf.conn_rate_ms),
-        e.gpc0,
-        e.gpc0_rate.read(now, conf.gpc0_rate_ms),
-    ];
+    c.v = counters(unsafe { &*e }, conf, now);
 }
 
 /// Before the rules: the client's key, no slot tracked, and the

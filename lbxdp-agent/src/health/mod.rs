@@ -260,10 +260,13 @@ fn usable(st: &ServerState, backup: bool) -> bool {
 pub fn nbsrv(backend: &Backend, snapshot: &BTreeMap<ServerId, ServerState>) -> u32 {
     let states = states(backend, snapshot);
     let count = |backup: bool| states.iter().filter(|st| usable(st, backup)).count() as u32;
-    match count(false) {
-        0 => count(true),
-        n => n,
-    }
+    nbsrv_of(count(false), count(true))
+}
+
+/// `nbsrv` from the usable active and backup servers: the actives, or with
+/// none, the backups. The proxy counts its own (see `BackendRt::nbsrv`).
+pub fn nbsrv_of(actives: u32, backups: u32) -> u32 {
+    if actives == 0 { backups } else { actives }
 }
 
 /// HAProxy's `on-marked-up shutdown-backup-sessions`: while an active

@@ -495,10 +495,7 @@ impl BackendRt {
                 .filter(|&i| self.servers[i].backup == backup && self.usable(&st, i))
                 .count() as u32
         };
-        match count(false) {
-            0 => count(true),
-            n => n,
-        }
+        crate::health::nbsrv_of(count(false), count(true))
     }
 
     /// HAProxy's `connslots`: over the servers not down, free connections
