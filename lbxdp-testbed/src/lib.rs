@@ -49,7 +49,7 @@ pub enum Layout {
     /// eth1 198.18.0.1 on the shared segment), and on the shared segment
     /// 198.18.0.0/24 the LB nodes lb1..lbN (.2..) and the backends (.101..),
     /// each with a default route via the router. The router forwards, hashes
-    /// multipath routes on the L4 ports, and learns the VIP from the nodes by
+    /// multipath routes on the 5-tuple, and learns the VIP from the nodes by
     /// BGP once [`Testbed::start_routing`] runs bird2 (see [`ecmp`]).
     Ecmp { nodes: usize },
 }
@@ -255,10 +255,18 @@ impl Testbed {
             }
             if router {
                 // Multipath routes pick the next hop by a hash of the 5-tuple
-                // (policy 1, layer 4), not of the addresses alone: the client's
-                // connections then spread over every node, as a ToR's ECMP does.
-                ns.sysctl("net.ipv4.fib_multipath_hash_policy", "1")?;
-                ns.sysctl("net.ipv6.fib_multipath_hash_policy", "1")?;
+                // read from the headers, as a ToR's ECMP does, so the client's
+                // connections spread over every node. Not policy 1 (layer 4):
+                // it takes the hash an skb already carries, and over veths
+                // that is the client socket's own random hash, which TCP
+                // changes at every retransmission timeout (net.core.txrehash),
+                // so a flow would hop nodes on a retransmit, which no router
+                // does. Policy 3 hashes the fields named (0x37: addresses,
+                // protocol, ports) from the packet.
+                for v in ["ipv4", "ipv6"] {
+                    ns.sysctl(&format!("net.{v}.fib_multipath_hash_policy"), "3")?;
+                    ns.sysctl(&format!("net.{v}.fib_multipath_hash_fields"), "0x0037")?;
+                }
             }
             let ports: Vec<(String, u8)> = h
                 .ifaces

@@ -72,10 +72,11 @@ pub async fn set_state(h: &Handle, name: &str, up: bool) -> anyhow::Result<()> {
 }
 
 /// Whether the bridge floods unknown unicast out of `port` (`bridge link set dev PORT flood on|off`).
+/// A port's settings go by RTM_NEWLINK (`set_port`): RTM_SETLINK ignores them without an error.
 pub async fn set_unicast_flood(h: &Handle, port: &str, flood: bool) -> anyhow::Result<()> {
     let i = index(h, port).await?;
     h.link()
-        .set(LinkBridgePort::new(i).flood(flood).build())
+        .set_port(LinkBridgePort::new(i).flood(flood).build())
         .execute()
         .await
         .with_context(|| format!("flood {flood} on bridge port {port}"))
