@@ -15,7 +15,7 @@ use std::{
     net::Ipv4Addr,
     path::PathBuf,
     process::{Child, Stdio},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU16, Ordering},
     time::{Duration, Instant},
 };
 
@@ -281,28 +281,39 @@ struct Probe {
 
 /// Requests to `url` from the client, each a new curl (a new connection,
 /// so a new ECMP hash) with a 0.5 s connect timeout (one SYN, no
-/// retransmit), until `stop` or `limit`.
+/// retransmit: a node that is gone fails it), until `stop` or `limit`. A
+/// connected request has 2 s in all: a node that answered the handshake is
+/// there, and a slow answer on a busy machine is no failover.
 fn probe_loop(tb: &Testbed, url: &str, epoch: Instant, stop: &AtomicBool, limit: Duration) -> Vec<Probe> {
     let mut probes = Vec::new();
     while !stop.load(Ordering::Relaxed) && epoch.elapsed() < limit {
         let at = epoch.elapsed();
+        // Each request from a port of its own, so that a failure can say
+        // which node the router sent it to.
+        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
         let out = tb
             .command(&tb.client, "curl")
+            .args(["--local-port", &port.to_string()])
             .args([
                 "-sS",
                 "--connect-timeout",
                 "0.5",
                 "--max-time",
-                "1",
+                "2",
                 "-H",
                 "Connection: close",
                 url,
             ])
-            .output_timeout(Duration::from_secs(3));
+            .output_timeout(Duration::from_secs(4));
         let (ok, answer) = match out {
             Ok(o) if o.status.success() => (true, String::from_utf8_lossy(&o.stdout).trim().to_string()),
             Ok(o) => (false, String::from_utf8_lossy(&o.stderr).trim().to_string()),
             Err(e) => (false, format!("{e:#}")),
+        };
+        let answer = if ok {
+            answer
+        } else {
+            format!("[via {}] {answer}", ecmp_hop(tb, port, 80))
         };
         probes.push(Probe {
             at,
@@ -314,12 +325,35 @@ fn probe_loop(tb: &Testbed, url: &str, epoch: Instant, stop: &AtomicBool, limit:
     probes
 }
 
+/// The client port of the next probing request: a fresh one each time,
+/// below the ephemeral range (32768 up) that the client's other
+/// connections take theirs from.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(20000);
+
+/// What the running agents logged about their servers' health, for
+/// failure messages: a request that fails where none should may follow a
+/// check that failed.
+fn health_events(agents: &mut [Option<Agent>]) -> Vec<String> {
+    agents
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, a)| a.as_mut().map(|a| (i, a.log())))
+        .flat_map(|(i, log)| {
+            log.lines()
+                .filter(|l| l.contains(" is DOWN") || l.contains(" is UP"))
+                .map(|l| format!("lb{}: {l}", i + 1))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// What one failover measured; times from the failure.
 struct Failover {
     /// When the router's route lost the node's next hop.
     route_gone: Duration,
-    /// When the last request that failed started and ended (None: none failed).
-    last_failure: Option<(Duration, Duration)>,
+    /// When the last request that failed started and ended, in seconds
+    /// (negative: before the failure; None: none failed).
+    last_failure: Option<(f64, f64)>,
     failed: usize,
     requests: usize,
 }
@@ -361,13 +395,20 @@ fn failover(c: &mut Cluster, node: usize, kind: Failure, bound: Duration, how: &
         !tb.next_hops(VIP).expect("next hops").contains(&failed_addr),
         "{label}: the failed node is still a next hop"
     );
-    let before: Vec<&Probe> = probes.iter().filter(|p| p.at < t0).collect();
-    let after: Vec<&Probe> = probes.iter().filter(|p| p.at >= t0).collect();
+    // A request still under way at the failure counts with those after it.
+    let before: Vec<&Probe> = probes.iter().filter(|p| p.at + p.took <= t0).collect();
+    let after: Vec<&Probe> = probes.iter().filter(|p| p.at + p.took > t0).collect();
+    let secs = |d: Duration| d.as_secs_f64() - t0.as_secs_f64();
     let bad = |p: &&&Probe| !p.ok;
     assert!(
         before.iter().all(|p| p.ok),
-        "{label}: requests failed before the failure: {:?}",
-        before.iter().filter(bad).map(|p| &p.answer).collect::<Vec<_>>()
+        "{label}: requests failed before the failure: {:?}; the nodes' health events: {:?}",
+        before
+            .iter()
+            .filter(bad)
+            .map(|p| format!("{:.2} s: {}", p.at.as_secs_f64(), p.answer))
+            .collect::<Vec<_>>(),
+        health_events(agents)
     );
     for p in probes.iter().filter(|p| p.ok) {
         assert!(
@@ -379,8 +420,8 @@ fn failover(c: &mut Cluster, node: usize, kind: Failure, bound: Duration, how: &
     let settled = route_gone + Duration::from_secs(1);
     let late: Vec<String> = after
         .iter()
-        .filter(|p| !p.ok && p.at - t0 >= settled)
-        .map(|p| format!("{:.2} s: {}", (p.at - t0).as_secs_f64(), p.answer))
+        .filter(|p| !p.ok && p.at.saturating_sub(t0) >= settled)
+        .map(|p| format!("{:.2} s: {}", secs(p.at), p.answer))
         .collect();
     assert!(
         late.is_empty(),
@@ -388,7 +429,7 @@ fn failover(c: &mut Cluster, node: usize, kind: Failure, bound: Duration, how: &
         route_gone.as_secs_f64()
     );
     assert!(
-        after.iter().filter(|p| p.at - t0 >= settled).count() >= 5,
+        after.iter().filter(|p| p.at.saturating_sub(t0) >= settled).count() >= 5,
         "{label}: too few requests after the route was gone to tell"
     );
     let f = Failover {
@@ -396,8 +437,8 @@ fn failover(c: &mut Cluster, node: usize, kind: Failure, bound: Duration, how: &
         last_failure: after
             .iter()
             .filter(|p| !p.ok)
-            .map(|p| (p.at - t0, p.at + p.took - t0))
-            .max(),
+            .map(|p| (secs(p.at), secs(p.at + p.took)))
+            .max_by(|a, b| a.0.total_cmp(&b.0)),
         failed: after.iter().filter(bad).count(),
         requests: after.len(),
     };
@@ -406,11 +447,7 @@ fn failover(c: &mut Cluster, node: usize, kind: Failure, bound: Duration, how: &
          {} ({} of {} requests from the failure on failed, {} nodes before)",
         f.route_gone.as_secs_f64(),
         f.last_failure
-            .map(|(a, b)| format!(
-                "started {:.2} s and ended {:.2} s after it",
-                a.as_secs_f64(),
-                b.as_secs_f64()
-            ))
+            .map(|(a, b)| format!("started {a:.2} s and ended {b:.2} s after it"))
             .unwrap_or_else(|| "- none failed".into()),
         f.failed,
         f.requests,
@@ -555,10 +592,11 @@ fn finish_flows(flows: Vec<LongFlow>, deadline: Instant) -> Vec<FlowEnd> {
         .collect()
 }
 
-/// The router's next hop for a client flow from `sport` to the echo
-/// frontend: `ip route get` with the ports, which the kernel hashes as it
-/// does the flow's packets (hash policy 1).
-fn ecmp_hop(tb: &Testbed, sport: u16) -> Ipv4Addr {
+/// The router's next hop now for a client flow from `sport` to the VIP's
+/// `dport`: `ip route get` with the ports, which the kernel hashes as it
+/// does the flow's packets (the testbed's hash policy 3 reads them from the
+/// headers).
+fn ecmp_hop(tb: &Testbed, sport: u16, dport: u16) -> Ipv4Addr {
     let router = tb.router().expect("router");
     let out = tb
         .command(router, "ip")
@@ -571,7 +609,7 @@ fn ecmp_hop(tb: &Testbed, sport: u16) -> Ipv4Addr {
             &tb.client.v4().to_string(),
         ])
         .args(["iif", "eth0", "ipproto", "tcp", "sport", &sport.to_string()])
-        .args(["dport", &ECHO_PORT.to_string()])
+        .args(["dport", &dport.to_string()])
         .output_timeout(Duration::from_secs(5))
         .expect("ip route get");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -601,7 +639,7 @@ fn long_flows_through_a_failed_node(nat: &'static str) -> Option<(Vec<Moved>, Ip
     let started = Instant::now();
     let flows: Vec<LongFlow> = (0..FLOWS).map(|k| start_flow(&c.tb, 41001 + k)).collect();
     std::thread::sleep(Duration::from_millis(1500));
-    let before: Vec<Ipv4Addr> = flows.iter().map(|f| ecmp_hop(&c.tb, f.sport)).collect();
+    let before: Vec<Ipv4Addr> = flows.iter().map(|f| ecmp_hop(&c.tb, f.sport, ECHO_PORT)).collect();
     let node = (0..c.tb.nodes.len())
         .max_by_key(|&i| before.iter().filter(|h| **h == c.tb.nodes[i].v4()).count())
         .expect("nodes");
@@ -610,7 +648,7 @@ fn long_flows_through_a_failed_node(nat: &'static str) -> Option<(Vec<Moved>, Ip
     let report = fail(tb, agents, node, Failure::AgentStop).expect("report");
     c.tb.wait_next_hops(VIP, 2, HOLD_TIME + Duration::from_secs(2))
         .expect("the failed node's next hop gone");
-    let after: Vec<Ipv4Addr> = flows.iter().map(|f| ecmp_hop(&c.tb, f.sport)).collect();
+    let after: Vec<Ipv4Addr> = flows.iter().map(|f| ecmp_hop(&c.tb, f.sport, ECHO_PORT)).collect();
     // The flows' own 8 s, and time for a moved flow's retransmits.
     let ends = finish_flows(flows, started + Duration::from_millis(FLOW_LINES as u64 * 100 + 8000));
     let names: Vec<String> = c.tb.backends.iter().map(|b| b.name.clone()).collect();
