@@ -329,7 +329,9 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     let nat_refused = || {
         anyhow::anyhow!(
             "--nat {}: only the XDP datapath does it; the userspace proxy connects to the servers from its own              address (full NAT)",
-            cli.nat.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string())
+            cli.nat
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string())
         )
     };
     if cli.mode == Mode::Proxy {

@@ -2079,7 +2079,11 @@ fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
             assert_eq!(out[12..], syn[12..], "SYN {i}: the frame changed beyond its MACs");
             assert_eq!(out[6..12], V0_MAC, "SYN {i}: the LB's MAC as the source");
             let server = out[5];
-            assert!((101..105).contains(&server) && out[0..6] == mac_of(server), "SYN {i}: {:02x?}", &out[0..6]);
+            assert!(
+                (101..105).contains(&server) && out[0..6] == mac_of(server),
+                "SYN {i}: {:02x?}",
+                &out[0..6]
+            );
             servers_seen.insert(server);
 
             let mut key = client_key(CLIENT4.into(), VIP4.into(), IPPROTO_TCP);
@@ -2090,21 +2094,43 @@ fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
             // The flow's next segment, with data: on node A it confirms the
             // flow; node B, which never saw the SYN, sends it to the same
             // server; full NAT drops it there.
-            let data = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(port, VIP_PORT, TCP_ACK | TCP_PSH, b"hello")).frame();
+            let data = V4::new(
+                CLIENT4,
+                VIP4,
+                IPPROTO_TCP,
+                tcp(port, VIP_PORT, TCP_ACK | TCP_PSH, b"hello"),
+            )
+            .frame();
             let (action, out) = a.test_run(&data).expect("test run");
-            assert_eq!((action_name(action), out[5]), ("XDP_REDIRECT", server), "segment {i} on node A");
+            assert_eq!(
+                (action_name(action), out[5]),
+                ("XDP_REDIRECT", server),
+                "segment {i} on node A"
+            );
             assert_eq!(out[12..], data[12..]);
             let flow = flow_of(&a, &key).expect("the flow");
-            assert_eq!(flow.flags & FLOW_HALF_OPEN, 0, "segment {i}: confirmed by the client's segment");
+            assert_eq!(
+                flow.flags & FLOW_HALF_OPEN,
+                0,
+                "segment {i}: confirmed by the client's segment"
+            );
             let (action, out) = b.test_run(&data).expect("test run");
             assert_eq!(
                 (action_name(action), out[5]),
                 ("XDP_REDIRECT", server),
                 "segment {i} on node B, which never saw the SYN"
             );
-            assert_eq!(out[12..], data[12..], "segment {i} on node B: the frame changed beyond its MACs");
+            assert_eq!(
+                out[12..],
+                data[12..],
+                "segment {i} on node B: the frame changed beyond its MACs"
+            );
             let (action, _) = full.test_run(&data).expect("test run");
-            assert_eq!(action_name(action), "XDP_DROP", "segment {i}: full NAT has no flow for it");
+            assert_eq!(
+                action_name(action),
+                "XDP_DROP",
+                "segment {i}: full NAT has no flow for it"
+            );
         }
         assert!(servers_seen.len() >= 3, "40 flows went to {servers_seen:?} only");
         // No NAT state: no reply entries at all.

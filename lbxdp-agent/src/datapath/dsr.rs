@@ -91,11 +91,15 @@ mod tests {
         check(&config, &plan, &local(), &["eth0".to_string()])
     }
 
-    const BASE: &str = "frontend fe\n  mode tcp\n  bind 198.18.10.1:80\n  default_backend be\n\nbackend be\n  mode tcp\n";
+    const BASE: &str =
+        "frontend fe\n  mode tcp\n  bind 198.18.10.1:80\n  default_backend be\n\nbackend be\n  mode tcp\n";
 
     #[test]
     fn servers_on_the_segment_and_the_frontends_port_pass() {
-        run(&format!("{BASE}  server a 198.18.0.101:80 check\n  server b 198.18.0.102\n")).expect("valid for dsr");
+        run(&format!(
+            "{BASE}  server a 198.18.0.101:80 check\n  server b 198.18.0.102\n"
+        ))
+        .expect("valid for dsr");
     }
 
     #[test]
@@ -103,7 +107,11 @@ mod tests {
         let cases = [
             ("  server a 198.18.0.101:8080\n", "t.cfg:8", "listens on port 8080"),
             ("  server a 198.18.3.101:80\n", "t.cfg:8", "is not on a segment of eth0"),
-            ("  server a 198.18.0.101:80 source 198.18.0.2\n", "t.cfg:8", "'source 198.18.0.2'"),
+            (
+                "  server a 198.18.0.101:80 source 198.18.0.2\n",
+                "t.cfg:8",
+                "'source 198.18.0.2'",
+            ),
         ];
         for (server, line, why) in cases {
             let err = run(&format!("{BASE}{server}")).expect_err(server).to_string();

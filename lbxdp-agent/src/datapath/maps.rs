@@ -6,11 +6,11 @@ use aya::maps::{
     lpm_trie::{Key, LpmTrie},
 };
 use lbxdp_common::{
-    BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_DSR, FRONTEND_PORT_WORDS, FRONTEND_PORTS_MAP,
-    FRONTEND_RULES, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MAGLEV_MAP,
-    MaglevChunk, NET_SET_BITS, NETS_MAP, NO_SERVER, NetKey, PROTO_TCP, PROTO_UDP, RULES_MAP, Rules, SERVER_STATS_MAP,
-    SERVER_UP, SERVERS_MAP, SETTINGS_MAP, STICK_MAP, STICK_TABLES_MAP, Server, ServerStats, Settings, StickEntry,
-    StickKey, StickTableConf, TX_PORTS_MAP,
+    BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_DSR, FRONTEND_PORT_WORDS,
+    FRONTEND_PORTS_MAP, FRONTEND_RULES, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend, FrontendKey, FrontendStats,
+    MAGLEV_CHUNK, MAGLEV_MAP, MaglevChunk, NET_SET_BITS, NETS_MAP, NO_SERVER, NetKey, PROTO_TCP, PROTO_UDP, RULES_MAP,
+    Rules, SERVER_STATS_MAP, SERVER_UP, SERVERS_MAP, SETTINGS_MAP, STICK_MAP, STICK_TABLES_MAP, Server, ServerStats,
+    Settings, StickEntry, StickKey, StickTableConf, TX_PORTS_MAP,
 };
 
 use super::{Datapath, DatapathError, error::chain, plan::PlanServer};
