@@ -37,8 +37,10 @@ struct Cli {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t)]
     xdp_mode: XdpModeArg,
-    /// How traffic reaches the servers: full NAT (servers need no change) or
-    /// destination NAT (servers see client addresses and route replies via the LB).
+    /// How traffic reaches the servers: full NAT (servers need no change),
+    /// destination NAT (servers see client addresses and route replies via the
+    /// LB), or direct server return (only the MAC changes: servers on the LB's
+    /// segment hold the VIP on `lo` and answer clients themselves).
     #[arg(long, value_enum, default_value_t)]
     nat: NatMode,
     /// Maglev table size per backend (a prime).
