@@ -2042,6 +2042,10 @@ fn nodes_with_one_config_and_seed_send_a_flow_to_the_same_server() {
 /// a node that never saw the flow's SYN forwards its next segments to the
 /// same server by Maglev (the router's ECMP moved the flow), where full NAT
 /// drops them. A SYN's entry is half-open until the client's next segment.
+/// An ICMP error about a server's reply (which left the server from the
+/// VIP, so the error comes to the VIP, that is to any node) goes on
+/// unchanged to that flow's server, from a node with the flow's entry and
+/// from one without.
 #[test]
 fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
     if skip_without_root("direct_server_return_changes_only_macs_and_any_node_forwards_a_flow") {
@@ -2062,12 +2066,13 @@ fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
             ));
         }
         let v0 = nix::net::if_::if_nametoindex("v0").expect("v0's ifindex");
-        let (mut a, mut b, mut full) = (
+        let (mut a, mut b, mut c, mut full) = (
             node_with(7, 0, NatMode::Dsr),
             node_with(7, 40, NatMode::Dsr),
+            node_with(7, 80, NatMode::Dsr),
             node_with(7, 0, NatMode::Full),
         );
-        for dp in [&mut a, &mut b, &mut full] {
+        for dp in [&mut a, &mut b, &mut c, &mut full] {
             dp.add_tx_port(v0).expect("v0 into TX_PORTS");
         }
         let mut servers_seen = std::collections::BTreeSet::new();
@@ -2131,6 +2136,24 @@ fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
                 "XDP_DROP",
                 "segment {i}: full NAT has no flow for it"
             );
+
+            // A router's "fragmentation needed" about the server's reply.
+            let reply = V4::new(VIP4, CLIENT4, IPPROTO_TCP, tcp(VIP_PORT, port, TCP_ACK, &[0u8; 64])).frame();
+            let router = IpAddr::from([198, 19, 0, 1]);
+            let error = icmp_error(router, VIP4.into(), 3, 4, [0, 0, 0x05, 0x00], &reply[14..]);
+            for (node, dp) in [("A, with the flow", &a), ("C, without it", &c)] {
+                let (action, out) = dp.test_run(&error).expect("test run");
+                assert_eq!(
+                    (action_name(action), out[5]),
+                    ("XDP_REDIRECT", server),
+                    "ICMP error about flow {i} on node {node}"
+                );
+                assert_eq!(
+                    out[12..],
+                    error[12..],
+                    "ICMP error {i} on node {node}: changed beyond its MACs"
+                );
+            }
         }
         assert!(servers_seen.len() >= 3, "40 flows went to {servers_seen:?} only");
         // No NAT state: no reply entries at all.

@@ -30,10 +30,10 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
-    FLOW_DNAT, FLOW_DSR, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_DSR, FRONTEND_PORT_WORDS, FRONTEND_RULES, Flow, FlowKey,
-    Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto,
-    ProtoStats, RULE_REJECT, RULE_SILENT_DROP, RULE_USE_BACKEND, Reply, SERVER_UP, Server, ServerStats, Settings,
-    maglev_slot,
+    FLOW_DNAT, FLOW_DSR, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_DSR, FRONTEND_PORT_WORDS,
+    FRONTEND_RULES, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop,
+    PROTO_TCP, PROTO_UDP, Proto, ProtoStats, RULE_REJECT, RULE_SILENT_DROP, RULE_USE_BACKEND, Reply, SERVER_UP, Server,
+    ServerStats, Settings, maglev_slot,
 };
 
 use crate::{
@@ -750,22 +750,7 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     let closing = tcp && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
     let syn = tcp && s.p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let hash = flow_hash(&s.key);
-    let meta = BACKENDS.get(fe.backend).ok_or(NewFlowError::NoServer)?;
-    if meta.ready == 0 || settings.table_size == 0 {
-        return Err(NewFlowError::NoServer);
-    }
-    let (entry, index) = maglev_slot(fe.backend, meta.active & 1, settings.table_size, hash);
-    let chunk = MAGLEV.get(entry).ok_or(NewFlowError::NoServer)?;
-    let server_id = chunk.0[(index & (MAGLEV_CHUNK - 1)) as usize];
-    if server_id == NO_SERVER {
-        return Err(NewFlowError::NoServer);
-    }
-    let server = SERVERS.get(server_id).ok_or(NewFlowError::NoServer)?;
-    // A backend may mix IPv4 and IPv6 servers, and the table doesn't know the
-    // packet's family: rewriting across families would garble the packet.
-    if server.flags & SERVER_UP == 0 || server.family != s.p.family {
-        return Err(NewFlowError::NoServer);
-    }
+    let (server_id, server) = maglev_pick(fe.backend, hash, s.p.family, settings).ok_or(NewFlowError::NoServer)?;
     // SAFETY: fields of the scratch space (see `copy`).
     unsafe {
         copy::addr(&mut s.reply.client, &s.p.src);
@@ -813,6 +798,29 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
         .insert(&s.key, &s.flow, BPF_ANY as u64)
         .map_err(|_| NewFlowError::TableFull)?;
     Ok((server_id, nat_port))
+}
+
+/// The server of `backend`'s live Maglev table for a flow `hash`, if it is
+/// up and of the packet's `family`: a backend may mix IPv4 and IPv6
+/// servers, and the table doesn't know the packet's family (rewriting
+/// across families would garble the packet).
+#[inline(always)]
+pub(crate) fn maglev_pick(backend: u32, hash: u32, family: u8, settings: &Settings) -> Option<(u32, &'static Server)> {
+    let meta = BACKENDS.get(backend)?;
+    if meta.ready == 0 || settings.table_size == 0 {
+        return None;
+    }
+    let (entry, index) = maglev_slot(backend, meta.active & 1, settings.table_size, hash);
+    let chunk = MAGLEV.get(entry)?;
+    let server_id = chunk.0[(index & (MAGLEV_CHUNK - 1)) as usize];
+    if server_id == NO_SERVER {
+        return None;
+    }
+    let server = SERVERS.get(server_id)?;
+    if server.flags & SERVER_UP == 0 || server.family != family {
+        return None;
+    }
+    Some((server_id, server))
 }
 
 /// Full NAT's source port, from `Settings`' NAT range (which the LB's own
@@ -877,7 +885,7 @@ fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Resu
 /// A 32-bit hash of the 5-tuple (murmur3's mixing). It only has to spread
 /// flows over the table; it never leaves this machine.
 #[inline(always)]
-fn flow_hash(k: &FlowKey) -> u32 {
+pub(crate) fn flow_hash(k: &FlowKey) -> u32 {
     let mut h: u32 = 0x5bd1_e995 ^ u32::from(k.proto);
     let mut mix = |w: u32| {
         let mut x = w.wrapping_mul(0xcc9e_2d51);
