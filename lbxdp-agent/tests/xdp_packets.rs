@@ -146,6 +146,17 @@ fn server_addr(id: u32) -> IpAddr {
         .expect("a server id we programmed")
 }
 
+/// A segment on veth v0 (MAC `V0_MAC`, 198.18.0.1/15) for the FIB to send
+/// to, and forwarding on lo, where test runs' packets come in.
+fn lan_on_v0() {
+    sysctl("net/ipv4/conf/lo/forwarding", "1");
+    ip("link add v0 type veth peer name v1");
+    ip("link set v0 address 02:00:00:00:00:0a");
+    ip("link set v0 up");
+    ip("link set v1 up");
+    ip("addr add 198.18.0.1/15 dev v0");
+}
+
 // ---------------------------------------------------------------------------
 // Reading a frame back
 // ---------------------------------------------------------------------------
@@ -1115,12 +1126,7 @@ fn next_hops_are_cached_until_the_fib_generation_changes() {
     }
     in_fresh_netns(|| {
         let dp = balancer();
-        sysctl("net/ipv4/conf/lo/forwarding", "1");
-        ip("link add v0 type veth peer name v1");
-        ip("link set v0 address 02:00:00:00:00:0a");
-        ip("link set v0 up");
-        ip("link set v1 up");
-        ip("addr add 198.18.0.1/15 dev v0");
+        lan_on_v0();
         let frame = udp4().frame();
         let run = |what: &str| {
             let (action, out) = dp.test_run(&frame).expect("test run");
@@ -2052,12 +2058,7 @@ fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
         return;
     }
     in_fresh_netns(|| {
-        sysctl("net/ipv4/conf/lo/forwarding", "1");
-        ip("link add v0 type veth peer name v1");
-        ip("link set v0 address 02:00:00:00:00:0a");
-        ip("link set v0 up");
-        ip("link set v1 up");
-        ip("addr add 198.18.0.1/15 dev v0");
+        lan_on_v0();
         // Each server's MAC ends in its address's last byte.
         let mac_of = |last: u8| [0x02, 0, 0, 0, 0x01, last];
         for last in 101..105u8 {
@@ -2106,30 +2107,20 @@ fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
                 tcp(port, VIP_PORT, TCP_ACK | TCP_PSH, b"hello"),
             )
             .frame();
-            let (action, out) = a.test_run(&data).expect("test run");
-            assert_eq!(
-                (action_name(action), out[5]),
-                ("XDP_REDIRECT", server),
-                "segment {i} on node A"
-            );
-            assert_eq!(out[12..], data[12..]);
+            // Sent to `server`, the frame unchanged beyond its MACs.
+            let as_is = |dp: &Datapath, frame: &[u8], what: &str| {
+                let (action, out) = dp.test_run(frame).expect("test run");
+                assert_eq!((action_name(action), out[5]), ("XDP_REDIRECT", server), "{what}");
+                assert_eq!(out[12..], frame[12..], "{what}: the frame changed beyond its MACs");
+            };
+            as_is(&a, &data, &format!("segment {i} on node A"));
             let flow = flow_of(&a, &key).expect("the flow");
             assert_eq!(
                 flow.flags & FLOW_HALF_OPEN,
                 0,
                 "segment {i}: confirmed by the client's segment"
             );
-            let (action, out) = b.test_run(&data).expect("test run");
-            assert_eq!(
-                (action_name(action), out[5]),
-                ("XDP_REDIRECT", server),
-                "segment {i} on node B, which never saw the SYN"
-            );
-            assert_eq!(
-                out[12..],
-                data[12..],
-                "segment {i} on node B: the frame changed beyond its MACs"
-            );
+            as_is(&b, &data, &format!("segment {i} on node B, which never saw the SYN"));
             let (action, _) = full.test_run(&data).expect("test run");
             assert_eq!(
                 action_name(action),
@@ -2141,19 +2132,12 @@ fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
             let reply = V4::new(VIP4, CLIENT4, IPPROTO_TCP, tcp(VIP_PORT, port, TCP_ACK, &[0u8; 64])).frame();
             let router = IpAddr::from([198, 19, 0, 1]);
             let error = icmp_error(router, VIP4.into(), 3, 4, [0, 0, 0x05, 0x00], &reply[14..]);
-            for (node, dp) in [("A, with the flow", &a), ("C, without it", &c)] {
-                let (action, out) = dp.test_run(&error).expect("test run");
-                assert_eq!(
-                    (action_name(action), out[5]),
-                    ("XDP_REDIRECT", server),
-                    "ICMP error about flow {i} on node {node}"
-                );
-                assert_eq!(
-                    out[12..],
-                    error[12..],
-                    "ICMP error {i} on node {node}: changed beyond its MACs"
-                );
-            }
+            as_is(
+                &a,
+                &error,
+                &format!("ICMP error about flow {i} on node A, with the flow"),
+            );
+            as_is(&c, &error, &format!("ICMP error about flow {i} on node C, without it"));
         }
         assert!(servers_seen.len() >= 3, "40 flows went to {servers_seen:?} only");
         // No NAT state: no reply entries at all.
