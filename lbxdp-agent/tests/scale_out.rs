@@ -628,13 +628,15 @@ struct Moved {
 }
 
 /// Twelve long flows through three nodes; the node that carries the most
-/// fails (its agent stops, so the router's route loses it at once). The
-/// flows it carried move to the others, and so do some of the others'
-/// (the kernel's hash-threshold ECMP re-splits the hash space). Returns
-/// the flows and the failed node's address.
-fn long_flows_through_a_failed_node(nat: &'static str) -> Option<(Vec<Moved>, Ipv4Addr)> {
+/// fails the `kind` way (its agent stops: the router's route loses it at
+/// once; its link goes down: after the hold time, while the flows'
+/// segments to it are lost and retransmitted). The flows it carried move to
+/// the others, and so do some of the others' (the kernel's hash-threshold
+/// ECMP re-splits the hash space). Returns the flows and the failed node's
+/// address.
+fn long_flows_through_a_failed_node(nat: &'static str, kind: Failure) -> Option<(Vec<Moved>, Ipv4Addr)> {
     const FLOWS: u16 = 12;
-    let test = format!("long_flows_through_a_failed_node_{nat}");
+    let test = format!("long_flows_through_a_failed_node_{nat}_{kind:?}");
     let mut c = Cluster::start(&test, 3, 3, nat, Routing::default())?;
     let started = Instant::now();
     let flows: Vec<LongFlow> = (0..FLOWS).map(|k| start_flow(&c.tb, 41001 + k)).collect();
@@ -645,29 +647,40 @@ fn long_flows_through_a_failed_node(nat: &'static str) -> Option<(Vec<Moved>, Ip
         .expect("nodes");
     let failed = c.tb.nodes[node].v4();
     let Cluster { agents, tb, .. } = &mut c;
-    let report = fail(tb, agents, node, Failure::AgentStop).expect("report");
+    let report = fail(tb, agents, node, kind);
     c.tb.wait_next_hops(VIP, 2, HOLD_TIME + Duration::from_secs(2))
         .expect("the failed node's next hop gone");
     let after: Vec<Ipv4Addr> = flows.iter().map(|f| ecmp_hop(&c.tb, f.sport, ECHO_PORT)).collect();
-    // The flows' own 8 s, and time for a moved flow's retransmits.
+    // The flows' own 8 s, and time for a moved flow's retransmits (backing
+    // off up to 3.2 s apart while the hold time runs).
     let ends = finish_flows(flows, started + Duration::from_millis(FLOW_LINES as u64 * 100 + 8000));
     let names: Vec<String> = c.tb.backends.iter().map(|b| b.name.clone()).collect();
     for e in &ends {
         assert!(names.contains(&e.server), "flow answered by {:?}", e.server);
     }
-    if nat == "full" {
-        // The router's hash, as `ip route get` tells it, is where the flows
-        // went: each node saw exactly the flows predicted for it.
-        let mut reports = vec![(failed, report)];
-        for (i, a) in c.agents.iter_mut().enumerate() {
-            if let Some(a) = a.take() {
-                reports.push((c.tb.nodes[i].v4(), a.stop()));
-            }
+    // The router's hash, as `ip route get` tells it, is where the flows
+    // went: each node saw as new flows those predicted for it at first and,
+    // with DSR, the ones that moved to it (their first segment there is
+    // mid-flow; full NAT drops those).
+    let mut reports: Vec<(Ipv4Addr, serde_json::Value)> = report.map(|r| (failed, r)).into_iter().collect();
+    for (i, a) in c.agents.iter_mut().enumerate() {
+        if let Some(a) = a.take() {
+            reports.push((c.tb.nodes[i].v4(), a.stop()));
         }
-        for (addr, r) in &reports {
-            let predicted = before.iter().filter(|h| *h == addr).count() as u64;
-            assert_eq!(new_flows(r, "echo"), predicted, "node {addr}: {before:?}");
-        }
+    }
+    for (addr, r) in &reports {
+        let first = before.iter().filter(|h| *h == addr).count();
+        let moved_in = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| *a == addr && *b != addr)
+            .count();
+        let predicted = (first + if nat == "dsr" { moved_in } else { 0 }) as u64;
+        assert_eq!(
+            new_flows(r, "echo"),
+            predicted,
+            "node {addr}: flows went to {before:?}, then {after:?}"
+        );
     }
     let flows = ends
         .into_iter()
@@ -680,7 +693,7 @@ fn long_flows_through_a_failed_node(nat: &'static str) -> Option<(Vec<Moved>, Ip
 
 /// The survival share by where a flow went, printed as `SURVIVAL ...`;
 /// returns (on the failed node, moved between others, stayed) as (survived, of).
-fn survival(nat: &str, flows: &[Moved], failed: Ipv4Addr) -> [(usize, usize); 3] {
+fn survival(nat: &str, kind: Failure, flows: &[Moved], failed: Ipv4Addr) -> [(usize, usize); 3] {
     let share = |pick: &dyn Fn(&Moved) -> bool| {
         let of: Vec<_> = flows.iter().filter(|f| pick(f)).collect();
         (of.iter().filter(|f| f.end.byte_exact).count(), of.len())
@@ -690,9 +703,17 @@ fn survival(nat: &str, flows: &[Moved], failed: Ipv4Addr) -> [(usize, usize); 3]
     let stayed = share(&|f| f.before == f.after);
     let all = share(&|_| true);
     eprintln!(
-        "SURVIVAL nat={nat}: {}/{} long flows survived a node's failure byte-exact; on the failed node {}/{}, \
+        "SURVIVAL nat={nat}, {}: {}/{} long flows survived a node's failure byte-exact; on the failed node {}/{}, \
          moved by the re-hash between the others {}/{}, stayed on their node {}/{}",
-        all.0, all.1, on_failed.0, on_failed.1, moved.0, moved.1, stayed.0, stayed.1
+        kind.name(),
+        all.0,
+        all.1,
+        on_failed.0,
+        on_failed.1,
+        moved.0,
+        moved.1,
+        stayed.0,
+        stayed.1
     );
     [on_failed, moved, stayed]
 }
@@ -701,10 +722,11 @@ fn survival(nat: &str, flows: &[Moved], failed: Ipv4Addr) -> [(usize, usize); 3]
 /// to another node break (as with HAProxy); those that stay survive.
 #[test]
 fn long_flows_through_a_failed_node_break_with_full_nat() {
-    let Some((flows, failed)) = long_flows_through_a_failed_node("full") else {
+    let kind = Failure::AgentStop;
+    let Some((flows, failed)) = long_flows_through_a_failed_node("full", kind) else {
         return;
     };
-    let [on_failed, moved, stayed] = survival("full", &flows, failed);
+    let [on_failed, moved, stayed] = survival("full", kind, &flows, failed);
     assert!(on_failed.1 > 0, "a flow went through the failed node");
     assert_eq!(on_failed.0, 0, "no flow of the failed node survived on another node");
     assert_eq!(moved.0, 0, "no flow that moved between nodes survived");
@@ -712,14 +734,23 @@ fn long_flows_through_a_failed_node_break_with_full_nat() {
 }
 
 /// Direct server return: no node holds state a flow needs, and every node
-/// picks the same server, so every flow survives, byte-exact.
+/// picks the same server, so every flow survives, byte-exact: when the
+/// node's agent stops, and when its link goes down.
 #[test]
-#[ignore = "needs --nat dsr, which lands on main with the lead's DSR work; run with --ignored after merging"]
 fn long_flows_through_a_failed_node_survive_with_dsr() {
-    let Some((flows, failed)) = long_flows_through_a_failed_node("dsr") else {
+    dsr_flows_survive(Failure::AgentStop);
+}
+
+#[test]
+fn long_flows_through_a_dead_link_survive_with_dsr() {
+    dsr_flows_survive(Failure::LinkDown);
+}
+
+fn dsr_flows_survive(kind: Failure) {
+    let Some((flows, failed)) = long_flows_through_a_failed_node("dsr", kind) else {
         return;
     };
-    let [on_failed, _, _] = survival("dsr", &flows, failed);
+    let [on_failed, _, _] = survival("dsr", kind, &flows, failed);
     assert!(on_failed.1 > 0, "a flow went through the failed node");
     let broken: Vec<&str> = flows
         .iter()
