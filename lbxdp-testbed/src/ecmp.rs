@@ -258,6 +258,28 @@ impl Testbed {
         }
     }
 
+    /// Polls (every 10 ms, bounded by `within`) until `hop` is no longer a
+    /// next hop of the router's route to `dest`; how long that took from the
+    /// call. Start it as a node fails (on a thread of its own if failing
+    /// the node takes a while) to time the router's reaction.
+    pub fn wait_next_hop_gone(&self, dest: Ipv4Addr, hop: Ipv4Addr, within: Duration) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            let hops = self.next_hops(dest)?;
+            if !hops.contains(&hop) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > within {
+                let router = self.router()?;
+                let protocols = self.birdc(router, &["show", "protocols"]).unwrap_or_default();
+                bail!(
+                    "{hop} is still a next hop to {dest} after {within:?} ({hops:?}); the router's bird2:\n{protocols}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sets `iface` of `host` administratively up or down (a cable pulled:
     /// the host's peers notice only when its BGP session or BFD times out).
     pub fn set_link(&self, host: &Host, iface: &str, up: bool) -> anyhow::Result<()> {
