@@ -23,7 +23,19 @@
 //! 4. [`Testbed::wait_next_hops`]`(VIP, nodes, ..)`: the client reaches the VIP through every node.
 //!
 //! and fails a node with [`Testbed::stop_bird`], [`Testbed::set_link`] or by
-//! stopping its agent.
+//! stopping its agent, timing the router with [`Testbed::wait_next_hop_gone`].
+//! For direct server return, [`Testbed::add_vip_to_lo`] on each server.
+//! Each node's agent needs a config of its own only if it names files
+//! (stats socket, pidfile): the testbed's hosts share one file system.
+//!
+//! The router hashes multipath routes on the 5-tuple read from the headers
+//! (`fib_multipath_hash_policy=3`, fields 0x37), not with policy 1, which
+//! over veths reuses the client socket's own hash (TCP changes it at each
+//! retransmission timeout, so a flow would hop nodes). `ip route get VIP
+//! from CLIENT iif eth0 ipproto tcp sport P dport Q` in the router tells
+//! which node a flow goes to. The nodes' bridge ports don't flood unknown
+//! unicast, as a NIC drops other hosts' frames before XDP sees them: a
+//! failed node's frames would otherwise reach the other nodes' XDP.
 use std::{
     net::{IpAddr, Ipv4Addr},
     path::PathBuf,
