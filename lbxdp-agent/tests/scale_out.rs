@@ -10,7 +10,6 @@
 mod common;
 
 use std::{
-    collections::BTreeMap,
     io::{Read as _, Write as _},
     net::Ipv4Addr,
     path::PathBuf,
@@ -19,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::Agent;
+use common::{Agent, clients::tally};
 use lbxdp_testbed::{
     Host, Layout, Testbed, Topology,
     ecmp::{ANNOUNCE_TABLE, HOLD_TIME, Routing, VIP},
@@ -170,27 +169,6 @@ impl Cluster {
     }
 }
 
-/// `n` requests from the client, each on a new connection (so a new source
-/// port, which the router hashes), from one curl; tallied by answer.
-fn tally(tb: &Testbed, url: &str, n: usize) -> BTreeMap<String, usize> {
-    let out = tb
-        .command(&tb.client, "curl")
-        .args(["-sS", "--max-time", "60", "-H", "Connection: close"])
-        .args(std::iter::repeat_n(url, n))
-        .output_timeout(Duration::from_secs(90))
-        .expect("curl");
-    assert!(
-        out.status.success(),
-        "curl {url} x{n}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut t = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        *t.entry(line.to_string()).or_default() += 1;
-    }
-    t
-}
-
 /// A frontend's `new_flows` in an agent's report.
 fn new_flows(report: &serde_json::Value, frontend: &str) -> u64 {
     report["frontends"]
@@ -206,7 +184,7 @@ fn new_flows_spread_over_every_node() {
     let Some(mut c) = Cluster::start("new_flows_spread_over_every_node", 3, 3, "full", Routing::default()) else {
         return;
     };
-    let t = tally(&c.tb, &c.url(), REQUESTS);
+    let t = tally(&c.tb, &c.tb.client, &c.url(), REQUESTS);
     let names: Vec<String> = c.tb.backends.iter().map(|b| b.name.clone()).collect();
     assert_eq!(t.values().sum::<usize>(), REQUESTS, "every request answered: {t:?}");
     assert!(
@@ -795,7 +773,7 @@ fn a_server_down_is_removed_on_every_node_alike() {
     ) else {
         return;
     };
-    let t = tally(&c.tb, &c.url(), REQUESTS);
+    let t = tally(&c.tb, &c.tb.client, &c.url(), REQUESTS);
     assert!(t.get("web2").is_some_and(|n| *n > 0), "web2 serves while up: {t:?}");
     let web2 = c.tb.backends[1].clone();
     c.tb.stop_nginx(&web2, 80).expect("stop web2's nginx");
@@ -810,7 +788,7 @@ fn a_server_down_is_removed_on_every_node_alike() {
             assert!(status.starts_with("UP"), "lb{}: {up} is {status}", i + 1);
         }
     }
-    let t = tally(&c.tb, &c.url(), REQUESTS);
+    let t = tally(&c.tb, &c.tb.client, &c.url(), REQUESTS);
     eprintln!("with web2 down: {t:?}");
     assert_eq!(t.values().sum::<usize>(), REQUESTS, "every request answered: {t:?}");
     assert_eq!(
@@ -857,7 +835,7 @@ fn weight_change_keeps_flows(nat: &'static str) {
     for i in 0..c.tb.nodes.len() {
         assert_eq!(stat_field(&c, i, "pool", "web3", "weight"), "4", "lb{}", i + 1);
     }
-    let t = tally(&c.tb, &c.url(), REQUESTS);
+    let t = tally(&c.tb, &c.tb.client, &c.url(), REQUESTS);
     let ends = finish_flows(flows, started + Duration::from_millis(FLOW_LINES as u64 * 100 + 5000));
     let servers: Vec<&str> = ends.iter().map(|e| e.server.as_str()).collect();
     eprintln!("nat {nat}, after the reload: new connections {t:?}; the long flows' servers {servers:?}");

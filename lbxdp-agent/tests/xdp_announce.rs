@@ -9,11 +9,7 @@
 //! without it.
 mod common;
 
-use std::{
-    path::PathBuf,
-    process::{Child, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use common::Agent;
 use lbxdp_testbed::{Host, Layout, Testbed};
@@ -33,25 +29,15 @@ fn table(tb: &Testbed) -> String {
 /// Polls (bounded) until the VIP's route is there (`present`) or gone.
 fn wait_route(tb: &Testbed, present: bool, what: &str) {
     let vip = format!("{} dev eth0 proto static scope link", tb.lb.v4());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let routes = table(tb);
-        if routes.contains(&vip) == present {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: table {TABLE} holds:\n{routes}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_table(tb, what, |routes| routes.contains(&vip) == present);
 }
 
-/// The agent with `--announce-table` on one nginx backend with fast
-/// checks; `check(present, what)` waits for the VIP's route to be there or
-/// gone: once serving, with the server down, back up, and after the stop.
-fn scenario(tb: &Testbed, check: impl Fn(bool, &str)) {
-    let cfg = common::write_config(tb, &common::web_config(tb, "check inter 200 fall 1 rise 1"));
+/// The agent on `cfg` with `--announce-table`, once it balances.
+fn start_announcing(tb: &Testbed, cfg: &str) -> Agent {
+    let path = common::write_config(tb, cfg);
     let args = [
         "-f",
-        &cfg,
+        &path,
         "-i",
         "eth0",
         "--stats-interval",
@@ -61,6 +47,14 @@ fn scenario(tb: &Testbed, check: impl Fn(bool, &str)) {
     ];
     let mut agent = Agent::start(tb, &args);
     agent.wait_for("balancing", Duration::from_secs(30));
+    agent
+}
+
+/// The agent with `--announce-table` on one nginx backend with fast
+/// checks; `check(present, what)` waits for the VIP's route to be there or
+/// gone: once serving, with the server down, back up, and after the stop.
+fn scenario(tb: &Testbed, check: impl Fn(bool, &str)) {
+    let agent = start_announcing(tb, &common::web_config(tb, "check inter 200 fall 1 rise 1"));
     check(true, "announced once serving");
     let web1 = tb.backends[0].clone();
     tb.stop_nginx(&web1, 80).expect("stop nginx");
@@ -91,68 +85,23 @@ fn a_vip_is_announced_while_it_has_a_server_up() {
     });
 }
 
-/// A bird2 daemon in a host's namespace, in the foreground: ended by its
-/// pid when dropped.
-struct Bird {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Bird {
-    fn start(tb: &Testbed, host: &Host, name: &str, conf: &str) -> Bird {
-        let path = tb.dir().join(format!("{name}.conf"));
-        std::fs::write(&path, conf).expect("bird config");
-        let sock = tb.dir().join(format!("{name}.ctl"));
-        let log = std::fs::File::create(tb.dir().join(format!("{name}.log"))).expect("bird log");
-        let child = tb
-            .command(host, "bird")
-            .args(["-f", "-c"])
-            .arg(&path)
-            .arg("-s")
-            .arg(&sock)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting bird (`cargo xtask setup` installs bird2)");
-        Bird { child, sock }
-    }
-
-    /// `birdc ARGS` from `host`'s namespace.
-    fn ask(&self, tb: &Testbed, host: &Host, args: &[&str]) -> String {
-        let out = tb
-            .command(host, "birdc")
-            .arg("-s")
-            .arg(&self.sock)
-            .args(args)
-            .output_timeout(Duration::from_secs(5))
-            .expect("birdc");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        let _ = lbxdp_testbed::terminate(&mut self.child, Duration::from_secs(5));
-    }
-}
-
-/// Polls (bounded) until the router's bird2 has (or hasn't) the VIP's /32.
-fn wait_bgp(tb: &Testbed, birds: (&Bird, &Bird), present: bool, what: &str) {
-    let (router, node) = birds;
+/// Polls (bounded) until the router's bird2 (in the client's namespace)
+/// has (or hasn't) the VIP's /32.
+fn wait_bgp(tb: &Testbed, present: bool, what: &str) {
     let vip = format!("{}/32", tb.lb.v4());
+    let ask = |host: &Host, args: &[&str]| tb.birdc(host, args).unwrap_or_else(|e| format!("{e:#}"));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let routes = router.ask(tb, &tb.client, &["show", "route"]);
+        let routes = ask(&tb.client, &["show", "route"]);
         if routes.contains(&vip) == present {
             return;
         }
         assert!(
             Instant::now() < deadline,
             "{what}: the router's bird2 shows:\n{routes}\n{}\nthe node's:\n{}\n{}",
-            router.ask(tb, &tb.client, &["show", "protocols", "all"]),
-            node.ask(tb, &tb.lb, &["show", "route", "table", "vips"]),
-            node.ask(tb, &tb.lb, &["show", "protocols", "all"]),
+            ask(&tb.client, &["show", "protocols", "all"]),
+            ask(&tb.lb, &["show", "route", "table", "vips"]),
+            ask(&tb.lb, &["show", "protocols", "all"]),
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -182,11 +131,9 @@ fn bird2_announces_the_vip_by_bgp_while_it_can_be_served() {
          protocol bgp lb {{ local {router} as 65000; neighbor {lb} as 65001; hold time 3; connect retry time 1; \
          ipv4 {{ import all; export none; }}; }}\n"
     );
-    let router_bird = Bird::start(&tb, &tb.client, "router", &peer);
-    let node_bird = Bird::start(&tb, &tb.lb, "node", &node);
-    scenario(&tb, |present, what| {
-        wait_bgp(&tb, (&router_bird, &node_bird), present, what)
-    });
+    tb.start_bird_with(&tb.client, &peer).expect("the router's bird2");
+    tb.start_bird_with(&tb.lb, &node).expect("the node's bird2");
+    scenario(&tb, |present, what| wait_bgp(&tb, present, what));
 }
 
 /// Polls (bounded) until table 100 satisfies `ok`.
@@ -220,22 +167,7 @@ fn routes_a_killed_agent_left_are_taken_over_or_detached() {
     let route = |vip: &str| format!("{vip} dev eth0 proto static scope link");
     let (first, second) = (tb.lb.v4().to_string(), "198.18.0.50".to_string());
     let web = common::web_config(&tb, "check inter 200 fall 1 rise 1");
-    let start = |cfg: &str| {
-        let path = common::write_config(&tb, cfg);
-        let args = [
-            "-f",
-            &path,
-            "-i",
-            "eth0",
-            "--stats-interval",
-            "0",
-            "--announce-table",
-            TABLE,
-        ];
-        let mut agent = Agent::start(&tb, &args);
-        agent.wait_for("balancing", Duration::from_secs(30));
-        agent
-    };
+    let start = |cfg: &str| start_announcing(&tb, cfg);
     let agent = start(&web);
     wait_table(&tb, "announced", |t| t.contains(&route(&first)));
     agent.kill();
@@ -252,16 +184,7 @@ fn routes_a_killed_agent_left_are_taken_over_or_detached() {
     });
     agent.kill();
     assert!(table(&tb).contains(&route(&second)));
-    let out = tb
-        .command(&tb.lb, common::agent_bin())
-        .arg("--detach")
-        .output_timeout(Duration::from_secs(20))
-        .expect("lbxdp-agent --detach");
-    assert!(
-        out.status.success(),
-        "--detach: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::clients::detach(&tb);
     let left = table(&tb);
     assert!(
         !left.contains("proto static"),

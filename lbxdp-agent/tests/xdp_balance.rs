@@ -5,6 +5,7 @@ mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
+use common::clients::tally;
 use lbxdp_testbed::{Host, Layout, Testbed};
 
 const REQUESTS: usize = 3000;
@@ -31,26 +32,6 @@ fn servers_v4(tb: &Testbed, port: u16, weights: &[u32]) -> Vec<(String, String, 
         .zip(weights)
         .map(|(b, w)| (b.name.clone(), format!("{}:{port}", b.v4()), *w))
         .collect()
-}
-
-/// `n` requests, each on a new connection, from one curl; tallied by answer.
-fn tally(tb: &Testbed, host: &Host, url: &str, n: usize) -> BTreeMap<String, usize> {
-    let out = tb
-        .command(host, "curl")
-        .args(["-sS", "-g", "--max-time", "120", "-H", "Connection: close"])
-        .args(std::iter::repeat_n(url, n))
-        .output_timeout(Duration::from_secs(150))
-        .expect("curl");
-    assert!(
-        out.status.success(),
-        "curl {url} x{n}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut t = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        *t.entry(line.to_string()).or_default() += 1;
-    }
-    t
 }
 
 fn curl1(tb: &Testbed, host: &Host, url: &str) -> String {

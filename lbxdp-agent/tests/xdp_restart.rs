@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Agent, agent_bin};
+use common::Agent;
 use lbxdp_testbed::{Layout, Testbed};
 
 const LOAD_SECS: u64 = 11;
@@ -82,16 +82,7 @@ fn sigkill_and_a_new_agent_lose_no_connection() {
         "",
         "the killed agent's reservation stays while its datapath runs"
     );
-    let out = tb
-        .command(&tb.lb, agent_bin())
-        .arg("--detach")
-        .output_timeout(Duration::from_secs(20))
-        .expect("lbxdp-agent --detach");
-    assert!(
-        out.status.success(),
-        "--detach: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::clients::detach(&tb);
     assert!(
         !tb.xdp_attached(&tb.lb, "eth0").expect("XDP state"),
         "--detach detaches"

@@ -162,6 +162,12 @@ impl Testbed {
         } else {
             bail!("{} is neither the router nor a node", host.name);
         };
+        self.start_bird_with(host, &conf)
+    }
+
+    /// Starts bird2 in any `host` with the config `conf`, as `start_bird`
+    /// does (stopped with `stop_bird`, asked with `birdc`, killed on drop).
+    pub fn start_bird_with(&self, host: &Host, conf: &str) -> anyhow::Result<()> {
         let path = self.dir().join(format!("bird-{}.conf", host.name));
         std::fs::write(&path, conf).with_context(|| format!("writing {}", path.display()))?;
         let sock = self.bird_socket(host);

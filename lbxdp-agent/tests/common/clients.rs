@@ -108,6 +108,41 @@ pub fn curl(tb: &Testbed, host: &Host, url: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `n` requests, each on a new connection (so a new source port), from one
+/// curl in `host`'s namespace (bounded); tallied by answer.
+pub fn tally(tb: &Testbed, host: &Host, url: &str, n: usize) -> std::collections::BTreeMap<String, usize> {
+    let out = tb
+        .command(host, "curl")
+        .args(["-sS", "-g", "--max-time", "120", "-H", "Connection: close"])
+        .args(std::iter::repeat_n(url, n))
+        .output_timeout(Duration::from_secs(150))
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {url} x{n}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut t = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        *t.entry(line.to_string()).or_default() += 1;
+    }
+    t
+}
+
+/// `lbxdp-agent --detach` in the LB's namespace, which must succeed.
+pub fn detach(tb: &Testbed) {
+    let out = tb
+        .command(&tb.lb, env!("CARGO_BIN_EXE_lbxdp-agent"))
+        .arg("--detach")
+        .output_timeout(Duration::from_secs(20))
+        .expect("lbxdp-agent --detach");
+    assert!(
+        out.status.success(),
+        "--detach: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Debian's prometheus-haproxy-exporter scraping a stats socket, serving
 /// `/metrics` on 127.0.0.1 of the namespace it runs in; killed on drop.
 pub struct Exporter<'a> {
