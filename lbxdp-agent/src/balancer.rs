@@ -236,9 +236,8 @@ pub async fn run(
         );
         nets.push((net, ifindex));
     }
-    let local_ips: Vec<IpAddr> = local.iter().map(|(_, a)| a.addr).collect();
     let plan = match config {
-        Some(c) => Some(plan::plan(c, &local_ips)?),
+        Some(c) => Some(plan_for(c, &local, opts)?),
         None => None,
     };
     // Room to grow on reload: map sizes are fixed once the object is loaded.
@@ -625,6 +624,17 @@ struct Prepared {
 
 /// Validates and plans a config's datapath before the first map write, so
 /// a refused reload leaves everything as it was.
+/// The config's plan on this host, and what `--nat dsr` asks of it.
+fn plan_for(config: &Config, local: &[(usize, IfAddr)], opts: &Options) -> anyhow::Result<Plan> {
+    let ips: Vec<IpAddr> = local.iter().map(|(_, a)| a.addr).collect();
+    let p = plan::plan(config, &ips)?;
+    if opts.nat == NatMode::Dsr {
+        let addrs: Vec<IfAddr> = local.iter().map(|(_, a)| *a).collect();
+        crate::datapath::check_dsr(config, &p, &addrs, &opts.ifaces)?;
+    }
+    Ok(p)
+}
+
 fn prepare(dp: &Datapath, mut p: Plan, host: &Host, live: &Live, opts: &Options) -> anyhow::Result<Prepared> {
     let (max_backends, max_servers) = (dp.sizes().backends, dp.sizes().servers);
     let mut ids = live.ids.clone();
@@ -688,6 +698,7 @@ fn prepare(dp: &Datapath, mut p: Plan, host: &Host, live: &Live, opts: &Options)
                     )
                 })?,
                 (NatMode::Dnat, _) => s.addr,
+                (NatMode::Dsr, _) => s.addr,
             };
             snat.insert(s.id, src);
         }
@@ -861,11 +872,12 @@ async fn apply(
             .map(|s| format!("{}={} w{}", s.name, sockaddr(s.addr, s.port), s.weight))
             .collect();
         let nat = match opts.nat {
-            NatMode::Full => "full",
-            NatMode::Dnat => "destination",
+            NatMode::Full => "full NAT",
+            NatMode::Dnat => "destination NAT",
+            NatMode::Dsr => "direct server return",
         };
         info!(
-            "frontend {}: {} -> backend {} [{}], {nat} NAT, Maglev M={}",
+            "frontend {}: {} -> backend {} [{}], {nat}, Maglev M={}",
             fe.name,
             shown.join(" "),
             be.name,
@@ -1366,8 +1378,7 @@ impl crate::engine::Engine for XdpEngine<'_> {
     }
 
     async fn prepare(&mut self, config: &Config) -> anyhow::Result<Prepared> {
-        let local_ips: Vec<IpAddr> = self.host.local.iter().map(|(_, a)| a.addr).collect();
-        let p = plan::plan(config, &local_ips)?;
+        let p = plan_for(config, &self.host.local, self.opts)?;
         prepare(self.dp, p, self.host, &self.live, self.opts)
     }
 

@@ -2,7 +2,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, ValueEnum as _};
 use lbxdp_agent::{
     balancer,
     config::{Config, Severity},
@@ -37,8 +37,10 @@ struct Cli {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t)]
     xdp_mode: XdpModeArg,
-    /// How traffic reaches the servers: full NAT (servers need no change) or
-    /// destination NAT (servers see client addresses and route replies via the LB).
+    /// How traffic reaches the servers: full NAT (servers need no change),
+    /// destination NAT (servers see client addresses and route replies via the
+    /// LB), or direct server return (only the MAC changes: servers on the LB's
+    /// segment hold the VIP on `lo` and answer clients themselves).
     #[arg(long, value_enum, default_value_t)]
     nat: NatMode,
     /// Maglev table size per backend (a prime).
@@ -324,7 +326,20 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
         Some(c) => Some(runtime::start(c, predecessors).await?),
         None => None,
     };
+    // The proxy connects to servers from its own address: a NAT mode other
+    // than full would be silently something else there.
+    let nat_refused = || {
+        anyhow::anyhow!(
+            "--nat {}: only the XDP datapath does it; the userspace proxy connects to the servers from its own              address (full NAT)",
+            cli.nat
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string())
+        )
+    };
     if cli.mode == Mode::Proxy {
+        if cli.nat != NatMode::Full {
+            return Err(nat_refused());
+        }
         let config = config.context("--mode proxy needs a configuration (-f)")?;
         let rt = runtime.take().context("no runtime API")?;
         let report = proxy_mode::run(config, &cli.config, rt).await?;
@@ -347,6 +362,9 @@ async fn run(cli: Cli, config: Option<Config>) -> anyhow::Result<()> {
     match balancer::run(config.as_ref(), &opts, &mut runtime).await {
         Ok(report) => println!("{}", serde_json::to_string(&report)?),
         Err(e) if cli.mode == Mode::Auto && config.is_some() && proxy_mode::xdp_unavailable(&e) => {
+            if cli.nat != NatMode::Full {
+                return Err(e.context(nat_refused()));
+            }
             warn!("XDP is unavailable here ({e:#}); falling back to the userspace proxy");
             let config = config.context("no configuration")?;
             let rt = runtime.take().context("no runtime API")?;

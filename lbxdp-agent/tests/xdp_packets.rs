@@ -146,6 +146,17 @@ fn server_addr(id: u32) -> IpAddr {
         .expect("a server id we programmed")
 }
 
+/// A segment on veth v0 (MAC `V0_MAC`, 198.18.0.1/15) for the FIB to send
+/// to, and forwarding on lo, where test runs' packets come in.
+fn lan_on_v0() {
+    sysctl("net/ipv4/conf/lo/forwarding", "1");
+    ip("link add v0 type veth peer name v1");
+    ip("link set v0 address 02:00:00:00:00:0a");
+    ip("link set v0 up");
+    ip("link set v1 up");
+    ip("addr add 198.18.0.1/15 dev v0");
+}
+
 // ---------------------------------------------------------------------------
 // Reading a frame back
 // ---------------------------------------------------------------------------
@@ -1115,12 +1126,7 @@ fn next_hops_are_cached_until_the_fib_generation_changes() {
     }
     in_fresh_netns(|| {
         let dp = balancer();
-        sysctl("net/ipv4/conf/lo/forwarding", "1");
-        ip("link add v0 type veth peer name v1");
-        ip("link set v0 address 02:00:00:00:00:0a");
-        ip("link set v0 up");
-        ip("link set v1 up");
-        ip("addr add 198.18.0.1/15 dev v0");
+        lan_on_v0();
         let frame = udp4().frame();
         let run = |what: &str| {
             let (action, out) = dp.test_run(&frame).expect("test run");
@@ -1968,6 +1974,10 @@ fn connection_rules_decide_a_new_flows_first_packet() {
 /// under ids that start at `first_id` (each agent numbers servers by its own
 /// history), frontend 0 on the IPv4 VIP, Maglev tables keyed with `seed`.
 fn node(seed: u64, first_id: u32) -> Datapath {
+    node_with(seed, first_id, NatMode::Full)
+}
+
+fn node_with(seed: u64, first_id: u32, nat: NatMode) -> Datapath {
     let sizes = Sizes {
         backends: 1,
         servers: first_id + 4,
@@ -1992,7 +2002,7 @@ fn node(seed: u64, first_id: u32) -> Datapath {
         dp.set_server(s, IpAddr::V4(SNAT4), true).expect("server");
     }
     dp.set_maglev(0, &servers, &[1, 1, 2, 1]).expect("maglev table");
-    dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, NatMode::Full, false)
+    dp.add_frontend(VIP4.into(), VIP_PORT, 0, 0, nat, false)
         .expect("frontend");
     dp
 }
@@ -2030,5 +2040,107 @@ fn nodes_with_one_config_and_seed_send_a_flow_to_the_same_server() {
         let other = picks(&node(8, 0), 300);
         let moved = pa.iter().zip(&other).filter(|(x, y)| x != y).count();
         assert!(moved > 100, "only {moved} of 300 flows moved with another seed");
+    });
+}
+
+/// Direct server return: a client's frame leaves as it came but for its
+/// MACs (the server's, from the FIB, and the LB's own), with no NAT state;
+/// a node that never saw the flow's SYN forwards its next segments to the
+/// same server by Maglev (the router's ECMP moved the flow), where full NAT
+/// drops them. A SYN's entry is half-open until the client's next segment.
+/// An ICMP error about a server's reply (which left the server from the
+/// VIP, so the error comes to the VIP, that is to any node) goes on
+/// unchanged to that flow's server, from a node with the flow's entry and
+/// from one without.
+#[test]
+fn direct_server_return_changes_only_macs_and_any_node_forwards_a_flow() {
+    if skip_without_root("direct_server_return_changes_only_macs_and_any_node_forwards_a_flow") {
+        return;
+    }
+    in_fresh_netns(|| {
+        lan_on_v0();
+        // Each server's MAC ends in its address's last byte.
+        let mac_of = |last: u8| [0x02, 0, 0, 0, 0x01, last];
+        for last in 101..105u8 {
+            ip(&format!(
+                "-4 neigh replace 198.18.0.{last} lladdr 02:00:00:00:01:{last:02x} dev v0 nud permanent"
+            ));
+        }
+        let v0 = nix::net::if_::if_nametoindex("v0").expect("v0's ifindex");
+        let (mut a, mut b, mut c, mut full) = (
+            node_with(7, 0, NatMode::Dsr),
+            node_with(7, 40, NatMode::Dsr),
+            node_with(7, 80, NatMode::Dsr),
+            node_with(7, 0, NatMode::Full),
+        );
+        for dp in [&mut a, &mut b, &mut c, &mut full] {
+            dp.add_tx_port(v0).expect("v0 into TX_PORTS");
+        }
+        let mut servers_seen = std::collections::BTreeSet::new();
+        for i in 0..40u16 {
+            let port = 30000 + i;
+            let syn = V4::new(CLIENT4, VIP4, IPPROTO_TCP, tcp(port, VIP_PORT, TCP_SYN, &[])).frame();
+            let (action, out) = a.test_run(&syn).expect("test run");
+            assert_eq!(action_name(action), "XDP_REDIRECT", "SYN {i}");
+            assert_eq!(out[12..], syn[12..], "SYN {i}: the frame changed beyond its MACs");
+            assert_eq!(out[6..12], V0_MAC, "SYN {i}: the LB's MAC as the source");
+            let server = out[5];
+            assert!(
+                (101..105).contains(&server) && out[0..6] == mac_of(server),
+                "SYN {i}: {:02x?}",
+                &out[0..6]
+            );
+            servers_seen.insert(server);
+
+            let mut key = client_key(CLIENT4.into(), VIP4.into(), IPPROTO_TCP);
+            key.sport = port.to_be();
+            let flow = flow_of(&a, &key).expect("the SYN's flow");
+            assert_eq!(flow.flags & FLOW_HALF_OPEN, FLOW_HALF_OPEN, "SYN {i}: half-open");
+
+            // The flow's next segment, with data: on node A it confirms the
+            // flow; node B, which never saw the SYN, sends it to the same
+            // server; full NAT drops it there.
+            let data = V4::new(
+                CLIENT4,
+                VIP4,
+                IPPROTO_TCP,
+                tcp(port, VIP_PORT, TCP_ACK | TCP_PSH, b"hello"),
+            )
+            .frame();
+            // Sent to `server`, the frame unchanged beyond its MACs.
+            let as_is = |dp: &Datapath, frame: &[u8], what: &str| {
+                let (action, out) = dp.test_run(frame).expect("test run");
+                assert_eq!((action_name(action), out[5]), ("XDP_REDIRECT", server), "{what}");
+                assert_eq!(out[12..], frame[12..], "{what}: the frame changed beyond its MACs");
+            };
+            as_is(&a, &data, &format!("segment {i} on node A"));
+            let flow = flow_of(&a, &key).expect("the flow");
+            assert_eq!(
+                flow.flags & FLOW_HALF_OPEN,
+                0,
+                "segment {i}: confirmed by the client's segment"
+            );
+            as_is(&b, &data, &format!("segment {i} on node B, which never saw the SYN"));
+            let (action, _) = full.test_run(&data).expect("test run");
+            assert_eq!(
+                action_name(action),
+                "XDP_DROP",
+                "segment {i}: full NAT has no flow for it"
+            );
+
+            // A router's "fragmentation needed" about the server's reply.
+            let reply = V4::new(VIP4, CLIENT4, IPPROTO_TCP, tcp(VIP_PORT, port, TCP_ACK, &[0u8; 64])).frame();
+            let router = IpAddr::from([198, 19, 0, 1]);
+            let error = icmp_error(router, VIP4.into(), 3, 4, [0, 0, 0x05, 0x00], &reply[14..]);
+            as_is(
+                &a,
+                &error,
+                &format!("ICMP error about flow {i} on node A, with the flow"),
+            );
+            as_is(&c, &error, &format!("ICMP error about flow {i} on node C, without it"));
+        }
+        assert!(servers_seen.len() >= 3, "40 flows went to {servers_seen:?} only");
+        // No NAT state: no reply entries at all.
+        assert!(a.replies().expect("REPLIES").is_empty(), "DSR made reply entries");
     });
 }

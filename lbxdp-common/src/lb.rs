@@ -38,6 +38,11 @@ pub struct Frontend {
 pub const FRONTEND_DNAT: u32 = 1;
 /// The frontend has connection rules: `RULES` at its id decides its new flows.
 pub const FRONTEND_RULES: u32 = 2;
+/// Direct server return: only the destination MAC changes (to the server's,
+/// which holds the VIP on a loopback), and the server answers the client
+/// itself. No NAT state, so any node behind one ECMP route can forward any
+/// packet of a flow, by Maglev if it has no flow entry.
+pub const FRONTEND_DSR: u32 = 4;
 
 /// Value of `BACKENDS`: which of the two Maglev tables is live. The agent
 /// fills the other one, then flips `active` in one map update, so a packet
@@ -156,6 +161,9 @@ pub const FLOW_SYN_ACKED: u16 = 4;
 /// packets keep the client's address (an established flow's packets don't
 /// look the frontend up).
 pub const FLOW_DNAT: u16 = 8;
+/// On a `FLOWS` entry: the frontend did direct server return when the flow
+/// began (`FRONTEND_DSR`): no rewrite, no `REPLIES` entry.
+pub const FLOW_DSR: u16 = 16;
 
 /// Value of `REPLIES`: how to turn a server's reply back into the VIP's.
 #[repr(C)]

@@ -8,16 +8,25 @@
 //! - an error about a packet we sent to a client goes to the server as if
 //!   about the server's own packet, from the LB's address towards it.
 //!
+//! With direct server return the server's packets never pass the node, and
+//! the errors about them (a router's "fragmentation needed" about a reply
+//! that left the server from the VIP) come to the VIP, that is to some node:
+//! such an error goes on unchanged to the server of the flow it quotes, the
+//! node's flow entry's or, on a node that has none (ECMP spread the flow
+//! elsewhere), the one Maglev gives, which is the same on every node. This
+//! is the problem Cloudflare's pmtud solved by broadcasting; here the
+//! consistent hash makes it a lookup.
+//!
 //! ICMPv4 destination-unreachable (fragmentation-needed among them) and
 //! time-exceeded, ICMPv6 destination-unreachable, packet-too-big and
 //! time-exceeded. Only the plain layouts (no IPv4 options, no IPv6
 //! extension headers, outer or inner) are rewritten; the quoted inner TCP/UDP
 //! checksum is left as it is (the quote is truncated, and no receiver checks it).
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use lbxdp_common::{FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FrontendKey, PROTO_TCP, PROTO_UDP};
+use lbxdp_common::{FAMILY_V4, FAMILY_V6, FLOW_DSR, FRONTEND_DNAT, FRONTEND_DSR, FrontendKey, PROTO_TCP, PROTO_UDP};
 
 use crate::{
-    FLOWS, FRONTENDS, REPLIES, SERVERS, Scratch, copy, csum, frontend_stats,
+    FLOWS, FRONTENDS, REPLIES, SERVERS, SETTINGS, Scratch, copy, csum, flow_hash, frontend_stats, maglev_pick,
     parse::{ptr_at, ptr_at_mut},
     send,
 };
@@ -37,6 +46,18 @@ pub struct IcmpNat {
     pub inner_dport: u16,
     pub proto: u8,
     pub frontend: u32,
+    /// For `Found::AsIs`: the server the error goes to.
+    pub server: u32,
+}
+
+/// What `translate` found of the quoted packet's flow.
+#[derive(PartialEq, Eq)]
+enum Found {
+    NotOurs,
+    /// A NATed flow's: rewrite as `s.new` says.
+    Rewrite,
+    /// A DSR flow's: unchanged, to server `s.new.server`.
+    AsIs,
 }
 
 /// An ICMP error about one of our flows: rewritten and sent on (Some), or
@@ -44,8 +65,29 @@ pub struct IcmpNat {
 #[inline(never)]
 pub fn handle(ctx: &XdpContext, s: &mut Scratch, v6: bool) -> Option<u32> {
     let found = if v6 { read_v6(ctx, s) } else { read_v4(ctx, s) };
-    if !found || !translate(s, if v6 { FAMILY_V6 } else { FAMILY_V4 }) {
+    if !found {
         return None;
+    }
+    let family = if v6 { FAMILY_V6 } else { FAMILY_V4 };
+    match translate(s, family) {
+        Found::NotOurs => return None,
+        Found::AsIs => {
+            let fs = frontend_stats(s.new.frontend)?;
+            let server = SERVERS.get(s.new.server)?;
+            s.p.family = family;
+            s.p.proto = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
+            // SAFETY: fields of the scratch space or a map value (see `copy`).
+            unsafe {
+                copy::addr(&mut s.p.src, &s.old.outer_src);
+                // Only the FIB is asked for the server (see `out_to_server`).
+                copy::addr(&mut s.p.dst, &server.addr);
+            }
+            s.p.sport = 0;
+            s.p.dport = 0;
+            fs.icmp_errors += 1;
+            return Some(send(ctx, s, fs, core::ptr::null_mut()));
+        }
+        Found::Rewrite => {}
     }
     // Before the rewrite: a packet handed to the stack must be the one that came.
     let fs = frontend_stats(s.new.frontend)?;
@@ -123,7 +165,7 @@ fn read_v6(ctx: &XdpContext, s: &mut Scratch) -> bool {
 
 /// Finds the flow the quoted packet belongs to and fills `s.new`.
 #[inline(always)]
-fn translate(s: &mut Scratch, family: u8) -> bool {
+fn translate(s: &mut Scratch, family: u8) -> Found {
     // A packet we sent to a server: its reply entry is keyed the other way round.
     // SAFETY: fields of the scratch space or a map value (see `copy`).
     unsafe { copy::addr(&mut s.rkey.src, &s.old.inner_dst) };
@@ -147,7 +189,7 @@ fn translate(s: &mut Scratch, family: u8) -> bool {
         unsafe { copy::addr(&mut s.new.inner_dst, &r.vip) };
         s.new.inner_dport = r.vip_port;
         s.new.frontend = r.frontend;
-        return true;
+        return Found::Rewrite;
     }
     // A packet we sent to a client: the client's flow entry, keyed as its packets come.
     // SAFETY: fields of the scratch space or a map value (see `copy`).
@@ -159,18 +201,23 @@ fn translate(s: &mut Scratch, family: u8) -> bool {
     s.key.proto = s.old.proto;
     s.key.family = family;
     s.key.pad = [0; 2];
-    // SAFETY: as above.
-    let Some(f) = (unsafe { FLOWS.get(&s.key) }) else {
-        return false;
-    };
-    let Some(server) = SERVERS.get(f.server) else {
-        return false;
-    };
     let fkey = FrontendKey {
         addr: s.old.inner_src,
         port: s.old.inner_sport,
         proto: s.old.proto,
         family,
+    };
+    // SAFETY: as above.
+    let Some(f) = (unsafe { FLOWS.get(&s.key) }) else {
+        return dsr_by_maglev(s, &fkey);
+    };
+    if f.flags & FLOW_DSR != 0 {
+        s.new.server = f.server;
+        s.new.frontend = f.frontend;
+        return Found::AsIs;
+    }
+    let Some(server) = SERVERS.get(f.server) else {
+        return Found::NotOurs;
     };
     // SAFETY: as above.
     let dnat = unsafe { FRONTENDS.get(&fkey) }.is_some_and(|fe| fe.flags & FRONTEND_DNAT != 0);
@@ -194,7 +241,31 @@ fn translate(s: &mut Scratch, family: u8) -> bool {
         s.new.inner_dport = f.nat_port;
     }
     s.new.frontend = f.frontend;
-    true
+    Found::Rewrite
+}
+
+/// An error about a DSR frontend's flow this node has no entry for: the
+/// flow's server is the one Maglev gives its client's 5-tuple (`s.key`).
+#[inline(always)]
+fn dsr_by_maglev(s: &mut Scratch, fkey: &FrontendKey) -> Found {
+    // SAFETY: a map value we only read.
+    let Some(fe) = (unsafe { FRONTENDS.get(fkey) }) else {
+        return Found::NotOurs;
+    };
+    let Some(settings) = SETTINGS.get(0) else {
+        return Found::NotOurs;
+    };
+    if fe.flags & FRONTEND_DSR == 0 {
+        return Found::NotOurs;
+    }
+    match maglev_pick(fe.backend, flow_hash(&s.key), fkey.family, settings) {
+        Some((id, _)) => {
+            s.new.server = id;
+            s.new.frontend = fe.id;
+            Found::AsIs
+        }
+        None => Found::NotOurs,
+    }
 }
 
 #[inline(always)]

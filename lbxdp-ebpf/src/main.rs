@@ -2,7 +2,8 @@
 //!
 //! A TCP or UDP packet to a frontend (VIP, port) is pinned to a server by the
 //! flow table, or by the backend's Maglev table for a new flow; it is then
-//! rewritten (full NAT by default, DNAT per frontend) and sent on with
+//! rewritten (full NAT by default, DNAT per frontend; with direct server
+//! return only the destination MAC changes) and sent on with
 //! bpf_fib_lookup and XDP_TX or the devmap. A server's reply is found in the
 //! reply table and rewritten back to come from the VIP. Everything else goes
 //! to the stack untouched, so the LB host stays reachable.
@@ -29,10 +30,10 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use lbxdp_common::{
     BackendMeta, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_FRONTENDS, DEFAULT_MAX_SERVERS, FLOW_CLOSING,
-    FLOW_DNAT, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_PORT_WORDS, FRONTEND_RULES, Flow, FlowKey,
-    Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop, PROTO_TCP, PROTO_UDP, Proto,
-    ProtoStats, RULE_REJECT, RULE_SILENT_DROP, RULE_USE_BACKEND, Reply, SERVER_UP, Server, ServerStats, Settings,
-    maglev_slot,
+    FLOW_DNAT, FLOW_DSR, FLOW_HALF_OPEN, FLOW_SYN_ACKED, FRONTEND_DNAT, FRONTEND_DSR, FRONTEND_PORT_WORDS,
+    FRONTEND_RULES, Flow, FlowKey, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MaglevChunk, NO_SERVER, NextHop,
+    PROTO_TCP, PROTO_UDP, Proto, ProtoStats, RULE_REJECT, RULE_SILENT_DROP, RULE_USE_BACKEND, Reply, SERVER_UP, Server,
+    ServerStats, Settings, maglev_slot,
 };
 
 use crate::{
@@ -274,18 +275,20 @@ fn established(ctx: &XdpContext, s: &mut Scratch, f: *mut Flow, len: u64) -> u32
         server_id: f.server,
         nat_port: f.nat_port,
         dnat: f.flags & FLOW_DNAT != 0,
+        dsr: f.flags & FLOW_DSR != 0,
         nh: &mut f.nh,
     };
     out_to_server(ctx, s, fs, server, leg, len)
 }
 
 /// Where a client's packet goes: the flow's server, its source port
-/// there, whether the client's address stays (DNAT), and the flow's
-/// next-hop cache (or null).
+/// there, whether the client's address stays (DNAT), whether the packet
+/// goes as it is (DSR), and the flow's next-hop cache (or null).
 struct Leg {
     server_id: u32,
     nat_port: u16,
     dnat: bool,
+    dsr: bool,
     nh: *mut NextHop,
 }
 
@@ -301,15 +304,22 @@ fn out_to_server(
     leg: Leg,
     len: u64,
 ) -> u32 {
-    // SAFETY: fields of the scratch space and of a map value (see `copy`).
-    unsafe {
-        copy::addr(&mut s.rw.src, if leg.dnat { &s.p.src } else { &server.snat });
-        copy::addr(&mut s.rw.dst, &server.addr);
-    }
-    s.rw.sport = leg.nat_port;
-    s.rw.dport = server.port;
-    if !nat::rewrite(ctx, &mut s.p, &s.rw) {
-        return xdp_action::XDP_ABORTED;
+    if leg.dsr {
+        // The frame goes as it came, to the server's MAC: the FIB is asked
+        // for the server's address (only `s.p` says so, not the packet).
+        // SAFETY: fields of the scratch space and of a map value (see `copy`).
+        unsafe { copy::addr(&mut s.p.dst, &server.addr) };
+    } else {
+        // SAFETY: as above.
+        unsafe {
+            copy::addr(&mut s.rw.src, if leg.dnat { &s.p.src } else { &server.snat });
+            copy::addr(&mut s.rw.dst, &server.addr);
+        }
+        s.rw.sport = leg.nat_port;
+        s.rw.dport = server.port;
+        if !nat::rewrite(ctx, &mut s.p, &s.rw) {
+            return xdp_action::XDP_ABORTED;
+        }
     }
     if let Some(ss) = server_stats(leg.server_id) {
         ss.packets_in += 1;
@@ -365,6 +375,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
     let closing = tcp && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
     let syn = tcp && s.p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let dnat = fe.flags & FRONTEND_DNAT != 0;
+    let dsr = fe.flags & FRONTEND_DSR != 0;
 
     let mut pinned = None;
     // The flow's cached next hop, if it has an entry that stays.
@@ -392,6 +403,13 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
                 // for it don't keep it (or its NAT port) alive.
                 if f.flags & FLOW_HALF_OPEN == 0 {
                     f.seen_ns = now;
+                } else if f.flags & FLOW_DSR != 0 {
+                    // The server's SYN-ACK doesn't come by here: the
+                    // client's next segment is all the proof there is.
+                    if !syn {
+                        f.flags &= !FLOW_HALF_OPEN;
+                        f.seen_ns = now;
+                    }
                 } else {
                     confirm = !syn;
                 }
@@ -414,8 +432,10 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
         None => {
             // Full NAT: only a SYN gets a NAT port. Anything else without a
             // flow (spoofed, stray, or forgotten) would hold one for the idle
-            // timeout; DNAT holds no port, so it may still pick up a flow.
-            if tcp && !syn && !known && !dnat {
+            // timeout; DNAT holds no port, so it may still pick up a flow,
+            // and DSR must: a flow that another node began comes here when
+            // the router's ECMP moves it, and Maglev finds its server.
+            if tcp && !syn && !known && !dnat && !dsr {
                 fs.drop_no_flow += 1;
                 return xdp_action::XDP_DROP;
             }
@@ -487,7 +507,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
     // The reply entry follows what the client did: a FIN or RST closes it
     // too (else its port stays held), UDP keeps it fresh from both sides,
     // and a confirmed handshake makes it established.
-    if closing || confirm || !tcp {
+    if (closing || confirm || !tcp) && !dsr {
         let op = if closing { SYNC_CLOSE } else { 0 }
             | if confirm { SYNC_CONFIRM } else { 0 }
             | if dnat { SYNC_DNAT } else { 0 };
@@ -497,6 +517,7 @@ fn to_server(ctx: &XdpContext, s: &mut Scratch, fe: &Frontend, len: u64) -> u32 
         server_id,
         nat_port,
         dnat,
+        dsr,
         nh,
     };
     out_to_server(ctx, s, fs, server, leg, len)
@@ -729,22 +750,7 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     let closing = tcp && s.p.tcp_flags & (TCP_FIN | TCP_RST) != 0;
     let syn = tcp && s.p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     let hash = flow_hash(&s.key);
-    let meta = BACKENDS.get(fe.backend).ok_or(NewFlowError::NoServer)?;
-    if meta.ready == 0 || settings.table_size == 0 {
-        return Err(NewFlowError::NoServer);
-    }
-    let (entry, index) = maglev_slot(fe.backend, meta.active & 1, settings.table_size, hash);
-    let chunk = MAGLEV.get(entry).ok_or(NewFlowError::NoServer)?;
-    let server_id = chunk.0[(index & (MAGLEV_CHUNK - 1)) as usize];
-    if server_id == NO_SERVER {
-        return Err(NewFlowError::NoServer);
-    }
-    let server = SERVERS.get(server_id).ok_or(NewFlowError::NoServer)?;
-    // A backend may mix IPv4 and IPv6 servers, and the table doesn't know the
-    // packet's family: rewriting across families would garble the packet.
-    if server.flags & SERVER_UP == 0 || server.family != s.p.family {
-        return Err(NewFlowError::NoServer);
-    }
+    let (server_id, server) = maglev_pick(fe.backend, hash, s.p.family, settings).ok_or(NewFlowError::NoServer)?;
     // SAFETY: fields of the scratch space (see `copy`).
     unsafe {
         copy::addr(&mut s.reply.client, &s.p.src);
@@ -765,8 +771,14 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     s.reply.seen_ns = now;
     s.reply.nh.generation = 0;
     let dnat = fe.flags & FRONTEND_DNAT != 0;
+    let dsr = fe.flags & FRONTEND_DSR != 0;
     set_reply_key(&mut s.rkey, &s.key, server, s.p.sport, dnat);
-    let nat_port = if dnat {
+    // DSR: the server's replies never come by, so there is nothing to find
+    // them by; the flow entry only keeps the flow on its server through
+    // table changes.
+    let nat_port = if dsr {
+        s.p.sport
+    } else if dnat {
         REPLIES
             .insert(&s.rkey, &s.reply, BPF_ANY as u64)
             .map_err(|_| NewFlowError::TableFull)?;
@@ -778,7 +790,7 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
     s.flow.server = server_id;
     s.flow.frontend = fe.id;
     s.flow.nat_port = nat_port;
-    s.flow.flags = s.reply.flags | if dnat { FLOW_DNAT } else { 0 };
+    s.flow.flags = s.reply.flags | if dnat { FLOW_DNAT } else { 0 } | if dsr { FLOW_DSR } else { 0 };
     s.flow.tracked = s.tracked;
     s.flow.seen_ns = now;
     s.flow.nh.generation = 0;
@@ -786,6 +798,29 @@ fn pick(s: &mut Scratch, fe: &Frontend, now: u64) -> Result<(u32, u16), NewFlowE
         .insert(&s.key, &s.flow, BPF_ANY as u64)
         .map_err(|_| NewFlowError::TableFull)?;
     Ok((server_id, nat_port))
+}
+
+/// The server of `backend`'s live Maglev table for a flow `hash`, if it is
+/// up and of the packet's `family`: a backend may mix IPv4 and IPv6
+/// servers, and the table doesn't know the packet's family (rewriting
+/// across families would garble the packet).
+#[inline(always)]
+pub(crate) fn maglev_pick(backend: u32, hash: u32, family: u8, settings: &Settings) -> Option<(u32, &'static Server)> {
+    let meta = BACKENDS.get(backend)?;
+    if meta.ready == 0 || settings.table_size == 0 {
+        return None;
+    }
+    let (entry, index) = maglev_slot(backend, meta.active & 1, settings.table_size, hash);
+    let chunk = MAGLEV.get(entry)?;
+    let server_id = chunk.0[(index & (MAGLEV_CHUNK - 1)) as usize];
+    if server_id == NO_SERVER {
+        return None;
+    }
+    let server = SERVERS.get(server_id)?;
+    if server.flags & SERVER_UP == 0 || server.family != family {
+        return None;
+    }
+    Some((server_id, server))
 }
 
 /// Full NAT's source port, from `Settings`' NAT range (which the LB's own
@@ -850,7 +885,7 @@ fn claim_port(s: &mut Scratch, hash: u32, now: u64, settings: &Settings) -> Resu
 /// A 32-bit hash of the 5-tuple (murmur3's mixing). It only has to spread
 /// flows over the table; it never leaves this machine.
 #[inline(always)]
-fn flow_hash(k: &FlowKey) -> u32 {
+pub(crate) fn flow_hash(k: &FlowKey) -> u32 {
     let mut h: u32 = 0x5bd1_e995 ^ u32::from(k.proto);
     let mut mix = |w: u32| {
         let mut x = w.wrapping_mul(0xcc9e_2d51);

@@ -8,9 +8,15 @@
 //! also when a test panics; [`Testbed::build`] first sweeps namespaces left by
 //! runs that crashed.
 //!
+//! [`Layout::Ecmp`] builds the scale-out testbed: a router running bird2
+//! with ECMP in front of several LB nodes (see [`ecmp`] for its addresses
+//! and the helpers that start bird2, read the router's next hops and fail a
+//! node).
+//!
 //! [`frames`] holds the packet fixtures the XDP program is tested and timed
 //! on through BPF_PROG_TEST_RUN.
 mod command;
+pub mod ecmp;
 pub mod frames;
 mod links;
 mod netns;
@@ -39,6 +45,13 @@ pub enum Layout {
     /// The client on 198.18.1.0/24, the backends on 198.18.2.0/24, and the LB
     /// between them (eth0 .1 in front, eth1 .1 behind) forwarding as a router.
     TwoArm,
+    /// Scale-out: the client on 198.18.1.0/24 behind a `router` (eth0 .1 there,
+    /// eth1 198.18.0.1 on the shared segment), and on the shared segment
+    /// 198.18.0.0/24 the LB nodes lb1..lbN (.2..) and the backends (.101..),
+    /// each with a default route via the router. The router forwards, hashes
+    /// multipath routes on the 5-tuple, and learns the VIP from the nodes by
+    /// BGP once [`Testbed::start_routing`] runs bird2 (see [`ecmp`]).
+    Ecmp { nodes: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -98,8 +111,13 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 pub struct Testbed {
     pub client: Host,
+    /// The LB host; in the ECMP layout the first node (lb1).
     pub lb: Host,
     pub backends: Vec<Host>,
+    /// The ECMP layout's router; None in the others.
+    pub router: Option<Host>,
+    /// The ECMP layout's LB nodes lb1..lbN; empty in the others.
+    pub nodes: Vec<Host>,
     prefix: String,
     // Switch first, then hosts; removed in reverse.
     namespaces: Vec<Netns>,
@@ -107,6 +125,8 @@ pub struct Testbed {
     children: Vec<Child>,
     /// nginx processes by (host, port), so a test can stop one and start it again.
     nginx: std::sync::Mutex<HashMap<(String, u16), Child>>,
+    /// bird2 daemons by host name (ECMP layout), so a test can stop one.
+    birds: std::sync::Mutex<HashMap<String, Child>>,
     dir: tempfile::TempDir,
 }
 
@@ -115,6 +135,11 @@ impl Testbed {
         require_root().map_err(|why| anyhow::anyhow!("a testbed needs root: {why}"))?;
         if topo.backends == 0 || topo.backends > 100 {
             bail!("a testbed has 1..=100 backends, not {}", topo.backends);
+        }
+        if let Layout::Ecmp { nodes } = topo.layout
+            && !(1..=ecmp::MAX_NODES).contains(&nodes)
+        {
+            bail!("an ECMP testbed has 1..={} nodes, not {nodes}", ecmp::MAX_NODES);
         }
         sweep_stale();
         let prefix = format!(
@@ -139,11 +164,14 @@ impl Testbed {
                 ifaces: Vec::new(),
             },
             backends: Vec::new(),
+            router: None,
+            nodes: Vec::new(),
             prefix,
             namespaces: Vec::new(),
             by_name: HashMap::new(),
             children: Vec::new(),
             nginx: std::sync::Mutex::new(HashMap::new()),
+            birds: std::sync::Mutex::new(HashMap::new()),
             dir,
         };
         // From here on, Drop removes whatever was made if a step fails.
@@ -161,6 +189,7 @@ impl Testbed {
         let (front, back) = match topo.layout {
             Layout::OneArm => (0u8, 0u8),
             Layout::TwoArm => (1, 2),
+            Layout::Ecmp { .. } => (1, 0),
         };
         let addr = |seg: u8, host: u8| Iface {
             name: String::new(),
@@ -180,6 +209,16 @@ impl Testbed {
         self.lb = match topo.layout {
             Layout::OneArm => host("lb", vec![named("eth0", addr(front, 2))]),
             Layout::TwoArm => host("lb", vec![named("eth0", addr(front, 1)), named("eth1", addr(back, 1))]),
+            Layout::Ecmp { nodes } => {
+                self.router = Some(host(
+                    "router",
+                    vec![named("eth0", addr(front, 1)), named("eth1", addr(back, 1))],
+                ));
+                self.nodes = (1..=nodes)
+                    .map(|i| host(&format!("lb{i}"), vec![named("eth0", addr(back, 1 + i as u8))]))
+                    .collect();
+                self.nodes[0].clone()
+            }
         };
         self.backends = (1..=topo.backends)
             .map(|i| host(&format!("web{i}"), vec![named("eth0", addr(back, 100 + i as u8))]))
@@ -187,10 +226,7 @@ impl Testbed {
 
         let switch = Netns::create(&format!("{}-sw", self.prefix))?;
         self.namespaces.push(switch);
-        let hosts: Vec<Host> = [self.client.clone(), self.lb.clone()]
-            .into_iter()
-            .chain(self.backends.iter().cloned())
-            .collect();
+        let hosts: Vec<Host> = self.hosts().into_iter().cloned().collect();
         for h in &hosts {
             let ns = Netns::create(&h.netns)?;
             // Before any interface arrives: new interfaces copy `default`, and
@@ -209,15 +245,28 @@ impl Testbed {
             Ok(())
         })?;
 
-        let segment_of = |iface: &Iface| match iface.v4.octets()[2] {
-            s if s == front => front,
-            _ => back,
-        };
+        let segment_of = |iface: &Iface| iface.v4.octets()[2];
         for h in &hosts {
             let ns = &self.namespaces[self.by_name[&h.netns]];
-            if h.name == "lb" && topo.layout == Layout::TwoArm {
+            let router = self.router.as_ref().is_some_and(|r| r.name == h.name);
+            if (h.name == "lb" && topo.layout == Layout::TwoArm) || router {
                 ns.sysctl("net.ipv4.ip_forward", "1")?;
                 ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+            }
+            if router {
+                // Multipath routes pick the next hop by a hash of the 5-tuple
+                // read from the headers, as a ToR's ECMP does, so the client's
+                // connections spread over every node. Not policy 1 (layer 4):
+                // it takes the hash an skb already carries, and over veths
+                // that is the client socket's own random hash, which TCP
+                // changes at every retransmission timeout (net.core.txrehash),
+                // so a flow would hop nodes on a retransmit, which no router
+                // does. Policy 3 hashes the fields named (0x37: addresses,
+                // protocol, ports) from the packet.
+                for v in ["ipv4", "ipv6"] {
+                    ns.sysctl(&format!("net.{v}.fib_multipath_hash_policy"), "3")?;
+                    ns.sysctl(&format!("net.{v}.fib_multipath_hash_fields"), "0x0037")?;
+                }
             }
             let ports: Vec<(String, u8)> = h
                 .ifaces
@@ -263,9 +312,18 @@ impl Testbed {
                     );
                 }
             }
+            let node = self.nodes.iter().any(|n| n.name == h.name);
             links::with_netlink(switch, |nl| async move {
                 for (port, seg) in &ports {
                     links::attach_to_bridge(&nl, port, &format!("br{seg}")).await?;
+                    if node {
+                        // A NIC drops frames for other MACs before XDP sees
+                        // them; a veth doesn't. Without this, the bridge would
+                        // flood a failed node's frames (its MAC forgotten with
+                        // its port) to the other nodes, whose XDP programs
+                        // would balance them as their own.
+                        links::set_unicast_flood(&nl, port, false).await?;
+                    }
                 }
                 Ok(())
             })?;
@@ -278,7 +336,7 @@ impl Testbed {
     /// (seen on this kernel; cause not found), which would otherwise land in
     /// the first request of a test.
     fn warm_up(&self) -> anyhow::Result<()> {
-        let hosts: Vec<&Host> = [&self.client, &self.lb].into_iter().chain(&self.backends).collect();
+        let hosts = self.hosts();
         let mut pings = Vec::new();
         for from in &hosts {
             for to in &hosts {
@@ -309,6 +367,20 @@ impl Testbed {
             }
         }
         Ok(())
+    }
+
+    /// Every host once: the client, the router, the LB (or the nodes), the backends.
+    pub fn hosts(&self) -> Vec<&Host> {
+        let lbs: Vec<&Host> = if self.nodes.is_empty() {
+            vec![&self.lb]
+        } else {
+            self.nodes.iter().collect()
+        };
+        std::iter::once(&self.client)
+            .chain(self.router.as_ref())
+            .chain(lbs)
+            .chain(&self.backends)
+            .collect()
     }
 
     /// This testbed's namespace-name prefix (`lbxt-PID-SEQ`).
@@ -472,8 +544,29 @@ impl Testbed {
     }
 }
 
-/// Two-arm hosts reach the other segment through the LB; one-arm hosts need no routes.
+/// Two-arm hosts reach the other segment through the LB; one-arm hosts need
+/// no routes; in the ECMP layout every host but the router has a default
+/// route via the router.
 fn routes_for(h: &Host, layout: Layout) -> Vec<(IpAddr, u8, IpAddr)> {
+    if let Layout::Ecmp { .. } = layout {
+        let seg = match h.name.as_str() {
+            "router" => return Vec::new(),
+            "client" => 1u16,
+            _ => 0,
+        };
+        return vec![
+            (
+                Ipv4Addr::UNSPECIFIED.into(),
+                0,
+                Ipv4Addr::new(198, 18, seg as u8, 1).into(),
+            ),
+            (
+                Ipv6Addr::UNSPECIFIED.into(),
+                0,
+                Ipv6Addr::new(0xfd00, 0x198, 0x18, seg, 0, 0, 0, 1).into(),
+            ),
+        ];
+    }
     if layout == Layout::OneArm || h.name == "lb" {
         return Vec::new();
     }
@@ -495,7 +588,13 @@ fn routes_for(h: &Host, layout: Layout) -> Vec<(IpAddr, u8, IpAddr)> {
 impl Drop for Testbed {
     fn drop(&mut self) {
         let nginx = std::mem::take(&mut *self.nginx.lock().unwrap_or_else(|e| e.into_inner()));
-        for mut c in self.children.drain(..).chain(nginx.into_values()) {
+        let birds = std::mem::take(&mut *self.birds.lock().unwrap_or_else(|e| e.into_inner()));
+        for mut c in self
+            .children
+            .drain(..)
+            .chain(nginx.into_values())
+            .chain(birds.into_values())
+        {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -10,7 +10,8 @@ use std::{
 use anyhow::{Context as _, bail};
 use futures::TryStreamExt as _;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::netns::Netns;
 
@@ -56,6 +57,29 @@ pub async fn set_up(h: &Handle, name: &str) -> anyhow::Result<()> {
         .execute()
         .await
         .with_context(|| format!("{name} up"))
+}
+
+/// Sets the link administratively up or down.
+pub async fn set_state(h: &Handle, name: &str, up: bool) -> anyhow::Result<()> {
+    let i = index(h, name).await?;
+    let msg = LinkUnspec::new_with_index(i);
+    let msg = if up { msg.up() } else { msg.down() };
+    h.link()
+        .set(msg.build())
+        .execute()
+        .await
+        .with_context(|| format!("{name} {}", if up { "up" } else { "down" }))
+}
+
+/// Whether the bridge floods unknown unicast out of `port` (`bridge link set dev PORT flood on|off`).
+/// A port's settings go by RTM_NEWLINK (`set_port`): RTM_SETLINK ignores them without an error.
+pub async fn set_unicast_flood(h: &Handle, port: &str, flood: bool) -> anyhow::Result<()> {
+    let i = index(h, port).await?;
+    h.link()
+        .set_port(LinkBridgePort::new(i).flood(flood).build())
+        .execute()
+        .await
+        .with_context(|| format!("flood {flood} on bridge port {port}"))
 }
 
 pub async fn add_bridge(h: &Handle, name: &str) -> anyhow::Result<()> {
@@ -124,6 +148,55 @@ pub async fn add_route(h: &Handle, dest: IpAddr, prefix: u8, via: IpAddr) -> any
         .await
         .with_context(|| format!("adding route {dest}/{prefix} via {via}"))
 }
+
+/// The gateways of the IPv4 route to exactly `dest/prefix` in the main
+/// table: one for a plain route, one per next hop of a multipath route,
+/// none when there is no such route.
+pub async fn gateways(h: &Handle, dest: Ipv4Addr, prefix: u8) -> anyhow::Result<Vec<Ipv4Addr>> {
+    // A dump (no destination in the request), filtered here: a request with
+    // a destination would answer with the route that *matches* it, which may
+    // be a default route.
+    let mut routes = h.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+    let mut found = Vec::new();
+    while let Some(r) = routes.try_next().await.context("dumping routes")? {
+        let table = r
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Table(t) => Some(*t),
+                _ => None,
+            })
+            .unwrap_or(u32::from(r.header.table));
+        let is_dest = r.header.destination_prefix_length == prefix
+            && r.attributes
+                .contains(&RouteAttribute::Destination(RouteAddress::Inet(dest)));
+        if table != MAIN_TABLE || !is_dest {
+            continue;
+        }
+        let v4 = |attrs: &[RouteAttribute]| {
+            attrs
+                .iter()
+                .filter_map(|a| match a {
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        found.extend(v4(&r.attributes));
+        for a in &r.attributes {
+            if let RouteAttribute::MultiPath(hops) = a {
+                for hop in hops {
+                    found.extend(v4(&hop.attributes));
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// RT_TABLE_MAIN.
+const MAIN_TABLE: u32 = 254;
 
 /// Whether an XDP program (any mode) is attached to the link.
 pub async fn xdp_attached(h: &Handle, name: &str) -> anyhow::Result<bool> {

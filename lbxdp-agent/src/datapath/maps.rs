@@ -6,11 +6,11 @@ use aya::maps::{
     lpm_trie::{Key, LpmTrie},
 };
 use lbxdp_common::{
-    BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_PORT_WORDS, FRONTEND_PORTS_MAP,
-    FRONTEND_RULES, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend, FrontendKey, FrontendStats, MAGLEV_CHUNK, MAGLEV_MAP,
-    MaglevChunk, NET_SET_BITS, NETS_MAP, NO_SERVER, NetKey, PROTO_TCP, PROTO_UDP, RULES_MAP, Rules, SERVER_STATS_MAP,
-    SERVER_UP, SERVERS_MAP, SETTINGS_MAP, STICK_MAP, STICK_TABLES_MAP, Server, ServerStats, Settings, StickEntry,
-    StickKey, StickTableConf, TX_PORTS_MAP,
+    BACKENDS_MAP, BackendMeta, FAMILY_V4, FAMILY_V6, FRONTEND_DNAT, FRONTEND_DSR, FRONTEND_PORT_WORDS,
+    FRONTEND_PORTS_MAP, FRONTEND_RULES, FRONTEND_STATS_MAP, FRONTENDS_MAP, Frontend, FrontendKey, FrontendStats,
+    MAGLEV_CHUNK, MAGLEV_MAP, MaglevChunk, NET_SET_BITS, NETS_MAP, NO_SERVER, NetKey, PROTO_TCP, PROTO_UDP, RULES_MAP,
+    Rules, SERVER_STATS_MAP, SERVER_UP, SERVERS_MAP, SETTINGS_MAP, STICK_MAP, STICK_TABLES_MAP, Server, ServerStats,
+    Settings, StickEntry, StickKey, StickTableConf, TX_PORTS_MAP,
 };
 
 use super::{Datapath, DatapathError, error::chain, plan::PlanServer};
@@ -94,6 +94,10 @@ pub enum NatMode {
     /// Destination NAT only: the servers see the client's address and must
     /// route their replies through the LB.
     Dnat,
+    /// Direct server return: only the destination MAC changes; each server
+    /// holds the VIP on `lo` (arp_ignore=1, arp_announce=2), listens on the
+    /// frontend's port, sits on the LB's segment and answers clients itself.
+    Dsr,
 }
 
 impl Datapath {
@@ -133,7 +137,11 @@ impl Datapath {
         rules: bool,
     ) -> Result<(), DatapathError> {
         let (addr, family) = addr_bytes(vip);
-        let flags = if nat == NatMode::Dnat { FRONTEND_DNAT } else { 0 } | if rules { FRONTEND_RULES } else { 0 };
+        let flags = match nat {
+            NatMode::Full => 0,
+            NatMode::Dnat => FRONTEND_DNAT,
+            NatMode::Dsr => FRONTEND_DSR,
+        } | if rules { FRONTEND_RULES } else { 0 };
         // The port's bit first: without it the program doesn't look for the frontend.
         let mut ports = self.array::<u64>(FRONTEND_PORTS_MAP)?;
         let (word, bit) = port_bit(port);

@@ -1,4 +1,5 @@
 //! The XDP datapath: loading the program, attaching it, reading its maps.
+mod dsr;
 mod error;
 mod fib_gen;
 mod loader;
@@ -12,6 +13,7 @@ mod stats;
 mod sysctl;
 mod test_run;
 
+pub use dsr::check as check_dsr;
 pub use error::DatapathError;
 pub use fib_gen::{FibGeneration, FibWatch};
 pub use loader::{AttachMode, Datapath, Sizes, XdpModeArg};

@@ -81,10 +81,19 @@ impl Agent {
         Self::start_program(tb, agent_bin(), args)
     }
 
+    /// The agent in `host`'s namespace (an ECMP testbed's node).
+    pub fn start_in(tb: &Testbed, host: &lbxdp_testbed::Host, args: &[&str]) -> Self {
+        Self::spawn(tb, host, agent_bin(), args)
+    }
+
     /// The agent through a wrapper (e.g. `setpriv ... lbxdp-agent ...`).
     pub fn start_program(tb: &Testbed, program: &str, args: &[&str]) -> Self {
+        Self::spawn(tb, &tb.lb, program, args)
+    }
+
+    fn spawn(tb: &Testbed, host: &lbxdp_testbed::Host, program: &str, args: &[&str]) -> Self {
         let mut child = tb
-            .command(&tb.lb, program)
+            .command(host, program)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
