@@ -6,9 +6,15 @@
 //! so the router's ECMP spreads the VIP over the nodes that have it. The
 //! agent never speaks BGP: the table is the whole interface, and a stopped
 //! agent (or a VIP without servers) is a withdrawn route.
+//!
+//! A killed agent can't withdraw: its host routes stay in the table. The
+//! next agent on the interface takes them as its own (`adopt_left`) and
+//! withdraws those it doesn't want, and `--detach` removes them with the
+//! datapath, so a node never keeps announcing a VIP it can't serve.
 use std::{collections::BTreeSet, net::IpAddr};
 
-use netlink_packet_route::route::{RouteProtocol, RouteScope};
+use futures::TryStreamExt as _;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
@@ -55,6 +61,53 @@ impl Announcer {
         }
     }
 
+    /// Takes the host routes that an agent before this one left in the
+    /// table, through this interface, as this one's: the next `set`
+    /// withdraws those not wanted.
+    pub async fn adopt_left(&mut self) {
+        let dump = |r: RouteMessage| self.handle.route().get(r).execute().try_collect::<Vec<_>>();
+        let (v4, v6) = tokio::join!(
+            dump(RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()),
+            dump(RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()),
+        );
+        for routes in [v4, v6] {
+            match routes {
+                Ok(routes) => {
+                    let left: Vec<IpAddr> = routes.iter().filter_map(|r| self.ours(r)).collect();
+                    self.announced.extend(left);
+                }
+                Err(e) => warn!("announce: reading table {}: {e}", self.table),
+            }
+        }
+        for vip in &self.announced {
+            info!("announce: {vip} in table {} was left by an agent before", self.table);
+        }
+    }
+
+    /// The VIP of a route like the ones `route` makes, in our table.
+    fn ours(&self, r: &RouteMessage) -> Option<IpAddr> {
+        let attr = |f: &dyn Fn(&RouteAttribute) -> Option<u32>| r.attributes.iter().find_map(f);
+        let table = attr(&|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table));
+        let oif = attr(&|a| match a {
+            RouteAttribute::Oif(i) => Some(*i),
+            _ => None,
+        });
+        if table != self.table || r.header.protocol != RouteProtocol::Static || oif != Some(self.ifindex) {
+            return None;
+        }
+        let dest = r.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+            RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+            _ => None,
+        })?;
+        let host = if dest.is_ipv4() { 32 } else { 128 };
+        (r.header.destination_prefix_length == host).then_some(dest)
+    }
+
     /// Makes the table hold exactly `wanted`.
     pub async fn set(&mut self, wanted: &BTreeSet<IpAddr>) {
         for vip in wanted.difference(&self.announced.clone()) {
@@ -95,6 +148,11 @@ impl Announcer {
 pub fn spawn(mut a: Announcer) -> (watch::Sender<BTreeSet<IpAddr>>, JoinHandle<Announcer>) {
     let (tx, mut rx) = watch::channel(BTreeSet::new());
     let task = tokio::spawn(async move {
+        a.adopt_left().await;
+        // What an agent before left is settled now, even if nothing is
+        // wanted (then no change would come).
+        let wanted = rx.borrow_and_update().clone();
+        a.set(&wanted).await;
         while rx.changed().await.is_ok() {
             let wanted = rx.borrow_and_update().clone();
             a.set(&wanted).await;
@@ -102,4 +160,13 @@ pub fn spawn(mut a: Announcer) -> (watch::Sender<BTreeSet<IpAddr>>, JoinHandle<A
         a
     });
     (tx, task)
+}
+
+/// `--detach`: withdraws what a killed agent left announced in `table`
+/// through `ifindex`.
+pub async fn sweep(table: u32, ifindex: u32) -> anyhow::Result<()> {
+    let mut a = Announcer::open(table, ifindex)?;
+    a.adopt_left().await;
+    a.withdraw_all().await;
+    Ok(())
 }

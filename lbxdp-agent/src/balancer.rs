@@ -389,6 +389,7 @@ pub async fn run(
                     l.handover = Some(Handing {
                         dir: hand_dir.clone(),
                         ports_before: nat_ports.as_ref().and_then(|p| p.before().map(str::to_string)),
+                        announce_table: opts.announce_table,
                     });
                     write_handover(&dp, l, &host);
                     if !adopting {
@@ -519,6 +520,7 @@ impl std::fmt::Display for Served {
 struct Handing {
     dir: std::path::PathBuf,
     ports_before: Option<String>,
+    announce_table: Option<u32>,
 }
 
 /// Writes what the next agent needs to adopt the pinned datapath; called
@@ -556,6 +558,7 @@ fn write_handover(dp: &Datapath, live: &Live, host: &Host) {
         neighbours,
         reserved_ports_before: h.ports_before.clone(),
         sysctls,
+        announce_table: h.announce_table,
     };
     if let Err(e) = state.write(&h.dir) {
         warn!("writing the handover for the next agent: {e:#}");
@@ -1224,8 +1227,9 @@ fn spawn_logger(dp: &mut Datapath) -> anyhow::Result<Option<tokio::task::JoinHan
 }
 
 /// `--detach`: removes what a killed agent left pinned in this network
-/// namespace: the links (which detaches XDP), the maps, the VIPs and
-/// neighbour entries it added, and its port reservation.
+/// namespace: the routes it announced (first, so the router stops sending),
+/// the links (which detaches XDP), the maps, the VIPs and neighbour entries
+/// it added, and its port reservation.
 pub async fn detach_pinned(instance: Option<&str>) -> anyhow::Result<()> {
     let instance = match instance {
         Some(i) => i.to_string(),
@@ -1236,6 +1240,16 @@ pub async fn detach_pinned(instance: Option<&str>) -> anyhow::Result<()> {
     if previous.is_none() && !pin_dir.exists() {
         info!("nothing pinned for instance {instance}");
         return Ok(());
+    }
+    if let Some(h) = &previous
+        && let Some(table) = h.announce_table
+        && let Some(ifindex) = h
+            .datapath
+            .links
+            .first()
+            .and_then(|l| nix::net::if_::if_nametoindex(l.0.as_str()).ok())
+    {
+        crate::announce::sweep(table, ifindex).await?;
     }
     pin::remove(&pin_dir)?;
     if let Some(h) = previous {

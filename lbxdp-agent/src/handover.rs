@@ -49,6 +49,9 @@ pub struct Handover {
     /// then leaves everything in place when it stops.
     #[serde(default)]
     pub owner: u32,
+    /// `--announce-table`: where the VIPs' routes are, for `--detach`.
+    #[serde(default)]
+    pub announce_table: Option<u32>,
 }
 
 /// The live agent other than this one that owns the datapath in `dir`, if

@@ -188,3 +188,83 @@ fn bird2_announces_the_vip_by_bgp_while_it_can_be_served() {
         wait_bgp(&tb, (&router_bird, &node_bird), present, what)
     });
 }
+
+/// Polls (bounded) until table 100 satisfies `ok`.
+fn wait_table(tb: &Testbed, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let routes = table(tb);
+        if ok(&routes) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: table {TABLE} holds:\n{routes}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A killed agent can't withdraw: its route stays, as its datapath does,
+/// which keeps forwarding. The next agent takes the routes it finds over
+/// and withdraws those its config no longer serves (here the frontend
+/// moved to another VIP); `--detach` removes them with the datapath, so a
+/// node never announces a VIP that nothing serves.
+#[test]
+fn routes_a_killed_agent_left_are_taken_over_or_detached() {
+    let Some(tb) = common::testbed(
+        "routes_a_killed_agent_left_are_taken_over_or_detached",
+        Layout::OneArm,
+        1,
+        true,
+    ) else {
+        return;
+    };
+    let route = |vip: &str| format!("{vip} dev eth0 proto static scope link");
+    let (first, second) = (tb.lb.v4().to_string(), "198.18.0.50".to_string());
+    let web = common::web_config(&tb, "check inter 200 fall 1 rise 1");
+    let start = |cfg: &str| {
+        let path = common::write_config(&tb, cfg);
+        let args = [
+            "-f",
+            &path,
+            "-i",
+            "eth0",
+            "--stats-interval",
+            "0",
+            "--announce-table",
+            TABLE,
+        ];
+        let mut agent = Agent::start(&tb, &args);
+        agent.wait_for("balancing", Duration::from_secs(30));
+        agent
+    };
+    let agent = start(&web);
+    wait_table(&tb, "announced", |t| t.contains(&route(&first)));
+    agent.kill();
+    assert!(table(&tb).contains(&route(&first)), "a killed agent's route stays");
+    let url = format!("http://{first}/");
+    assert!(
+        common::clients::curl(&tb, &tb.client, &url).is_ok(),
+        "the datapath the route leads to still serves"
+    );
+
+    let agent = start(&web.replace(&format!("bind {first}:80"), &format!("bind {second}:80")));
+    wait_table(&tb, "the next agent withdrew what it doesn't serve", |t| {
+        t.contains(&route(&second)) && !t.contains(&route(&first))
+    });
+    agent.kill();
+    assert!(table(&tb).contains(&route(&second)));
+    let out = tb
+        .command(&tb.lb, common::agent_bin())
+        .arg("--detach")
+        .output_timeout(Duration::from_secs(20))
+        .expect("lbxdp-agent --detach");
+    assert!(
+        out.status.success(),
+        "--detach: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = table(&tb);
+    assert!(
+        !left.contains("proto static"),
+        "--detach left routes in table {TABLE}:\n{left}"
+    );
+}
