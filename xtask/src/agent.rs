@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use lbxdp_testbed::Testbed;
+use lbxdp_testbed::{Host, Testbed};
 
 /// How long the agent may take to attach, and to stop after SIGTERM.
 const ATTACH_WITHIN: Duration = Duration::from_secs(15);
@@ -53,7 +53,7 @@ pub fn haproxy_cfg_with_iperf(tb: &Testbed, port: u16) -> String {
 /// When [`Agent::start_until`] considers the agent started.
 #[derive(Clone, Copy, Debug)]
 pub enum Ready<'a> {
-    /// An XDP program is attached to the LB's eth0 (XDP modes).
+    /// An XDP program is attached to the host's eth0 (XDP modes).
     XdpAttached,
     /// Its log (which must go to a file) has a line containing this text,
     /// e.g. "with the userspace proxy" for `--mode proxy`.
@@ -75,6 +75,8 @@ pub struct AgentRun<'a> {
 /// A running agent; killed by pid if the caller fails half-way.
 pub struct Agent {
     child: Option<Child>,
+    /// The host it runs on.
+    host: Host,
     report: PathBuf,
     log: Option<PathBuf>,
 }
@@ -87,6 +89,11 @@ impl Agent {
 
     /// Starts the agent and returns once it is `ready` (bounded).
     pub fn start_until(tb: &Testbed, run: AgentRun<'_>, ready: Ready<'_>) -> anyhow::Result<Self> {
+        Self::start_on(tb, &tb.lb, run, ready)
+    }
+
+    /// As [`Agent::start_until`], on `host`'s eth0 (one LB node of several).
+    pub fn start_on(tb: &Testbed, host: &Host, run: AgentRun<'_>, ready: Ready<'_>) -> anyhow::Result<Self> {
         if matches!(ready, Ready::LogLine(_)) && run.log.is_none() {
             bail!("waiting for a log line needs the agent's log in a file");
         }
@@ -95,7 +102,7 @@ impl Agent {
             None => Stdio::inherit(),
         };
         let child = tb
-            .command(&tb.lb, &run.bin.to_string_lossy())
+            .command(host, &run.bin.to_string_lossy())
             .arg("-f")
             .arg(run.cfg.to_string_lossy().as_ref())
             .args(["-i", "eth0"])
@@ -105,6 +112,7 @@ impl Agent {
             .spawn()?;
         let mut agent = Self {
             child: Some(child),
+            host: host.clone(),
             report: run.report,
             log: run.log,
         };
@@ -131,7 +139,7 @@ impl Agent {
 
     fn is_ready(&self, tb: &Testbed, ready: Ready<'_>) -> anyhow::Result<bool> {
         match ready {
-            Ready::XdpAttached => tb.xdp_attached(&tb.lb, "eth0"),
+            Ready::XdpAttached => tb.xdp_attached(&self.host, "eth0"),
             Ready::LogLine(line) => Ok(self
                 .log
                 .as_ref()

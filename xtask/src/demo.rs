@@ -18,6 +18,10 @@ use crate::{
 
 #[derive(Args, Default)]
 pub struct RunArgs {
+    /// The scale-out demo instead: a router doing ECMP over three LB nodes
+    /// (bird2, direct server return), one of which stops.
+    #[arg(long)]
+    pub scale_out: bool,
     /// Arguments for lbxdp-agent (after `--`). With none, run the namespace demo.
     #[arg(last = true)]
     pub agent_args: Vec<String>,
@@ -28,7 +32,13 @@ const PINGS: u32 = 3;
 const CURLS: u32 = 30;
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    if args.scale_out && !args.agent_args.is_empty() {
+        bail!("--scale-out runs a namespace demo of its own: it takes no agent arguments");
+    }
     let agent = build::build(&BuildArgs::default())?;
+    if args.scale_out {
+        return crate::scale_out::run(&agent);
+    }
     if !args.agent_args.is_empty() {
         // The "Linux NICs" use: the agent in this namespace, on the interface the
         // user names. Ctrl-C reaches the agent too (same process group).
@@ -268,7 +278,7 @@ fn demo_cfg(tb: &Testbed, sock: &str) -> String {
 }
 
 /// One command on the stats socket with socat, as HAProxy's users script it.
-fn socat(sock: &std::path::Path, command: &str) -> anyhow::Result<String> {
+pub fn socat(sock: &std::path::Path, command: &str) -> anyhow::Result<String> {
     use std::io::Write as _;
     let mut child = Command::new("timeout")
         .args(["5", "socat", "-", &format!("UNIX-CONNECT:{}", sock.display())])

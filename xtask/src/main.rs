@@ -4,6 +4,8 @@ mod agent;
 mod bench;
 mod build;
 mod demo;
+mod interrupt;
+mod scale_out;
 mod setup;
 mod tests;
 mod util;
@@ -24,7 +26,8 @@ enum Cmd {
     /// Build the eBPF object and the agent (release) that embeds it.
     Build(build::BuildArgs),
     /// The demo: a namespace testbed with 3 nginx backends and the agent in front
-    /// (or, with -f and --iface, the agent on a real interface).
+    /// (or, with -f and --iface, the agent on a real interface; with --scale-out,
+    /// three nodes behind a router doing ECMP).
     Run(demo::RunArgs),
     /// Unit tests, then the integration tests in network namespaces (needs root).
     Test(tests::TestArgs),
