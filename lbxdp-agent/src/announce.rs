@@ -41,9 +41,10 @@ impl Announcer {
     }
 
     fn route(&self, vip: IpAddr) -> netlink_packet_route::route::RouteMessage {
-        // `proto static` and link scope through the LB's interface: what
-        // bird2's kernel protocol takes in with `learn` off, and a route the
-        // host itself never uses (the table is ours, not `main`).
+        // `proto static` and link scope through the LB's interface: a route
+        // bird2's kernel protocol takes in with `learn` (it isn't bird2's
+        // own), and one the host itself never uses (the table is ours, not
+        // `main`).
         match vip {
             IpAddr::V4(v4) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
                 .destination_prefix(v4, 32)
@@ -65,11 +66,11 @@ impl Announcer {
     /// table, through this interface, as this one's: the next `set`
     /// withdraws those not wanted.
     pub async fn adopt_left(&mut self) {
+        // One after the other: a netlink socket runs one dump at a time
+        // (a second at once gets EBUSY).
         let dump = |r: RouteMessage| self.handle.route().get(r).execute().try_collect::<Vec<_>>();
-        let (v4, v6) = tokio::join!(
-            dump(RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()),
-            dump(RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()),
-        );
+        let v4 = dump(RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()).await;
+        let v6 = dump(RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()).await;
         for routes in [v4, v6] {
             match routes {
                 Ok(routes) => {
@@ -133,12 +134,14 @@ impl Announcer {
         self.announced.remove(&vip);
     }
 
-    /// Withdraws every route (the agent stops).
-    pub async fn withdraw_all(mut self) {
+    /// Withdraws every route (the agent stops); how many there were.
+    pub async fn withdraw_all(mut self) -> usize {
+        let count = self.announced.len();
         for vip in self.announced.clone() {
             self.withdraw(vip).await;
         }
         self.conn.abort();
+        count
     }
 }
 

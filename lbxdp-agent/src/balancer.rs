@@ -486,8 +486,12 @@ pub async fn run(
             // datapath does.
             if let Some(task) = announcing
                 && let Ok(a) = task.await
+                && a.withdraw_all().await > 0
             {
-                a.withdraw_all().await;
+                // The routing daemon and the router need a moment to act on
+                // the withdrawal (tens of ms here: docs/scale-out.md); what
+                // the router sends meanwhile still finds the datapath.
+                tokio::time::sleep(WITHDRAW_GRACE).await;
             }
             for (net, _) in &mut host.nets {
                 net.cleanup().await;
@@ -1225,6 +1229,11 @@ fn spawn_logger(dp: &mut Datapath) -> anyhow::Result<Option<tokio::task::JoinHan
         }
     })))
 }
+
+/// How long a stopping agent keeps its datapath after withdrawing its
+/// routes. A fabric slower than one LAN wants the drain docs/scale-out.md
+/// describes (withdraw with birdc, then stop).
+const WITHDRAW_GRACE: Duration = Duration::from_millis(300);
 
 /// `--detach`: removes what a killed agent left pinned in this network
 /// namespace: the routes it announced (first, so the router stops sending),
