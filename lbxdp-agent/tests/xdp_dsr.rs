@@ -2,8 +2,11 @@
 //! it up: the servers hold the VIP on `lo` with `arp_ignore=1` and
 //! `arp_announce=2`, the agent runs with its default flags otherwise, and
 //! the client's veths keep Linux's default offloads. Requests through the
-//! VIP are answered by every server, and the answers go from the servers
-//! straight to the client: the LB counts packets in, none out. What DSR
+//! VIP are answered by every server, over IPv4 and IPv6, and the answers
+//! go from the servers straight to the client: the LB counts packets in,
+//! none out. (Over IPv6 this needs the LB's own connections, its health
+//! checks, not to come from the VIP, which the servers hold: the agent adds
+//! an IPv6 VIP deprecated, so source selection passes it over.) What DSR
 //! can't do is refused with the server's line. Needs root; skips loudly
 //! without it.
 mod common;
@@ -16,6 +19,7 @@ use lbxdp_testbed::{Host, Layout, Testbed};
 /// A VIP of its own: the LB's address can't be it, since a server holding
 /// the LB's address on `lo` would take the LB's health checks for martians.
 const VIP: &str = "198.18.0.50";
+const VIP6: &str = "fd00:198:18::50";
 
 fn run(tb: &Testbed, host: &Host, program: &str, args: &[&str]) {
     let out = tb
@@ -37,6 +41,14 @@ fn hold_vip_on_lo(tb: &Testbed, server: &Host) {
         run(tb, server, "sysctl", &["-q", "-w", kv]);
     }
     run(tb, server, "ip", &["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+    // IPv6 answers neighbour solicitations only for the receiving
+    // interface's addresses: `lo` needs no sysctl.
+    run(
+        tb,
+        server,
+        "ip",
+        &["-6", "addr", "add", &format!("{VIP6}/128"), "dev", "lo"],
+    );
 }
 
 fn config(tb: &Testbed, port: u16) -> String {
@@ -46,6 +58,13 @@ fn config(tb: &Testbed, port: u16) -> String {
     );
     for b in &tb.backends {
         s.push_str(&format!("    server {} {}:{port} check inter 500\n", b.name, b.v4()));
+    }
+    // The same over IPv6: XDP doesn't translate families, so its own servers.
+    s.push_str(&format!(
+        "\nfrontend web6\n    bind [{VIP6}]:80\n    default_backend pool6\n\nbackend pool6\n"
+    ));
+    for b in &tb.backends {
+        s.push_str(&format!("    server {} [{}]:{port} check inter 500\n", b.name, b.v6()));
     }
     s
 }
@@ -67,18 +86,31 @@ fn servers_holding_the_vip_answer_the_client_directly() {
     agent.wait_for("direct server return", Duration::from_secs(30));
     agent.wait_for("balancing", Duration::from_secs(30));
     let mut answers = BTreeMap::new();
-    for i in 0..40 {
-        let body = curl(&tb, &tb.client, &format!("http://{VIP}/"))
-            .unwrap_or_else(|e| panic!("request {i} through the VIP: {e:#}"));
-        *answers.entry(body.trim().to_string()).or_insert(0u32) += 1;
+    for (i, url) in [format!("http://{VIP}/"), format!("http://[{VIP6}]/")]
+        .iter()
+        .cycle()
+        .take(80)
+        .enumerate()
+    {
+        let body = curl(&tb, &tb.client, url).unwrap_or_else(|e| panic!("request {i} through the VIP ({url}): {e:#}"));
+        *answers
+            .entry((url.contains('['), body.trim().to_string()))
+            .or_insert(0u32) += 1;
     }
     let report = agent.stop();
     assert_eq!(
         answers.keys().cloned().collect::<Vec<_>>(),
-        ["web1", "web2"],
-        "every answer from a server, both servers answering: {answers:?}"
+        [
+            (false, "web1".to_string()),
+            (false, "web2".into()),
+            (true, "web1".into()),
+            (true, "web2".into())
+        ],
+        "every answer from a server, both servers answering over IPv4 and IPv6: {answers:?}"
     );
-    assert_eq!(report["frontends"][0]["new_flows"].as_u64(), Some(40), "{report}");
+    for fe in [0, 1] {
+        assert_eq!(report["frontends"][fe]["new_flows"].as_u64(), Some(40), "{report}");
+    }
     for s in report["servers"].as_array().expect("servers") {
         // Requests came through the LB, answers went around it.
         assert!(s["packets_in"].as_u64().unwrap_or(0) > 0, "{s}");

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use futures::TryStreamExt as _;
 use netlink_packet_route::{
     AddressFamily,
-    address::{AddressAttribute, AddressScope},
+    address::{AddressAttribute, AddressFlags, AddressScope, CacheInfo},
     neighbour::{NeighbourAttribute, NeighbourExtFlags, NeighbourState},
 };
 use rtnetlink::Handle;
@@ -166,12 +166,24 @@ impl HostNet {
             return Ok(());
         }
         let prefix = if vip.is_ipv4() { 32 } else { 128 };
-        self.handle
-            .address()
-            .add(self.ifindex, vip, prefix)
-            .execute()
-            .await
-            .map_err(nl)?;
+        let mut req = self.handle.address().add(self.ifindex, vip, prefix);
+        if vip.is_ipv6() {
+            // Deprecated (preferred lifetime 0, valid forever), as keepalived
+            // and IPVS setups add IPv6 VIPs: the host still answers for it,
+            // but never picks it as the source of its own connections. Else
+            // source selection may (nothing prefers the interface's own
+            // address over a /128 as it does in IPv4), and the health checks
+            // then come from the VIP, which a DSR server holds itself and
+            // drops as a martian. No duplicate address detection, which
+            // would keep the VIP tentative (unanswered) for a second or more.
+            let mut lifetimes = CacheInfo::default();
+            lifetimes.ifa_preferred = 0;
+            lifetimes.ifa_valid = u32::MAX;
+            let attrs = &mut req.message_mut().attributes;
+            attrs.push(AddressAttribute::CacheInfo(lifetimes));
+            attrs.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        req.execute().await.map_err(nl)?;
         info!("{}: added VIP {vip}/{prefix}", self.iface);
         self.added_vips.push(IfAddr { addr: vip, prefix });
         Ok(())
