@@ -69,7 +69,7 @@ impl Cluster {
                 .expect("socat echo server");
             tb.adopt(child);
             if nat == "dsr" {
-                tb.add_vip_to_lo(&b, VIP).expect("the VIP on the server's lo");
+                tb.add_vip_to_lo(&b, VIP.into()).expect("the VIP on the server's lo");
             }
         }
         tb.start_routing(routing).expect("bird2");

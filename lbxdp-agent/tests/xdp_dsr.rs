@@ -14,42 +14,12 @@ mod common;
 use std::{collections::BTreeMap, time::Duration};
 
 use common::{Agent, clients::curl};
-use lbxdp_testbed::{Host, Layout, Testbed};
+use lbxdp_testbed::{Layout, Testbed};
 
 /// A VIP of its own: the LB's address can't be it, since a server holding
 /// the LB's address on `lo` would take the LB's health checks for martians.
 const VIP: &str = "198.18.0.50";
 const VIP6: &str = "fd00:198:18::50";
-
-fn run(tb: &Testbed, host: &Host, program: &str, args: &[&str]) {
-    let out = tb
-        .command(host, program)
-        .args(args)
-        .output_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e:#}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} on {}: {}",
-        host.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// What a DSR server needs (README, "Direct server return").
-fn hold_vip_on_lo(tb: &Testbed, server: &Host) {
-    for kv in ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"] {
-        run(tb, server, "sysctl", &["-q", "-w", kv]);
-    }
-    run(tb, server, "ip", &["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-    // IPv6 answers neighbour solicitations only for the receiving
-    // interface's addresses: `lo` needs no sysctl.
-    run(
-        tb,
-        server,
-        "ip",
-        &["-6", "addr", "add", &format!("{VIP6}/128"), "dev", "lo"],
-    );
-}
 
 fn config(tb: &Testbed, port: u16) -> String {
     let mut s = format!(
@@ -75,8 +45,12 @@ fn servers_holding_the_vip_answer_the_client_directly() {
     else {
         return;
     };
+    // What a DSR server needs (README, "Direct server return").
     for b in &tb.backends {
-        hold_vip_on_lo(&tb, b);
+        for vip in [VIP, VIP6] {
+            let vip = vip.parse().expect("a VIP");
+            tb.add_vip_to_lo(b, vip).expect("the VIP on the server's lo");
+        }
     }
     let cfg = common::write_config(&tb, &config(&tb, 80));
     let mut agent = Agent::start(

@@ -313,13 +313,14 @@ impl Testbed {
     /// the VIP), `arp_ignore=1` (it doesn't answer ARP for the VIP, which
     /// only the router's route points at) and `arp_announce=2` (its ARP
     /// requests carry its own address, not the VIP). Full NAT needs none of it.
-    pub fn add_vip_to_lo(&self, host: &Host, vip: Ipv4Addr) -> anyhow::Result<()> {
+    /// An IPv6 `vip` gets /128 (IPv6 answers neighbour solicitations only
+    /// for the receiving interface's addresses: `lo`'s need no sysctl).
+    pub fn add_vip_to_lo(&self, host: &Host, vip: IpAddr) -> anyhow::Result<()> {
         let ns = self.netns(host)?;
         ns.sysctl("net.ipv4.conf.all.arp_ignore", "1")?;
         ns.sysctl("net.ipv4.conf.all.arp_announce", "2")?;
-        links::with_netlink(ns, |h| async move {
-            links::add_address(&h, "lo", IpAddr::V4(vip), 32).await
-        })
+        let prefix = if vip.is_ipv4() { 32 } else { 128 };
+        links::with_netlink(ns, |h| async move { links::add_address(&h, "lo", vip, prefix).await })
     }
 }
 

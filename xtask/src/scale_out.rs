@@ -73,7 +73,7 @@ pub fn run(bin: &Path) -> anyhow::Result<()> {
 
     step("scale-out: direct server return: each server holds the VIP on lo (arp_ignore=1, arp_announce=2)");
     for b in &tb.backends {
-        tb.add_vip_to_lo(b, VIP)?;
+        tb.add_vip_to_lo(b, VIP.into())?;
     }
     interrupt::check()?;
 
